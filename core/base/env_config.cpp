@@ -1,0 +1,115 @@
+#include "core/base/env_config.h"
+
+#include <cstring>
+
+namespace uffdlazy {
+
+namespace {
+
+constexpr const char kPrefix[] = "UFFDLAZY_";
+
+bool parse_bool(const char* v, bool* out) {
+  if (!strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on")) {
+    *out = true;
+    return true;
+  }
+  if (!strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") || !*v) {
+    *out = false;
+    return true;
+  }
+  return false;
+}
+
+bool copy_path(const char* v, char* dst, size_t cap) {
+  size_t n = strlen(v);
+  if (n == 0 || n >= cap) return false;
+  memcpy(dst, v, n + 1);
+  return true;
+}
+
+}  // namespace
+
+bool parse_size(const char* s, uint64_t* out) {
+  if (!s || !*s) return false;
+  uint64_t v = 0;
+  const char* p = s;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    uint64_t next = v * 10 + uint64_t(*p - '0');
+    if (next / 10 != v) return false;
+    v = next;
+  }
+  if (p == s) return false;
+  uint64_t mult = 1;
+  switch (*p) {
+    case 0: break;
+    case 'k': case 'K': mult = 1ull << 10; p++; break;
+    case 'm': case 'M': mult = 1ull << 20; p++; break;
+    case 'g': case 'G': mult = 1ull << 30; p++; break;
+    default: return false;
+  }
+  if (*p == 'i' || *p == 'B') p++;  // accept 64KiB / 64KB spelled out
+  if (*p == 'B') p++;
+  if (*p) return false;
+  if (v && mult > ~0ull / v) return false;
+  *out = v * mult;
+  return true;
+}
+
+bool parse_config(char** envp, Config* cfg, LineWriter* err) {
+  for (char** e = envp; e && *e; e++) {
+    const char* kv = *e;
+    if (strncmp(kv, kPrefix, sizeof kPrefix - 1)) continue;
+    const char* eq = strchr(kv, '=');
+    if (!eq) continue;
+    const char* name = kv + sizeof kPrefix - 1;
+    size_t name_len = size_t(eq - name);
+    const char* v = eq + 1;
+    auto is = [&](const char* n) { return strlen(n) == name_len && !strncmp(name, n, name_len); };
+    auto bad = [&](const char* accepted) {
+      err->str("UFFDLAZY_").str(name, name_len).str("='").str(v).str("' is not valid; use ").str(accepted);
+      return false;
+    };
+    const char* kBoolWords = "1 or 0 (also yes/no, true/false, on/off)";
+    if (is("DISABLE")) {
+      if (!parse_bool(v, &cfg->disabled)) return bad(kBoolWords);
+    } else if (is("STRICT")) {
+      if (!parse_bool(v, &cfg->strict)) return bad(kBoolWords);
+    } else if (is("STATS")) {
+      if (!parse_bool(v, &cfg->stats)) return bad(kBoolWords);
+    } else if (is("USER_MODE_ONLY")) {
+      if (!parse_bool(v, &cfg->user_mode_only)) return bad(kBoolWords);
+    } else if (is("NO_ASLR")) {
+      if (!parse_bool(v, &cfg->no_aslr)) return bad(kBoolWords);
+    } else if (is("MIN_SIZE")) {
+      if (!parse_size(v, &cfg->min_size)) return bad("a byte count with an optional K, M or G suffix, e.g. 64K");
+    } else if (is("TRACE_LIMIT")) {
+      if (!parse_size(v, &cfg->trace_capacity) || cfg->trace_capacity == 0 || cfg->trace_capacity > (1ull << 28))
+        return bad("a number of faults from 1 to 268435456, e.g. 1M");
+    } else if (is("SNAPSHOT")) {
+      if (!copy_path(v, cfg->snapshot, sizeof cfg->snapshot)) return bad("a file path (1 to 1023 bytes)");
+    } else if (is("RECORD")) {
+      if (!copy_path(v, cfg->record, sizeof cfg->record)) return bad("a file path (1 to 1023 bytes)");
+    } else if (is("RECORD_AT")) {
+      bool ok = !strcmp(v, "exit") || !strncmp(v, "signal=", 7) || !strncmp(v, "after=", 6);
+      if (!ok || !copy_path(v, cfg->record_at, sizeof cfg->record_at))
+        return bad("exit, signal=NAME or after=SECONDS");
+    } else if (is("REPORT")) {
+      if (!copy_path(v, cfg->report, sizeof cfg->report)) return bad("a file path (1 to 1023 bytes)");
+    } else if (is("TRACE")) {
+      if (!copy_path(v, cfg->trace, sizeof cfg->trace)) return bad("a file path (1 to 1023 bytes)");
+    } else if (is("VERIFY")) {
+      if (strcmp(v, "page") && strcmp(v, "none")) return bad("page (checksum every served page) or none");
+      copy_path(v, cfg->verify, sizeof cfg->verify);
+    } else if (is("LIBRARY")) {
+      // Set by the launcher for itself; nothing for the shim to do.
+    } else {
+      err->str("unknown variable UFFDLAZY_").str(name, name_len)
+          .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
+               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY)");
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace uffdlazy

@@ -1,0 +1,40 @@
+// The shim's options, all read from UFFDLAZY_* environment variables and validated up front.
+//
+// Parsing uses no allocation (the values are copied into fixed buffers) so it can run in the
+// preload constructor. A bad value is a hard error naming the variable and what it accepts:
+// silently running with a typo'd option is worse than not running.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/base/line_writer.h"
+
+namespace uffdlazy {
+
+struct Config {
+  static constexpr size_t kPathMax = 1024;
+
+  bool disabled = false;        // UFFDLAZY_DISABLE: load, but do nothing
+  bool strict = false;          // UFFDLAZY_STRICT: exit instead of failing open
+  bool stats = false;           // UFFDLAZY_STATS: one summary line on stderr at exit
+  bool user_mode_only = false;  // UFFDLAZY_USER_MODE_ONLY: allow the user-mode-only fallback
+  uint64_t min_size = 64 * 1024;  // UFFDLAZY_MIN_SIZE: smaller mappings are left alone
+  char snapshot[kPathMax] = {};   // UFFDLAZY_SNAPSHOT: restore from this file
+  char record[kPathMax] = {};     // UFFDLAZY_RECORD: write a snapshot to this file
+  char record_at[64] = {};        // UFFDLAZY_RECORD_AT: exit | signal=NAME | after=SECONDS
+  char report[kPathMax] = {};     // UFFDLAZY_REPORT: JSON fault report at exit
+  char trace[kPathMax] = {};      // UFFDLAZY_TRACE: per-fault trace at exit
+  uint64_t trace_capacity = 1u << 20;  // UFFDLAZY_TRACE_LIMIT: faults kept in the trace
+  bool no_aslr = false;           // UFFDLAZY_NO_ASLR: match snapshot regions by address
+  char verify[16] = "page";       // UFFDLAZY_VERIFY: page | none (checksum each served page)
+};
+
+// Fills cfg from envp (NULL-terminated "NAME=value" strings). On a bad value, writes the problem
+// into err (without the "uffdlazy: " prefix) and returns false.
+bool parse_config(char** envp, Config* cfg, LineWriter* err);
+
+// "64K", "1M", "4096" -> bytes. False if malformed or overflowing.
+bool parse_size(const char* s, uint64_t* out);
+
+}  // namespace uffdlazy

@@ -1,0 +1,105 @@
+// The monitor: a hidden thread that owns the userfaultfd, reads faults and events in batches and
+// answers every fault with a page, keeping the region table in step with the kernel's events.
+//
+// It must never wait on anything a faulting thread may hold: it allocates nothing after init(),
+// uses no stdio and no libc locks, blocks every signal, and touches only its own memory (never a
+// registered range). Before it is started, everything it needs is preallocated.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <linux/userfaultfd.h>
+
+#include "core/base/spin_lock.h"
+#include "core/monitor/monitor_counters.h"
+#include "core/monitor/page_source.h"
+#include "core/monitor/region_table.h"
+#include "core/uffd/userfaultfd.h"
+
+namespace uffdlazy {
+
+class FaultObserver;
+
+class Monitor {
+ public:
+  struct Setup {
+    Userfaultfd* uffd = nullptr;
+    RegionTable* table = nullptr;
+    SpinLock* table_lock = nullptr;
+    PageSource* source = nullptr;        // null: every page is zero-filled
+    MonitorCounters* counters = nullptr;
+    FaultObserver* observer = nullptr;   // optional: per-fault timing
+    uint64_t page_size = 4096;
+  };
+
+  bool init(const Setup& setup);
+  // Spawns the thread with every signal blocked. False if the thread could not be created.
+  bool start();
+  // Stops and joins the thread (tests and the fork child's cleanup; a real target never stops it).
+  void stop();
+
+  // Called from a target thread before fork(): returns once every page the source still owes is
+  // in place, so the child (whose memory is not registered) sees the parent's exact contents.
+  void fill_all_owed();
+
+  // True once the monitor gave up (it then closed the uffd: the shim must stop registering).
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  bool running() const { return running_.load(std::memory_order_acquire); }
+
+  // In a forked child: the thread, the eventfd and the uffd were the parent's. Forget them so
+  // that init() and start() can bring up a monitor of the child's own.
+  void forget_after_fork();
+
+  void run();  // the thread body
+
+ private:
+  struct Pending {
+    uint64_t address;
+    uint64_t flags;
+    uint32_t tid;
+    uint64_t read_ns;
+  };
+  enum class Served { kOk, kRetry, kExiting };
+
+  bool pump(bool wait_for_progress);
+  void handle_event(const uffd_msg& m);
+  Served serve(const Pending& f);
+  bool serve_queue();
+  bool read_batch();
+  void wait_briefly();
+  void fill_owed_now();
+  [[noreturn]] void fatal(const char* what, int err);
+  [[noreturn]] void fatal_corrupt(const Region& r, uint64_t page_index, uintptr_t address);
+
+  Setup s_;
+  int ctl_fd_ = -1;
+  unsigned long thread_ = 0;
+  void* zero_page_ = nullptr;
+  uffd_msg* msgs_ = nullptr;
+  Pending* queue_ = nullptr;
+  size_t queue_len_ = 0;
+  size_t queue_head_ = 0;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> failed_{false};
+  std::atomic<uint32_t> fill_requested_{0};
+  std::atomic<uint32_t> fill_done_{0};
+};
+
+// Receives one call per fault handled (the latency accounting plugs in here).
+class FaultObserver {
+ public:
+  virtual void fault_served(uint64_t read_ns, uint64_t done_ns, uint32_t tid, uint64_t address,
+                            bool write, uint32_t region_id, int resolution) {
+    (void)read_ns; (void)done_ns; (void)tid; (void)address; (void)write; (void)region_id; (void)resolution;
+  }
+  virtual void event_handled(int event, uint64_t start_ns, uint64_t done_ns) {
+    (void)event; (void)start_ns; (void)done_ns;
+  }
+
+ protected:
+  ~FaultObserver() = default;
+};
+
+}  // namespace uffdlazy

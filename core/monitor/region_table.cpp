@@ -1,0 +1,126 @@
+#include "core/monitor/region_table.h"
+
+namespace uffdlazy {
+
+namespace {
+
+// A tombstone holds no state; it only absorbs one pending event for its range.
+constexpr uint32_t kTombstoneId = 0;
+
+}  // namespace
+
+bool RegionTable::init(size_t live_capacity, size_t limbo_capacity, uint64_t page_size) {
+  page_size_ = page_size;
+  if (!live_.init(live_capacity)) return false;
+  if (!limbo_.init(limbo_capacity)) {
+    live_.release();
+    return false;
+  }
+  return true;
+}
+
+void RegionTable::release() {
+  live_.release();
+  limbo_.release();
+}
+
+void RegionTable::clear() {
+  live_.clear();
+  limbo_.clear();
+  dropped_pieces_ = 0;
+}
+
+void RegionTable::to_limbo(const Region& r) {
+  // Limbo already covering part of r holds an older pending mapping; it keeps its place.
+  if (limbo_.overlaps_any(r.start, r.end) || !limbo_.insert(r)) dropped_pieces_++;
+}
+
+void RegionTable::mapped(uintptr_t s, uintptr_t e) {
+  if (!live_.overlaps_any(s, e)) return;
+  Region pieces[8];
+  size_t n = 0;
+  // Collect first, then move: cutting live while inserting into limbo keeps both lists sorted.
+  live_.cut(s, e, page_size_, [&](const Region& r) {
+    if (n < 8) {
+      pieces[n++] = r;
+    } else {
+      dropped_pieces_++;
+    }
+  });
+  for (size_t i = 0; i < n; i++) to_limbo(pieces[i]);
+}
+
+bool RegionTable::insert(Region r) {
+  if (!r.id) r.id = next_id();
+  return live_.insert(r);
+}
+
+void RegionTable::forget(uintptr_t s, uintptr_t e) {
+  live_.cut(s, e, page_size_, [](const Region&) {});
+}
+
+bool RegionTable::grew(uintptr_t start, uintptr_t old_end, uintptr_t new_end) {
+  return live_.extend(start, old_end, new_end);
+}
+
+template <class Sink>
+void RegionTable::take(uintptr_t s, uintptr_t e, Sink&& sink) {
+  // Walk [s, e) in order: parts limbo covers come from limbo, the gaps between them from live.
+  uintptr_t cursor = s;
+  while (cursor < e) {
+    size_t i = limbo_.lower_bound(cursor);
+    uintptr_t next_limbo = (i < limbo_.size() && limbo_.at(i).start < e) ? limbo_.at(i).start : e;
+    if (next_limbo > cursor) {
+      if (!live_.cut(cursor, next_limbo, page_size_, sink)) dropped_pieces_++;
+      cursor = next_limbo;
+      continue;
+    }
+    uintptr_t limbo_end = limbo_.at(i).end < e ? limbo_.at(i).end : e;
+    if (!limbo_.cut(cursor, limbo_end, page_size_, sink)) dropped_pieces_++;
+    cursor = limbo_end;
+  }
+}
+
+void RegionTable::unmapped(uintptr_t s, uintptr_t e) {
+  take(s, e, [](const Region&) {});
+}
+
+void RegionTable::moved(uintptr_t from, uintptr_t to, uint64_t len) {
+  Region pieces[16];
+  size_t n = 0;
+  take(from, from + len, [&](const Region& r) {
+    if (r.id == kTombstoneId) return;
+    if (n < 16) {
+      pieces[n++] = r;
+    } else {
+      dropped_pieces_++;
+    }
+  });
+  for (size_t i = 0; i < n; i++) {
+    Region r = pieces[i];
+    uintptr_t shift_start = r.start - from;
+    r.end = to + (r.end - from);
+    r.start = to + shift_start;
+    // Something newer already lives at the destination: this move is older news.
+    if (live_.overlaps_any(r.start, r.end)) {
+      to_limbo(r);
+    } else if (!live_.insert(r)) {
+      dropped_pieces_++;
+    }
+  }
+  Region tomb = {};
+  tomb.start = from;
+  tomb.end = from + len;
+  tomb.id = kTombstoneId;
+  tomb.source = Region::kZeroSource;
+  to_limbo(tomb);
+}
+
+bool RegionTable::lookup(uintptr_t addr, Region* out) const {
+  long i = live_.find(addr);
+  if (i < 0) return false;
+  *out = live_.at(size_t(i));
+  return true;
+}
+
+}  // namespace uffdlazy

@@ -1,0 +1,27 @@
+#include "core/pager/exit_summary.h"
+
+#include "core/base/line_writer.h"
+#include "core/base/raw_syscall.h"
+
+namespace uffdlazy {
+
+void write_exit_summary(const MonitorCounters& c, bool active, UffdOrigin origin) {
+  auto v = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  LineWriter w;
+  w.str("uffdlazy: pid=").i64(sys::getpid());
+  w.str(" faults=").u64(v(c.faults));
+  w.str(" regions=").u64(v(c.regions));
+  w.str(" remove=").u64(v(c.remove));
+  w.str(" unmap=").u64(v(c.unmap));
+  w.str(" remap=").u64(v(c.remap));
+  w.str(" fork=").u64(v(c.fork));
+  w.str(" zero_pages=").u64(v(c.pages_zero));
+  w.str(" data_pages=").u64(v(c.pages_data));
+  w.str(" already_present=").u64(v(c.already_present));
+  w.str(" gone=").u64(v(c.gone));
+  if (v(c.refused)) w.str(" refused=").u64(v(c.refused));
+  w.str(active ? " uffd=" : " inactive uffd=").str(origin_name(origin));
+  w.emit();
+}
+
+}  // namespace uffdlazy

@@ -1,0 +1,11 @@
+// The one-line account printed at exit with UFFDLAZY_STATS=1.
+#pragma once
+
+#include "core/monitor/monitor_counters.h"
+#include "core/uffd/userfaultfd.h"
+
+namespace uffdlazy {
+
+void write_exit_summary(const MonitorCounters& c, bool active, UffdOrigin origin);
+
+}  // namespace uffdlazy

@@ -1,0 +1,233 @@
+#include "core/pager/lazy_pager.h"
+
+#include <atomic>
+#include <csignal>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+
+#include "core/base/env_config.h"
+#include "core/base/line_writer.h"
+#include "core/base/raw_syscall.h"
+#include "core/base/spin_lock.h"
+#include "core/monitor/monitor.h"
+#include "core/monitor/region_table.h"
+#include "core/uffd/userfaultfd.h"
+#include "core/pager/exit_summary.h"
+
+namespace uffdlazy::pager {
+
+namespace {
+
+constexpr size_t kLiveRegions = 1 << 16;
+constexpr size_t kLimboRegions = 1 << 10;
+
+struct PagerState {
+  Config cfg;
+  Userfaultfd uffd;
+  RegionTable table;
+  SpinLock lock;
+  Monitor monitor;
+  MonitorCounters counters;
+  uint64_t page_size = 4096;
+  long owner_pid = 0;
+  std::atomic<bool> active{false};
+};
+
+constinit PagerState g;
+
+// Holds the table lock with every signal blocked, so a signal handler that touches lazy memory
+// can never run on a thread that holds what the monitor needs.
+class TableSection {
+ public:
+  TableSection() {
+    touch_stack();
+    sigset_t all;
+    sigfillset(&all);
+    sys::sigprocmask(SIG_SETMASK, &all, &saved_);
+    g.lock.lock();
+  }
+  ~TableSection() {
+    g.lock.unlock();
+    sys::sigprocmask(SIG_SETMASK, &saved_, nullptr);
+  }
+
+ private:
+  // The caller's stack could itself be lazily paged (a coroutine stack from mmap): fault it in
+  // before taking the lock, never while holding it.
+  static void __attribute__((noinline)) touch_stack() {
+    volatile char probe[2 * 4096];
+    probe[0] = 0;
+    probe[4096] = 0;
+    probe[sizeof probe - 1] = 0;
+  }
+  sigset_t saved_;
+};
+
+uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) & ~(to - 1); }
+
+bool mine() { return g.active.load(std::memory_order_acquire) && sys::getpid() == g.owner_pid; }
+
+bool wants(size_t len, int flags) {
+  if (!(flags & MAP_ANONYMOUS) || (flags & MAP_TYPE) != MAP_PRIVATE) return false;
+  if (flags & (MAP_HUGETLB | MAP_GROWSDOWN)) return false;
+  return len >= g.cfg.min_size;
+}
+
+void say_fail_open(const UffdOpenFailure& why) {
+  LineWriter w;
+  w.str("uffdlazy: userfaultfd is not available (userfaultfd(2): ");
+  w.errno_text(why.syscall_errno ? why.syscall_errno : why.api_errno);
+  w.str("; /dev/userfaultfd: ");
+  if (why.device_errno) {
+    w.errno_text(why.device_errno);
+  } else {
+    w.str("refused the required features");
+  }
+  if (g.cfg.user_mode_only && why.user_mode_errno) w.str("; user-mode-only: ").errno_text(why.user_mode_errno);
+  if (g.cfg.strict) {
+    w.str("); UFFDLAZY_STRICT=1, so exiting");
+    w.emit();
+    sys::exit_group(3);
+  }
+  w.str("); running without lazy paging");
+  w.emit();
+}
+
+// Opens the uffd and starts the monitor; false (with the line printed) if that cannot be done.
+bool bring_up() {
+  UffdOpenFailure why;
+  if (!g.uffd.open(g.cfg.user_mode_only, &why)) {
+    say_fail_open(why);
+    return false;
+  }
+  if (g.uffd.origin() == UffdOrigin::kUserModeOnly) {
+    LineWriter w;
+    w.str("uffdlazy: WARNING: only a user-mode-only userfaultfd is available: a system call such as read(2) "
+          "into a page not yet served fails with EFAULT instead of waiting for it");
+    w.emit();
+  }
+  Monitor::Setup setup;
+  setup.uffd = &g.uffd;
+  setup.table = &g.table;
+  setup.table_lock = &g.lock;
+  setup.counters = &g.counters;
+  setup.page_size = g.page_size;
+  if (!g.monitor.init(setup) || !g.monitor.start()) {
+    g.uffd.close();
+    LineWriter w;
+    w.str("uffdlazy: could not start the monitor thread");
+    if (g.cfg.strict) {
+      w.str("; UFFDLAZY_STRICT=1, so exiting");
+      w.emit();
+      sys::exit_group(3);
+    }
+    w.str("; running without lazy paging");
+    w.emit();
+    return false;
+  }
+  g.owner_pid = sys::getpid();
+  g.active.store(true, std::memory_order_release);
+  return true;
+}
+
+}  // namespace
+
+void start(char** envp) {
+  LineWriter err;
+  if (!parse_config(envp, &g.cfg, &err)) {
+    LineWriter w;
+    w.str("uffdlazy: ").str(err.data(), err.size());
+    w.emit();
+    sys::exit_group(2);
+  }
+  if (g.cfg.disabled) return;
+  g.page_size = getauxval(AT_PAGESZ);
+  if (g.cfg.min_size < g.page_size) g.cfg.min_size = g.page_size;
+  if (!g.table.init(kLiveRegions, kLimboRegions, g.page_size)) {
+    LineWriter w;
+    w.str("uffdlazy: cannot map the region table; running without lazy paging");
+    w.emit();
+    return;
+  }
+  bring_up();
+}
+
+bool active() { return g.active.load(std::memory_order_acquire) && !g.monitor.failed(); }
+
+void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* caller) {
+  (void)fd;
+  if (!mine()) return;
+  uintptr_t s = reinterpret_cast<uintptr_t>(addr);
+  uintptr_t e = s + round_up(len, g.page_size);
+  const bool want = wants(len, flags) && !g.monitor.failed();
+  bool inserted = false;
+  {
+    TableSection section;
+    g.table.mapped(s, e);
+    if (want) {
+      Region r = {};
+      r.start = s;
+      r.end = e;
+      r.source = Region::kZeroSource;
+      r.prot = prot;
+      r.flags = flags;
+      r.site = reinterpret_cast<uintptr_t>(caller);
+      inserted = g.table.insert(r);
+    }
+  }
+  if (!inserted) return;
+  // Registered after the table knows the region, so the first fault always finds it.
+  if (g.uffd.register_missing(s, e - s) < 0) {
+    TableSection section;
+    g.table.forget(s, e);
+    g.counters.refused.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  g.counters.regions.fetch_add(1, std::memory_order_relaxed);
+}
+
+void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, int flags) {
+  (void)flags;
+  if (!mine()) return;
+  // A move is reported by the kernel (REMAP + UNMAP); growing in place is not, and the grown part
+  // is registered with the rest of the VMA.
+  if (new_addr == old_addr && new_len > old_len) {
+    uintptr_t s = reinterpret_cast<uintptr_t>(old_addr);
+    TableSection section;
+    g.table.grew(s, s + round_up(old_len, g.page_size), s + round_up(new_len, g.page_size));
+  }
+}
+
+void unmapped(void*, size_t) {}
+void advised(void*, size_t, int) {}
+
+void before_fork() {
+  if (!mine()) return;
+  // The child's copy of our regions is not registered: it must get every owed page now.
+  g.monitor.fill_all_owed();
+}
+
+void after_fork_parent() {
+  if (!mine()) return;
+  g.counters.fork.fetch_add(1, std::memory_order_relaxed);
+}
+
+void after_fork_child() {
+  if (!g.active.load(std::memory_order_acquire)) return;
+  // The child has one thread and none of the parent's registrations. The inherited uffd and
+  // eventfd belong to the parent's monitor: drop our references and start over.
+  g.active.store(false, std::memory_order_release);
+  g.lock.reset_after_fork();
+  g.table.clear();
+  g.counters.reset();
+  g.uffd.close();
+  g.monitor.forget_after_fork();
+  bring_up();
+}
+
+void at_exit() {
+  if (!g.cfg.stats) return;
+  write_exit_summary(g.counters, g.active.load(std::memory_order_acquire), g.uffd.origin());
+}
+
+}  // namespace uffdlazy::pager

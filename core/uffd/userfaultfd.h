@@ -1,0 +1,84 @@
+// A thin, allocation-free wrapper around one userfaultfd: creation in the order the shim prefers,
+// the API handshake, (un)registration and the page-filling ioctls with every documented outcome
+// turned into a value the monitor can act on.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <linux/userfaultfd.h>
+
+namespace uffdlazy {
+
+enum class UffdOrigin {
+  kNone,
+  kSyscall,       // userfaultfd(2) with kernel-mode faults: needs CAP_SYS_PTRACE or the sysctl
+  kDevice,        // /dev/userfaultfd + USERFAULTFD_IOC_NEW: gated by the device's permissions
+  kUserModeOnly,  // userfaultfd(2) with UFFD_USER_MODE_ONLY: read(2) into a lazy page fails EFAULT
+};
+
+const char* origin_name(UffdOrigin o);
+
+// Why creation failed, for the one fail-open line. Errno values are 0 when a path was not tried.
+struct UffdOpenFailure {
+  int syscall_errno = 0;
+  int device_errno = 0;
+  int user_mode_errno = 0;
+  int api_errno = 0;               // UFFDIO_API failed
+  uint64_t missing_features = 0;   // features the kernel does not offer
+};
+
+// The result of a COPY or ZEROPAGE, already interpreted.
+enum class FillStatus {
+  kDone,          // all bytes installed, waiters woken (unless DONTWAKE)
+  kExists,        // EEXIST: a page is already there; nothing written; waiters need a wake
+  kPartial,       // EAGAIN with progress: `bytes` installed and woken; retry from dst + bytes
+  kEventPending,  // EAGAIN without progress: an event is unread; read events, then retry
+  kNoEntry,       // ENOENT: not inside one registered VMA (unmapped, moved or unregistered)
+  kExiting,       // ESRCH: the target process is exiting
+  kError,         // anything else; `err` says what
+};
+
+struct FillResult {
+  FillStatus status;
+  size_t bytes;  // bytes installed (kDone, kPartial)
+  int err;       // errno for kError
+};
+
+class Userfaultfd {
+ public:
+  static constexpr uint64_t kRequiredFeatures =
+      UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP;
+  static constexpr uint64_t kWantedFeatures = kRequiredFeatures | UFFD_FEATURE_THREAD_ID;
+
+  // Tries the syscall, then the device, then (only if allowed) user-mode-only. On success the fd
+  // is O_CLOEXEC | O_NONBLOCK and the API handshake is done with kRequiredFeatures at least.
+  bool open(bool allow_user_mode_only, UffdOpenFailure* why);
+  // Adopts an fd that is already set up (tests).
+  void adopt(int fd, uint64_t features, UffdOrigin origin);
+  void close();
+
+  int fd() const { return fd_; }
+  uint64_t features() const { return features_; }
+  UffdOrigin origin() const { return origin_; }
+  bool has_thread_id() const { return features_ & UFFD_FEATURE_THREAD_ID; }
+
+  // Returns 0 or -errno. `ioctls` receives the ioctls the range supports.
+  int register_missing(uintptr_t start, size_t len, uint64_t* ioctls = nullptr);
+  int unregister(uintptr_t start, size_t len);
+
+  FillResult copy(uintptr_t dst, const void* src, size_t len, bool wake = true);
+  FillResult zeropage(uintptr_t dst, size_t len, bool wake = true);
+  int wake(uintptr_t start, size_t len);  // 0 or -errno
+
+  // Reads up to `max` messages without blocking: count, 0 if none, or -errno.
+  long read_messages(uffd_msg* msgs, size_t max);
+
+ private:
+  bool handshake(int fd, UffdOpenFailure* why);
+
+  int fd_ = -1;
+  uint64_t features_ = 0;
+  UffdOrigin origin_ = UffdOrigin::kNone;
+};
+
+}  // namespace uffdlazy

@@ -1,0 +1,24 @@
+// Wires the process's lifecycle to the pager: start in a constructor, fork handlers, and the
+// summary from a destructor. Preloaded libraries are finalised after the program's own, so most
+// of the program's exit-time work is already accounted for when the summary is written.
+#include <pthread.h>
+#include <unistd.h>
+
+#include "core/pager/lazy_pager.h"
+
+extern char** environ;
+
+namespace {
+
+void prepare() { uffdlazy::pager::before_fork(); }
+void parent() { uffdlazy::pager::after_fork_parent(); }
+void child() { uffdlazy::pager::after_fork_child(); }
+
+__attribute__((constructor)) void uffdlazy_start() {
+  uffdlazy::pager::start(environ);
+  pthread_atfork(prepare, parent, child);
+}
+
+__attribute__((destructor)) void uffdlazy_finish() { uffdlazy::pager::at_exit(); }
+
+}  // namespace

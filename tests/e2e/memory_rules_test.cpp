@@ -1,0 +1,93 @@
+// Every rule of lazy paging, end to end: the target checks each page itself and prints an account
+// that must match a run without the shim byte for byte; the shim's summary proves it served the
+// faults and saw the events.
+#include <gtest/gtest.h>
+
+#include "tests/e2e/process_runner.h"
+
+namespace uffdlazy::test {
+namespace {
+
+struct Runs {
+  ProcessResult plain;
+  ProcessResult shim;
+  std::string summary;
+};
+
+Runs run_both(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {target_path("memory_rules")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Runs r;
+  r.plain = run_process(argv);
+  RunOptions opt;
+  opt.with_shim = true;
+  opt.env = {{"UFFDLAZY_STATS", "1"}, {"UFFDLAZY_STRICT", "1"}};
+  r.shim = run_process(argv, opt);
+  r.summary = summary_line(r.shim.err);
+  return r;
+}
+
+void expect_same(const Runs& r) {
+  EXPECT_EQ(r.plain.exit_code, 0) << r.plain.out << r.plain.err;
+  EXPECT_EQ(r.shim.exit_code, 0) << r.shim.out << r.shim.err;
+  EXPECT_EQ(r.shim.out, r.plain.out);
+  ASSERT_FALSE(r.summary.empty()) << r.shim.err;
+}
+
+TEST(MemoryRules, FreshPagesAreServedAsZerosAndKeepWrites) {
+  Runs r = run_both({"touch", "512"});
+  expect_same(r);
+  // 512 pages, each first touched once: every one is a fault the monitor answered.
+  EXPECT_GE(summary_field(r.summary, "faults"), 512) << r.summary;
+  EXPECT_GE(summary_field(r.summary, "regions"), 1) << r.summary;
+}
+
+TEST(MemoryRules, MadviseDontneedDropsPagesToZero) {
+  Runs r = run_both({"dontneed"});
+  expect_same(r);
+  EXPECT_GE(summary_field(r.summary, "remove"), 1) << r.summary;
+}
+
+TEST(MemoryRules, MadviseFreeThenReclaimReadsZero) {
+  Runs r = run_both({"free"});
+  expect_same(r);
+  EXPECT_GE(summary_field(r.summary, "remove"), 1) << r.summary;
+}
+
+TEST(MemoryRules, MunmapAndMapFixedResetTheRange) {
+  Runs r = run_both({"unmap"});
+  expect_same(r);
+  EXPECT_GE(summary_field(r.summary, "unmap"), 2) << r.summary;
+}
+
+TEST(MemoryRules, MremapMoveGrowShrinkKeepEveryPage) {
+  Runs r = run_both({"remap"});
+  expect_same(r);
+  EXPECT_GE(summary_field(r.summary, "remap"), 2) << r.summary;
+}
+
+TEST(MemoryRules, ThreadsFaultingOnePageAllResume) {
+  Runs r = run_both({"threads", "8"});
+  expect_same(r);
+  EXPECT_GE(summary_field(r.summary, "faults"), 256) << r.summary;
+}
+
+TEST(MemoryRules, KernelModeFaultsFromSyscallsWork) {
+  Runs r = run_both({"syscalls"});
+  expect_same(r);
+  EXPECT_GE(summary_field(r.summary, "faults"), 2) << r.summary;
+}
+
+TEST(MemoryRules, ForkedChildSeesExactlyTheParentsMemory) {
+  Runs r = run_both({"fork"});
+  expect_same(r);
+  EXPECT_EQ(summary_field(r.summary, "fork"), 1) << r.shim.err;
+}
+
+TEST(MemoryRules, ExecedChildStartsClean) {
+  Runs r = run_both({"exec"});
+  expect_same(r);
+}
+
+}  // namespace
+}  // namespace uffdlazy::test

@@ -1,0 +1,36 @@
+// Runs a program to completion with a chosen environment and captures what it printed.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace uffdlazy::test {
+
+struct ProcessResult {
+  int exit_code = -1;   // exit status, or -1 if killed
+  int signal = 0;       // terminating signal, or 0
+  std::string out;
+  std::string err;
+};
+
+struct RunOptions {
+  std::map<std::string, std::string> env;  // added to (or overriding) the test's environment
+  std::vector<std::string> unset;          // removed from the environment
+  std::string stdin_data;
+  bool with_shim = false;                  // sets LD_PRELOAD to the built libuffdlazy.so
+  int timeout_seconds = 120;
+};
+
+ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions& opt = {});
+
+// Path helpers for the built artefacts.
+std::string shim_path();
+std::string cli_path();
+std::string target_path(const std::string& name);
+
+// The uffdlazy summary line from stderr ("uffdlazy: pid=..."), and one field of it ("faults").
+std::string summary_line(const std::string& err, size_t nth = 0);
+long summary_field(const std::string& line, const std::string& key);
+
+}  // namespace uffdlazy::test

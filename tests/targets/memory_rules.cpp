@@ -1,0 +1,303 @@
+// A target program for the end-to-end tests: each scenario exercises one rule of lazy paging
+// through the plain libc calls a real program makes, checks every page itself, and prints a
+// deterministic account. The tests run it with and without the shim and expect the same output
+// byte for byte, and exit status 0 (every check held).
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+const size_t kPage = size_t(sysconf(_SC_PAGESIZE));
+int failures = 0;
+
+void check(bool ok, const char* what, size_t page = SIZE_MAX) {
+  if (ok) return;
+  failures++;
+  if (page == SIZE_MAX) {
+    std::printf("FAIL %s\n", what);
+  } else {
+    std::printf("FAIL %s (page %zu)\n", what, page);
+  }
+}
+
+char* map_anon(size_t pages, int prot = PROT_READ | PROT_WRITE) {
+  void* p = mmap(nullptr, pages * kPage, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    std::perror("mmap");
+    std::exit(2);
+  }
+  return static_cast<char*>(p);
+}
+
+uint64_t tag_for(size_t page, uint64_t salt) { return (page + 1) * 0x9E3779B97F4A7C15ull ^ salt; }
+
+// Writes a tag at both ends of a page so torn or stale pages show.
+void stamp(char* base, size_t page, uint64_t salt) {
+  uint64_t t = tag_for(page, salt);
+  std::memcpy(base + page * kPage, &t, 8);
+  std::memcpy(base + page * kPage + kPage - 8, &t, 8);
+}
+
+bool stamped(const char* base, size_t page, uint64_t salt) {
+  uint64_t a, b, t = tag_for(page, salt);
+  std::memcpy(&a, base + page * kPage, 8);
+  std::memcpy(&b, base + page * kPage + kPage - 8, 8);
+  return a == t && b == t;
+}
+
+bool all_zero(const char* p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i]) return false;
+  return true;
+}
+
+uint64_t checksum(const char* p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ uint8_t(p[i])) * 1099511628211ull;
+  return h;
+}
+
+int touch(size_t pages) {
+  char* m = map_anon(pages);
+  for (size_t i = 0; i < pages; i++) check(all_zero(m + i * kPage, kPage), "fresh page reads zero", i);
+  for (size_t i = 0; i < pages; i++) stamp(m, i, 1);
+  for (size_t i = 0; i < pages; i++) check(stamped(m, i, 1), "written page keeps its data", i);
+  std::printf("touch pages=%zu checksum=%016llx\n", pages, (unsigned long long)checksum(m, pages * kPage));
+  return 0;
+}
+
+int dontneed(int advice) {
+  const size_t n = 64;
+  char* m = map_anon(n);
+  for (size_t i = 0; i < n; i++) stamp(m, i, 2);
+  if (madvise(m + 16 * kPage, 16 * kPage, advice) != 0) {
+    std::printf("madvise: %s\n", std::strerror(errno));
+    return 2;
+  }
+  if (advice == MADV_FREE) madvise(m + 16 * kPage, 16 * kPage, MADV_PAGEOUT);  // force the reclaim
+  for (size_t i = 0; i < n; i++) {
+    bool dropped = i >= 16 && i < 32;
+    if (dropped) {
+      check(all_zero(m + i * kPage, kPage), "dropped page reads zero", i);
+    } else {
+      check(stamped(m, i, 2), "kept page keeps its data", i);
+    }
+  }
+  // The dropped pages work as fresh memory afterwards.
+  for (size_t i = 16; i < 32; i++) stamp(m, i, 3);
+  for (size_t i = 16; i < 32; i++) check(stamped(m, i, 3), "rewritten page keeps its data", i);
+  std::printf("madvise advice=%d ok\n", advice);
+  return 0;
+}
+
+int unmap_and_fixed() {
+  const size_t n = 32;
+  char* m = map_anon(n);
+  for (size_t i = 0; i < n; i++) stamp(m, i, 4);
+  // Punch a hole, then map fresh memory into it: the hole must read zeros, the rest keep data.
+  munmap(m + 8 * kPage, 8 * kPage);
+  void* p = mmap(m + 8 * kPage, 8 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  check(p == m + 8 * kPage, "MAP_FIXED into the hole");
+  // MAP_FIXED straight over live, written pages resets them too.
+  void* q = mmap(m + 20 * kPage, 4 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  check(q == m + 20 * kPage, "MAP_FIXED over live pages");
+  for (size_t i = 0; i < n; i++) {
+    bool fresh = (i >= 8 && i < 16) || (i >= 20 && i < 24);
+    if (fresh) {
+      check(all_zero(m + i * kPage, kPage), "remapped page reads zero", i);
+    } else {
+      check(stamped(m, i, 4), "untouched neighbour keeps data", i);
+    }
+  }
+  std::printf("unmap+fixed ok\n");
+  return 0;
+}
+
+int remap() {
+  // Move: half the pages written, half never touched.
+  const size_t n = 32;
+  char* m = map_anon(n);
+  for (size_t i = 0; i < n; i += 2) stamp(m, i, 5);
+  char* moved = static_cast<char*>(mremap(m, n * kPage, n * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, map_anon(n)));
+  check(moved != MAP_FAILED, "mremap move");
+  for (size_t i = 0; i < n; i++) {
+    if (i % 2 == 0) {
+      check(stamped(moved, i, 5), "moved page keeps data", i);
+    } else {
+      check(all_zero(moved + i * kPage, kPage), "moved untouched page reads zero", i);
+    }
+  }
+  // Grow (in place or moving) and shrink.
+  char* grown = static_cast<char*>(mremap(moved, n * kPage, 2 * n * kPage, MREMAP_MAYMOVE));
+  check(grown != MAP_FAILED, "mremap grow");
+  for (size_t i = 0; i < 2 * n; i++) {
+    if (i < n && i % 2 == 0) {
+      check(stamped(grown, i, 5), "grown region keeps data", i);
+    } else {
+      check(all_zero(grown + i * kPage, kPage), "grown region's new pages read zero", i);
+    }
+  }
+  for (size_t i = n; i < 2 * n; i++) stamp(grown, i, 6);
+  char* shrunk = static_cast<char*>(mremap(grown, 2 * n * kPage, n / 2 * kPage, 0));
+  check(shrunk == grown, "mremap shrink");
+  for (size_t i = 0; i < n / 2; i++) {
+    if (i % 2 == 0) {
+      check(stamped(shrunk, i, 5), "shrunk region keeps data", i);
+    } else {
+      check(all_zero(shrunk + i * kPage, kPage), "shrunk region's untouched page reads zero", i);
+    }
+  }
+  // Growing again must not bring the cut tail back.
+  char* regrown = static_cast<char*>(mremap(shrunk, n / 2 * kPage, 2 * n * kPage, MREMAP_MAYMOVE));
+  check(regrown != MAP_FAILED, "mremap regrow");
+  for (size_t i = n / 2; i < 2 * n; i++) check(all_zero(regrown + i * kPage, kPage), "cut tail stays zero", i);
+  // DONTUNMAP: the old range stays mapped and reads zeros.
+  char* src = map_anon(8);
+  for (size_t i = 0; i < 8; i++) stamp(src, i, 7);
+  char* dst = static_cast<char*>(mremap(src, 8 * kPage, 8 * kPage, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr));
+  check(dst != MAP_FAILED, "mremap dontunmap");
+  for (size_t i = 0; i < 8; i++) {
+    check(stamped(dst, i, 7), "dontunmap destination keeps data", i);
+    check(all_zero(src + i * kPage, kPage), "dontunmap source reads zero", i);
+  }
+  std::printf("remap ok\n");
+  return 0;
+}
+
+int threads_same_pages(int nthreads) {
+  const size_t n = 256;
+  char* m = map_anon(n);
+  std::atomic<int> go{0};
+  std::atomic<long> bad{0};
+  std::vector<pthread_t> ts(static_cast<size_t>(nthreads));
+  struct Arg {
+    char* m;
+    size_t n;
+    std::atomic<int>* go;
+    std::atomic<long>* bad;
+  } arg{m, n, &go, &bad};
+  for (auto& t : ts) {
+    pthread_create(&t, nullptr, [](void* p) -> void* {
+      auto* a = static_cast<Arg*>(p);
+      while (!a->go->load()) {
+      }
+      // Every thread reads every page at once: many threads fault on one page.
+      for (size_t i = 0; i < a->n; i++) {
+        if (a->m[i * kPage + 7] != 0) a->bad->fetch_add(1);
+      }
+      return nullptr;
+    }, &arg);
+  }
+  go.store(1);
+  for (auto& t : ts) pthread_join(t, nullptr);
+  check(bad.load() == 0, "concurrent readers all see zeros");
+  std::printf("threads=%d pages=%zu ok\n", nthreads, n);
+  return 0;
+}
+
+int read_syscall() {
+  // A kernel-mode fault: read(2) writes into a page nobody has touched yet.
+  const size_t n = 16;
+  char* m = map_anon(n);
+  int fds[2];
+  if (pipe(fds)) return 2;
+  std::string msg = "kernel-mode fault payload";
+  if (write(fds[1], msg.data(), msg.size()) != ssize_t(msg.size())) return 2;
+  ssize_t r = read(fds[0], m + 5 * kPage + 100, msg.size());
+  check(r == ssize_t(msg.size()), "read(2) into a lazy page succeeds");
+  check(std::memcmp(m + 5 * kPage + 100, msg.data(), msg.size()) == 0, "read(2) data arrived");
+  // write(2) sourcing an untouched page: the kernel reads zeros from it.
+  check(write(fds[1], m + 9 * kPage, 64) == 64, "write(2) from a lazy page succeeds");
+  char back[64];
+  std::memset(back, 1, sizeof back);
+  check(read(fds[0], back, sizeof back) == 64 && all_zero(back, sizeof back), "write(2) sent zeros");
+  std::printf("syscalls read=%zd ok\n", r);
+  return 0;
+}
+
+int fork_child_sees_parent() {
+  const size_t n = 64;
+  char* m = map_anon(n);
+  for (size_t i = 0; i < n; i += 3) stamp(m, i, 8);
+  std::fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+      bool ok = i % 3 == 0 ? stamped(m, i, 8) : all_zero(m + i * kPage, kPage);
+      if (!ok) bad++;
+    }
+    // The child's own new memory works too.
+    char* mine = map_anon(32);
+    for (size_t i = 0; i < 32; i++) stamp(mine, i, 9);
+    for (size_t i = 0; i < 32; i++)
+      if (!stamped(mine, i, 9)) bad++;
+    for (size_t i = 0; i < n; i++) stamp(m, i, 10);  // the child's writes stay its own
+    _exit(bad ? 1 : 0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child saw the parent's memory exactly");
+  for (size_t i = 0; i < n; i++) {
+    bool ok = i % 3 == 0 ? stamped(m, i, 8) : all_zero(m + i * kPage, kPage);
+    check(ok, "parent unchanged by the child's writes", i);
+  }
+  std::printf("fork ok\n");
+  return 0;
+}
+
+int exec_child() {
+  // An exec'd child starts with memory of its own.
+  std::fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/proc/self/exe", "memory_rules", "touch", "8", (char*)nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exec'd child ran clean");
+  std::printf("exec ok\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: memory_rules touch N | dontneed | free | unmap | remap | threads N | "
+                         "syscalls | fork | exec\n");
+    return 2;
+  }
+  std::string s = argv[1];
+  int rc = 2;
+  if (s == "touch") rc = touch(argc > 2 ? size_t(std::atol(argv[2])) : 256);
+  else if (s == "dontneed") rc = dontneed(MADV_DONTNEED);
+  else if (s == "free") rc = dontneed(MADV_FREE);
+  else if (s == "unmap") rc = unmap_and_fixed();
+  else if (s == "remap") rc = remap();
+  else if (s == "threads") rc = threads_same_pages(argc > 2 ? std::atoi(argv[2]) : 8);
+  else if (s == "syscalls") rc = read_syscall();
+  else if (s == "fork") rc = fork_child_sees_parent();
+  else if (s == "exec") rc = exec_child();
+  else std::fprintf(stderr, "unknown scenario %s\n", argv[1]);
+  if (rc == 0 && failures) {
+    std::printf("failures=%d\n", failures);
+    return 1;
+  }
+  return rc;
+}

@@ -1,0 +1,121 @@
+#include "core/monitor/region_table.h"
+
+#include <gtest/gtest.h>
+
+namespace uffdlazy {
+namespace {
+
+constexpr uint64_t P = 4096;
+
+Region make(uintptr_t s, uintptr_t e, int32_t source = 0, uint64_t source_page = 0) {
+  Region r = {};
+  r.start = s;
+  r.end = e;
+  r.source = source;
+  r.source_page = source_page;
+  return r;
+}
+
+class RegionTableTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(t.init(64, 16, P)); }
+  void TearDown() override { t.release(); }
+  RegionTable t;
+};
+
+TEST_F(RegionTableTest, LookupFindsTheSourcePageOfEachAddress) {
+  t.mapped(10 * P, 20 * P);
+  ASSERT_TRUE(t.insert(make(10 * P, 20 * P, 3, 100)));
+  Region r;
+  ASSERT_TRUE(t.lookup(15 * P + 7, &r));
+  EXPECT_EQ(r.source, 3);
+  EXPECT_EQ(r.source_page + (15 * P - r.start) / P, 105u);
+  EXPECT_FALSE(t.lookup(20 * P, &r));
+  EXPECT_FALSE(t.lookup(9 * P, &r));
+}
+
+TEST_F(RegionTableTest, UnmapOfTheMiddleSplitsAndShiftsSourcePages) {
+  t.insert(make(10 * P, 20 * P, 1, 0));
+  t.unmapped(12 * P, 14 * P);
+  Region r;
+  EXPECT_FALSE(t.lookup(13 * P, &r));
+  ASSERT_TRUE(t.lookup(14 * P, &r));
+  EXPECT_EQ(r.start, 14 * P);
+  EXPECT_EQ(r.source_page, 4u);
+  ASSERT_TRUE(t.lookup(11 * P, &r));
+  EXPECT_EQ(r.end, 12 * P);
+  EXPECT_EQ(r.source_page, 0u);
+}
+
+TEST_F(RegionTableTest, MoveCarriesStateAndItsTrailingUnmapHitsNothingNew) {
+  t.insert(make(10 * P, 20 * P, 2, 50));
+  t.moved(10 * P, 100 * P, 10 * P);
+  Region r;
+  ASSERT_TRUE(t.lookup(105 * P, &r));
+  EXPECT_EQ(r.source, 2);
+  EXPECT_EQ(r.source_page + 5, 55u);
+  EXPECT_FALSE(t.lookup(15 * P, &r));
+  // A new mapping takes the old address before the kernel's UNMAP of the old range is read.
+  t.mapped(10 * P, 20 * P);
+  t.insert(make(10 * P, 20 * P, 7, 0));
+  t.unmapped(10 * P, 20 * P);  // the move's own trailing UNMAP
+  ASSERT_TRUE(t.lookup(15 * P, &r)) << "the late UNMAP must not destroy the newer mapping";
+  EXPECT_EQ(r.source, 7);
+  // A later UNMAP is about the new mapping.
+  t.unmapped(10 * P, 20 * P);
+  EXPECT_FALSE(t.lookup(15 * P, &r));
+}
+
+TEST_F(RegionTableTest, StaleEntryGoesToLimboAndAbsorbsItsPendingUnmap) {
+  t.insert(make(10 * P, 20 * P, 1, 0));
+  // munmap happened in the kernel, its event is unread, and a new mapping reuses the address.
+  t.mapped(10 * P, 20 * P);
+  t.insert(make(10 * P, 20 * P, Region::kZeroSource, 0));
+  Region r;
+  ASSERT_TRUE(t.lookup(12 * P, &r));
+  EXPECT_EQ(r.source, Region::kZeroSource) << "faults see the new mapping, never the stale state";
+  EXPECT_EQ(t.limbo().size(), 1u);
+  t.unmapped(10 * P, 20 * P);  // the old munmap's event arrives
+  EXPECT_EQ(t.limbo().size(), 0u);
+  ASSERT_TRUE(t.lookup(12 * P, &r));
+  EXPECT_EQ(r.source, Region::kZeroSource);
+}
+
+TEST_F(RegionTableTest, StaleEntryThatWasMovedKeepsItsStateThroughLimbo) {
+  t.insert(make(10 * P, 20 * P, 4, 0));
+  // mremap moved it away; a new mapping landed at the old address before REMAP was read.
+  t.mapped(10 * P, 20 * P);
+  t.insert(make(10 * P, 20 * P, Region::kZeroSource, 0));
+  t.moved(10 * P, 50 * P, 10 * P);
+  t.unmapped(10 * P, 20 * P);
+  Region r;
+  ASSERT_TRUE(t.lookup(55 * P, &r));
+  EXPECT_EQ(r.source, 4);
+  EXPECT_EQ(r.source_page, 0u);
+  ASSERT_TRUE(t.lookup(12 * P, &r));
+  EXPECT_EQ(r.source, Region::kZeroSource);
+}
+
+TEST_F(RegionTableTest, GrowInPlaceExtendsTheRegion) {
+  t.insert(make(10 * P, 20 * P, 1, 0));
+  EXPECT_TRUE(t.grew(10 * P, 20 * P, 30 * P));
+  Region r;
+  ASSERT_TRUE(t.lookup(25 * P, &r));
+  EXPECT_EQ(r.end, 30 * P);
+}
+
+TEST_F(RegionTableTest, RemoveReachesLiveAndLimbo) {
+  t.insert(make(10 * P, 20 * P, 1, 0));
+  t.mapped(15 * P, 16 * P);  // part of it went stale
+  int pieces = 0;
+  uint64_t pages = 0;
+  t.for_each_overlap(10 * P, 20 * P, [&](const Region& r) {
+    pieces++;
+    pages += r.length() / P;
+  });
+  EXPECT_EQ(pieces, 3);
+  EXPECT_EQ(pages, 10u);
+}
+
+}  // namespace
+}  // namespace uffdlazy
