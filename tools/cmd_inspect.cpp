@@ -1,13 +1,145 @@
-// Placeholder until the command is built; see the issue that owns it.
+// `uffdlazy inspect FILE`: what a snapshot holds, without checking page data (that is `verify`).
+#include <cinttypes>
 #include <cstdio>
+#include <cstring>
+#include <string>
 
 #include "tools/commands.h"
+#include "tools/snapshot_cli_common.h"
 
 namespace uffdlazy::cli {
 
-int cmd_inspect(int, char**) {
-  std::fprintf(stderr, "uffdlazy inspect: not available in this build yet\n");
-  return 2;
+namespace {
+
+const char kUsage[] =
+    "usage: uffdlazy inspect [--json] FILE\n"
+    "\n"
+    "Prints a snapshot's identity (executable, build-id, page size, format version, capture\n"
+    "time), one line per region (address, length, protection, allocation site, ordinal, and\n"
+    "how many pages are stored as data, zero, duplicate or absent), and totals.\n"
+    "\n"
+    "  --json   print the same as one JSON object\n"
+    "\n"
+    "Exit status: 0 shown, 2 usage error or unreadable snapshot.\n";
+
+struct Totals {
+  uint64_t pages = 0, data = 0, zero = 0, dup = 0, absent = 0, logical = 0;
+};
+
+Totals totals_of(const snap::SnapshotReader& r) {
+  Totals t;
+  for (uint64_t i = 0; i < r.region_count(); i++) {
+    const snap::RegionRecord& rec = r.region(i);
+    t.pages += rec.page_count;
+    t.data += rec.data_pages;
+    t.zero += rec.zero_pages;
+    t.dup += rec.duplicate_pages;
+    t.absent += rec.absent_pages;
+    t.logical += rec.length;
+  }
+  return t;
+}
+
+void print_text(const char* path, const snap::SnapshotReader& r) {
+  const snap::FileHeader& h = r.header();
+  const snap::ModuleView exe = r.executable();
+  const uint64_t ps = r.page_size();
+  std::printf("snapshot    %s\n", path);
+  std::printf("format      %u.%u, %" PRIu64 "-byte pages, flags %s\n", h.version_major, h.version_minor, ps,
+              flags_text(h.flags).c_str());
+  std::printf("captured    %s\n", utc_time_text(h.created_ns).c_str());
+  std::printf("executable  %s\n", exe.path);
+  std::printf("build-id    %s\n", id_text(exe.id_kind, exe.id, exe.id_length).c_str());
+  std::printf("regions     %" PRIu64 "\n\n", r.region_count());
+  std::printf("%5s  %-18s %12s %-4s %-6s %-32s %7s %8s %8s %8s %8s %12s\n", "#", "start", "length", "prot", "flags",
+              "site", "ordinal", "data", "zero", "dup", "absent", "stored");
+  for (uint64_t i = 0; i < r.region_count(); i++) {
+    const snap::RegionRecord& rec = r.region(i);
+    std::printf("%5" PRIu64 "  0x%016" PRIx64 " %12" PRIu64 " %-4s 0x%-4x %-32s %7" PRIu64 " %8" PRIu64 " %8" PRIu64
+                " %8" PRIu64 " %8" PRIu64 " %12" PRIu64 "\n",
+                i, rec.start, rec.length, prot_text(rec.prot).c_str(), rec.map_flags, site_text(r, i).c_str(),
+                rec.ordinal, rec.data_pages, rec.zero_pages, rec.duplicate_pages, rec.absent_pages,
+                rec.data_pages * ps);
+  }
+  const Totals t = totals_of(r);
+  std::printf("\ntotals      file %" PRIu64 " bytes, logical %" PRIu64 " bytes in %" PRIu64 " pages\n", r.file_size(),
+              t.logical, t.pages);
+  std::printf("stored      %" PRIu64 " bytes in %" PRIu64 " data blocks\n", r.data_length(), t.data);
+  std::printf("saved       %" PRIu64 " bytes by dedup (%" PRIu64 " duplicate pages), %" PRIu64
+              " bytes of zero pages (%" PRIu64 "), %" PRIu64 " absent pages\n",
+              t.dup * ps, t.dup, t.zero * ps, t.zero, t.absent);
+}
+
+void print_json(const char* path, const snap::SnapshotReader& r) {
+  const snap::FileHeader& h = r.header();
+  const snap::ModuleView exe = r.executable();
+  const uint64_t ps = r.page_size();
+  const Totals t = totals_of(r);
+  std::printf("{\"file\":%s,\"version\":\"%u.%u\",\"page_size\":%" PRIu64 ",\"flags\":%" PRIu64
+              ",\"flags_text\":\"%s\",\"created_ns\":%" PRIu64 ",\"created\":\"%s\",",
+              json_string(path, std::strlen(path)).c_str(), h.version_major, h.version_minor, ps, h.flags,
+              flags_text(h.flags).c_str(), h.created_ns, utc_time_text(h.created_ns).c_str());
+  std::printf("\"executable\":{\"path\":%s,\"id_kind\":\"%s\",\"id\":\"%s\"},",
+              json_string(exe.path, exe.path_length).c_str(), id_kind_name(exe.id_kind),
+              hex_bytes(exe.id, exe.id_length).c_str());
+  std::printf("\"regions\":[");
+  for (uint64_t i = 0; i < r.region_count(); i++) {
+    const snap::RegionRecord& rec = r.region(i);
+    std::printf("%s{\"index\":%" PRIu64 ",\"start\":%" PRIu64 ",\"length\":%" PRIu64 ",\"prot\":%u,\"map_flags\":%u,",
+                i ? "," : "", i, rec.start, rec.length, rec.prot, rec.map_flags);
+    snap::ModuleView m;
+    if (r.region_module(i, &m)) {
+      std::printf("\"site\":{\"module\":%s,\"module_id_kind\":\"%s\",\"module_id\":\"%s\",\"offset\":%" PRIu64 "},",
+                  json_string(m.path, m.path_length).c_str(), id_kind_name(m.id_kind),
+                  hex_bytes(m.id, m.id_length).c_str(), rec.site_offset);
+    } else {
+      std::printf("\"site\":null,");
+    }
+    std::printf("\"ordinal\":%" PRIu64 ",\"alloc_length\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"data\":%" PRIu64
+                ",\"zero\":%" PRIu64 ",\"duplicate\":%" PRIu64 ",\"absent\":%" PRIu64 ",\"stored_bytes\":%" PRIu64 "}",
+                rec.ordinal, rec.alloc_length, rec.page_count, rec.data_pages, rec.zero_pages, rec.duplicate_pages,
+                rec.absent_pages, rec.data_pages * ps);
+  }
+  std::printf("],\"totals\":{\"file_size\":%" PRIu64 ",\"logical_bytes\":%" PRIu64 ",\"pages\":%" PRIu64
+              ",\"stored_bytes\":%" PRIu64 ",\"data_pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+              ",\"duplicate_pages\":%" PRIu64 ",\"absent_pages\":%" PRIu64 ",\"dedup_saved_bytes\":%" PRIu64 "}}\n",
+              r.file_size(), t.logical, t.pages, r.data_length(), t.data, t.zero, t.dup, t.absent, t.dup * ps);
+}
+
+}  // namespace
+
+int cmd_inspect(int argc, char** argv) {
+  bool json = false;
+  const char* path = nullptr;
+  for (int i = 1; i < argc; i++) {
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (!std::strcmp(argv[i], "--json")) {
+      json = true;
+    } else if (argv[i][0] == '-' && argv[i][1] && !path) {
+      std::fprintf(stderr, "uffdlazy inspect: unknown option '%s'\n%s", argv[i], kUsage);
+      return 2;
+    } else if (!path) {
+      path = argv[i];
+    } else {
+      std::fprintf(stderr, "uffdlazy inspect: one FILE at a time\n%s", kUsage);
+      return 2;
+    }
+  }
+  if (!path) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  snap::SnapshotReader reader;
+  if (!open_snapshot(reader, path).ok()) return 2;
+  if (json) {
+    print_json(path, reader);
+  } else {
+    print_text(path, reader);
+  }
+  return 0;
 }
 
 }  // namespace uffdlazy::cli

@@ -1,0 +1,146 @@
+// The on-disk layout of a uffdlazy snapshot, version 1.x. FORMAT.md is the prose version; this
+// file is the one the code compiles against, so every size is pinned by a static_assert.
+//
+// All integers are little-endian. The structs are read and written by memcpy on little-endian
+// hosts only (x86_64, aarch64), which the static_assert on the byte order below guarantees.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace uffdlazy::snap {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
+
+inline constexpr char kMagic[8] = {'U', 'F', 'F', 'D', 'S', 'N', 'A', 'P'};
+inline constexpr uint16_t kVersionMajor = 1;  // a reader refuses any other major
+inline constexpr uint16_t kVersionMinor = 0;  // a reader accepts any minor of its major
+
+inline constexpr uint32_t kMinPageSize = 4096;
+inline constexpr uint32_t kMaxPageSize = 1u << 21;
+inline constexpr uint32_t kMaxIdLength = 64;  // build-ids are 8..20 bytes in practice
+inline constexpr uint32_t kMaxPathLength = 4095;
+
+// Header flags describe how the capture was made; they never change how the file is read
+// (anything that does needs a new major version or a required section).
+inline constexpr uint64_t kFlagNoAslr = 1u << 0;      // the target ran with ASLR disabled
+inline constexpr uint64_t kFlagPartial = 1u << 1;     // the capture skipped some regions on purpose
+
+// How a module (executable or library) is identified, strongest first.
+enum class IdKind : uint32_t {
+  kNone = 0,
+  kGnuBuildId = 1,   // the bytes of the ELF NT_GNU_BUILD_ID note
+  kContentXxh3 = 2,  // 8 bytes: XXH3-64 of the whole file, when it has no build-id
+};
+
+struct FileHeader {
+  char magic[8];
+  uint16_t version_major;
+  uint16_t version_minor;
+  uint32_t header_size;      // bytes covered by header_checksum: fixed part + executable path
+  uint64_t header_checksum;  // XXH3-64 of [0, header_size) with this field read as zero
+  uint32_t fixed_size;       // sizeof(FileHeader) of the writer; grows only by appending fields
+  uint32_t page_size;
+  uint64_t flags;
+  uint64_t created_ns;  // CLOCK_REALTIME, nanoseconds since the epoch
+  uint64_t file_size;   // the whole file; a shorter file is truncated
+  uint64_t section_table_offset;
+  uint32_t section_count;
+  uint32_t section_entry_size;
+  uint64_t section_table_checksum;  // XXH3-64 of the section table
+  uint32_t exe_path_offset;         // from the start of the file, inside the header
+  uint32_t exe_path_length;         // bytes, without the terminating NUL that follows
+  uint32_t exe_id_kind;             // IdKind
+  uint32_t exe_id_length;
+  uint8_t exe_id[kMaxIdLength];
+  uint8_t reserved[96];
+};
+static_assert(sizeof(FileHeader) == 256);
+static_assert(offsetof(FileHeader, header_checksum) == 16);
+static_assert(offsetof(FileHeader, exe_id) == 96);
+// Every field a 1.0 reader needs lies below this; a header declaring a smaller fixed part is bad.
+inline constexpr uint32_t kMinFixedSize = offsetof(FileHeader, reserved);
+
+enum class SectionType : uint32_t {
+  kStrings = 1,    // NUL-terminated strings referenced by offset
+  kModules = 2,    // ModuleRecord[]
+  kRegions = 3,    // RegionRecord[]
+  kPageIndex = 4,  // PageEntry[], each region's entries contiguous
+  kData = 5,       // page-aligned page contents; no section checksum (every block has its own)
+};
+
+inline constexpr uint32_t kSectionRequired = 1u << 0;    // a reader that does not know it must refuse
+inline constexpr uint32_t kSectionNoChecksum = 1u << 1;  // checksum is 0 and means nothing
+
+struct SectionEntry {
+  uint32_t type;  // SectionType, or a type this reader does not know (skipped unless required)
+  uint32_t flags;
+  uint64_t offset;
+  uint64_t length;
+  uint64_t checksum;  // XXH3-64 of [offset, offset + length)
+};
+static_assert(sizeof(SectionEntry) == 32);
+
+struct ModuleRecord {
+  uint32_t path_offset;  // into the strings section
+  uint32_t path_length;  // without the NUL
+  uint32_t id_kind;      // IdKind
+  uint32_t id_length;
+  uint8_t id[kMaxIdLength];
+  uint8_t reserved[16];
+};
+static_assert(sizeof(ModuleRecord) == 96);
+
+inline constexpr uint32_t kNoModule = 0xffffffffu;
+
+struct RegionRecord {
+  uint64_t start;
+  uint64_t length;
+  uint32_t prot;       // PROT_* at capture
+  uint32_t map_flags;  // MAP_* the region was created with
+  uint64_t page_count;
+  uint64_t index_first;     // first PageEntry of this region in the page index
+  uint64_t index_checksum;  // XXH3-64 of this region's page_count entries
+  // Identity that survives ASLR: the allocation call site as a module and an offset inside it,
+  // which mapping from that site this was (0 = the first), and the length it was created with.
+  uint32_t site_module;  // index into the modules section, or kNoModule
+  uint32_t reserved0;
+  uint64_t site_offset;
+  uint64_t ordinal;
+  uint64_t alloc_length;
+  // Per-kind counts, so a reader can summarise without walking the index (checked at open).
+  uint64_t data_pages;
+  uint64_t zero_pages;
+  uint64_t duplicate_pages;
+  uint64_t absent_pages;
+  uint8_t reserved[16];
+};
+static_assert(sizeof(RegionRecord) == 128);
+
+enum class PageKind : uint8_t {
+  kAbsent = 0,     // never existed: restore leaves it to the kernel (zero-fill on touch)
+  kZero = 1,       // existed and was all zero bytes; no data stored
+  kData = 2,       // the first page with this content; offset points at its block
+  kDuplicate = 3,  // same content as an earlier page; offset points at that page's block
+};
+
+// One per page: the block offset (a multiple of the page size, so its low 12 bits are free)
+// or'ed with the kind, and the XXH3-64 of the page's content (0 for absent and zero pages).
+struct PageEntry {
+  uint64_t offset_kind;
+  uint64_t checksum;
+};
+static_assert(sizeof(PageEntry) == 16);
+
+inline constexpr uint64_t kKindMask = 0xff;
+inline constexpr uint64_t kOffsetMask = ~uint64_t(0xfff);
+
+inline PageKind entry_kind(const PageEntry& e) { return PageKind(e.offset_kind & kKindMask); }
+inline uint64_t entry_offset(const PageEntry& e) { return e.offset_kind & kOffsetMask; }
+inline PageEntry make_entry(PageKind k, uint64_t offset, uint64_t checksum) {
+  return PageEntry{offset | uint64_t(k), checksum};
+}
+
+constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+}  // namespace uffdlazy::snap

@@ -1,0 +1,108 @@
+// Opens a snapshot read-only through one private mapping and checks everything but the page data
+// up front (sizes, magic, version, header/section/index checksums, every offset), so that later
+// lookups are plain array accesses that cannot go out of the file. Page data is checked on demand
+// (verify_page) or in one pass (verify_all).
+//
+// Raw system calls only: usable by the shim on the monitor thread. A file truncated by someone
+// else after open() would raise SIGBUS on access, like any mapped file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/snapshot/executable_identity.h"
+#include "core/snapshot/format.h"
+#include "core/snapshot/snapshot_status.h"
+
+namespace uffdlazy::snap {
+
+struct PageRef {
+  PageKind kind = PageKind::kAbsent;
+  const uint8_t* data = nullptr;  // page_size bytes in the mapping (data and duplicate only)
+  uint64_t checksum = 0;          // expected XXH3-64 of data
+  uint64_t offset = 0;            // of the block in the file
+};
+
+struct ModuleView {
+  const char* path = nullptr;  // NUL-terminated, inside the mapping
+  uint32_t path_length = 0;
+  IdKind id_kind = IdKind::kNone;
+  const uint8_t* id = nullptr;
+  uint32_t id_length = 0;
+};
+
+struct VerifyReport {
+  uint64_t regions = 0;
+  uint64_t pages = 0;           // all index entries
+  uint64_t pages_checked = 0;   // data and duplicate pages whose content was hashed
+  uint64_t blocks_checked = 0;  // distinct data blocks (kData entries)
+  uint64_t bad_pages = 0;
+  uint64_t first_bad_region = 0;  // valid when bad_pages > 0
+  uint64_t first_bad_page = 0;
+  bool ok() const { return bad_pages == 0; }
+};
+
+class SnapshotReader {
+ public:
+  SnapshotReader() = default;
+  ~SnapshotReader() { close(); }
+  SnapshotReader(const SnapshotReader&) = delete;
+  SnapshotReader& operator=(const SnapshotReader&) = delete;
+
+  // native_page_size: refuse a snapshot whose page size is not this machine's (what restoring
+  // needs); inspect and verify pass false.
+  ReadStatus open(const char* path, bool native_page_size = true);
+  void close();
+  bool is_open() const { return base_ != nullptr; }
+
+  const FileHeader& header() const { return header_; }  // the fields this build knows
+  uint32_t page_size() const { return header_.page_size; }
+  uint64_t file_size() const { return map_size_; }
+  const uint8_t* base() const { return base_; }
+  uint64_t data_offset() const { return data_offset_; }
+  uint64_t data_length() const { return data_length_; }
+
+  const char* exe_path() const { return reinterpret_cast<const char*>(base_) + header_.exe_path_offset; }
+  ModuleView executable() const;
+  // A ModuleIdentity of the recorded executable, e.g. to compare with same_module().
+  void executable_identity(ModuleIdentity* out) const;
+  // kForeign unless `running` is the recorded executable: by build-id when both have one of the
+  // same kind, by path otherwise.
+  ReadStatus check_identity(const ModuleIdentity& running) const;
+
+  uint64_t region_count() const { return region_count_; }
+  const RegionRecord& region(uint64_t i) const { return regions_[i]; }
+  uint32_t module_count() const { return module_count_; }
+  ModuleView module(uint32_t i) const;
+  // The module of region i's allocation site; false when the site is unknown.
+  bool region_module(uint64_t i, ModuleView* out) const;
+
+  // Page `page` of region `region`; both must be in range (region(r).page_count).
+  PageRef page(uint64_t region, uint64_t page) const;
+  const PageEntry& entry(uint64_t region, uint64_t page) const { return index_[regions_[region].index_first + page]; }
+  // True for absent and zero pages, and for data whose XXH3-64 matches the index.
+  bool verify_page(uint64_t region, uint64_t page) const;
+  VerifyReport verify_all() const;
+
+ private:
+  ReadStatus validate(bool native_page_size);
+  ReadStatus validate_sections();
+  ReadStatus validate_regions();
+
+  const uint8_t* base_ = nullptr;
+  uint64_t map_size_ = 0;
+  FileHeader header_{};
+  uint64_t data_offset_ = 0;
+  uint64_t data_length_ = 0;
+  const char* strings_ = nullptr;
+  uint64_t strings_length_ = 0;
+  const ModuleRecord* modules_ = nullptr;
+  uint32_t module_count_ = 0;
+  const RegionRecord* regions_ = nullptr;
+  uint64_t region_count_ = 0;
+  const PageEntry* index_ = nullptr;
+  uint64_t index_count_ = 0;
+  uint64_t index_checksum_ = 0;
+};
+
+}  // namespace uffdlazy::snap
