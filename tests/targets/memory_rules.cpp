@@ -166,11 +166,11 @@ int remap() {
   check(regrown != MAP_FAILED, "mremap regrow");
   for (size_t i = n / 2; i < 2 * n; i++) check(all_zero(regrown + i * kPage, kPage), "cut tail stays zero", i);
   // DONTUNMAP: the old range stays mapped and reads zeros.
-  char* src = map_anon(8);
-  for (size_t i = 0; i < 8; i++) stamp(src, i, 7);
-  char* dst = static_cast<char*>(mremap(src, 8 * kPage, 8 * kPage, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr));
+  char* src = map_anon(n);
+  for (size_t i = 0; i < n; i++) stamp(src, i, 7);
+  char* dst = static_cast<char*>(mremap(src, n * kPage, n * kPage, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr));
   check(dst != MAP_FAILED, "mremap dontunmap");
-  for (size_t i = 0; i < 8; i++) {
+  for (size_t i = 0; i < n; i++) {
     check(stamped(dst, i, 7), "dontunmap destination keeps data", i);
     check(all_zero(src + i * kPage, kPage), "dontunmap source reads zero", i);
   }
