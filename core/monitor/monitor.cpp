@@ -93,18 +93,36 @@ void Monitor::forget_after_fork() {
   failed_.store(false, std::memory_order_relaxed);
   fill_requested_.store(0, std::memory_order_relaxed);
   fill_done_.store(0, std::memory_order_relaxed);
+  sync_requested_.store(0, std::memory_order_relaxed);
+  sync_done_.store(0, std::memory_order_relaxed);
+}
+
+void Monitor::request_and_wait(std::atomic<uint32_t>& requested, std::atomic<uint32_t>& done) {
+  uint32_t ticket = requested.fetch_add(1, std::memory_order_acq_rel) + 1;
+  uint64_t one = 1;
+  sys::write(ctl_fd_, &one, sizeof one);
+  for (;;) {
+    uint32_t d = done.load(std::memory_order_acquire);
+    if (int32_t(d - ticket) >= 0 || !running()) return;
+    sys::futex(&done, FUTEX_WAIT_PRIVATE, int(d));
+  }
 }
 
 void Monitor::fill_all_owed() {
   if (!running() || !s_.source || s_.source->owed_pages() == 0) return;
-  uint32_t ticket = fill_requested_.fetch_add(1, std::memory_order_acq_rel) + 1;
-  uint64_t one = 1;
-  sys::write(ctl_fd_, &one, sizeof one);
-  for (;;) {
-    uint32_t done = fill_done_.load(std::memory_order_acquire);
-    if (int32_t(done - ticket) >= 0 || !running()) return;
-    sys::futex(&fill_done_, FUTEX_WAIT_PRIVATE, int(done));
-  }
+  request_and_wait(fill_requested_, fill_done_);
+}
+
+void Monitor::sync() {
+  if (!running()) return;
+  request_and_wait(sync_requested_, sync_done_);
+}
+
+void Monitor::release_waiters() {
+  fill_done_.store(fill_requested_.load(std::memory_order_acquire), std::memory_order_release);
+  sys::futex(&fill_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  sync_done_.store(sync_requested_.load(std::memory_order_acquire), std::memory_order_release);
+  sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
 }
 
 void Monitor::run() {
@@ -124,11 +142,16 @@ void Monitor::run() {
     if (fill_requested_.load(std::memory_order_acquire) != fill_done_.load(std::memory_order_acquire)) {
       fill_owed_now();
     }
+    uint32_t want = sync_requested_.load(std::memory_order_acquire);
+    if (want != sync_done_.load(std::memory_order_acquire)) {
+      pump(false);
+      sync_done_.store(want, std::memory_order_release);
+      sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
+    }
   }
   running_.store(false, std::memory_order_release);
-  // Anyone waiting for a fill must not wait for a monitor that is gone.
-  fill_done_.store(fill_requested_.load(std::memory_order_acquire), std::memory_order_release);
-  sys::futex(&fill_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  // Nobody may wait for a monitor that is gone.
+  release_waiters();
 }
 
 bool Monitor::read_batch() {
@@ -365,8 +388,7 @@ void Monitor::fatal(const char* what, int err) {
   // zeros are exactly what they should see.
   s_.uffd->close();
   running_.store(false, std::memory_order_release);
-  fill_done_.store(fill_requested_.load(std::memory_order_acquire), std::memory_order_release);
-  sys::futex(&fill_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  release_waiters();
   // End this thread only. pthread_exit would unwind through libgcc, which may load a library and
   // take the loader's and malloc's locks; a bare exit leaves nothing for a faulting thread to wait on.
   for (;;) sys::call6(SYS_exit, 0);

@@ -43,6 +43,11 @@ class Monitor {
   // in place, so the child (whose memory is not registered) sees the parent's exact contents.
   void fill_all_owed();
 
+  // Returns once the monitor has finished answering every fault it had read when called, so that
+  // counts taken afterwards include the caller's own faults (the monitor wakes a thread before
+  // it books the fault). Used at exit.
+  void sync();
+
   // True once the monitor gave up (it then closed the uffd: the shim must stop registering).
   bool failed() const { return failed_.load(std::memory_order_acquire); }
   bool running() const { return running_.load(std::memory_order_acquire); }
@@ -69,6 +74,9 @@ class Monitor {
   bool read_batch();
   void wait_briefly();
   void fill_owed_now();
+  // Posts a request on the control eventfd and waits until `done` reaches the ticket.
+  void request_and_wait(std::atomic<uint32_t>& requested, std::atomic<uint32_t>& done);
+  void release_waiters();
   [[noreturn]] void fatal(const char* what, int err);
   [[noreturn]] void fatal_corrupt(const Region& r, uint64_t page_index, uintptr_t address);
 
@@ -85,6 +93,8 @@ class Monitor {
   std::atomic<bool> failed_{false};
   std::atomic<uint32_t> fill_requested_{0};
   std::atomic<uint32_t> fill_done_{0};
+  std::atomic<uint32_t> sync_requested_{0};
+  std::atomic<uint32_t> sync_done_{0};
 };
 
 // Receives one call per fault handled (the latency accounting plugs in here).

@@ -227,6 +227,7 @@ void after_fork_child() {
 
 void at_exit() {
   if (!g.cfg.stats) return;
+  if (mine()) g.monitor.sync();
   write_exit_summary(g.counters, g.active.load(std::memory_order_acquire), g.uffd.origin());
 }
 

@@ -63,7 +63,7 @@ TEST(MemoryRules, MunmapAndMapFixedResetTheRange) {
 TEST(MemoryRules, MremapMoveGrowShrinkKeepEveryPage) {
   Runs r = run_both({"remap"});
   expect_same(r);
-  EXPECT_GE(summary_field(r.summary, "remap"), 2) // move + DONTUNMAP << r.summary;
+  EXPECT_GE(summary_field(r.summary, "remap"), 2) << r.summary;  // move + DONTUNMAP
 }
 
 TEST(MemoryRules, ThreadsFaultingOnePageAllResume) {
@@ -87,6 +87,31 @@ TEST(MemoryRules, ForkedChildSeesExactlyTheParentsMemory) {
 TEST(MemoryRules, ExecedChildStartsClean) {
   Runs r = run_both({"exec"});
   expect_same(r);
+}
+
+}  // namespace
+}  // namespace uffdlazy::test
+
+namespace uffdlazy::test {
+namespace {
+
+TEST(MemoryStress, ThreadsFaultingAdvisingRemappingAndUnmappingTogetherSeeNoWrongPage) {
+  std::vector<std::string> argv = {target_path("stress_mix"), "4", "3000"};
+  ProcessResult plain = run_process(argv);
+  RunOptions opt;
+  opt.with_shim = true;
+  // Every block is registered, however small, so every operation meets the shim.
+  opt.env = {{"UFFDLAZY_STATS", "1"}, {"UFFDLAZY_STRICT", "1"}, {"UFFDLAZY_MIN_SIZE", "4K"}};
+  ProcessResult shim = run_process(argv, opt);
+  ASSERT_EQ(plain.exit_code, 0) << plain.out << plain.err;
+  ASSERT_EQ(shim.exit_code, 0) << shim.out << shim.err;
+  EXPECT_EQ(shim.out, plain.out);
+  EXPECT_NE(shim.out.find("mismatches=0\n"), std::string::npos);
+  std::string line = summary_line(shim.err);
+  EXPECT_GT(summary_field(line, "faults"), 10000) << line;
+  EXPECT_GT(summary_field(line, "remove"), 100) << line;
+  EXPECT_GT(summary_field(line, "unmap"), 100) << line;
+  EXPECT_GT(summary_field(line, "remap"), 100) << line;
 }
 
 }  // namespace
