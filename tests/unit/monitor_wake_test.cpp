@@ -108,6 +108,7 @@ TEST_F(MonitorWake, ThreadBlockedOnUnmappedRangeIsWokenAndFaultsAsWithoutTheShim
   ASSERT_TRUE(h.monitor.start());
   reader.join();
   unmapper.join();
+  h.monitor.sync();  // the event is read before munmap returns, but booked a moment later
   EXPECT_EQ(outcome.load(), Outcome::kSegv);
   EXPECT_EQ(h.counters.unmap.load(), 1u);
   Region found;
@@ -133,6 +134,7 @@ TEST_F(MonitorWake, ThreadBlockedOnMovedRangeIsWokenAndTheNewAddressStillWorks) 
   ASSERT_TRUE(h.monitor.start());
   reader.join();
   mover.join();
+  h.monitor.sync();
   EXPECT_EQ(outcome.load(), Outcome::kSegv);
   ASSERT_EQ(moved, dest);
   EXPECT_EQ(h.counters.remap.load(), 1u);
