@@ -82,6 +82,9 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       if (!parse_bool(v, &cfg->no_aslr)) return bad(kBoolWords);
     } else if (is("MIN_SIZE")) {
       if (!parse_size(v, &cfg->min_size)) return bad("a byte count with an optional K, M or G suffix, e.g. 64K");
+    } else if (is("FAULT_AROUND")) {
+      if (!parse_size(v, &cfg->fault_around) || cfg->fault_around < 1 || cfg->fault_around > 512)
+        return bad("a number of pages from 1 to 512 (1 turns fault-around off)");
     } else if (is("TRACE_LIMIT")) {
       if (!parse_size(v, &cfg->trace_capacity) || cfg->trace_capacity == 0 || cfg->trace_capacity > (1ull << 28))
         return bad("a number of faults from 1 to 268435456, e.g. 1M");

@@ -20,6 +20,7 @@ struct Config {
   bool stats = false;           // UFFDLAZY_STATS: one summary line on stderr at exit
   bool user_mode_only = false;  // UFFDLAZY_USER_MODE_ONLY: allow the user-mode-only fallback
   uint64_t min_size = 64 * 1024;  // UFFDLAZY_MIN_SIZE: smaller mappings are left alone
+  uint64_t fault_around = 16;     // UFFDLAZY_FAULT_AROUND: zero pages installed per fault
   char snapshot[kPathMax] = {};   // UFFDLAZY_SNAPSHOT: restore from this file
   char record[kPathMax] = {};     // UFFDLAZY_RECORD: write a snapshot to this file
   char record_at[64] = {};        // UFFDLAZY_RECORD_AT: exit | signal=NAME | after=SECONDS

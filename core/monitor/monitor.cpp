@@ -48,7 +48,9 @@ bool Monitor::init(const Setup& setup) {
   ctl_fd_ = int(efd);
   // Everything the loop touches is mapped (and populated) now, by raw mmap: never registered,
   // never allocated later.
-  if (!zero_page_) zero_page_ = map_private(s_.page_size);
+  if (s_.fault_around_pages < 1) s_.fault_around_pages = 1;
+  if (s_.fault_around_pages > kMaxFaultAround) s_.fault_around_pages = kMaxFaultAround;
+  if (!zero_page_) zero_page_ = map_private(s_.page_size * s_.fault_around_pages);
   if (!msgs_) msgs_ = static_cast<uffd_msg*>(map_private(kBatch * sizeof(uffd_msg)));
   if (!queue_) queue_ = static_cast<Pending*>(map_private(kQueue * sizeof(Pending)));
   return zero_page_ && msgs_ && queue_;
@@ -232,19 +234,26 @@ Monitor::Served Monitor::serve(const Pending& f) {
   if (content.kind == PageKind::kData || content.kind == PageKind::kDuplicate) {
     res = s_.uffd->copy(page, content.data, ps);
     resolution = content.kind == PageKind::kData ? kResSnapshot : kResDuplicate;
-  } else if (write) {
-    // A write would hit the shared zero page and fault again; install a private zero page now.
-    res = s_.uffd->copy(page, zero_page_, ps);
-    resolution = kResZero;
   } else {
-    res = s_.uffd->zeropage(page, ps);
     resolution = kResZero;
+    // Only inside a region the table knows, and never into a sourced one (its pages are owed).
+    uint64_t window = ps;
+    if (found && !sourced && s_.fault_around_pages > 1) {
+      uint64_t room = reg.end - page;
+      window = uint64_t(s_.fault_around_pages) * ps;
+      if (window > room) window = room;
+    }
+    res = zero_fill(page, window, write);
+    // The window may span two VMAs (an mprotect split the region): fall back to the one page.
+    if (res.status == FillStatus::kNoEntry && window > ps) res = zero_fill(page, ps, write);
   }
 
   switch (res.status) {
     case FillStatus::kDone:
     case FillStatus::kPartial:
-      MonitorCounters::bump(content.kind == PageKind::kZero ? s_.counters->pages_zero : s_.counters->pages_data);
+      // Partial: pages up to an already present one were installed (the faulting page first).
+      MonitorCounters::bump(content.kind == PageKind::kZero ? s_.counters->pages_zero : s_.counters->pages_data,
+                            res.bytes / ps ? res.bytes / ps : 1);
       break;
     case FillStatus::kExists:
       // Another fault (or a racing thread) got there first; the page's waiters still need a wake.
@@ -272,6 +281,13 @@ Monitor::Served Monitor::serve(const Pending& f) {
     s_.observer->fault_served(f.read_ns, now_ns(), f.tid, f.address, write, found ? reg.id : 0, resolution);
   }
   return Served::kOk;
+}
+
+FillResult Monitor::zero_fill(uintptr_t start, uint64_t len, bool write) {
+  // A write would land on the shared zero page and fault again in the kernel; give a writer
+  // private zeroed pages straight away. Readers share the zero page and cost no memory.
+  if (write) return s_.uffd->copy(start, zero_page_, len);
+  return s_.uffd->zeropage(start, len);
 }
 
 void Monitor::handle_event(const uffd_msg& m) {

@@ -112,6 +112,7 @@ bool bring_up() {
   setup.table_lock = &g.lock;
   setup.counters = &g.counters;
   setup.page_size = g.page_size;
+  setup.fault_around_pages = uint32_t(g.cfg.fault_around);
   if (!g.monitor.init(setup) || !g.monitor.start()) {
     g.uffd.close();
     LineWriter w;

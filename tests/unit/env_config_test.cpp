@@ -30,7 +30,7 @@ TEST(EnvConfig, DefaultsWithoutVariables) {
 TEST(EnvConfig, ReadsEveryKnownVariable) {
   Config c;
   std::string err;
-  ASSERT_TRUE(parse({"UFFDLAZY_STRICT=1", "UFFDLAZY_STATS=yes", "UFFDLAZY_MIN_SIZE=2M",
+  ASSERT_TRUE(parse({"UFFDLAZY_STRICT=1", "UFFDLAZY_STATS=yes", "UFFDLAZY_MIN_SIZE=2M", "UFFDLAZY_FAULT_AROUND=4",
                      "UFFDLAZY_SNAPSHOT=/tmp/x.snap", "UFFDLAZY_USER_MODE_ONLY=on"},
                     &c, &err))
       << err;
@@ -38,6 +38,7 @@ TEST(EnvConfig, ReadsEveryKnownVariable) {
   EXPECT_TRUE(c.stats);
   EXPECT_TRUE(c.user_mode_only);
   EXPECT_EQ(c.min_size, 2u << 20);
+  EXPECT_EQ(c.fault_around, 4u);
   EXPECT_STREQ(c.snapshot, "/tmp/x.snap");
 }
 
