@@ -100,15 +100,15 @@ int cmd_trace(int argc, char** argv) {
   }
   if (format == "csv") write_csv(out, t);
   else write_chrome(out, t);
-  if (t.header.dropped)
-    std::fprintf(stderr, "uffdlazy trace: the trace kept the first %" PRIu64 " faults; %" PRIu64 " later ones were dropped\n",
-                 t.header.count, t.header.dropped);
   bool ok = std::fflush(out) == 0 && !std::ferror(out);
   if (out != stdout) ok = std::fclose(out) == 0 && ok;
   if (!ok) {
     std::fprintf(stderr, "uffdlazy trace: writing the output failed\n");
     return 2;
   }
+  if (t.header.dropped)
+    std::fprintf(stderr, "uffdlazy trace: the trace kept the first %" PRIu64 " faults; %" PRIu64 " later ones were dropped\n",
+                 t.header.count, t.header.dropped);
   return 0;
 }
 
