@@ -15,4 +15,4 @@ echo "== under uffdlazy (every first touch of the index is served by the shim's 
 "$bin/uffdlazy" run --stats -- "$bin/uffdlazy-demo-index"
 echo
 echo "== the same with fault-around off (one round trip to the monitor per page)"
-"$bin/uffdlazy" run --stats -- env UFFDLAZY_FAULT_AROUND=1 "$bin/uffdlazy-demo-index"
+UFFDLAZY_FAULT_AROUND=1 "$bin/uffdlazy" run --stats -- "$bin/uffdlazy-demo-index"

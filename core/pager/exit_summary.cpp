@@ -5,11 +5,13 @@
 
 namespace uffdlazy {
 
-void write_exit_summary(const MonitorCounters& c, bool active, UffdOrigin origin) {
+void write_exit_summary(const MonitorCounters& c, bool active, UffdOrigin origin, int fd) {
   auto v = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   LineWriter w;
   w.str("uffdlazy: pid=").i64(sys::getpid());
-  w.str(" faults=").u64(v(c.faults));
+  // faults = pages served (what the program was given); requests = fault messages answered.
+  w.str(" faults=").u64(v(c.pages_zero) + v(c.pages_data));
+  w.str(" requests=").u64(v(c.faults));
   w.str(" regions=").u64(v(c.regions));
   w.str(" remove=").u64(v(c.remove));
   w.str(" unmap=").u64(v(c.unmap));
@@ -21,7 +23,7 @@ void write_exit_summary(const MonitorCounters& c, bool active, UffdOrigin origin
   w.str(" gone=").u64(v(c.gone));
   if (v(c.refused)) w.str(" refused=").u64(v(c.refused));
   w.str(active ? " uffd=" : " inactive uffd=").str(origin_name(origin));
-  w.emit();
+  w.emit(fd);
 }
 
 }  // namespace uffdlazy

@@ -6,6 +6,6 @@
 
 namespace uffdlazy {
 
-void write_exit_summary(const MonitorCounters& c, bool active, UffdOrigin origin);
+void write_exit_summary(const MonitorCounters& c, bool active, UffdOrigin origin, int fd);
 
 }  // namespace uffdlazy

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <fcntl.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 
@@ -30,6 +31,7 @@ struct PagerState {
   MonitorCounters counters;
   uint64_t page_size = 4096;
   long owner_pid = 0;
+  int summary_fd = 2;  // a private copy of stderr: programs may close fd 2 before exit
   std::atomic<bool> active{false};
 };
 
@@ -142,6 +144,11 @@ void start(char** envp) {
     sys::exit_group(2);
   }
   if (g.cfg.disabled) return;
+  if (g.cfg.stats) {
+    // GNU coreutils, among others, close stderr in an atexit handler, before our destructor.
+    long fd = sys::call6(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 100);
+    if (fd >= 0) g.summary_fd = int(fd);
+  }
   g.page_size = getauxval(AT_PAGESZ);
   if (g.cfg.min_size < g.page_size) g.cfg.min_size = g.page_size;
   if (!g.table.init(kLiveRegions, kLimboRegions, g.page_size)) {
@@ -227,9 +234,9 @@ void after_fork_child() {
 }
 
 void at_exit() {
-  if (!g.cfg.stats) return;
+  if (!g.cfg.stats || g.cfg.disabled) return;
   if (mine()) g.monitor.sync();
-  write_exit_summary(g.counters, g.active.load(std::memory_order_acquire), g.uffd.origin());
+  write_exit_summary(g.counters, g.active.load(std::memory_order_acquire), g.uffd.origin(), g.summary_fd);
 }
 
 }  // namespace uffdlazy::pager
