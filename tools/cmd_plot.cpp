@@ -112,9 +112,10 @@ void draw_cdf(Document& d, const Report& r, double top, double bottom) {
   // Grid and ticks.
   for (const auto& t : svg::log_time_ticks_us(lo_us, hi_us)) {
     double px = x(t.value);
-    d.line(px, top, px, bottom, {t.label.empty() ? kMinorGrid : kGrid, 1});
+    const bool decade = std::fabs(std::log10(t.value) - std::round(std::log10(t.value))) < 1e-9;
+    d.line(px, top, px, bottom, {decade ? kGrid : kMinorGrid, 1});
     d.line(px, bottom, px, bottom + (t.label.empty() ? 3 : 6), {kAxis, 1});
-    if (!t.label.empty()) d.text(px, bottom + 20, t.label, {12, Anchor::kMiddle});
+    if (!t.label.empty()) d.text(px, bottom + 20, t.label, {decade ? 12.0 : 11.0, Anchor::kMiddle, decade ? "#333" : "#777"});
   }
   for (int p = 0; p <= 100; p += 10) {
     double py = y(p / 100.0);
@@ -128,7 +129,7 @@ void draw_cdf(Document& d, const Report& r, double top, double bottom) {
     double py = y(q);
     d.line(kLeft, py, kRight, py, {"#999", 1, "none", "5,4"});
     // Left end: a rising CDF is still low there, so the label stays clear of the curves.
-    d.text(kLeft + 6, py - 4, q == 0.5 ? "p50" : "p99", {11, Anchor::kStart, "#777"});
+    d.text(kLeft + 6, q == 0.5 ? py - 4 : py + 13, q == 0.5 ? "p50" : "p99", {11, Anchor::kStart, "#777"});
   }
   frame(d, kLeft, top, kRight, bottom);
   d.text((kLeft + kRight) / 2, bottom + 42, "fault latency (log scale)", {13, Anchor::kMiddle, "#333"});
@@ -184,7 +185,7 @@ void draw_timeline(Document& d, const Report& r, double top, double bottom) {
 
   std::vector<svg::Tick> xt, yt;
   double x_top = svg::nice_linear_ticks(span_s * unit, 10, &xt, "");
-  double y_top = svg::nice_linear_ticks(double(peak), 5, &yt, "");
+  double y_top = svg::nice_linear_ticks(double(peak), 5, &yt, "", 1);  // counts: whole steps
   Scale x{0, x_top, kLeft, kRight};
   Scale y{0, y_top, bottom, top};
 
@@ -204,7 +205,7 @@ void draw_timeline(Document& d, const Report& r, double top, double bottom) {
     uint64_t c = r.timeline_faults[i];
     if (!c) continue;
     double x0 = x(double(i) * interval_s * unit), x1 = x(double(i + 1) * interval_s * unit);
-    double w = std::max(x1 - x0 - (x1 - x0 > 4 ? 1 : 0), 0.8);
+    double w = std::max(x1 - x0 - (x1 - x0 > 4 ? 1 : 0), 1.5);
     d.rect(x0, y(double(c)), w, bottom - y(double(c)), {"none", 0, "#4c78a8"});
   }
   frame(d, kLeft, top, kRight, bottom);
@@ -221,10 +222,12 @@ std::string render(const Report& r) {
   if (auto slash = prog.rfind('/'); slash != std::string::npos && slash + 1 < prog.size()) prog = prog.substr(slash + 1);
   d.text(kLeft, 34, "uffdlazy: " + prog, {19, Anchor::kStart, "#111", true});
   char sub[256];
-  std::snprintf(sub, sizeof sub, "pid %" PRIu64 "  \u00b7  %s faults  \u00b7  %s pages  \u00b7  run %.3f s  \u00b7  p50 %s  p99 %s  max %s",
-                r.pid, count_text(r.total("faults")).c_str(), count_text(r.total("pages_served")).c_str(),
-                double(r.duration_ns) / 1e9, short_us(r.latency.p50_ns).c_str(), short_us(r.latency.p99_ns).c_str(),
-                short_us(r.latency.max_ns).c_str());
+  int n = std::snprintf(sub, sizeof sub, "pid %" PRIu64 "  \u00b7  %s faults  \u00b7  %s pages  \u00b7  run %.3f s", r.pid,
+                        count_text(r.total("faults")).c_str(), count_text(r.total("pages_served")).c_str(),
+                        double(r.duration_ns) / 1e9);
+  if (r.latency.count && n > 0 && size_t(n) < sizeof sub)
+    std::snprintf(sub + n, sizeof sub - size_t(n), "  \u00b7  p50 %s  p99 %s  max %s", short_us(r.latency.p50_ns).c_str(),
+                  short_us(r.latency.p99_ns).c_str(), short_us(r.latency.max_ns).c_str());
   d.text(kLeft, 56, sub, {12, Anchor::kStart, "#555"});
   draw_cdf(d, r, 104, 464);
   draw_timeline(d, r, 576, 790);

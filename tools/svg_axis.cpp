@@ -30,7 +30,8 @@ std::string duration_label_us(double us) {
   return short_number(us / 1e6) + " s";
 }
 
-double nice_linear_ticks(double max, int target, std::vector<Tick>* ticks, const std::string& unit) {
+double nice_linear_ticks(double max, int target, std::vector<Tick>* ticks, const std::string& unit,
+                         double min_step) {
   if (max <= 0) max = 1;
   double raw = max / target;
   double mag = std::pow(10, std::floor(std::log10(raw)));
@@ -38,6 +39,10 @@ double nice_linear_ticks(double max, int target, std::vector<Tick>* ticks, const
   for (double m : {1.0, 2.0, 5.0, 10.0}) {
     step = m * mag;
     if (step >= raw) break;
+  }
+  if (step < min_step) {
+    step = min_step;
+    mag = std::pow(10, std::floor(std::log10(step)));
   }
   double top = std::ceil(max / step - 1e-9) * step;
   for (int i = 0; i * step <= top + step * 1e-6; i++) {
@@ -52,11 +57,13 @@ double nice_linear_ticks(double max, int target, std::vector<Tick>* ticks, const
 std::vector<Tick> log_time_ticks_us(double lo_us, double hi_us) {
   std::vector<Tick> t;
   int d0 = int(std::floor(std::log10(lo_us) + 1e-9)), d1 = int(std::ceil(std::log10(hi_us) - 1e-9));
+  const bool short_axis = d1 - d0 <= 2;
   for (int d = d0; d <= d1; d++) {
     double base = std::pow(10, d);
     t.push_back({base, duration_label_us(base)});
     if (d == d1) break;
-    for (int m = 2; m <= 9; m++) t.push_back({base * m, ""});
+    for (int m = 2; m <= 9; m++)
+      t.push_back({base * m, short_axis && (m == 2 || m == 5) ? duration_label_us(base * m) : ""});
   }
   return t;
 }

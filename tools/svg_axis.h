@@ -18,9 +18,12 @@ struct Scale {
   double operator()(double v) const;
 };
 
-// "Nice" linear ticks (steps of 1, 2 or 5 x 10^k) covering [0, max]; returns the rounded-up max.
-double nice_linear_ticks(double max, int target, std::vector<Tick>* ticks, const std::string& unit);
-// Decade ticks (labelled) with 2..9 minor ticks for a log axis over [lo, hi] microseconds.
+// "Nice" linear ticks (steps of 1, 2 or 5 x 10^k, at least min_step) covering [0, max]; returns
+// the rounded-up max.
+double nice_linear_ticks(double max, int target, std::vector<Tick>* ticks, const std::string& unit,
+                         double min_step = 0);
+// Decade ticks (labelled) with 2..9 minor ticks for a log axis over [lo, hi] microseconds; on a
+// short axis (two decades or less) the 2x and 5x ticks are labelled too.
 std::vector<Tick> log_time_ticks_us(double lo_us, double hi_us);
 // 1.5 -> "1.5", 2000 -> "2000": the shortest plain form.
 std::string short_number(double v);
