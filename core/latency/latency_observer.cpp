@@ -20,10 +20,8 @@ FaultRecord LatencyObserver::make_record(uint64_t read_ns, uint64_t done_ns, uin
 }
 
 void LatencyObserver::fault_served(uint64_t read_ns, uint64_t done_ns, uint32_t tid, uint64_t address, bool write,
-                                   uint32_t region_id, int resolution) {
+                                   uint32_t region_id, int resolution, uint32_t pages) {
   Resolution res = resolution >= 0 && size_t(resolution) < kResolutionCount ? Resolution(resolution) : Resolution::kError;
-  // The monitor installs one page per fault; the woken-only outcomes install none.
-  uint32_t pages = (res == Resolution::kSnapshotPage || res == Resolution::kZero || res == Resolution::kDuplicate) ? 1 : 0;
   if (region_id == no_region_id_) region_id = kNoRegion;
   FaultRecord r = make_record(read_ns, done_ns, tid, address, write, region_id, res, pages);
   stats_->record_fault(r);

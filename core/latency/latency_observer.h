@@ -12,11 +12,11 @@ class LatencyObserver final : public FaultObserver {
  public:
   // trace may be null (no UFFDLAZY_TRACE). `no_region_id` is the id the monitor passes for a
   // fault outside every region; it is reported as kNoRegion.
-  LatencyObserver(FaultStats* stats, FaultTrace* trace, uint32_t no_region_id = kNoRegion)
+  constexpr LatencyObserver(FaultStats* stats, FaultTrace* trace, uint32_t no_region_id = kNoRegion)
       : stats_(stats), trace_(trace), no_region_id_(no_region_id) {}
 
   void fault_served(uint64_t read_ns, uint64_t done_ns, uint32_t tid, uint64_t address, bool write,
-                    uint32_t region_id, int resolution) override;
+                    uint32_t region_id, int resolution, uint32_t pages) override;
   void event_handled(int uffd_event, uint64_t start_ns, uint64_t done_ns) override;
 
   // The record every fault becomes; public so other callers build records the same way.

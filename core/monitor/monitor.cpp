@@ -248,12 +248,13 @@ Monitor::Served Monitor::serve(const Pending& f) {
     if (res.status == FillStatus::kNoEntry && window > ps) res = zero_fill(page, ps, write);
   }
 
+  uint32_t pages = 0;
   switch (res.status) {
     case FillStatus::kDone:
     case FillStatus::kPartial:
       // Partial: pages up to an already present one were installed (the faulting page first).
-      MonitorCounters::bump(content.kind == PageKind::kZero ? s_.counters->pages_zero : s_.counters->pages_data,
-                            res.bytes / ps ? res.bytes / ps : 1);
+      pages = uint32_t(res.bytes / ps ? res.bytes / ps : 1);
+      MonitorCounters::bump(content.kind == PageKind::kZero ? s_.counters->pages_zero : s_.counters->pages_data, pages);
       break;
     case FillStatus::kExists:
       // Another fault (or a racing thread) got there first; the page's waiters still need a wake.
@@ -278,7 +279,7 @@ Monitor::Served Monitor::serve(const Pending& f) {
   if (sourced && res.status != FillStatus::kNoEntry) s_.source->consume(reg.source, source_page);
   MonitorCounters::bump(s_.counters->faults);
   if (s_.observer) {
-    s_.observer->fault_served(f.read_ns, now_ns(), f.tid, f.address, write, found ? reg.id : 0, resolution);
+    s_.observer->fault_served(f.read_ns, now_ns(), f.tid, f.address, write, found ? reg.id : 0, resolution, pages);
   }
   return Served::kOk;
 }

@@ -106,9 +106,11 @@ class Monitor {
 // Receives one call per fault handled (the latency accounting plugs in here).
 class FaultObserver {
  public:
+  // `pages`: pages installed (fault-around installs several; a woken-only outcome none).
   virtual void fault_served(uint64_t read_ns, uint64_t done_ns, uint32_t tid, uint64_t address,
-                            bool write, uint32_t region_id, int resolution) {
+                            bool write, uint32_t region_id, int resolution, uint32_t pages) {
     (void)read_ns; (void)done_ns; (void)tid; (void)address; (void)write; (void)region_id; (void)resolution;
+    (void)pages;
   }
   virtual void event_handled(int event, uint64_t start_ns, uint64_t done_ns) {
     (void)event; (void)start_ns; (void)done_ns;

@@ -2,10 +2,12 @@
 
 #include "core/base/line_writer.h"
 #include "core/base/raw_syscall.h"
+#include "core/latency/stats_line.h"
 
 namespace uffdlazy {
 
-void write_exit_summary(const MonitorCounters& c, bool active, UffdOrigin origin, int fd) {
+void write_exit_summary(const MonitorCounters& c, const FaultStats& stats, bool active, UffdOrigin origin,
+                        int fd) {
   auto v = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   LineWriter w;
   w.str("uffdlazy: pid=").i64(sys::getpid());
@@ -22,6 +24,16 @@ void write_exit_summary(const MonitorCounters& c, bool active, UffdOrigin origin
   w.str(" already_present=").u64(v(c.already_present));
   w.str(" gone=").u64(v(c.gone));
   if (v(c.refused)) w.str(" refused=").u64(v(c.refused));
+  const LatencyHistogram& h = stats.overall();
+  if (h.count()) {
+    // Time from the monitor reading a fault to the page in place and the thread woken.
+    w.str(" p50=");
+    append_us(&w, h.value_at_percentile_milli(50000));
+    w.str(" p99=");
+    append_us(&w, h.value_at_percentile_milli(99000));
+    w.str(" max=");
+    append_us(&w, h.max());
+  }
   w.str(active ? " uffd=" : " inactive uffd=").str(origin_name(origin));
   w.emit(fd);
 }

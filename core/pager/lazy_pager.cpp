@@ -1,6 +1,7 @@
 #include "core/pager/lazy_pager.h"
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <fcntl.h>
 #include <sys/auxv.h>
@@ -14,6 +15,11 @@
 #include "core/monitor/region_table.h"
 #include "core/uffd/userfaultfd.h"
 #include "core/pager/exit_summary.h"
+#include "core/latency/fault_stats.h"
+#include "core/latency/fault_trace.h"
+#include "core/latency/json_report_writer.h"
+#include "core/latency/latency_observer.h"
+#include "core/latency/mono_clock.h"
 
 namespace uffdlazy::pager {
 
@@ -36,6 +42,10 @@ struct PagerState {
 };
 
 constinit PagerState g;
+// The latency account: fixed size, zero-initialised, written by the monitor thread only.
+constinit FaultStats g_stats;
+constinit FaultTrace g_trace;
+constinit LatencyObserver g_observer{&g_stats, nullptr, 0};
 
 // Holds the table lock with every signal blocked, so a signal handler that touches lazy memory
 // can never run on a thread that holds what the monitor needs.
@@ -115,6 +125,7 @@ bool bring_up() {
   setup.counters = &g.counters;
   setup.page_size = g.page_size;
   setup.fault_around_pages = uint32_t(g.cfg.fault_around);
+  setup.observer = &g_observer;
   if (!g.monitor.init(setup) || !g.monitor.start()) {
     g.uffd.close();
     LineWriter w;
@@ -144,7 +155,7 @@ void start(char** envp) {
     sys::exit_group(2);
   }
   if (g.cfg.disabled) return;
-  if (g.cfg.stats) {
+  if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0]) {
     // GNU coreutils, among others, close stderr in an atexit handler, before our destructor.
     long fd = sys::call6(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 100);
     if (fd >= 0) g.summary_fd = int(fd);
@@ -156,6 +167,16 @@ void start(char** envp) {
     w.str("uffdlazy: cannot map the region table; running without lazy paging");
     w.emit();
     return;
+  }
+  g_stats.start(mono_now_ns());
+  if (g.cfg.trace[0]) {
+    if (g_trace.init(g.cfg.trace_capacity) == 0) {
+      g_observer = LatencyObserver(&g_stats, &g_trace, 0);
+    } else {
+      LineWriter w;
+      w.str("uffdlazy: cannot reserve memory for the fault trace; UFFDLAZY_TRACE is ignored");
+      w.emit();
+    }
   }
   bring_up();
 }
@@ -169,6 +190,7 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
   uintptr_t e = s + round_up(len, g.page_size);
   const bool want = wants(len, flags) && !g.monitor.failed();
   bool inserted = false;
+  uint32_t id = 0;
   {
     TableSection section;
     g.table.mapped(s, e);
@@ -180,6 +202,8 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
       r.prot = prot;
       r.flags = flags;
       r.site = reinterpret_cast<uintptr_t>(caller);
+      r.id = g.table.next_id();
+      id = r.id;
       inserted = g.table.insert(r);
     }
   }
@@ -192,6 +216,7 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
     return;
   }
   g.counters.regions.fetch_add(1, std::memory_order_relaxed);
+  g_stats.region_registered(id, s, e - s, (prot & (PROT_READ | PROT_WRITE)) ? "anonymous" : "anonymous reservation");
 }
 
 void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, int flags) {
@@ -228,15 +253,46 @@ void after_fork_child() {
   g.lock.reset_after_fork();
   g.table.clear();
   g.counters.reset();
+  g_stats.reset();
+  g_stats.start(mono_now_ns());
+  g_trace.clear();
   g.uffd.close();
   g.monitor.forget_after_fork();
   bring_up();
 }
 
 void at_exit() {
-  if (!g.cfg.stats || g.cfg.disabled) return;
+  if (g.cfg.disabled || !g.owner_pid || sys::getpid() != g.owner_pid) return;
+  if (!g.cfg.stats && !g.cfg.report[0] && !g.cfg.trace[0]) return;
   if (mine()) g.monitor.sync();
-  write_exit_summary(g.counters, g.active.load(std::memory_order_acquire), g.uffd.origin(), g.summary_fd);
+  if (g.cfg.stats) {
+    write_exit_summary(g.counters, g_stats, g.active.load(std::memory_order_acquire), g.uffd.origin(),
+                       g.summary_fd);
+  }
+  if (g.cfg.report[0]) {
+    ReportMeta meta;
+    meta.pid = uint32_t(sys::getpid());
+    meta.program = program_invocation_name;
+    meta.page_size = g.page_size;
+    if (g.cfg.trace[0]) {
+      meta.trace = &g_trace;
+      meta.trace_path = g.cfg.trace;
+    }
+    int r = write_json_report(g.cfg.report, g_stats, meta);
+    if (r < 0) {
+      LineWriter w;
+      w.str("uffdlazy: cannot write the report ").str(g.cfg.report).str(": ").errno_text(-r);
+      w.emit(g.summary_fd);
+    }
+  }
+  if (g.cfg.trace[0] && g_trace.capacity()) {
+    int r = g_trace.write_file(g.cfg.trace, uint32_t(sys::getpid()), g_stats.start_ns(), g.page_size);
+    if (r < 0) {
+      LineWriter w;
+      w.str("uffdlazy: cannot write the trace ").str(g.cfg.trace).str(": ").errno_text(-r);
+      w.emit(g.summary_fd);
+    }
+  }
 }
 
 }  // namespace uffdlazy::pager

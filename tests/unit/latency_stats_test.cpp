@@ -99,8 +99,8 @@ TEST(LatencyStats, ObserverMapsMonitorCodes) {
   FaultTrace trace;
   ASSERT_EQ(trace.init(8), 0);
   LatencyObserver obs(s.get(), &trace, 0);
-  obs.fault_served(100, 600, 9, 0x2000, true, 0, 1);  // zero page, no region (the monitor's 0)
-  obs.fault_served(100, 300, 9, 0x3000, false, 4, 3);  // already present
+  obs.fault_served(100, 600, 9, 0x2000, true, 0, 1, 1);  // zero page, no region (the monitor's 0)
+  obs.fault_served(100, 300, 9, 0x3000, false, 4, 3, 0);  // already present
   obs.event_handled(0x15 /* UFFD_EVENT_REMOVE */, 0, 10);
   ASSERT_EQ(trace.count(), 2u);
   EXPECT_EQ(trace.records()[0].region_id, kNoRegion);

@@ -1,0 +1,189 @@
+#include "core/snapshot/snapshot_page_source.h"
+
+#include <cerrno>
+#include <sys/mman.h>
+
+#include "core/base/raw_syscall.h"
+
+namespace uffdlazy::snap {
+
+namespace {
+
+constexpr uint64_t kBits = 64;
+
+uint64_t words_for(uint64_t pages) { return (pages + kBits - 1) / kBits; }
+
+bool owed_kind(PageKind k) { return k == PageKind::kData || k == PageKind::kDuplicate || k == PageKind::kZero; }
+
+// Bits [lo, hi) of a word, 0 <= lo < hi <= 64.
+uint64_t bit_range(uint64_t lo, uint64_t hi) {
+  const uint64_t upper = hi == kBits ? ~uint64_t(0) : (uint64_t(1) << hi) - 1;
+  return upper & ~((uint64_t(1) << lo) - 1);
+}
+
+}  // namespace
+
+int SnapshotPageSource::init(const SnapshotReader* reader, bool verify_pages) {
+  release();
+  if (!reader || !reader->is_open()) return -EINVAL;
+
+  const uint64_t n = reader->region_count();
+  uint64_t words = 0;
+  for (uint64_t r = 0; r < n; r++) words += words_for(reader->region(r).page_count);
+  const uint64_t bytes = n * sizeof(RegionState) + words * sizeof(uint64_t) * (verify_pages ? 2 : 1);
+  if (bytes > 0) {
+    const long page = long(reader->page_size());
+    const size_t size = size_t((bytes + page - 1) / page * page);
+    const long m = sys::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (sys::failed(m)) return -ENOMEM;
+    mem_ = reinterpret_cast<void*>(m);
+    mem_size_ = size;
+  }
+  // Fresh anonymous memory is zero: every bit clear, every counter 0.
+  regions_ = static_cast<RegionState*>(mem_);
+  owed_bits_ = mem_ ? reinterpret_cast<uint64_t*>(regions_ + n) : nullptr;
+  verified_bits_ = verify_pages && mem_ ? owed_bits_ + words : nullptr;
+
+  uint64_t word = 0;
+  uint64_t data = 0, zero = 0;
+  for (uint64_t r = 0; r < n; r++) {
+    RegionState& st = regions_[r];
+    st.word_first = word;
+    st.page_count = reader->region(r).page_count;
+    uint64_t owed = 0;
+    for (uint64_t p = 0; p < st.page_count; p++) {
+      const PageKind k = entry_kind(reader->entry(r, p));
+      if (!owed_kind(k)) continue;
+      owed_bits_[word + p / kBits] |= uint64_t(1) << (p % kBits);
+      owed++;
+      if (k == PageKind::kZero) zero++; else data++;
+    }
+    st.owed_at_start = owed;
+    word += words_for(st.page_count);
+  }
+
+  reader_ = reader;
+  verify_ = verify_pages;
+  region_count_ = n;
+  owed_at_start_ = data + zero;
+  __atomic_store_n(&owed_data_, data, __ATOMIC_RELAXED);
+  __atomic_store_n(&owed_zero_, zero, __ATOMIC_RELAXED);
+  return 0;
+}
+
+void SnapshotPageSource::release() {
+  if (mem_) sys::munmap(mem_, mem_size_);
+  mem_ = nullptr;
+  mem_size_ = 0;
+  reader_ = nullptr;
+  verify_ = false;
+  region_count_ = 0;
+  regions_ = nullptr;
+  owed_bits_ = nullptr;
+  verified_bits_ = nullptr;
+  owed_data_ = owed_zero_ = owed_at_start_ = served_ = dropped_ = corrupt_ = verified_ = 0;
+}
+
+bool SnapshotPageSource::is_owed(int32_t source, uint64_t page) const {
+  if (!valid(source, page)) return false;
+  const uint64_t w = load(owed_bits_[regions_[source].word_first + page / kBits]);
+  return (w >> (page % kBits)) & 1;
+}
+
+uffdlazy::PageContent SnapshotPageSource::peek(int32_t source, uint64_t page) {
+  using uffdlazy::PageContent;
+  if (!is_owed(source, page)) return PageContent{uffdlazy::PageKind::kZero, nullptr};
+  const PageRef ref = reader_->page(uint64_t(source), page);
+  if (ref.kind != PageKind::kData && ref.kind != PageKind::kDuplicate) {
+    return PageContent{uffdlazy::PageKind::kZero, nullptr};  // a stored zero page
+  }
+  if (verify_) {
+    uint64_t& w = verified_bits_[regions_[source].word_first + page / kBits];
+    const uint64_t bit = uint64_t(1) << (page % kBits);
+    if (!(load(w) & bit)) {
+      if (!reader_->verify_page(uint64_t(source), page)) {
+        add(corrupt_, 1);
+        return PageContent{uffdlazy::PageKind::kCorrupt, nullptr};
+      }
+      __atomic_fetch_or(&w, bit, __ATOMIC_RELAXED);
+      add(verified_, 1);
+    }
+  }
+  return PageContent{ref.kind == PageKind::kData ? uffdlazy::PageKind::kData : uffdlazy::PageKind::kDuplicate,
+                     ref.data};
+}
+
+uint64_t SnapshotPageSource::clear_bits(uint64_t r, uint64_t w, uint64_t mask, bool served) {
+  RegionState& st = regions_[r];
+  uint64_t& word = owed_bits_[st.word_first + w];
+  if (!(load(word) & mask)) return 0;
+  uint64_t flipped = __atomic_fetch_and(&word, ~mask, __ATOMIC_RELAXED) & mask;
+  const uint64_t count = uint64_t(__builtin_popcountll(flipped));
+  uint64_t zero = 0;
+  while (flipped) {
+    const uint64_t bit = uint64_t(__builtin_ctzll(flipped));
+    flipped &= flipped - 1;
+    if (entry_kind(reader_->entry(r, w * kBits + bit)) == PageKind::kZero) zero++;
+  }
+  if (zero) sub(owed_zero_, zero);
+  if (count > zero) sub(owed_data_, count - zero);
+  if (served) {
+    add(st.served, count);
+    add(served_, count);
+  } else {
+    add(st.dropped, count);
+    add(dropped_, count);
+  }
+  return count;
+}
+
+void SnapshotPageSource::consume(int32_t source, uint64_t page) {
+  if (!valid(source, page)) return;
+  clear_bits(uint64_t(source), page / kBits, uint64_t(1) << (page % kBits), true);
+}
+
+void SnapshotPageSource::drop(int32_t source, uint64_t first, uint64_t count) {
+  if (source < 0 || uint64_t(source) >= region_count_) return;
+  const uint64_t pages = regions_[source].page_count;
+  if (first >= pages || count == 0) return;
+  const uint64_t end = count > pages - first ? pages : first + count;
+  for (uint64_t p = first; p < end;) {
+    const uint64_t w = p / kBits;
+    const uint64_t lo = p % kBits;
+    const uint64_t hi = end - w * kBits >= kBits ? kBits : end - w * kBits;
+    clear_bits(uint64_t(source), w, bit_range(lo, hi), false);
+    p = w * kBits + hi;
+  }
+}
+
+uint64_t SnapshotPageSource::owed_pages() const { return load(owed_data_); }
+
+RegionAccount SnapshotPageSource::region_account(uint64_t region) const {
+  RegionAccount a;
+  if (region >= region_count_) return a;
+  const RegionState& st = regions_[region];
+  a.pages = st.page_count;
+  a.owed_at_start = st.owed_at_start;
+  a.served = load(st.served);
+  a.dropped = load(st.dropped);
+  a.still_owed = a.owed_at_start - a.served - a.dropped;
+  return a;
+}
+
+SourceReport SnapshotPageSource::report() const {
+  SourceReport rep;
+  rep.regions = region_count_;
+  for (uint64_t r = 0; r < region_count_; r++) {
+    if (load(regions_[r].served)) rep.regions_served++;
+  }
+  rep.pages_owed_at_start = owed_at_start_;
+  rep.pages_served = served_pages();
+  rep.pages_dropped = dropped_pages();
+  rep.pages_still_owed = owed_all_pages();
+  rep.pages_never_touched = rep.pages_owed_at_start - rep.pages_served;
+  rep.pages_verified = verified_pages();
+  rep.corrupt_pages = corrupt_pages();
+  return rep;
+}
+
+}  // namespace uffdlazy::snap
