@@ -155,6 +155,7 @@ void start(char** envp) {
     sys::exit_group(2);
   }
   if (g.cfg.disabled) return;
+  g.owner_pid = sys::getpid();
   if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0]) {
     // GNU coreutils, among others, close stderr in an atexit handler, before our destructor.
     long fd = sys::call6(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 100);
@@ -258,6 +259,7 @@ void after_fork_child() {
   g_trace.clear();
   g.uffd.close();
   g.monitor.forget_after_fork();
+  g.owner_pid = sys::getpid();
   bring_up();
 }
 
