@@ -402,8 +402,9 @@ void Monitor::fatal(const char* what, int err) {
   w.emit();
   failed_.store(true, std::memory_order_release);
   // Closing the last reference unregisters every range and wakes every waiter: with nothing owed,
-  // zeros are exactly what they should see.
-  s_.uffd->close();
+  // zeros are exactly what they should see. If the program closed it for us (EBADF), the number
+  // may already be reused for one of its own files: leave it alone.
+  if (err != EBADF) s_.uffd->close();
   running_.store(false, std::memory_order_release);
   release_waiters();
   // End this thread only. pthread_exit would unwind through libgcc, which may load a library and
