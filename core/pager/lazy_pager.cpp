@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "core/base/env_config.h"
 #include "core/base/line_writer.h"
@@ -38,6 +39,7 @@ struct PagerState {
   uint64_t page_size = 4096;
   long owner_pid = 0;
   int summary_fd = 2;  // a private copy of stderr: programs may close fd 2 before exit
+  uint64_t stderr_dev = 0, stderr_ino = 0;  // what it was, to notice if the number was reused
   std::atomic<bool> active{false};
 };
 
@@ -159,7 +161,12 @@ void start(char** envp) {
   if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0]) {
     // GNU coreutils, among others, close stderr in an atexit handler, before our destructor.
     long fd = sys::call6(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 100);
-    if (fd >= 0) g.summary_fd = int(fd);
+    struct stat st;
+    if (fd >= 0 && sys::fstat(int(fd), &st) == 0) {
+      g.summary_fd = int(fd);
+      g.stderr_dev = st.st_dev;
+      g.stderr_ino = st.st_ino;
+    }
   }
   g.page_size = getauxval(AT_PAGESZ);
   if (g.cfg.min_size < g.page_size) g.cfg.min_size = g.page_size;
@@ -263,13 +270,23 @@ void after_fork_child() {
   bring_up();
 }
 
+// The fd our exit lines go to, or -1: a program that closed every fd may have reused the number
+// of our stderr copy for a file of its own, and our line must never land in its data.
+int summary_fd() {
+  struct stat st;
+  for (int fd : {g.summary_fd, 2}) {
+    if (sys::fstat(fd, &st) == 0 && st.st_dev == g.stderr_dev && st.st_ino == g.stderr_ino) return fd;
+  }
+  return -1;
+}
+
 void at_exit() {
   if (g.cfg.disabled || !g.owner_pid || sys::getpid() != g.owner_pid) return;
   if (!g.cfg.stats && !g.cfg.report[0] && !g.cfg.trace[0]) return;
+  const int out = summary_fd();
   if (mine()) g.monitor.sync();
-  if (g.cfg.stats) {
-    write_exit_summary(g.counters, g_stats, g.active.load(std::memory_order_acquire), g.uffd.origin(),
-                       g.summary_fd);
+  if (g.cfg.stats && out >= 0) {
+    write_exit_summary(g.counters, g_stats, g.active.load(std::memory_order_acquire), g.uffd.origin(), out);
   }
   if (g.cfg.report[0]) {
     ReportMeta meta;
@@ -284,7 +301,7 @@ void at_exit() {
     if (r < 0) {
       LineWriter w;
       w.str("uffdlazy: cannot write the report ").str(g.cfg.report).str(": ").errno_text(-r);
-      w.emit(g.summary_fd);
+      if (out >= 0) w.emit(out);
     }
   }
   if (g.cfg.trace[0] && g_trace.capacity()) {
@@ -292,7 +309,7 @@ void at_exit() {
     if (r < 0) {
       LineWriter w;
       w.str("uffdlazy: cannot write the trace ").str(g.cfg.trace).str(": ").errno_text(-r);
-      w.emit(g.summary_fd);
+      if (out >= 0) w.emit(out);
     }
   }
 }
