@@ -85,6 +85,10 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
     } else if (is("FAULT_AROUND")) {
       if (!parse_size(v, &cfg->fault_around) || cfg->fault_around < 1 || cfg->fault_around > 512)
         return bad("a number of pages from 1 to 512 (1 turns fault-around off)");
+    } else if (is("MONITOR_CPU")) {
+      uint64_t cpu;
+      if (!parse_size(v, &cpu) || cpu >= 1024) return bad("a CPU number from 0 to 1023");
+      cfg->monitor_cpu = int(cpu);
     } else if (is("TRACE_LIMIT")) {
       if (!parse_size(v, &cfg->trace_capacity) || cfg->trace_capacity == 0 || cfg->trace_capacity > (1ull << 28))
         return bad("a number of faults from 1 to 268435456, e.g. 1M");

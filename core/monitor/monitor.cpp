@@ -129,6 +129,11 @@ void Monitor::release_waiters() {
 
 void Monitor::run() {
   prctl(PR_SET_NAME, "uffdlazy-mon", 0, 0, 0);
+  if (s_.cpu >= 0) {
+    uint64_t mask[16] = {};
+    mask[s_.cpu / 64] |= uint64_t(1) << (s_.cpu % 64);
+    sys::call6(SYS_sched_setaffinity, 0, sizeof mask, reinterpret_cast<long>(mask));
+  }
   pollfd fds[2] = {{s_.uffd->fd(), POLLIN, 0}, {ctl_fd_, POLLIN, 0}};
   while (!stop_.load(std::memory_order_acquire)) {
     long r = sys::call6(SYS_ppoll, reinterpret_cast<long>(fds), 2, 0, 0, 8);
@@ -140,13 +145,13 @@ void Monitor::run() {
       if (stop_.load(std::memory_order_acquire)) break;
     }
     if (fds[0].revents & (POLLERR | POLLNVAL)) fatal("the userfaultfd was closed under the monitor", EBADF);
-    if (!pump(false)) break;
+    if (!pump()) break;
     if (fill_requested_.load(std::memory_order_acquire) != fill_done_.load(std::memory_order_acquire)) {
       fill_owed_now();
     }
     uint32_t want = sync_requested_.load(std::memory_order_acquire);
     if (want != sync_done_.load(std::memory_order_acquire)) {
-      pump(false);
+      pump();
       sync_done_.store(want, std::memory_order_release);
       sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
     }
@@ -156,13 +161,13 @@ void Monitor::run() {
   release_waiters();
 }
 
-bool Monitor::read_batch() {
+size_t Monitor::read_batch() {
   size_t room = kQueue - queue_len_;
   size_t want = room < kBatch ? room : kBatch;
-  if (want == 0) return false;
+  if (want == 0) return 0;
   long n = s_.uffd->read_messages(msgs_, want);
   if (n < 0) fatal("reading the userfaultfd failed", int(-n));
-  if (n == 0) return false;
+  if (n == 0) return 0;
   uint64_t t = now_ns();
   // Events first, in the kernel's order: a fault read in the same batch may be on an address an
   // event has just moved, and the table must know before the fault is answered.
@@ -174,15 +179,16 @@ bool Monitor::read_batch() {
     if (m.event != UFFD_EVENT_PAGEFAULT) continue;
     queue_[queue_len_++] = {m.arg.pagefault.address, m.arg.pagefault.flags, m.arg.pagefault.feat.ptid, t};
   }
-  return true;
+  return size_t(n);
 }
 
-bool Monitor::pump(bool wait_for_progress) {
-  (void)wait_for_progress;
+bool Monitor::pump() {
+  // One read per wake-up in the common case: only a full batch suggests more is waiting. Anything
+  // that arrives later makes ppoll return at once, so nothing is missed by not reading until empty.
   for (;;) {
-    bool got = read_batch();
+    size_t n = read_batch();
     if (!serve_queue()) return false;
-    if (!got && queue_len_ == 0) return true;
+    if (n < kBatch) return true;
   }
 }
 

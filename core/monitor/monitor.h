@@ -35,6 +35,10 @@ class Monitor {
     // the same region), as THP does for anonymous memory in one step: a sequential writer then
     // pays one round trip per window instead of per page. Sourced pages are always served singly.
     uint32_t fault_around_pages = 1;
+    // Pin the monitor to this CPU (-1: let the scheduler place it). A fault round trip between
+    // two vCPUs costs several times one on a single vCPU, so a latency-sensitive single-threaded
+    // target does best with itself and the monitor on one CPU (taskset plus this).
+    int cpu = -1;
   };
   static constexpr uint32_t kMaxFaultAround = 512;
 
@@ -72,12 +76,12 @@ class Monitor {
   };
   enum class Served { kOk, kRetry, kExiting };
 
-  bool pump(bool wait_for_progress);
+  bool pump();
   void handle_event(const uffd_msg& m);
   Served serve(const Pending& f);
   bool serve_queue();
   FillResult zero_fill(uintptr_t start, uint64_t len, bool write);
-  bool read_batch();
+  size_t read_batch();  // messages read (0: none waiting)
   void wait_briefly();
   void fill_owed_now();
   // Posts a request on the control eventfd and waits until `done` reaches the ticket.

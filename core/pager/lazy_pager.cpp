@@ -128,6 +128,7 @@ bool bring_up() {
   setup.page_size = g.page_size;
   setup.fault_around_pages = uint32_t(g.cfg.fault_around);
   setup.observer = &g_observer;
+  setup.cpu = g.cfg.monitor_cpu;
   if (!g.monitor.init(setup) || !g.monitor.start()) {
     g.uffd.close();
     LineWriter w;
