@@ -13,8 +13,9 @@ struct Region {
   uint64_t source_page;   // the source page that corresponds to `start`
   int32_t prot;
   int32_t flags;
-  uint64_t site;          // allocation call site (module-relative identity), 0 if unknown
+  uint64_t site;          // allocation call site, CallSiteTable::pack()ed; 0 if unknown
   uint32_t ordinal;       // how many mappings that site made before this one
+  uint64_t alloc_length;  // the length the mapping was created with
 
   static constexpr int32_t kZeroSource = -1;
 

@@ -1,6 +1,7 @@
 #include "core/pager/lazy_pager.h"
 
 #include <atomic>
+#include <cstring>
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
@@ -15,7 +16,12 @@
 #include "core/monitor/monitor.h"
 #include "core/monitor/region_table.h"
 #include "core/uffd/userfaultfd.h"
+#include "core/base/immortal.h"
+#include "core/pager/call_site_table.h"
+#include "core/pager/capture_trigger.h"
 #include "core/pager/exit_summary.h"
+#include "core/pager/snapshot_capture.h"
+#include "core/pager/snapshot_restore.h"
 #include "core/latency/fault_stats.h"
 #include "core/latency/fault_trace.h"
 #include "core/latency/json_report_writer.h"
@@ -48,6 +54,10 @@ constinit PagerState g;
 constinit FaultStats g_stats;
 constinit FaultTrace g_trace;
 constinit LatencyObserver g_observer{&g_stats, nullptr, 0};
+// Snapshot restore and record: only constructed when asked for.
+constinit Immortal<CallSiteTable> g_sites;
+constinit Immortal<SnapshotRestore> g_restore;
+constinit CaptureMoment g_capture_at;
 
 // Holds the table lock with every signal blocked, so a signal handler that touches lazy memory
 // can never run on a thread that holds what the monitor needs.
@@ -99,7 +109,8 @@ void say_fail_open(const UffdOpenFailure& why) {
   }
   if (g.cfg.user_mode_only && why.user_mode_errno) w.str("; user-mode-only: ").errno_text(why.user_mode_errno);
   if (g.cfg.strict) {
-    w.str("); UFFDLAZY_STRICT=1, so exiting");
+    w.str("); ").str(g.cfg.snapshot[0] ? "a restore needs it" : g.cfg.record[0] ? "recording needs it" : "UFFDLAZY_STRICT=1")
+        .str(", so exiting");
     w.emit();
     sys::exit_group(3);
   }
@@ -126,6 +137,7 @@ bool bring_up() {
   setup.table_lock = &g.lock;
   setup.counters = &g.counters;
   setup.page_size = g.page_size;
+  setup.source = g_restore ? g_restore->source() : nullptr;
   setup.fault_around_pages = uint32_t(g.cfg.fault_around);
   setup.observer = &g_observer;
   setup.cpu = g.cfg.monitor_cpu;
@@ -147,6 +159,40 @@ bool bring_up() {
   return true;
 }
 
+void scrub_environment(char** envp) {
+  static const char* const kOnlyForThisProgram[] = {"UFFDLAZY_SNAPSHOT=", "UFFDLAZY_RECORD=", "UFFDLAZY_RECORD_AT=",
+                                                     "UFFDLAZY_NO_ASLR=", "UFFDLAZY_VERIFY=", "UFFDLAZY_REPORT=",
+                                                     "UFFDLAZY_TRACE="};
+  char** out = envp;
+  for (char** e = envp; e && *e; e++) {
+    bool drop = false;
+    for (const char* prefix : kOnlyForThisProgram) drop |= strncmp(*e, prefix, strlen(prefix)) == 0;
+    if (!drop) *out++ = *e;
+  }
+  if (out) *out = nullptr;
+}
+
+int exit_line_fd();
+
+void capture_now() {
+  CaptureInput in;
+  in.table = &g.table;
+  in.table_lock = &g.lock;
+  in.sites = g_sites.get();
+  in.restore = g_restore ? g_restore.get() : nullptr;
+  in.page_size = g.page_size;
+  in.no_aslr = g.cfg.no_aslr;
+  in.message_fd = exit_line_fd() >= 0 ? exit_line_fd() : 2;
+  long pid = start_capture(g.cfg.record, in);
+  if (pid < 0) {
+    LineWriter w;
+    w.str("uffdlazy: snapshot ").str(g.cfg.record).str(": cannot start the capture: ").errno_text(int(-pid));
+    w.emit(in.message_fd);
+    return;
+  }
+  wait_capture(pid);
+}
+
 }  // namespace
 
 void start(char** envp) {
@@ -158,8 +204,18 @@ void start(char** envp) {
     sys::exit_group(2);
   }
   if (g.cfg.disabled) return;
+  // A restore or a recording is for this program only, not for programs it runs.
+  scrub_environment(envp);
+  if (!parse_capture_moment(g.cfg.record_at, &g_capture_at, &err)) {
+    LineWriter w;
+    w.str("uffdlazy: UFFDLAZY_RECORD_AT: ").str(err.data(), err.size());
+    w.emit();
+    sys::exit_group(2);
+  }
+  // Serving zeros where a snapshot holds data would be a silently wrong page: no failing open.
+  if (g.cfg.snapshot[0] || g.cfg.record[0]) g.cfg.strict = true;
   g.owner_pid = sys::getpid();
-  if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0]) {
+  if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0] || g.cfg.snapshot[0] || g.cfg.record[0]) {
     // GNU coreutils, among others, close stderr in an atexit handler, before our destructor.
     long fd = sys::call6(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 100);
     struct stat st;
@@ -177,6 +233,23 @@ void start(char** envp) {
     w.emit();
     return;
   }
+  if (g.cfg.snapshot[0] || g.cfg.record[0]) {
+    if (g_sites.construct()->init() < 0) {
+      LineWriter w;
+      w.str("uffdlazy: cannot map memory for call-site identities; exiting");
+      w.emit();
+      sys::exit_group(3);
+    }
+  }
+  if (g.cfg.snapshot[0]) {
+    LineWriter problem;
+    if (!g_restore.construct()->open(g.cfg.snapshot, strcmp(g.cfg.verify, "none") != 0, &problem)) {
+      LineWriter w;
+      w.str("uffdlazy: ").str(g.cfg.snapshot).str(": ").str(problem.data(), problem.size());
+      w.emit();
+      sys::exit_group(2);
+    }
+  }
   g_stats.start(mono_now_ns());
   if (g.cfg.trace[0]) {
     if (g_trace.init(g.cfg.trace_capacity) == 0) {
@@ -187,7 +260,12 @@ void start(char** envp) {
       w.emit();
     }
   }
-  bring_up();
+  if (bring_up() && g.cfg.record[0] && !arm_capture(g_capture_at, capture_now)) {
+    LineWriter w;
+    w.str("uffdlazy: cannot arm the snapshot capture (").str(g.cfg.record_at).str("); exiting");
+    w.emit();
+    sys::exit_group(3);
+  }
 }
 
 bool active() { return g.active.load(std::memory_order_acquire) && !g.monitor.failed(); }
@@ -198,6 +276,15 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
   uintptr_t s = reinterpret_cast<uintptr_t>(addr);
   uintptr_t e = s + round_up(len, g.page_size);
   const bool want = wants(len, flags) && !g.monitor.failed();
+  // Identity (recording or restoring only): which call site made this mapping, and the how-many-th.
+  uint64_t site = 0;
+  uint32_t ordinal = 0;
+  int32_t source = Region::kZeroSource;
+  if (want && g_sites) {
+    SiteId id = g_sites->record(caller, &ordinal);
+    site = CallSiteTable::pack(id);
+    if (g_restore && g_restore->ready()) source = g_restore->match(s, len, prot, flags, id, ordinal, *g_sites.get());
+  }
   bool inserted = false;
   uint32_t id = 0;
   {
@@ -207,10 +294,13 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
       Region r = {};
       r.start = s;
       r.end = e;
-      r.source = Region::kZeroSource;
+      r.source = source;
+      r.source_page = 0;
       r.prot = prot;
       r.flags = flags;
-      r.site = reinterpret_cast<uintptr_t>(caller);
+      r.site = site;
+      r.ordinal = ordinal;
+      r.alloc_length = len;
       r.id = g.table.next_id();
       id = r.id;
       inserted = g.table.insert(r);
@@ -271,9 +361,11 @@ void after_fork_child() {
   bring_up();
 }
 
+namespace {
+
 // The fd our exit lines go to, or -1: a program that closed every fd may have reused the number
 // of our stderr copy for a file of its own, and our line must never land in its data.
-int summary_fd() {
+int exit_line_fd() {
   struct stat st;
   for (int fd : {g.summary_fd, 2}) {
     if (sys::fstat(fd, &st) == 0 && st.st_dev == g.stderr_dev && st.st_ino == g.stderr_ino) return fd;
@@ -281,11 +373,15 @@ int summary_fd() {
   return -1;
 }
 
+}  // namespace
+
 void at_exit() {
   if (g.cfg.disabled || !g.owner_pid || sys::getpid() != g.owner_pid) return;
-  if (!g.cfg.stats && !g.cfg.report[0] && !g.cfg.trace[0]) return;
-  const int out = summary_fd();
+  if (g.cfg.record[0] && g_capture_at.kind == CaptureMoment::kExit && mine()) capture_now();
+  if (!g.cfg.stats && !g.cfg.report[0] && !g.cfg.trace[0] && !g.cfg.snapshot[0]) return;
+  const int out = exit_line_fd();
   if (mine()) g.monitor.sync();
+  if (g_restore && g_restore->ready() && out >= 0) g_restore->write_account(g.cfg.snapshot, out);
   if (g.cfg.stats && out >= 0) {
     write_exit_summary(g.counters, g_stats, g.active.load(std::memory_order_acquire), g.uffd.origin(), out);
   }

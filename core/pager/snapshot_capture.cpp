@@ -1,0 +1,175 @@
+#include "core/pager/snapshot_capture.h"
+
+#include <cerrno>
+#include <csignal>
+#include <ctime>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "core/base/immortal.h"
+#include "core/base/line_writer.h"
+#include "core/base/raw_syscall.h"
+#include "core/snapshot/executable_identity.h"
+#include "core/snapshot/snapshot_writer.h"
+
+namespace uffdlazy {
+
+namespace {
+
+constexpr uint64_t kPagemapChunk = 512;  // pagemap entries read at once
+constexpr uint64_t kPresent = uint64_t(1) << 63;
+constexpr uint64_t kSwapped = uint64_t(1) << 62;
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+// Everything the child needs, in the child's own copy of static storage.
+struct ChildState {
+  snap::SnapshotWriter writer;
+  snap::ModuleIdentity executable;
+  snap::ModuleIdentity modules[CallSiteTable::kMaxModules];
+  bool module_read[CallSiteTable::kMaxModules];
+  bool module_ok[CallSiteTable::kMaxModules];
+  uint64_t pagemap[kPagemapChunk];
+  alignas(4096) unsigned char zeros[65536];
+};
+constinit Immortal<ChildState> g_child;
+
+// Pages of one region: from memory when present in the copy, from the restore source when still
+// owed there, otherwise absent.
+struct RegionPages {
+  const Region* region;
+  const CaptureInput* in;
+  int pagemap_fd;
+  uint64_t chunk_first = ~uint64_t(0);
+  uint64_t* written_pages;
+  uint64_t total_pages;
+  uint64_t next_progress_ns;
+  const char* path;
+
+  const void* operator()(uint64_t i) {
+    const uint64_t ps = in->page_size;
+    ChildState& c = *g_child;
+    if (i < chunk_first || i >= chunk_first + kPagemapChunk) {
+      chunk_first = i;
+      uint64_t vpn = (region->start / ps) + i;
+      long r = sys::pread(pagemap_fd, c.pagemap, sizeof c.pagemap, long(vpn * 8));
+      uint64_t got = r > 0 ? uint64_t(r) / 8 : 0;
+      for (uint64_t k = got; k < kPagemapChunk; k++) c.pagemap[k] = 0;
+    }
+    progress();
+    const uint64_t entry = c.pagemap[i - chunk_first];
+    if (entry & (kPresent | kSwapped)) return reinterpret_cast<const void*>(region->start + i * ps);
+    if (region->source != Region::kZeroSource && in->restore) {
+      bool owed = false;
+      const void* data = in->restore->owed_content(region->source, region->source_page + i, &owed);
+      if (owed) return data ? data : c.zeros;
+    }
+    return nullptr;
+  }
+
+  void progress() {
+    (*written_pages)++;
+    if ((*written_pages & 1023) || now_ns() < next_progress_ns) return;
+    next_progress_ns = now_ns() + 1000000000ull;
+    LineWriter w;
+    w.str("uffdlazy: snapshot ").str(path).str(": ").u64(*written_pages * in->page_size >> 20).str(" of ")
+        .u64(total_pages * in->page_size >> 20).str(" MiB");
+    w.emit(in->message_fd);
+  }
+};
+
+const snap::ModuleIdentity* module_identity(const CaptureInput& in, SiteId site) {
+  if (!site.known() || uint32_t(site.module) >= CallSiteTable::kMaxModules) return nullptr;
+  ChildState& c = *g_child;
+  if (!c.module_read[site.module]) {
+    c.module_read[site.module] = true;
+    c.module_ok[site.module] = snap::read_module_identity(in.sites->module_path(site.module), &c.modules[site.module]) == 0;
+  }
+  return c.module_ok[site.module] ? &c.modules[site.module] : nullptr;
+}
+
+[[noreturn]] void child_main(const char* path, const CaptureInput& in) {
+  ChildState& c = *g_child.construct();
+  LineWriter w;
+  auto fail = [&](const snap::WriteStatus& st) {
+    w.clear();
+    w.str("uffdlazy: snapshot ").str(path).str(": ");
+    snap::describe(st, w);
+    w.emit(in.message_fd);
+    c.writer.abort();
+    for (;;) sys::exit_group(1);
+  };
+  if (snap::read_executable_identity(&c.executable) < 0) c.executable.set_path("unknown", 7);
+  snap::WriteStatus st = c.writer.open(path);
+  if (!st.ok()) fail(st);
+  st = c.writer.begin(c.executable, in.no_aslr ? snap::kFlagNoAslr : 0);
+  if (!st.ok()) fail(st);
+
+  long pagemap = sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  const RegionList& live = in.table->live();
+  uint64_t total_pages = 0, written = 0;
+  for (size_t i = 0; i < live.size(); i++) total_pages += live.at(i).length() / in.page_size;
+  for (size_t i = 0; i < live.size(); i++) {
+    const Region& r = live.at(i);
+    // This is the child's private copy: make it readable whatever the program's protections.
+    sys::call6(SYS_mprotect, long(r.start), long(r.length()), PROT_READ);
+    SiteId site = CallSiteTable::unpack(r.site);
+    snap::RegionInfo info;
+    info.start = r.start;
+    info.length = r.length();
+    info.prot = uint32_t(r.prot);
+    info.map_flags = uint32_t(r.flags);
+    info.site.module = module_identity(in, site);
+    info.site.offset = site.offset;
+    info.site.ordinal = r.ordinal;
+    info.site.alloc_length = r.alloc_length;
+    RegionPages pages{&r, &in, int(pagemap), ~uint64_t(0), &written, total_pages, now_ns() + 1000000000ull, path};
+    st = c.writer.add_region_with(info, pages);
+    if (!st.ok()) fail(st);
+  }
+  st = c.writer.commit();
+  if (!st.ok()) fail(st);
+  const snap::WriterStats& s = c.writer.stats();
+  w.clear();
+  w.str("uffdlazy: snapshot ").str(path).str(" written: ").u64(s.regions).str(" regions, ").u64(s.pages)
+      .str(" pages (").u64(s.data_pages).str(" data, ").u64(s.zero_pages).str(" zero, ").u64(s.duplicate_pages)
+      .str(" duplicate, ").u64(s.absent_pages).str(" absent), ").u64(s.file_size).str(" bytes");
+  w.emit(in.message_fd);
+  for (;;) sys::exit_group(0);
+}
+
+}  // namespace
+
+long start_capture(const char* path, const CaptureInput& in) {
+  // The table must not be half-updated in the child's copy: hold its lock across the clone, with
+  // every signal blocked so no handler runs while it is held.
+  sigset_t all, old;
+  sigfillset(&all);
+  sys::sigprocmask(SIG_SETMASK, &all, &old);
+  in.table_lock->lock();
+  // A bare clone: neither the program's fork handlers nor ours run, and the child uses nothing
+  // but raw system calls and its own copy of memory.
+  long pid = sys::call6(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid == 0) child_main(path, in);  // signals stay blocked in the child
+  in.table_lock->unlock();
+  sys::sigprocmask(SIG_SETMASK, &old, nullptr);
+  return pid;
+}
+
+int wait_capture(long pid) {
+  int status = 0;
+  long r;
+  do {
+    r = sys::call6(SYS_wait4, pid, reinterpret_cast<long>(&status), __WALL, 0);
+  } while (r == -EINTR);
+  if (r < 0) return int(r);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+}  // namespace uffdlazy

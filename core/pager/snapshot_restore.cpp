@@ -1,0 +1,87 @@
+#include "core/pager/snapshot_restore.h"
+
+namespace uffdlazy {
+
+bool SnapshotRestore::open(const char* path, bool verify_pages, LineWriter* err) {
+  snap::SnapshotReader* reader = reader_.construct();
+  snap::ReadStatus st = reader->open(path);
+  if (st.ok()) {
+    snap::ModuleIdentity* self = &scratch_;
+    int r = snap::read_executable_identity(self);
+    if (r < 0) {
+      err->str("cannot identify the running executable: ").errno_text(-r);
+      return false;
+    }
+    st = reader->check_identity(*self);
+  }
+  if (!st.ok()) {
+    snap::describe(st, *err);
+    return false;
+  }
+  if (source_.construct()->init(reader, verify_pages) < 0 ||
+      matcher_.construct()->init(reader, snap::RegionMatcher::mode_for(*reader)) < 0) {
+    err->str("cannot map memory for the restore");
+    return false;
+  }
+  ready_ = true;
+  return true;
+}
+
+PageSource* SnapshotRestore::source() const { return ready_ ? source_.get() : nullptr; }
+
+uint32_t SnapshotRestore::snapshot_module(int32_t module, const CallSiteTable& sites) {
+  if (module < 0 || uint32_t(module) >= CallSiteTable::kMaxModules) return snap::kNoModule;
+  uint32_t cached = __atomic_load_n(&module_map_[module], __ATOMIC_ACQUIRE);
+  if (cached) return cached - 1;
+  // Once per module: read its build-id from the file and find it among the snapshot's modules.
+  LockGuard g(module_lock_);
+  cached = module_map_[module];
+  if (cached) return cached - 1;
+  uint32_t found = snap::kNoModule;
+  if (snap::read_module_identity(sites.module_path(module), &scratch_) == 0) {
+    found = matcher_->find_module(scratch_);
+  }
+  __atomic_store_n(&module_map_[module], found + 1, __ATOMIC_RELEASE);
+  return found;
+}
+
+int32_t SnapshotRestore::match(uintptr_t start, uint64_t length, int prot, int flags, SiteId site, uint32_t ordinal,
+                               const CallSiteTable& sites) {
+  if (!ready_) return -1;
+  snap::MappingQuery q;
+  q.start = start;
+  q.length = length;
+  q.prot = prot;
+  q.flags = flags;
+  if (matcher_->mode() == snap::RegionMatcher::Mode::kBySite) {
+    if (!site.known() || ordinal == CallSiteTable::kNoOrdinal) return -1;
+    q.module = snapshot_module(site.module, sites);
+    if (q.module == snap::kNoModule) return -1;
+    q.offset = site.offset;
+    q.ordinal = ordinal;
+  }
+  int64_t r = matcher_->match(q);
+  return r < 0 || r > INT32_MAX ? -1 : int32_t(r);
+}
+
+void SnapshotRestore::write_account(const char* path, int fd) const {
+  if (!ready_) return;
+  snap::SourceReport rep = source_->report();
+  LineWriter w;
+  w.str("uffdlazy: restore ").str(path).str(": regions matched=").u64(matcher_->matched_count()).str(" of ")
+      .u64(matcher_->region_count()).str(", pages served=").u64(rep.pages_served).str(", never touched=")
+      .u64(rep.pages_never_touched).str(", dropped=").u64(rep.pages_dropped);
+  if (rep.corrupt_pages) w.str(", corrupt=").u64(rep.corrupt_pages);
+  w.emit(fd);
+}
+
+const void* SnapshotRestore::owed_content(int32_t region, uint64_t page, bool* owed) const {
+  *owed = false;
+  if (!ready_ || region < 0) return nullptr;
+  if (!source_->is_owed(region, page)) return nullptr;
+  *owed = true;
+  snap::PageRef ref = reader_->page(uint64_t(region), page);
+  return ref.kind == snap::PageKind::kData || ref.kind == snap::PageKind::kDuplicate ? ref.data : nullptr;
+}
+
+}  // namespace uffdlazy
