@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/personality.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +27,13 @@ std::string find_shim() {
   return "";
 }
 
+std::string absolute_path(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char cwd[PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd)) return path;
+  return std::string(cwd) + "/" + path;
+}
+
 int exec_under_shim(const Launch& launch, const char* command) {
   std::string shim = find_shim();
   if (shim.empty()) {
@@ -42,6 +50,10 @@ int exec_under_shim(const Launch& launch, const char* command) {
   std::vector<char*> args;
   for (const auto& a : launch.argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  if (launch.no_aslr && personality(ADDR_NO_RANDOMIZE | personality(0xffffffff)) < 0) {
+    std::fprintf(stderr, "uffdlazy %s: cannot turn address-space randomisation off: %s\n", command, std::strerror(errno));
+    return 2;
+  }
   execvp(args[0], args.data());
   int err = errno;
   std::fprintf(stderr, "uffdlazy %s: cannot run '%s': %s\n", command, args[0], std::strerror(err));

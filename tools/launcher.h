@@ -12,7 +12,11 @@ namespace uffdlazy::cli {
 struct Launch {
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;
+  bool no_aslr = false;  // exec with address-space randomisation off (personality)
 };
+
+// path made absolute against the current directory (the program may chdir before it exits).
+std::string absolute_path(const std::string& path);
 
 // The preload library's path: $UFFDLAZY_LIBRARY, else ../lib/libuffdlazy.so or ./libuffdlazy.so
 // relative to this executable. Empty if none exists.

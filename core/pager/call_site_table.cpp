@@ -1,4 +1,5 @@
-#include "core/pager/call_site_table.h"
+#include "core/base/aside_mmap.h"
+#include "core//pager/call_site_table.h"
 
 #include <cerrno>
 #include <cstring>
@@ -55,7 +56,7 @@ int CallSiteTable::init(uint32_t ordinal_slots) {
   const size_t ranges = sizeof(Range) * kMaxRanges;
   const size_t ords = sizeof(OrdinalSlot) * slots;
   const size_t total = (modules + ranges + ords + kBufSize + 4095) & ~size_t(4095);
-  const long m = sys::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const long m = mmap_aside(total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (sys::failed(m)) return -ENOMEM;
   mem_ = reinterpret_cast<void*>(m);
   mem_size_ = total;

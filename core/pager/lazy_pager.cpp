@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "core/base/aside_mmap.h"
 #include "core/base/env_config.h"
 #include "core/base/line_writer.h"
 #include "core/base/raw_syscall.h"
@@ -233,6 +234,7 @@ void start(char** envp) {
     w.emit();
     return;
   }
+  if (g.cfg.no_aslr) set_mappings_aside(true);
   if (g.cfg.snapshot[0] || g.cfg.record[0]) {
     if (g_sites.construct()->init() < 0) {
       LineWriter w;

@@ -1,4 +1,5 @@
-#include "core/snapshot/region_matcher.h"
+#include "core/base/aside_mmap.h"
+#include "core//snapshot/region_matcher.h"
 
 #include <cerrno>
 #include <cstring>
@@ -42,7 +43,7 @@ int RegionMatcher::init(const SnapshotReader* reader, Mode mode) {
   const uint64_t bytes = slots * sizeof(uint32_t) + bit_words * sizeof(uint64_t);
   const uint64_t ps = reader->page_size();
   const size_t size = size_t(round_pages(bytes, ps));
-  const long m = sys::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const long m = mmap_aside(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (sys::failed(m)) return -ENOMEM;
   mem_ = reinterpret_cast<void*>(m);
   mem_size_ = size;

@@ -1,4 +1,5 @@
-#include "core/snapshot/snapshot_page_source.h"
+#include "core/base/aside_mmap.h"
+#include "core//snapshot/snapshot_page_source.h"
 
 #include <cerrno>
 #include <sys/mman.h>
@@ -34,7 +35,7 @@ int SnapshotPageSource::init(const SnapshotReader* reader, bool verify_pages) {
   if (bytes > 0) {
     const long page = long(reader->page_size());
     const size_t size = size_t((bytes + page - 1) / page * page);
-    const long m = sys::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    const long m = mmap_aside(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (sys::failed(m)) return -ENOMEM;
     mem_ = reinterpret_cast<void*>(m);
     mem_size_ = size;

@@ -1,4 +1,5 @@
-#include "core/snapshot/snapshot_reader.h"
+#include "core/base/aside_mmap.h"
+#include "core//snapshot/snapshot_reader.h"
 
 #include <cerrno>
 #include <cstring>
@@ -69,7 +70,7 @@ ReadStatus SnapshotReader::open(const char* path, bool native_page_size) {
     sys::close(int(fd));
     return error(ReadError::kEmpty);
   }
-  long m = sys::mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, int(fd), 0);
+  long m = mmap_aside(size_t(st.st_size), PROT_READ, MAP_PRIVATE, int(fd), 0);
   sys::close(int(fd));
   if (sys::failed(m)) return ReadStatus{ReadError::kOpenFailed, int(-m)};
   base_ = reinterpret_cast<const uint8_t*>(m);
