@@ -12,6 +12,5 @@ int cmd_verify(int argc, char** argv);
 int cmd_report(int argc, char** argv);
 int cmd_plot(int argc, char** argv);
 int cmd_trace(int argc, char** argv);
-int cmd_demo(int argc, char** argv);
 
 }  // namespace uffdlazy::cli

@@ -20,7 +20,6 @@ const Command kCommands[] = {
     {"report", uffdlazy::cli::cmd_report, "print the summary of a JSON fault report"},
     {"plot", uffdlazy::cli::cmd_plot, "draw a fault report as an SVG"},
     {"trace", uffdlazy::cli::cmd_trace, "export a per-fault trace as CSV or Chrome trace JSON"},
-    {"demo", uffdlazy::cli::cmd_demo, "record and restore the built-in demo and compare start times"},
 };
 
 void usage(FILE* out) {
