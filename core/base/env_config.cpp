@@ -89,6 +89,9 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       uint64_t cpu;
       if (!parse_size(v, &cpu) || cpu >= 1024) return bad("a CPU number from 0 to 1023");
       cfg->monitor_cpu = int(cpu);
+    } else if (is("SPIN_US")) {
+      if (!parse_size(v, &cfg->spin_us) || cfg->spin_us > 1000000)
+        return bad("microseconds from 0 (sleep at once) to 1000000");
     } else if (is("TRACE_LIMIT")) {
       if (!parse_size(v, &cfg->trace_capacity) || cfg->trace_capacity == 0 || cfg->trace_capacity > (1ull << 28))
         return bad("a number of faults from 1 to 268435456, e.g. 1M");

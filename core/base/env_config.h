@@ -22,6 +22,7 @@ struct Config {
   uint64_t min_size = 64 * 1024;  // UFFDLAZY_MIN_SIZE: smaller mappings are left alone
   uint64_t fault_around = 16;     // UFFDLAZY_FAULT_AROUND: zero pages installed per fault
   int monitor_cpu = -1;           // UFFDLAZY_MONITOR_CPU: pin the monitor thread
+  uint64_t spin_us = 50;          // UFFDLAZY_SPIN_US: monitor polls this long after a fault
   char snapshot[kPathMax] = {};   // UFFDLAZY_SNAPSHOT: restore from this file
   char record[kPathMax] = {};     // UFFDLAZY_RECORD: write a snapshot to this file
   char record_at[64] = {};        // UFFDLAZY_RECORD_AT: exit | signal=NAME | after=SECONDS

@@ -39,6 +39,8 @@ class Monitor {
     // two vCPUs costs several times one on a single vCPU, so a latency-sensitive single-threaded
     // target does best with itself and the monitor on one CPU (taskset plus this).
     int cpu = -1;
+    // After answering faults, keep polling this long for the next one before sleeping.
+    uint64_t spin_ns = 0;
   };
   static constexpr uint32_t kMaxFaultAround = 512;
 
@@ -80,6 +82,7 @@ class Monitor {
   void handle_event(const uffd_msg& m);
   Served serve(const Pending& f);
   bool serve_queue();
+  bool spin_for_more();
   FillResult zero_fill(uintptr_t start, uint64_t len, bool write);
   size_t read_batch();  // messages read (0: none waiting)
   void wait_briefly();

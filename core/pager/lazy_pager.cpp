@@ -142,6 +142,7 @@ bool bring_up() {
   setup.fault_around_pages = uint32_t(g.cfg.fault_around);
   setup.observer = &g_observer;
   setup.cpu = g.cfg.monitor_cpu;
+  setup.spin_ns = g.cfg.spin_us * 1000;
   if (!g.monitor.init(setup) || !g.monitor.start()) {
     g.uffd.close();
     LineWriter w;
