@@ -48,6 +48,7 @@ struct PagerState {
   int summary_fd = 2;  // a private copy of stderr: programs may close fd 2 before exit
   uint64_t stderr_dev = 0, stderr_ino = 0;  // what it was, to notice if the number was reused
   std::atomic<bool> active{false};
+  bool forked = false;  // a child of fork(): serves its memory, owns none of the parent's outputs
 };
 
 constinit PagerState g;
@@ -360,6 +361,18 @@ void after_fork_child() {
   g_trace.clear();
   g.uffd.close();
   g.monitor.forget_after_fork();
+  if (g_sites) g_sites->reset_after_fork();
+  // The snapshot, report and trace files are the parent's: a child must not overwrite them, nor
+  // report the parent's restore as its own. A capture signal is the parent's business too.
+  g.cfg.record[0] = 0;
+  g.cfg.report[0] = 0;
+  g.cfg.trace[0] = 0;
+  g.forked = true;
+  if (g_capture_at.kind == CaptureMoment::kSignal) {
+    struct sigaction dfl = {};
+    dfl.sa_handler = SIG_DFL;
+    sigaction(g_capture_at.signal, &dfl, nullptr);
+  }
   g.owner_pid = sys::getpid();
   bring_up();
 }
@@ -384,7 +397,7 @@ void at_exit() {
   if (!g.cfg.stats && !g.cfg.report[0] && !g.cfg.trace[0] && !g.cfg.snapshot[0]) return;
   const int out = exit_line_fd();
   if (mine()) g.monitor.sync();
-  if (g_restore && g_restore->ready() && out >= 0) g_restore->write_account(g.cfg.snapshot, out);
+  if (g_restore && g_restore->ready() && out >= 0 && !g.forked) g_restore->write_account(g.cfg.snapshot, out);
   if (g.cfg.stats && out >= 0) {
     write_exit_summary(g.counters, g_stats, g.active.load(std::memory_order_acquire), g.uffd.origin(), out);
   }
