@@ -2,6 +2,7 @@
 
 #include <cerrno>
 
+#include "core/base/decimal.h"
 #include "core/base/raw_syscall.h"
 
 namespace uffdlazy {
@@ -28,14 +29,8 @@ LineWriter& LineWriter::ch(char c) {
 }
 
 LineWriter& LineWriter::u64(uint64_t v) {
-  char tmp[24];
-  int n = 0;
-  do {
-    tmp[n++] = char('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (n) ch(tmp[--n]);
-  return *this;
+  char digits[20];
+  return str(digits, format_u64(digits, v));
 }
 
 LineWriter& LineWriter::i64(int64_t v) {

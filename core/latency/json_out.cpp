@@ -1,5 +1,7 @@
 #include "core/latency/json_out.h"
 
+#include "core/base/decimal.h"
+
 #include "core/latency/fault_trace.h"
 
 namespace uffdlazy {
@@ -66,13 +68,9 @@ JsonOut& JsonOut::key(const char* k) {
 
 JsonOut& JsonOut::u64(uint64_t v) {
   value_prefix();
-  char tmp[24];
-  int n = 0;
-  do {
-    tmp[n++] = char('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (n) put(tmp[--n]);
+  char digits[20];
+  size_t n = format_u64(digits, v);
+  for (size_t i = 0; i < n; i++) put(digits[i]);
   return *this;
 }
 

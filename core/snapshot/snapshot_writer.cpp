@@ -1,5 +1,7 @@
 #include "core/snapshot/snapshot_writer.h"
 
+#include "core/base/decimal.h"
+
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -31,13 +33,7 @@ void* map_anon(size_t n) {
 
 // Appends the decimal digits of v to s (which has room).
 char* append_decimal(char* s, uint64_t v) {
-  char tmp[24];
-  int n = 0;
-  do {
-    tmp[n++] = char('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (n) *s++ = tmp[--n];
+  s += format_u64(s, v);
   *s = 0;
   return s;
 }
