@@ -4,7 +4,7 @@
 #include <string>
 
 #include "tools/commands.h"
-#include "tools/launcher.h"
+#include "tools/launch_options.h"
 
 namespace uffdlazy::cli {
 
@@ -29,54 +29,22 @@ void usage(FILE* out) {
 }  // namespace
 
 int cmd_record(int argc, char** argv) {
+  static const std::vector<LaunchOption> kOptions = {
+      {"--output", "-o", "UFFDLAZY_RECORD", true, true},
+      {"--at", nullptr, "UFFDLAZY_RECORD_AT", true},
+      {"--no-aslr", nullptr, "UFFDLAZY_NO_ASLR", false, false, true},
+      {"--min-size", nullptr, "UFFDLAZY_MIN_SIZE", true},
+      {"--stats", nullptr, "UFFDLAZY_STATS", false},
+  };
   Launch launch;
-  std::string output;
-  int i = 1;
-  for (; i < argc; i++) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
-    if (a == "--") {
-      i++;
-      break;
-    } else if (a == "--help" || a == "-h") {
-      usage(stdout);
-      return 0;
-    } else if (a == "-o" || a == "--output" || a == "--at" || a == "--min-size") {
-      const char* v = value();
-      if (!v) {
-        std::fprintf(stderr, "uffdlazy record: %s needs a value\n", a.c_str());
-        return 2;
-      }
-      if (a == "--at") {
-        launch.env["UFFDLAZY_RECORD_AT"] = v;
-      } else if (a == "--min-size") {
-        launch.env["UFFDLAZY_MIN_SIZE"] = v;
-      } else {
-        output = v;
-      }
-    } else if (a == "--no-aslr") {
-      launch.env["UFFDLAZY_NO_ASLR"] = "1";
-      launch.no_aslr = true;
-    } else if (a == "--stats") {
-      launch.env["UFFDLAZY_STATS"] = "1";
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "uffdlazy record: unknown option '%s' (see uffdlazy record --help)\n", a.c_str());
-      return 2;
-    } else {
-      break;
-    }
-  }
-  if (output.empty()) {
+  std::vector<std::string> none;
+  bool done;
+  int rc = parse_launch("record", argc, argv, kOptions, 0, usage, &launch, &none, &done);
+  if (done) return rc;
+  if (!launch.env.count("UFFDLAZY_RECORD")) {
     std::fprintf(stderr, "uffdlazy record: no output file (-o FILE)\n");
     return 2;
   }
-  if (i >= argc) {
-    std::fprintf(stderr, "uffdlazy record: no program given\n");
-    usage(stderr);
-    return 2;
-  }
-  launch.env["UFFDLAZY_RECORD"] = absolute_path(output);
-  for (; i < argc; i++) launch.argv.push_back(argv[i]);
   return exec_under_shim(launch, "record");
 }
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "tools/commands.h"
-#include "tools/launcher.h"
+#include "tools/launch_options.h"
 
 namespace uffdlazy::cli {
 
@@ -30,52 +30,19 @@ void usage(FILE* out) {
 }  // namespace
 
 int cmd_restore(int argc, char** argv) {
+  static const std::vector<LaunchOption> kOptions = {
+      {"--no-aslr", nullptr, "UFFDLAZY_NO_ASLR", false, false, true},
+      {"--verify", nullptr, "UFFDLAZY_VERIFY", true},
+      {"--report", nullptr, "UFFDLAZY_REPORT", true, true},
+      {"--min-size", nullptr, "UFFDLAZY_MIN_SIZE", true},
+      {"--stats", nullptr, "UFFDLAZY_STATS", false},
+  };
   Launch launch;
-  std::string snapshot;
-  int i = 1;
-  for (; i < argc; i++) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
-    if (a == "--") {
-      i++;
-      break;
-    } else if (a == "--help" || a == "-h") {
-      usage(stdout);
-      return 0;
-    } else if (a == "--verify" || a == "--report" || a == "--min-size") {
-      const char* v = value();
-      if (!v) {
-        std::fprintf(stderr, "uffdlazy restore: %s needs a value\n", a.c_str());
-        return 2;
-      }
-      launch.env[a == "--verify" ? "UFFDLAZY_VERIFY" : a == "--report" ? "UFFDLAZY_REPORT" : "UFFDLAZY_MIN_SIZE"] =
-          a == "--report" ? absolute_path(v) : v;
-    } else if (a == "--no-aslr") {
-      launch.env["UFFDLAZY_NO_ASLR"] = "1";
-      launch.no_aslr = true;
-    } else if (a == "--stats") {
-      launch.env["UFFDLAZY_STATS"] = "1";
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "uffdlazy restore: unknown option '%s' (see uffdlazy restore --help)\n", a.c_str());
-      return 2;
-    } else if (snapshot.empty()) {
-      snapshot = a;
-    } else {
-      break;
-    }
-  }
-  if (snapshot.empty()) {
-    std::fprintf(stderr, "uffdlazy restore: no snapshot file given\n");
-    usage(stderr);
-    return 2;
-  }
-  if (i >= argc) {
-    std::fprintf(stderr, "uffdlazy restore: no program given\n");
-    usage(stderr);
-    return 2;
-  }
-  launch.env["UFFDLAZY_SNAPSHOT"] = absolute_path(snapshot);
-  for (; i < argc; i++) launch.argv.push_back(argv[i]);
+  std::vector<std::string> snapshot;
+  bool done;
+  int rc = parse_launch("restore", argc, argv, kOptions, 1, usage, &launch, &snapshot, &done);
+  if (done) return rc;
+  launch.env["UFFDLAZY_SNAPSHOT"] = absolute_path(snapshot[0]);
   return exec_under_shim(launch, "restore");
 }
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "tools/commands.h"
-#include "tools/launcher.h"
+#include "tools/launch_options.h"
 
 namespace uffdlazy::cli {
 
@@ -32,47 +32,19 @@ void usage(FILE* out) {
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
+  static const std::vector<LaunchOption> kOptions = {
+      {"--stats", nullptr, "UFFDLAZY_STATS", false},
+      {"--strict", nullptr, "UFFDLAZY_STRICT", false},
+      {"--user-mode-only", nullptr, "UFFDLAZY_USER_MODE_ONLY", false},
+      {"--min-size", nullptr, "UFFDLAZY_MIN_SIZE", true},
+      {"--report", nullptr, "UFFDLAZY_REPORT", true, true},
+      {"--trace", nullptr, "UFFDLAZY_TRACE", true, true},
+  };
   Launch launch;
-  int i = 1;
-  for (; i < argc; i++) {
-    std::string a = argv[i];
-    auto value = [&](const char* name) -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "uffdlazy run: %s needs a value\n", name);
-        return nullptr;
-      }
-      return argv[++i];
-    };
-    if (a == "--") {
-      i++;
-      break;
-    } else if (a == "--help" || a == "-h") {
-      usage(stdout);
-      return 0;
-    } else if (a == "--stats") {
-      launch.env["UFFDLAZY_STATS"] = "1";
-    } else if (a == "--strict") {
-      launch.env["UFFDLAZY_STRICT"] = "1";
-    } else if (a == "--user-mode-only") {
-      launch.env["UFFDLAZY_USER_MODE_ONLY"] = "1";
-    } else if (a == "--min-size" || a == "--report" || a == "--trace") {
-      const char* v = value(a.c_str());
-      if (!v) return 2;
-      const char* var = a == "--min-size" ? "UFFDLAZY_MIN_SIZE" : a == "--report" ? "UFFDLAZY_REPORT" : "UFFDLAZY_TRACE";
-      launch.env[var] = v;
-    } else if (a.size() && a[0] == '-') {
-      std::fprintf(stderr, "uffdlazy run: unknown option '%s' (see uffdlazy run --help)\n", a.c_str());
-      return 2;
-    } else {
-      break;  // the program, without a "--"
-    }
-  }
-  if (i >= argc) {
-    std::fprintf(stderr, "uffdlazy run: no program given\n");
-    usage(stderr);
-    return 2;
-  }
-  for (; i < argc; i++) launch.argv.push_back(argv[i]);
+  std::vector<std::string> none;
+  bool done;
+  int rc = parse_launch("run", argc, argv, kOptions, 0, usage, &launch, &none, &done);
+  if (done) return rc;
   return exec_under_shim(launch, "run");
 }
 
