@@ -1,5 +1,6 @@
 // Shared pieces of the fault and event benchmarks (bench/fault_bench*.cpp): an in-process core
-// Monitor over regions this process registers itself, CPU placement of the monitor and of the
+// Monitor over regions this process registers itself, configured like the shim's (fault-around,
+// spin, latency accounting through a LatencyObserver), CPU placement of the monitor and of the
 // faulting thread, a tiny copy-from-memory page source, and per-access latency samples.
 //
 // Every benchmark here uses manual time: the work happens partly on the monitor thread, and setup
@@ -26,6 +27,9 @@
 #include <benchmark/benchmark.h>
 
 #include "core/base/spin_lock.h"
+#include "core/latency/fault_stats.h"
+#include "core/latency/latency_observer.h"
+#include "core/latency/mono_clock.h"
 #include "core/monitor/monitor.h"
 #include "core/monitor/monitor_counters.h"
 #include "core/monitor/page_source.h"
@@ -107,6 +111,7 @@ class LatencySamples {
   }
   void add(uint64_t ns) { ns_.push_back(uint32_t(std::min<uint64_t>(ns, UINT32_MAX))); }
   size_t size() const { return ns_.size(); }
+  uint32_t at(size_t i) const { return ns_[i]; }
 
   double quantile(double q) {
     if (ns_.empty()) return 0;
@@ -159,12 +164,22 @@ class MemorySource final : public PageSource {
   uint64_t consumed_ = 0;
 };
 
+// How the monitor is set up, in the terms of the shim's environment variables.
+struct MonitorConfig {
+  uint32_t fault_around = 1;  // UFFDLAZY_FAULT_AROUND (the shim's default is 16)
+  uint64_t spin_us = 0;       // UFFDLAZY_SPIN_US (the shim's default is 50)
+};
+
 // An in-process core Monitor over regions registered by this process, brought up once per
-// benchmark run (one repetition) with the requested placement, and torn down at the end.
+// benchmark run (one repetition) with the requested placement, and torn down at the end. Like the
+// shim, it always keeps the latency account (FaultStats through a LatencyObserver, no trace), so
+// reported_p50/p99 give what the shim's report would say for the same faults.
 class MonitorHarness {
  public:
   // On failure, error() says why (the benchmark then skips with that message).
-  MonitorHarness(Placement placement, PageSource* source) : placement_(placement) {
+  MonitorHarness(Placement placement, PageSource* source, MonitorConfig config = {})
+      : placement_(placement), stats_(std::make_unique<FaultStats>()), observer_(stats_.get(), nullptr, 0) {
+    stats_->start(mono_now_ns());
     UffdOpenFailure why;
     if (!uffd_.open(false, &why)) {
       error_ = "userfaultfd unavailable (needs root or CAP_SYS_PTRACE)";
@@ -180,7 +195,10 @@ class MonitorHarness {
     s.table_lock = &lock_;
     s.source = source;
     s.counters = &counters_;
+    s.observer = &observer_;
     s.page_size = page_size();
+    s.fault_around_pages = config.fault_around;
+    s.spin_ns = config.spin_us * 1000;
     if (!monitor_.init(s)) {
       error_ = "monitor init failed";
       return;
@@ -242,6 +260,10 @@ class MonitorHarness {
   const std::string& error() const { return error_; }
   MonitorCounters& counters() { return counters_; }
   Monitor& monitor() { return monitor_; }
+  Userfaultfd& uffd() { return uffd_; }
+  // The monitor's own latency account (read to page in place and thread woken), as the shim's
+  // JSON report has it. Call monitor().sync() first.
+  const FaultStats& stats() const { return *stats_; }
 
   // Registers [p, p + pages) as the shim would after an mmap: table first, then the kernel.
   // source < 0: zero-filled; otherwise the region's page i comes from source page i.
@@ -285,6 +307,8 @@ class MonitorHarness {
   RegionTable table_;
   SpinLock lock_;
   MonitorCounters counters_;
+  std::unique_ptr<FaultStats> stats_;
+  LatencyObserver observer_;
   Monitor monitor_;
   bool started_ = false;
   int monitor_tid_ = 0;
