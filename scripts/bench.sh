@@ -93,7 +93,7 @@ export BENCH_FELT_PAGES=$felt_pages
 export BENCH_FELT_DIR=$felt_dir
 export BENCH_SECONDS=$(($(date +%s) - start_s))
 export BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-export BENCH_DIRTY=$(git status --porcelain -- bench scripts/bench.sh 2>/dev/null | grep -q . && echo yes || echo no)
+export BENCH_DIRTY=$(git status --porcelain -- bench scripts/bench.sh ':!bench/RESULTS.md' 2>/dev/null | grep -q . && echo yes || echo no)
 
 python3 - "$json" >"$out.tmp" <<'PY'
 import glob, json, os, re, statistics, sys
