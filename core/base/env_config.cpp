@@ -114,7 +114,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       // Set by the launcher for itself; nothing for the shim to do.
     } else {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
-          .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
+          .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
                "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY)");
       return false;
     }
