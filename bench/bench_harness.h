@@ -29,7 +29,7 @@
 #include "core/base/spin_lock.h"
 #include "core/latency/fault_stats.h"
 #include "core/latency/latency_observer.h"
-#include "core/latency/mono_clock.h"
+#include "core/base/mono_clock.h"
 #include "core/monitor/monitor.h"
 #include "core/monitor/monitor_counters.h"
 #include "core/monitor/page_source.h"

@@ -11,7 +11,7 @@
 #include "core/latency/fault_stats.h"
 #include "core/latency/fault_trace.h"
 #include "core/latency/latency_observer.h"
-#include "core/latency/mono_clock.h"
+#include "core/base/mono_clock.h"
 
 namespace {
 

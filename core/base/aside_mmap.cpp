@@ -8,21 +8,16 @@ namespace uffdlazy {
 
 namespace {
 
-// Far below the mmap base of a non-randomised x86_64 or aarch64 process, far above its heap.
+// Far below the mmap base of a non-randomised x86_64 or aarch64 process, far above its heap. On a
+// smaller address space the hint is out of range and the kernel ignores it.
 constexpr unsigned long kAsideBase = 0x200000000000ul;
-constinit std::atomic<bool> g_aside{false};
 constinit std::atomic<unsigned long> g_next{kAsideBase};
 
 }  // namespace
 
-void set_mappings_aside(bool on) { g_aside.store(on, std::memory_order_relaxed); }
-
 long mmap_aside(size_t len, int prot, int flags, int fd, long offset) {
-  void* hint = nullptr;
-  if (g_aside.load(std::memory_order_relaxed)) {
-    unsigned long rounded = (len + 0xfffffful) & ~0xfffffful;  // keep hints 1 MiB apart
-    hint = reinterpret_cast<void*>(g_next.fetch_add(rounded + 0x100000ul, std::memory_order_relaxed));
-  }
+  unsigned long rounded = (len + 0xfffffful) & ~0xfffffful;  // keep hints 1 MiB apart
+  void* hint = reinterpret_cast<void*>(g_next.fetch_add(rounded + 0x100000ul, std::memory_order_relaxed));
   return sys::mmap(hint, len, prot, flags, fd, offset);
 }
 

@@ -1,14 +1,14 @@
-// Mappings the shim makes only in some modes (the restore's snapshot file, its bitmaps, the
-// call-site table) would shift every later mapping of the program. With ASLR off, a restore
-// matches regions by address, so in that mode these go to a far-away hint instead of the top of
-// the mmap area, leaving the program's own layout exactly as it was when it was recorded.
+// Every mapping the shim makes for itself (tables, buffers, thread stacks, the snapshot file) goes
+// to a far-away hint instead of the top of the program's mmap area. The program's own layout is
+// then the same whatever the shim does or is configured to do: a restore that matches regions by
+// address (ASLR off) finds every region where it was recorded, and the shim's memory never sits
+// between two of the program's mappings (where it could be mistaken for, or merged with, theirs).
 #pragma once
 
 #include <cstddef>
 
 namespace uffdlazy {
 
-void set_mappings_aside(bool on);
 // Like sys::mmap(nullptr, ...): the mapping address, or -errno.
 long mmap_aside(size_t len, int prot, int flags, int fd, long offset);
 

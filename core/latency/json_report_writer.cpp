@@ -4,7 +4,7 @@
 
 #include "core/base/raw_syscall.h"
 #include "core/latency/json_out.h"
-#include "core/latency/mono_clock.h"
+#include "core/base/mono_clock.h"
 
 namespace uffdlazy {
 

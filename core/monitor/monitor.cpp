@@ -2,32 +2,25 @@
 
 #include <cerrno>
 #include <csignal>
-#include <ctime>
 #include <poll.h>
-#include <pthread.h>
-#include <sys/eventfd.h>
+#include <sched.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 
+#include "core/base/aside_mmap.h"
 #include "core/base/line_writer.h"
+#include "core/base/mono_clock.h"
+#include "core/base/program_stderr.h"
 #include "core/base/raw_syscall.h"
 
 namespace uffdlazy {
 
 namespace {
 
-constexpr size_t kBatch = 64;         // messages per read(2)
-constexpr size_t kQueue = 1024;       // faults waiting for an answer
+constexpr size_t kBatch = 64;  // messages per read(2)
 constexpr size_t kStackSize = 256 * 1024;
 
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no lock, no syscall
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-
-void* map_private(size_t bytes) {
-  long r = sys::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+void* map_populated(size_t bytes) {
+  long r = mmap_aside(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   return sys::failed(r) ? nullptr : reinterpret_cast<void*>(r);
 }
 
@@ -36,60 +29,58 @@ void* thread_main(void* self) {
   return nullptr;
 }
 
-// Resolution codes handed to the FaultObserver.
-enum Resolution { kResSnapshot = 0, kResZero = 1, kResDuplicate = 2, kResPresent = 3, kResGone = 4 };
-
 }  // namespace
 
 bool Monitor::init(const Setup& setup) {
   s_ = setup;
-  long efd = sys::call6(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (efd < 0) return false;
-  ctl_fd_ = int(efd);
-  // Everything the loop touches is mapped (and populated) now, by raw mmap: never registered,
-  // never allocated later.
+  // Everything the loop touches is mapped (and populated) now, by raw mmap, aside: never
+  // registered, never allocated later.
   if (s_.fault_around_pages < 1) s_.fault_around_pages = 1;
   if (s_.fault_around_pages > kMaxFaultAround) s_.fault_around_pages = kMaxFaultAround;
-  if (!zero_page_) zero_page_ = map_private(s_.page_size * s_.fault_around_pages);
-  if (!msgs_) msgs_ = static_cast<uffd_msg*>(map_private(kBatch * sizeof(uffd_msg)));
-  if (!queue_) queue_ = static_cast<Pending*>(map_private(kQueue * sizeof(Pending)));
-  return zero_page_ && msgs_ && queue_;
+  if (!zero_pages_) zero_pages_ = map_populated(s_.page_size * kMaxFaultAround);
+  if (!msgs_) msgs_ = static_cast<uffd_msg*>(map_populated(kBatch * sizeof(uffd_msg)));
+  if (!queue_.capacity() && !queue_.init(kQueueCapacity, s_.page_size)) return false;
+  if (!doorbell_) {
+    long d = mmap_aside(s_.page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (sys::failed(d)) return false;
+    doorbell_ = uintptr_t(d);
+  }
+  if (!zero_pages_ || !msgs_ || s_.uffd->register_missing(doorbell_, s_.page_size) != 0) return false;
+  FaultPolicy::Setup p;
+  p.uffd = s_.uffd;
+  p.table = s_.table;
+  p.table_lock = s_.table_lock;
+  p.source = s_.source;
+  p.page_size = s_.page_size;
+  p.fault_around_pages = s_.fault_around_pages;
+  p.zero_pages = zero_pages_;
+  policy_.init(p);
+  return true;
 }
 
 bool Monitor::start() {
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, kStackSize);
-  sigset_t all, old;
-  sigfillset(&all);
-  // The thread inherits this mask: no signal handler of the target ever runs on the monitor.
-  pthread_sigmask(SIG_SETMASK, &all, &old);
   running_.store(true, std::memory_order_release);
-  pthread_t t;
-  int rc = pthread_create(&t, &attr, thread_main, this);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
+  if (!thread_.start(thread_main, this, kStackSize)) {
     running_.store(false, std::memory_order_release);
     return false;
   }
-  thread_ = t;
   return true;
 }
 
 void Monitor::stop() {
-  if (!running()) return;
-  stop_.store(true, std::memory_order_release);
-  uint64_t one = 1;
-  sys::write(ctl_fd_, &one, sizeof one);
-  pthread_join(pthread_t(thread_), nullptr);
+  if (!thread_.started()) return;
+  if (running()) {
+    stop_.store(true, std::memory_order_release);
+    ring();
+  }
+  thread_.join();
 }
 
 void Monitor::forget_after_fork() {
-  if (ctl_fd_ >= 0) sys::close(ctl_fd_);
-  ctl_fd_ = -1;
-  thread_ = 0;
-  queue_len_ = queue_head_ = 0;
+  thread_.forget();
+  queue_.clear();
+  stopping_ = false;
+  overflowed_ = false;
   running_.store(false, std::memory_order_relaxed);
   stop_.store(false, std::memory_order_relaxed);
   failed_.store(false, std::memory_order_relaxed);
@@ -99,10 +90,14 @@ void Monitor::forget_after_fork() {
   sync_done_.store(0, std::memory_order_relaxed);
 }
 
+void Monitor::ring() {
+  // The kernel queues a REMOVE for the doorbell and this thread waits until the monitor reads it.
+  sys::madvise(reinterpret_cast<void*>(doorbell_), s_.page_size, MADV_DONTNEED);
+}
+
 void Monitor::request_and_wait(std::atomic<uint32_t>& requested, std::atomic<uint32_t>& done) {
   uint32_t ticket = requested.fetch_add(1, std::memory_order_acq_rel) + 1;
-  uint64_t one = 1;
-  sys::write(ctl_fd_, &one, sizeof one);
+  ring();
   for (;;) {
     uint32_t d = done.load(std::memory_order_acquire);
     if (int32_t(d - ticket) >= 0 || !running()) return;
@@ -127,58 +122,85 @@ void Monitor::release_waiters() {
   sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
 }
 
+void Monitor::own_descriptor_table() {
+  // A table of our own, holding nothing but the userfaultfd: the program may close or reuse any
+  // number in its table without affecting us, and we hold no reference to its files (a pipe the
+  // program closes must reach EOF for its reader).
+  if (sys::call6(SYS_unshare, CLONE_FILES) != 0) return;  // old kernel: stay on the shared table
+  const unsigned fd = unsigned(s_.uffd->fd());
+  if (fd > 0) sys::call6(SYS_close_range, 0, fd - 1, 0);
+  sys::call6(SYS_close_range, fd + 1, ~0u, 0);
+}
+
 void Monitor::run() {
-  prctl(PR_SET_NAME, "uffdlazy-mon", 0, 0, 0);
+  name_this_thread("uffdlazy-mon");
+  own_descriptor_table();
   if (s_.cpu >= 0) {
     uint64_t mask[16] = {};
     mask[s_.cpu / 64] |= uint64_t(1) << (s_.cpu % 64);
     sys::call6(SYS_sched_setaffinity, 0, sizeof mask, reinterpret_cast<long>(mask));
   }
-  pollfd fds[2] = {{s_.uffd->fd(), POLLIN, 0}, {ctl_fd_, POLLIN, 0}};
-  while (!stop_.load(std::memory_order_acquire)) {
-    long r = sys::call6(SYS_ppoll, reinterpret_cast<long>(fds), 2, 0, 0, 8);
+  pollfd fd = {s_.uffd->fd(), POLLIN, 0};
+  // A stop is a request like the others: the loop ends only once it has read the doorbell the
+  // stopping thread rang (that thread waits in madvise until then).
+  while (!stopping_) {
+    long r = sys::call6(SYS_ppoll, reinterpret_cast<long>(&fd), 1, 0, 0, 8);
     if (r == -EINTR) continue;
     if (r < 0) fatal("poll on the userfaultfd failed", int(-r));
-    if (fds[1].revents & POLLIN) {
-      uint64_t v;
-      sys::read(ctl_fd_, &v, sizeof v);
-      if (stop_.load(std::memory_order_acquire)) break;
-    }
-    if (fds[0].revents & (POLLERR | POLLNVAL)) fatal("the userfaultfd was closed under the monitor", EBADF);
+    if (fd.revents & (POLLERR | POLLNVAL)) fatal("the userfaultfd reported an error", EBADF);
     if (!pump()) break;
     if (!spin_for_more()) break;
-    if (fill_requested_.load(std::memory_order_acquire) != fill_done_.load(std::memory_order_acquire)) {
-      fill_owed_now();
-    }
-    uint32_t want = sync_requested_.load(std::memory_order_acquire);
-    if (want != sync_done_.load(std::memory_order_acquire)) {
-      pump();
-      sync_done_.store(want, std::memory_order_release);
-      sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
-    }
+    answer_requests();
   }
   running_.store(false, std::memory_order_release);
   // Nobody may wait for a monitor that is gone.
   release_waiters();
 }
 
+void Monitor::answer_requests() {
+  if (fill_requested_.load(std::memory_order_acquire) != fill_done_.load(std::memory_order_acquire)) {
+    fill_owed_now();
+  }
+  uint32_t want = sync_requested_.load(std::memory_order_acquire);
+  if (want != sync_done_.load(std::memory_order_acquire)) {
+    pump();
+    sync_done_.store(want, std::memory_order_release);
+    sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  }
+}
+
+void Monitor::queue_fault(const uffd_msg& m, uint64_t read_ns) {
+  PendingFault f = {m.arg.pagefault.address, m.arg.pagefault.flags, m.arg.pagefault.feat.ptid, 0, read_ns};
+  if (queue_.add(f) != FaultQueue::Added::kFull) return;
+  // More distinct pages waiting than the queue holds. Keep reading anyway (the event that
+  // unblocks the queue may be behind this fault), and let this thread fault again once the queue
+  // has drained: waking it now would only make it fault again ahead of that event.
+  overflowed_ = true;
+  MonitorCounters::bump(s_.counters->requeued);
+}
+
+void Monitor::wake_everyone() {
+  // One wake over the whole user address space reaches every thread waiting on this userfaultfd;
+  // those whose page is still missing fault again. The size of that space depends on the
+  // architecture and the kernel's configuration: the first that the kernel accepts.
+  for (uint64_t top : {uint64_t(1) << 56, uint64_t(1) << 52, uint64_t(1) << 48, uint64_t(1) << 47,
+                       uint64_t(1) << 42, uint64_t(1) << 39}) {
+    if (s_.uffd->wake(s_.page_size, top - 2 * s_.page_size) == 0) return;
+  }
+}
+
 size_t Monitor::read_batch() {
-  size_t room = kQueue - queue_len_;
-  size_t want = room < kBatch ? room : kBatch;
-  if (want == 0) return 0;
-  long n = s_.uffd->read_messages(msgs_, want);
+  long n = s_.uffd->read_messages(msgs_, kBatch);
   if (n < 0) fatal("reading the userfaultfd failed", int(-n));
   if (n == 0) return 0;
-  uint64_t t = now_ns();
+  uint64_t t = mono_now_ns();
   // Events first, in the kernel's order: a fault read in the same batch may be on an address an
   // event has just moved, and the table must know before the fault is answered.
   for (long i = 0; i < n; i++) {
     if (msgs_[i].event != UFFD_EVENT_PAGEFAULT) handle_event(msgs_[i]);
   }
   for (long i = 0; i < n; i++) {
-    const uffd_msg& m = msgs_[i];
-    if (m.event != UFFD_EVENT_PAGEFAULT) continue;
-    queue_[queue_len_++] = {m.arg.pagefault.address, m.arg.pagefault.flags, m.arg.pagefault.feat.ptid, t};
+    if (msgs_[i].event == UFFD_EVENT_PAGEFAULT) queue_fault(msgs_[i], t);
   }
   return size_t(n);
 }
@@ -196,20 +218,20 @@ bool Monitor::pump() {
 bool Monitor::spin_for_more() {
   // Waking a sleeping monitor on an idle vCPU is the most expensive part of a round trip. Faults
   // come in bursts (a scan, a batch of lookups), so after answering one, stay awake a moment:
-  // the next fault is then picked up without a wake-up. Bounded, so an idle program costs nothing.
+  // the next fault is then picked up without a wake-up. Bounded, so an idle program costs nothing,
+  // and yielding between polls, so a thread woken on this CPU runs at once instead of waiting for
+  // the spin to end.
   if (!s_.spin_ns) return true;
-  uint64_t deadline = now_ns() + s_.spin_ns;
-  while (!stop_.load(std::memory_order_relaxed)) {
+  uint64_t deadline = mono_now_ns() + s_.spin_ns;
+  while (!stopping_) {
     size_t n = read_batch();
     if (n) {
       if (!serve_queue()) return false;
-      deadline = now_ns() + s_.spin_ns;
+      deadline = mono_now_ns() + s_.spin_ns;
       continue;
     }
-    if (now_ns() >= deadline) break;
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
+    if (mono_now_ns() >= deadline) break;
+    sys::call6(SYS_sched_yield);
   }
   return true;
 }
@@ -223,66 +245,34 @@ void Monitor::wait_briefly() {
 }
 
 bool Monitor::serve_queue() {
-  while (queue_head_ < queue_len_) {
-    Served s = serve(queue_[queue_head_]);
+  while (!queue_.empty()) {
+    Served s = serve(queue_.front());
     if (s == Served::kExiting) return false;
     if (s == Served::kRetry) {
       // An event is unread (or just read and not yet acknowledged): take events in, then retry.
+      // Reading never stops for lack of room (see FaultQueue), so the event is always reached.
       if (!read_batch()) wait_briefly();
       continue;
     }
-    queue_head_++;
+    queue_.pop();
   }
-  queue_head_ = queue_len_ = 0;
+  if (overflowed_) {
+    overflowed_ = false;
+    wake_everyone();
+  }
   return true;
 }
 
-Monitor::Served Monitor::serve(const Pending& f) {
+Monitor::Served Monitor::serve(const PendingFault& f) {
   const uint64_t ps = s_.page_size;
   const uintptr_t page = f.address & ~(ps - 1);
   const bool write = f.flags & UFFD_PAGEFAULT_FLAG_WRITE;
-
-  Region reg;
-  bool found;
-  {
-    LockGuard g(*s_.table_lock);
-    found = s_.table->lookup(page, &reg);
-  }
-  PageContent content = {PageKind::kZero, nullptr};
-  uint64_t source_page = 0;
-  const bool sourced = found && reg.source != Region::kZeroSource && s_.source;
-  if (sourced) {
-    source_page = reg.source_page + (page - reg.start) / ps;
-    content = s_.source->peek(reg.source, source_page);
-    if (content.kind == PageKind::kCorrupt) fatal_corrupt(reg, source_page, page);
-  }
-
-  FillResult res;
-  int resolution;
-  if (content.kind == PageKind::kData || content.kind == PageKind::kDuplicate) {
-    res = s_.uffd->copy(page, content.data, ps);
-    resolution = content.kind == PageKind::kData ? kResSnapshot : kResDuplicate;
-  } else {
-    resolution = kResZero;
-    // Only inside a region the table knows, and never into a sourced one (its pages are owed).
-    uint64_t window = ps;
-    if (found && !sourced && s_.fault_around_pages > 1) {
-      uint64_t room = reg.end - page;
-      window = uint64_t(s_.fault_around_pages) * ps;
-      if (window > room) window = room;
-    }
-    res = zero_fill(page, window, write);
-    // The window may span two VMAs (an mprotect split the region): fall back to the one page.
-    if (res.status == FillStatus::kNoEntry && window > ps) res = zero_fill(page, ps, write);
-  }
-
-  uint32_t pages = 0;
-  switch (res.status) {
+  FaultAnswer a = policy_.answer(f.address, write, &Monitor::fatal_corrupt);
+  int resolution = a.resolution;
+  switch (a.fill.status) {
     case FillStatus::kDone:
     case FillStatus::kPartial:
-      // Partial: pages up to an already present one were installed (the faulting page first).
-      pages = uint32_t(res.bytes / ps ? res.bytes / ps : 1);
-      MonitorCounters::bump(content.kind == PageKind::kZero ? s_.counters->pages_zero : s_.counters->pages_data, pages);
+      MonitorCounters::bump(resolution == kResZero ? s_.counters->pages_zero : s_.counters->pages_data, a.pages);
       break;
     case FillStatus::kExists:
       // Another fault (or a racing thread) got there first; the page's waiters still need a wake.
@@ -302,32 +292,30 @@ Monitor::Served Monitor::serve(const Pending& f) {
     case FillStatus::kExiting:
       return Served::kExiting;
     case FillStatus::kError:
-      fatal("installing a page failed", res.err);
+      fatal("installing a page failed", a.fill.err);
   }
-  if (sourced && res.status != FillStatus::kNoEntry) s_.source->consume(reg.source, source_page);
   MonitorCounters::bump(s_.counters->faults);
   if (s_.observer) {
-    s_.observer->fault_served(f.read_ns, now_ns(), f.tid, f.address, write, found ? reg.id : 0, resolution, pages);
+    s_.observer->fault_served(f.read_ns, mono_now_ns(), f.tid, f.address, write, a.region_id, resolution, a.pages);
   }
   return Served::kOk;
 }
 
-FillResult Monitor::zero_fill(uintptr_t start, uint64_t len, bool write) {
-  // A write would land on the shared zero page and fault again in the kernel; give a writer
-  // private zeroed pages straight away. Readers share the zero page and cost no memory.
-  if (write) return s_.uffd->copy(start, zero_page_, len);
-  return s_.uffd->zeropage(start, len);
-}
-
 void Monitor::handle_event(const uffd_msg& m) {
-  uint64_t t0 = s_.observer ? now_ns() : 0;
+  if (m.event == UFFD_EVENT_REMOVE && m.arg.remove.start == doorbell_) {
+    // A request (see answer_requests); a stop ends the loop.
+    if (stop_.load(std::memory_order_acquire)) stopping_ = true;
+    return;
+  }
+  uint64_t t0 = s_.observer ? mono_now_ns() : 0;
   const uint64_t ps = s_.page_size;
   switch (m.event) {
     case UFFD_EVENT_REMOVE: {
       uintptr_t s = m.arg.remove.start, e = m.arg.remove.end;
       if (s_.source) {
         LockGuard g(*s_.table_lock);
-        s_.table->for_each_overlap(s, e, [&](const Region& r) {
+        // Where limbo covers the range the event is about an older mapping there, not the new one.
+        s_.table->for_each_piece_an_event_reaches(s, e, [&](const Region& r) {
           if (r.source != Region::kZeroSource) s_.source->drop(r.source, r.source_page, r.length() / ps);
         });
       }
@@ -339,7 +327,7 @@ void Monitor::handle_event(const uffd_msg& m) {
       {
         LockGuard g(*s_.table_lock);
         if (s_.source) {
-          s_.table->for_each_overlap(s, e, [&](const Region& r) {
+          s_.table->for_each_piece_an_event_reaches(s, e, [&](const Region& r) {
             if (r.source != Region::kZeroSource) s_.source->drop(r.source, r.source_page, r.length() / ps);
           });
         }
@@ -362,13 +350,13 @@ void Monitor::handle_event(const uffd_msg& m) {
       break;
     }
     case UFFD_EVENT_FORK:
-      // Not requested (the shim fills owed pages before fork instead); never keep a stray fd.
+      // Not requested; never keep a stray descriptor.
       sys::close(int(m.arg.fork.ufd));
       break;
     default:
       break;
   }
-  if (s_.observer) s_.observer->event_handled(m.event, t0, now_ns());
+  if (s_.observer) s_.observer->event_handled(m.event, t0, mono_now_ns());
 }
 
 void Monitor::fill_owed_now() {
@@ -423,16 +411,21 @@ void Monitor::fatal(const char* what, int err) {
   w.str("uffdlazy: monitor cannot continue: ").str(what).str(": ").errno_text(err);
   if (owed) {
     w.str("; ").u64(owed).str(" pages still owed from the snapshot would read as zeros, so the process is stopped");
-    w.emit();
+    emit_to_program_stderr(w);
     for (;;) sys::kill(sys::getpid(), SIGKILL);
   }
   w.str("; lazy paging is off from here (memory reads as it would without the shim)");
-  w.emit();
-  failed_.store(true, std::memory_order_release);
-  // Closing the last reference unregisters every range and wakes every waiter: with nothing owed,
-  // zeros are exactly what they should see. If the program closed it for us (EBADF), the number
-  // may already be reused for one of its own files: leave it alone.
-  if (err != EBADF) s_.uffd->close();
+  emit_to_program_stderr(w);
+  {
+    // With nothing owed, zeros are exactly what every waiter should see: unregistering a range
+    // wakes its waiters and hands it back to the kernel's demand paging. A range registered after
+    // this sees failed() and unregisters itself.
+    LockGuard g(*s_.table_lock);
+    failed_.store(true, std::memory_order_release);
+    const RegionList& live = s_.table->live();
+    for (size_t i = 0; i < live.size(); i++) s_.uffd->unregister(live.at(i).start, live.at(i).length());
+    s_.uffd->unregister(doorbell_, s_.page_size);
+  }
   running_.store(false, std::memory_order_release);
   release_waiters();
   // End this thread only. pthread_exit would unwind through libgcc, which may load a library and
@@ -444,7 +437,7 @@ void Monitor::fatal_corrupt(const Region& r, uint64_t page_index, uintptr_t addr
   LineWriter w;
   w.str("uffdlazy: snapshot region ").i64(r.source).str(" page ").u64(page_index).str(" (address ")
       .hex(address).str(") failed its checksum; stopping the process rather than hand it a wrong page");
-  w.emit();
+  emit_to_program_stderr(w);
   for (;;) sys::kill(sys::getpid(), SIGKILL);
 }
 

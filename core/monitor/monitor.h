@@ -1,9 +1,17 @@
 // The monitor: a hidden thread that owns the userfaultfd, reads faults and events in batches and
-// answers every fault with a page, keeping the region table in step with the kernel's events.
+// answers every fault (FaultPolicy decides with what), keeping the region table in step with the
+// kernel's events.
 //
 // It must never wait on anything a faulting thread may hold: it allocates nothing after init(),
 // uses no stdio and no libc locks, blocks every signal, and touches only its own memory (never a
 // registered range). Before it is started, everything it needs is preallocated.
+//
+// Descriptors: the monitor works on a file descriptor table of its own (it unshares the process's
+// table when it starts and keeps only the userfaultfd). A program may close every descriptor it
+// has (close_range, closefrom) and reuse the numbers: the monitor never reads or writes the
+// program's files, and keeps serving. Program threads that need the monitor's attention (sync at
+// exit, stop) ring a doorbell: MADV_DONTNEED on a page the shim registered for that purpose makes
+// the kernel queue a REMOVE event, which needs no descriptor at all.
 #pragma once
 
 #include <atomic>
@@ -11,7 +19,10 @@
 #include <cstdint>
 #include <linux/userfaultfd.h>
 
+#include "core/base/hidden_thread.h"
 #include "core/base/spin_lock.h"
+#include "core/monitor/fault_policy.h"
+#include "core/monitor/fault_queue.h"
 #include "core/monitor/monitor_counters.h"
 #include "core/monitor/page_source.h"
 #include "core/monitor/region_table.h"
@@ -31,21 +42,23 @@ class Monitor {
     MonitorCounters* counters = nullptr;
     FaultObserver* observer = nullptr;   // optional: per-fault timing
     uint64_t page_size = 4096;
-    // Zero-filled faults install this many pages at once (the faulting page and those after it in
-    // the same region), as THP does for anonymous memory in one step: a sequential writer then
-    // pays one round trip per window instead of per page. Sourced pages are always served singly.
+    // Zero-filled faults install this many pages at once (see FaultPolicy).
     uint32_t fault_around_pages = 1;
     // Pin the monitor to this CPU (-1: let the scheduler place it). A fault round trip between
     // two vCPUs costs several times one on a single vCPU, so a latency-sensitive single-threaded
     // target does best with itself and the monitor on one CPU (taskset plus this).
     int cpu = -1;
-    // After answering faults, keep polling this long for the next one before sleeping.
+    // After answering faults, keep polling this long for the next one before sleeping (yielding
+    // the CPU between polls, so a woken thread that shares it runs at once).
     uint64_t spin_ns = 0;
   };
   static constexpr uint32_t kMaxFaultAround = 512;
+  // Distinct pages with a fault waiting for its answer (see FaultQueue).
+  static constexpr size_t kQueueCapacity = 8192;
 
+  // Maps everything the loop needs and registers the doorbell page with the userfaultfd.
   bool init(const Setup& setup);
-  // Spawns the thread with every signal blocked. False if the thread could not be created.
+  // Spawns the thread. False if it could not be created.
   bool start();
   // Stops and joins the thread (tests and the fork child's cleanup; a real target never stops it).
   void stop();
@@ -59,50 +72,52 @@ class Monitor {
   // it books the fault). Used at exit.
   void sync();
 
-  // True once the monitor gave up (it then closed the uffd: the shim must stop registering).
+  // True once the monitor gave up (it then unregistered every range: the shim must stop
+  // registering, and a range registered concurrently must be unregistered by its registrar).
   bool failed() const { return failed_.load(std::memory_order_acquire); }
   bool running() const { return running_.load(std::memory_order_acquire); }
+  // The doorbell page: never part of the program's memory, never touched.
+  uintptr_t doorbell() const { return doorbell_; }
 
-  // In a forked child: the thread, the eventfd and the uffd were the parent's. Forget them so
-  // that init() and start() can bring up a monitor of the child's own.
+  // In a forked child: the thread was the parent's. Forget it so that init() and start() can
+  // bring up a monitor of the child's own.
   void forget_after_fork();
 
   void run();  // the thread body
 
  private:
-  struct Pending {
-    uint64_t address;
-    uint64_t flags;
-    uint32_t tid;
-    uint64_t read_ns;
-  };
   enum class Served { kOk, kRetry, kExiting };
 
   bool pump();
   void handle_event(const uffd_msg& m);
-  Served serve(const Pending& f);
+  Served serve(const PendingFault& f);
   bool serve_queue();
   bool spin_for_more();
-  FillResult zero_fill(uintptr_t start, uint64_t len, bool write);
   size_t read_batch();  // messages read (0: none waiting)
+  void queue_fault(const uffd_msg& m, uint64_t read_ns);
+  void wake_everyone();
   void wait_briefly();
   void fill_owed_now();
-  // Posts a request on the control eventfd and waits until `done` reaches the ticket.
+  void answer_requests();
+  void ring();
+  // Posts a request, rings the doorbell and waits until `done` reaches the ticket.
   void request_and_wait(std::atomic<uint32_t>& requested, std::atomic<uint32_t>& done);
   void release_waiters();
+  void own_descriptor_table();
   [[noreturn]] void fatal(const char* what, int err);
-  [[noreturn]] void fatal_corrupt(const Region& r, uint64_t page_index, uintptr_t address);
+  [[noreturn]] static void fatal_corrupt(const Region& r, uint64_t page_index, uintptr_t address);
 
   Setup s_;
-  int ctl_fd_ = -1;
-  unsigned long thread_ = 0;
-  void* zero_page_ = nullptr;
+  FaultPolicy policy_;
+  FaultQueue queue_;
+  HiddenThread thread_;
+  void* zero_pages_ = nullptr;
   uffd_msg* msgs_ = nullptr;
-  Pending* queue_ = nullptr;
-  size_t queue_len_ = 0;
-  size_t queue_head_ = 0;
+  uintptr_t doorbell_ = 0;
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_{false};
+  bool stopping_ = false;    // the monitor thread has read the doorbell of a stop
+  bool overflowed_ = false;  // faults were left out of the full queue: wake everyone once it drains
   std::atomic<bool> failed_{false};
   std::atomic<uint32_t> fill_requested_{0};
   std::atomic<uint32_t> fill_done_{0};

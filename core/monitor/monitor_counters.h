@@ -13,6 +13,8 @@ struct MonitorCounters {
   std::atomic<uint64_t> pages_data{0};       // pages installed from a source
   std::atomic<uint64_t> already_present{0};  // EEXIST: raced or duplicate fault, woken
   std::atomic<uint64_t> gone{0};             // ENOENT: range unmapped or moved meanwhile, woken
+  std::atomic<uint64_t> requeued{0};         // more waiting pages than the queue holds: woken later to fault again
+  std::atomic<uint64_t> unregistered{0};     // mappings left to the kernel after the program closed our descriptor
   std::atomic<uint64_t> regions{0};          // regions registered
   std::atomic<uint64_t> refused{0};          // regions the kernel would not register
   std::atomic<uint64_t> remove{0};
@@ -21,7 +23,7 @@ struct MonitorCounters {
   std::atomic<uint64_t> fork{0};
 
   void reset() {
-    for (auto* c : {&faults, &pages_zero, &pages_data, &already_present, &gone, &regions, &refused,
+    for (auto* c : {&faults, &pages_zero, &pages_data, &already_present, &gone, &requeued, &unregistered, &regions, &refused,
                     &remove, &unmap, &remap, &fork})
       c->store(0, std::memory_order_relaxed);
   }

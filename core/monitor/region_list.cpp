@@ -66,6 +66,32 @@ bool RegionList::insert(const Region& r) {
   return insert_at(i, r);
 }
 
+namespace {
+
+bool continues(const Region& a, const Region& b, uint64_t page_size) {
+  if (a.end != b.start || a.id != b.id || a.source != b.source || a.prot != b.prot || a.flags != b.flags ||
+      a.site != b.site || a.ordinal != b.ordinal || a.alloc_length != b.alloc_length) {
+    return false;
+  }
+  return a.source == Region::kZeroSource || a.source_page + (a.end - a.start) / page_size == b.source_page;
+}
+
+}  // namespace
+
+void RegionList::merge_neighbours(uintptr_t start, uint64_t page_size) {
+  long found = find(start);
+  if (found < 0) return;
+  size_t i = size_t(found);
+  if (i + 1 < size_ && continues(items_[i], items_[i + 1], page_size)) {
+    items_[i].end = items_[i + 1].end;
+    erase_at(i + 1);
+  }
+  if (i > 0 && continues(items_[i - 1], items_[i], page_size)) {
+    items_[i - 1].end = items_[i].end;
+    erase_at(i);
+  }
+}
+
 bool RegionList::extend(uintptr_t start, uintptr_t old_end, uintptr_t new_end) {
   long i = find(old_end - 1);
   if (i < 0 || items_[i].end != old_end || items_[i].start > start) return false;

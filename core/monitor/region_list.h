@@ -37,6 +37,10 @@ class RegionList {
 
   // Lets a region grow in place (mremap without a move): extends the one ending at old_end.
   bool extend(uintptr_t start, uintptr_t old_end, uintptr_t new_end);
+  // Joins the region starting at `start` with its neighbours where they are pieces of one region
+  // (same id and attributes, adjacent, consecutive source pages): a region moved or grown in
+  // pieces becomes one entry again.
+  void merge_neighbours(uintptr_t start, uint64_t page_size);
 
  private:
   void erase_at(size_t i);

@@ -37,17 +37,16 @@ void RegionTable::to_limbo(const Region& r) {
 
 void RegionTable::mapped(uintptr_t s, uintptr_t e) {
   if (!live_.overlaps_any(s, e)) return;
-  Region pieces[8];
   size_t n = 0;
   // Collect first, then move: cutting live while inserting into limbo keeps both lists sorted.
   live_.cut(s, e, page_size_, [&](const Region& r) {
-    if (n < 8) {
-      pieces[n++] = r;
+    if (n < kMaxPieces) {
+      pieces_[n++] = r;
     } else {
       dropped_pieces_++;
     }
   });
-  for (size_t i = 0; i < n; i++) to_limbo(pieces[i]);
+  for (size_t i = 0; i < n; i++) to_limbo(pieces_[i]);
 }
 
 bool RegionTable::insert(Region r) {
@@ -86,34 +85,86 @@ void RegionTable::unmapped(uintptr_t s, uintptr_t e) {
 }
 
 void RegionTable::moved(uintptr_t from, uintptr_t to, uint64_t len) {
-  Region pieces[16];
   size_t n = 0;
   take(from, from + len, [&](const Region& r) {
     if (r.id == kTombstoneId) return;
-    if (n < 16) {
-      pieces[n++] = r;
+    if (n < kMaxPieces) {
+      pieces_[n++] = r;
     } else {
       dropped_pieces_++;
     }
   });
   for (size_t i = 0; i < n; i++) {
-    Region r = pieces[i];
+    Region r = pieces_[i];
     uintptr_t shift_start = r.start - from;
     r.end = to + (r.end - from);
     r.start = to + shift_start;
     // Something newer already lives at the destination: this move is older news.
     if (live_.overlaps_any(r.start, r.end)) {
       to_limbo(r);
-    } else if (!live_.insert(r)) {
-      dropped_pieces_++;
+    } else {
+      insert_merged(r);
     }
   }
+  if (consume_dontunmap_hint(from, to, len)) return;
   Region tomb = {};
   tomb.start = from;
   tomb.end = from + len;
   tomb.id = kTombstoneId;
   tomb.source = Region::kZeroSource;
   to_limbo(tomb);
+}
+
+void RegionTable::insert_merged(const Region& r) {
+  if (!live_.insert(r)) {
+    dropped_pieces_++;
+    return;
+  }
+  live_.merge_neighbours(r.start, page_size_);
+}
+
+bool RegionTable::consume_dontunmap_hint(uintptr_t from, uintptr_t to, uint64_t len) {
+  for (size_t i = 0; i < hint_count_; i++) {
+    if (hints_[i].from == from && hints_[i].to == to && hints_[i].len == len) {
+      hints_[i] = hints_[--hint_count_];
+      return true;
+    }
+  }
+  return false;
+}
+
+void RegionTable::moved_without_unmap(uintptr_t from, uintptr_t to, uint64_t len) {
+  // Already applied: its tombstone is in limbo, exactly over [from, from + len). Take it back.
+  size_t i = limbo_.lower_bound(from);
+  if (i < limbo_.size() && limbo_.at(i).id == kTombstoneId && limbo_.at(i).start == from &&
+      limbo_.at(i).end == from + len) {
+    limbo_.cut(from, from + len, page_size_, [](const Region&) {});
+    return;
+  }
+  // Not yet: tell moved() when it comes. Without room the tombstone is left; it can only absorb
+  // a later UNMAP of the old range, whose region then lingers unused in the table (no state).
+  if (hint_count_ < kMaxHints) hints_[hint_count_++] = MoveHint{from, to, len};
+}
+
+void RegionTable::grew_by_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len) {
+  if (new_len <= old_len) return;
+  // The region the tail belongs to: at the destination if the move is applied, else still at home.
+  Region owner;
+  long i = live_.find(to + old_len - 1);
+  if (i >= 0 && live_.at(size_t(i)).end == to + old_len) {
+    owner = live_.at(size_t(i));
+    owner.source_page += (to + old_len - owner.start) / page_size_;
+  } else {
+    i = live_.find(from + old_len - 1);
+    if (i < 0 || live_.at(size_t(i)).end != from + old_len) return;  // not ours
+    owner = live_.at(size_t(i));
+    owner.source_page += (from + old_len - owner.start) / page_size_;
+  }
+  Region tail = owner;
+  tail.start = to + old_len;
+  tail.end = to + new_len;
+  mapped(tail.start, tail.end);
+  insert_merged(tail);
 }
 
 bool RegionTable::lookup(uintptr_t addr, Region* out) const {

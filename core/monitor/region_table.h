@@ -33,6 +33,13 @@ class RegionTable {
   void forget(uintptr_t s, uintptr_t e);
   // mremap grew a region in place: no event comes for that.
   bool grew(uintptr_t start, uintptr_t old_end, uintptr_t new_end);
+  // mremap grew a region and moved it: the kernel reports the move of the old length only (REMAP,
+  // perhaps not applied yet); the tail [to + old_len, to + new_len) is new, registered memory of
+  // the same region.
+  void grew_by_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len);
+  // mremap with MREMAP_DONTUNMAP: the REMAP (applied or not yet) is followed by no UNMAP, so the
+  // move must leave no tombstone to absorb one; the old range stays mapped and registered, empty.
+  void moved_without_unmap(uintptr_t from, uintptr_t to, uint64_t len);
 
   // Kernel events.
   void unmapped(uintptr_t s, uintptr_t e);
@@ -41,10 +48,10 @@ class RegionTable {
   // Live region containing addr.
   bool lookup(uintptr_t addr, Region* out) const;
 
-  // Visits every piece of a region (live and limbo) inside [s, e): for REMOVE, which must reach
-  // state wherever it is.
+  // Visits every piece inside [s, e) that a kernel event for that range is about: limbo where
+  // limbo covers (the event is older than the new mapping there), live elsewhere. For REMOVE.
   template <class Fn>
-  void for_each_overlap(uintptr_t s, uintptr_t e, Fn&& fn) const;
+  void for_each_piece_an_event_reaches(uintptr_t s, uintptr_t e, Fn&& fn) const;
 
   const RegionList& live() const { return live_; }
   const RegionList& limbo() const { return limbo_; }
@@ -57,6 +64,20 @@ class RegionTable {
   template <class Sink>
   void take(uintptr_t s, uintptr_t e, Sink&& sink);
   void to_limbo(const Region& r);
+  void insert_merged(const Region& r);
+  bool consume_dontunmap_hint(uintptr_t from, uintptr_t to, uint64_t len);
+
+  // Scratch for pieces on their way between the lists: the table's callers hold its lock with
+  // little stack to spare (see core/base/blocked_section.h), so no large local arrays.
+  static constexpr size_t kMaxPieces = 16;
+  Region pieces_[kMaxPieces] = {};
+  struct MoveHint {
+    uintptr_t from, to;
+    uint64_t len;
+  };
+  static constexpr size_t kMaxHints = 8;
+  MoveHint hints_[kMaxHints] = {};
+  size_t hint_count_ = 0;
 
   RegionList live_;
   RegionList limbo_;
@@ -66,11 +87,22 @@ class RegionTable {
 };
 
 template <class Fn>
-void RegionTable::for_each_overlap(uintptr_t s, uintptr_t e, Fn&& fn) const {
-  for (const RegionList* list : {&live_, &limbo_}) {
-    for (size_t i = list->lower_bound(s); i < list->size() && list->at(i).start < e; i++) {
-      fn(list->at(i).clipped(s, e, page_size_));
+void RegionTable::for_each_piece_an_event_reaches(uintptr_t s, uintptr_t e, Fn&& fn) const {
+  uintptr_t cursor = s;
+  while (cursor < e) {
+    size_t i = limbo_.lower_bound(cursor);
+    const bool in_limbo = i < limbo_.size() && limbo_.at(i).start <= cursor;
+    uintptr_t stop;
+    if (in_limbo) {
+      stop = limbo_.at(i).end < e ? limbo_.at(i).end : e;
+      fn(limbo_.at(i).clipped(cursor, stop, page_size_));
+    } else {
+      stop = (i < limbo_.size() && limbo_.at(i).start < e) ? limbo_.at(i).start : e;
+      for (size_t j = live_.lower_bound(cursor); j < live_.size() && live_.at(j).start < stop; j++) {
+        fn(live_.at(j).clipped(cursor, stop, page_size_));
+      }
     }
+    cursor = stop;
   }
 }
 

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 
+#include "core/base/blocked_section.h"
 #include "core/base/raw_syscall.h"
 
 namespace uffdlazy {
@@ -183,7 +184,7 @@ SiteId CallSiteTable::resolve_locked(uintptr_t address) {
 }
 
 SiteId CallSiteTable::resolve(uintptr_t address) {
-  LockGuard g(lock_);
+  BlockedSection g(lock_);
   return resolve_locked(address);
 }
 
@@ -205,20 +206,20 @@ uint32_t* CallSiteTable::ordinal_slot(SiteId site, bool insert) {
 }
 
 uint32_t CallSiteTable::next_ordinal(SiteId site) {
-  LockGuard g(lock_);
+  BlockedSection g(lock_);
   uint32_t* c = ordinal_slot(site, true);
   if (!c || *c == kNoOrdinal - 1) return kNoOrdinal;
   return (*c)++;
 }
 
 uint32_t CallSiteTable::ordinal_count(SiteId site) {
-  LockGuard g(lock_);
+  BlockedSection g(lock_);
   uint32_t* c = ordinal_slot(site, false);
   return c ? *c : 0;
 }
 
 SiteId CallSiteTable::record(const void* caller, uint32_t* ordinal) {
-  LockGuard g(lock_);
+  BlockedSection g(lock_);
   const SiteId s = resolve_locked(reinterpret_cast<uintptr_t>(caller));
   uint32_t* c = ordinal_slot(s, true);
   if (!c || *c == kNoOrdinal - 1) {

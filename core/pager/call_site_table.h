@@ -15,8 +15,9 @@
 //
 // Ordinals: an open-addressing table keyed by (module, offset), preallocated at init.
 //
-// Threads: every call takes one SpinLock (several threads mmap at once). The lock is held while
-// /proc/self/maps is read, which touches no registered memory and never waits for the monitor.
+// Threads: every call takes one SpinLock (several threads mmap at once) with every signal blocked
+// (a handler that maps memory on the same thread would otherwise deadlock on it). The lock is held
+// while /proc/self/maps is read, which touches no registered memory and never waits for the monitor.
 //
 // Memory: one sys::mmap at init (about 300 KiB of address space, mostly module paths, touched only
 // as modules appear, plus 16 bytes per ordinal slot). Nothing comes from the heap.

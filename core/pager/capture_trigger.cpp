@@ -4,10 +4,10 @@
 #include <csignal>
 #include <cstring>
 #include <ctime>
-#include <poll.h>
-#include <pthread.h>
-#include <sys/eventfd.h>
+#include <atomic>
+#include <linux/futex.h>
 
+#include "core/base/hidden_thread.h"
 #include "core/base/raw_syscall.h"
 
 namespace uffdlazy {
@@ -22,17 +22,23 @@ constexpr SignalName kSignals[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP",
                                    {"QUIT", SIGQUIT}, {"TERM", SIGTERM}, {"ALRM", SIGALRM}, {"WINCH", SIGWINCH},
                                    {"URG", SIGURG},   {"PWR", SIGPWR}};
 
-constinit int g_wake_fd = -1;
+// Signals received; the handler bumps it and wakes the trigger thread. A futex rather than a
+// descriptor: the program may close every descriptor and reuse the numbers, and the handler must
+// never write into one of its files.
+constinit std::atomic<uint32_t> g_signals{0};
 constinit CaptureMoment g_moment;
 using CaptureFn = void (*)();
 constinit CaptureFn g_capture = nullptr;
+constinit HiddenThread g_thread;
 
 void on_signal(int) {
-  uint64_t one = 1;
-  sys::write(g_wake_fd, &one, sizeof one);  // async-signal-safe, errno untouched
+  // Async-signal-safe, errno untouched (raw system call).
+  g_signals.fetch_add(1, std::memory_order_release);
+  sys::futex(&g_signals, FUTEX_WAKE_PRIVATE, 1);
 }
 
 void* trigger_thread(void*) {
+  name_this_thread("uffdlazy-capture");
   if (g_moment.kind == CaptureMoment::kAfter) {
     timespec ts = {time_t(g_moment.after_ns / 1000000000ull), long(g_moment.after_ns % 1000000000ull)};
     while (sys::call6(SYS_nanosleep, reinterpret_cast<long>(&ts), reinterpret_cast<long>(&ts)) == -EINTR) {
@@ -40,11 +46,15 @@ void* trigger_thread(void*) {
     g_capture();
     return nullptr;
   }
+  uint32_t seen = 0;
   for (;;) {
-    uint64_t v;
-    pollfd p = {g_wake_fd, POLLIN, 0};
-    sys::call6(SYS_ppoll, reinterpret_cast<long>(&p), 1, 0, 0, 8);
-    if (sys::read(g_wake_fd, &v, sizeof v) == sizeof v) g_capture();
+    const uint32_t now = g_signals.load(std::memory_order_acquire);
+    if (now != seen) {
+      seen = now;
+      g_capture();
+      continue;
+    }
+    sys::futex(&g_signals, FUTEX_WAIT_PRIVATE, int(now));
   }
 }
 
@@ -102,9 +112,6 @@ bool arm_capture(const CaptureMoment& m, void (*capture)()) {
   if (m.kind == CaptureMoment::kExit) return true;
   g_moment = m;
   g_capture = capture;
-  long fd = sys::call6(SYS_eventfd2, 0, EFD_CLOEXEC);
-  if (fd < 0) return false;
-  g_wake_fd = int(fd);
   if (m.kind == CaptureMoment::kSignal) {
     struct sigaction sa = {};
     sa.sa_handler = on_signal;
@@ -112,17 +119,7 @@ bool arm_capture(const CaptureMoment& m, void (*capture)()) {
     sigemptyset(&sa.sa_mask);
     if (sigaction(m.signal, &sa, nullptr) != 0) return false;
   }
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_t t;
-  int rc = pthread_create(&t, &attr, trigger_thread, nullptr);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
-  return rc == 0;
+  return g_thread.start(trigger_thread, nullptr, 256 * 1024);
 }
 
 }  // namespace uffdlazy

@@ -24,6 +24,8 @@ void write_exit_summary(const MonitorCounters& c, const FaultStats& stats, bool 
   w.str(" already_present=").u64(v(c.already_present));
   w.str(" gone=").u64(v(c.gone));
   if (v(c.refused)) w.str(" refused=").u64(v(c.refused));
+  if (v(c.requeued)) w.str(" requeued=").u64(v(c.requeued));
+  if (v(c.unregistered)) w.str(" unregistered=").u64(v(c.unregistered));
   const LatencyHistogram& h = stats.overall();
   if (h.count()) {
     // Time from the monitor reading a fault to the page in place and the thread woken.

@@ -1,5 +1,7 @@
 #include "core/pager/snapshot_restore.h"
 
+#include "core/base/blocked_section.h"
+
 namespace uffdlazy {
 
 bool SnapshotRestore::open(const char* path, bool verify_pages, LineWriter* err) {
@@ -34,7 +36,7 @@ uint32_t SnapshotRestore::snapshot_module(int32_t module, const CallSiteTable& s
   uint32_t cached = __atomic_load_n(&module_map_[module], __ATOMIC_ACQUIRE);
   if (cached) return cached - 1;
   // Once per module: read its build-id from the file and find it among the snapshot's modules.
-  LockGuard g(module_lock_);
+  BlockedSection g(module_lock_);
   cached = module_map_[module];
   if (cached) return cached - 1;
   uint32_t found = snap::kNoModule;

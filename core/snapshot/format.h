@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/base/align.h"
+
 namespace uffdlazy::snap {
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
@@ -140,7 +142,5 @@ inline uint64_t entry_offset(const PageEntry& e) { return e.offset_kind & kOffse
 inline PageEntry make_entry(PageKind k, uint64_t offset, uint64_t checksum) {
   return PageEntry{offset | uint64_t(k), checksum};
 }
-
-constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
 
 }  // namespace uffdlazy::snap

@@ -1,5 +1,7 @@
+#include "core/snapshot/region_matcher.h"
+
+#include "core/base/align.h"
 #include "core/base/aside_mmap.h"
-#include "core//snapshot/region_matcher.h"
 
 #include <cerrno>
 #include <cstring>
@@ -18,8 +20,6 @@ uint64_t mix(uint64_t h, uint64_t v) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
-
-uint64_t round_pages(uint64_t v, uint64_t ps) { return (v + ps - 1) / ps * ps; }
 
 }  // namespace
 
@@ -42,7 +42,7 @@ int RegionMatcher::init(const SnapshotReader* reader, Mode mode) {
   const uint64_t bit_words = (n + 63) / 64;
   const uint64_t bytes = slots * sizeof(uint32_t) + bit_words * sizeof(uint64_t);
   const uint64_t ps = reader->page_size();
-  const size_t size = size_t(round_pages(bytes, ps));
+  const size_t size = size_t(align_up(bytes, ps));
   const long m = mmap_aside(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (sys::failed(m)) return -ENOMEM;
   mem_ = reinterpret_cast<void*>(m);
@@ -89,13 +89,13 @@ bool RegionMatcher::eligible(uint64_t r) const {
   const RegionRecord& rec = reader_->region(r);
   if (mode_ == Mode::kByAddress) return true;
   return rec.site_module != kNoModule && rec.alloc_length != 0 &&
-         round_pages(rec.length, page_size_) == round_pages(rec.alloc_length, page_size_);
+         align_up(rec.length, page_size_) == align_up(rec.alloc_length, page_size_);
 }
 
 uint64_t RegionMatcher::hash_region(uint64_t r) const {
   const RegionRecord& rec = reader_->region(r);
-  if (mode_ == Mode::kByAddress) return mix(mix(1, rec.start), round_pages(rec.length, page_size_));
-  return mix(mix(mix(mix(2, rec.site_module), rec.site_offset), rec.ordinal), round_pages(rec.alloc_length, page_size_));
+  if (mode_ == Mode::kByAddress) return mix(mix(1, rec.start), align_up(rec.length, page_size_));
+  return mix(mix(mix(mix(2, rec.site_module), rec.site_offset), rec.ordinal), align_up(rec.alloc_length, page_size_));
 }
 
 uint64_t RegionMatcher::hash_query(const MappingQuery& q, uint64_t rounded_length) const {
@@ -105,15 +105,15 @@ uint64_t RegionMatcher::hash_query(const MappingQuery& q, uint64_t rounded_lengt
 
 bool RegionMatcher::fits(uint64_t r, const MappingQuery& q, uint64_t rounded_length) const {
   const RegionRecord& rec = reader_->region(r);
-  if (mode_ == Mode::kByAddress) return rec.start == q.start && round_pages(rec.length, page_size_) == rounded_length;
+  if (mode_ == Mode::kByAddress) return rec.start == q.start && align_up(rec.length, page_size_) == rounded_length;
   return rec.site_module == q.module && rec.site_offset == q.offset && rec.ordinal == q.ordinal &&
-         round_pages(rec.alloc_length, page_size_) == rounded_length;
+         align_up(rec.alloc_length, page_size_) == rounded_length;
 }
 
 int64_t RegionMatcher::find(const MappingQuery& q, bool claim) {
   if (!reader_ || q.length == 0) return -1;
   if (mode_ == Mode::kBySite && q.module == kNoModule) return -1;
-  const uint64_t len = round_pages(q.length, page_size_);
+  const uint64_t len = align_up(q.length, page_size_);
   for (uint64_t i = hash_query(q, len) & slot_mask_;; i = (i + 1) & slot_mask_) {
     const uint32_t s = slots_[i];
     if (!s) return -1;  // the table is never full (at least twice the regions)

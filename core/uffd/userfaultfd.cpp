@@ -45,6 +45,13 @@ bool Userfaultfd::handshake(int fd, UffdOpenFailure* why) {
   return false;
 }
 
+bool Userfaultfd::take(int fd, UffdOrigin origin) {
+  fd_ = move_fd_high(fd);
+  identity_.take(fd_);
+  origin_ = origin;
+  return true;
+}
+
 bool Userfaultfd::open(bool allow_user_mode_only, UffdOpenFailure* why) {
   UffdOpenFailure local;
   if (!why) why = &local;
@@ -53,9 +60,7 @@ bool Userfaultfd::open(bool allow_user_mode_only, UffdOpenFailure* why) {
   long fd = sys::call6(SYS_userfaultfd, flags);
   if (fd >= 0) {
     if (handshake(int(fd), why)) {
-      fd_ = int(fd);
-      origin_ = UffdOrigin::kSyscall;
-      return true;
+      return take(int(fd), UffdOrigin::kSyscall);
     }
     sys::close(int(fd));
   } else {
@@ -68,9 +73,7 @@ bool Userfaultfd::open(bool allow_user_mode_only, UffdOpenFailure* why) {
     sys::close(int(dev));
     if (fd >= 0) {
       if (handshake(int(fd), why)) {
-        fd_ = int(fd);
-        origin_ = UffdOrigin::kDevice;
-        return true;
+        return take(int(fd), UffdOrigin::kDevice);
       }
       sys::close(int(fd));
     } else {
@@ -84,9 +87,7 @@ bool Userfaultfd::open(bool allow_user_mode_only, UffdOpenFailure* why) {
     fd = sys::call6(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY);
     if (fd >= 0) {
       if (handshake(int(fd), why)) {
-        fd_ = int(fd);
-        origin_ = UffdOrigin::kUserModeOnly;
-        return true;
+        return take(int(fd), UffdOrigin::kUserModeOnly);
       }
       sys::close(int(fd));
     } else {
@@ -98,13 +99,15 @@ bool Userfaultfd::open(bool allow_user_mode_only, UffdOpenFailure* why) {
 
 void Userfaultfd::adopt(int fd, uint64_t features, UffdOrigin origin) {
   fd_ = fd;
+  identity_.take(fd);
   features_ = features;
   origin_ = origin;
 }
 
 void Userfaultfd::close() {
-  if (fd_ >= 0) sys::close(fd_);
+  if (fd_ >= 0 && identity_.still_valid()) sys::close(fd_);
   fd_ = -1;
+  identity_ = FdIdentity{};
   features_ = 0;
   origin_ = UffdOrigin::kNone;
 }

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <linux/userfaultfd.h>
 
+#include "core/base/high_fd.h"
+
 namespace uffdlazy {
 
 enum class UffdOrigin {
@@ -51,11 +53,17 @@ class Userfaultfd {
   static constexpr uint64_t kWantedFeatures = kRequiredFeatures | UFFD_FEATURE_THREAD_ID;
 
   // Tries the syscall, then the device, then (only if allowed) user-mode-only. On success the fd
-  // is O_CLOEXEC | O_NONBLOCK and the API handshake is done with kRequiredFeatures at least.
+  // is O_CLOEXEC | O_NONBLOCK, at a high number (core/base/high_fd.h), and the API handshake is
+  // done with kRequiredFeatures at least.
   bool open(bool allow_user_mode_only, UffdOpenFailure* why);
   // Adopts an fd that is already set up (tests).
   void adopt(int fd, uint64_t features, UffdOrigin origin);
+  // Closes the descriptor if the number still names it (the program may have closed it and reused
+  // the number for a file of its own), and forgets it either way.
   void close();
+  // True while the descriptor number still names this userfaultfd in the calling thread's table
+  // (each userfaultfd has an inode of its own). Program threads check it before each use.
+  bool still_open() const { return identity_.still_valid(); }
 
   int fd() const { return fd_; }
   uint64_t features() const { return features_; }
@@ -76,7 +84,10 @@ class Userfaultfd {
  private:
   bool handshake(int fd, UffdOpenFailure* why);
 
+  bool take(int fd, UffdOrigin origin);
+
   int fd_ = -1;
+  FdIdentity identity_;
   uint64_t features_ = 0;
   UffdOrigin origin_ = UffdOrigin::kNone;
 };

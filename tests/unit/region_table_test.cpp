@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace uffdlazy {
 namespace {
 
@@ -109,12 +111,56 @@ TEST_F(RegionTableTest, RemoveReachesLiveAndLimbo) {
   t.mapped(15 * P, 16 * P);  // part of it went stale
   int pieces = 0;
   uint64_t pages = 0;
-  t.for_each_overlap(10 * P, 20 * P, [&](const Region& r) {
+  t.for_each_piece_an_event_reaches(10 * P, 20 * P, [&](const Region& r) {
     pieces++;
     pages += r.length() / P;
   });
   EXPECT_EQ(pieces, 3);
   EXPECT_EQ(pages, 10u);
+}
+
+// A REMOVE for the old mapping, read before and applied after a new mapping took its place, must
+// not drop the new mapping's state: where limbo covers the range, the event is about limbo only.
+TEST_F(RegionTableTest, RemoveForAnOldMappingNeverReachesTheNewOne) {
+  t.insert(make(10 * P, 20 * P, 1, 0));
+  t.mapped(12 * P, 14 * P);
+  t.insert(make(12 * P, 14 * P, 7, 100));  // the new mapping, source 7
+  std::vector<int32_t> sources;
+  t.for_each_piece_an_event_reaches(10 * P, 20 * P, [&](const Region& r) { sources.push_back(r.source); });
+  ASSERT_EQ(sources.size(), 3u);
+  for (int32_t s : sources) EXPECT_NE(s, 7) << "the new mapping's pages would be dropped";
+}
+
+TEST_F(RegionTableTest, GrowThatMovesKeepsTheTailWithItsRegionInEitherOrder) {
+  // The interposer learns of the grow before the monitor applies the REMAP...
+  t.insert(make(10 * P, 20 * P, 1, 0));
+  t.grew_by_move(10 * P, 100 * P, 10 * P, 15 * P);
+  t.moved(10 * P, 100 * P, 10 * P);
+  Region r;
+  ASSERT_TRUE(t.lookup(112 * P, &r));
+  EXPECT_EQ(r.start, 100 * P);
+  EXPECT_EQ(r.end, 115 * P) << "tail and moved part are one region again";
+  EXPECT_EQ(r.source_page, 0u);
+  // ...or after.
+  t.insert(make(200 * P, 210 * P, 2, 0));
+  t.moved(200 * P, 300 * P, 10 * P);
+  t.grew_by_move(200 * P, 300 * P, 10 * P, 12 * P);
+  ASSERT_TRUE(t.lookup(311 * P, &r));
+  EXPECT_EQ(r.start, 300 * P);
+  EXPECT_EQ(r.end, 312 * P);
+}
+
+TEST_F(RegionTableTest, DontUnmapMoveLeavesNoTombstoneToSwallowALaterUnmap) {
+  for (bool applied_first : {true, false}) {
+    t.clear();
+    t.insert(make(10 * P, 20 * P, 1, 0));
+    if (applied_first) t.moved(10 * P, 50 * P, 10 * P);
+    t.moved_without_unmap(10 * P, 50 * P, 10 * P);
+    if (!applied_first) t.moved(10 * P, 50 * P, 10 * P);
+    EXPECT_EQ(t.limbo().size(), 0u) << "applied_first=" << applied_first;
+    Region r;
+    ASSERT_TRUE(t.lookup(55 * P, &r));
+  }
 }
 
 }  // namespace

@@ -188,7 +188,7 @@ TEST_F(SnapshotReaderErrors, UnknownSectionsSkippedUnlessRequired) {
     const char payload[] = "future data";
     const uint64_t payload_at = b.size();
     b.insert(b.end(), payload, payload + sizeof payload);
-    b.resize(align_up(b.size(), 8));
+    b.resize(uffdlazy::align_up(b.size(), 8));
     SectionEntry extra{77, flags, payload_at, sizeof payload, checksum(payload, sizeof payload)};
     const uint8_t* e = reinterpret_cast<const uint8_t*>(&extra);
     table.insert(table.end(), e, e + sizeof extra);

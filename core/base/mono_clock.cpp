@@ -1,4 +1,4 @@
-#include "core/latency/mono_clock.h"
+#include "core/base/mono_clock.h"
 
 namespace uffdlazy {
 

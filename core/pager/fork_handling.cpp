@@ -1,0 +1,53 @@
+// fork: the child's copy of the registered regions is not registered (the shim does not use
+// UFFD_FEATURE_EVENT_FORK; see README), so before the fork every page a snapshot still owes is
+// put in place, and the child starts a monitor of its own for its new mappings.
+#include <csignal>
+
+#include "core/base/mono_clock.h"
+#include "core/pager/lazy_pager.h"
+#include "core/pager/pager_state.h"
+
+namespace uffdlazy::pager {
+
+void before_fork() {
+  if (!mine()) return;
+  // The child's copy of our regions is not registered: it must get every owed page now.
+  g.monitor.fill_all_owed();
+}
+
+void after_fork_parent() {
+  if (!mine()) return;
+  g.counters.fork.fetch_add(1, std::memory_order_relaxed);
+}
+
+void after_fork_child() {
+  if (!g.active.load(std::memory_order_acquire)) return;
+  // The child has one thread and none of the parent's registrations. The inherited uffd belongs
+  // to the parent's monitor: drop our reference and start over.
+  g.active.store(false, std::memory_order_release);
+  g.lock.reset_after_fork();
+  g.table.clear();
+  g.counters.reset();
+  g_stats.reset();
+  g_stats.start(mono_now_ns());
+  g_trace.clear();
+  g.uffd.close();
+  g.descriptor_lost.store(false, std::memory_order_relaxed);
+  g.monitor.forget_after_fork();
+  if (g_sites) g_sites->reset_after_fork();
+  // The snapshot, report and trace files are the parent's: a child must not overwrite them, nor
+  // report the parent's restore as its own. A capture signal is the parent's business too.
+  g.cfg.record[0] = 0;
+  g.cfg.report[0] = 0;
+  g.cfg.trace[0] = 0;
+  g.forked = true;
+  if (g_capture_at.kind == CaptureMoment::kSignal) {
+    struct sigaction dfl = {};
+    dfl.sa_handler = SIG_DFL;
+    sigaction(g_capture_at.signal, &dfl, nullptr);
+  }
+  g.owner_pid = sys::getpid();
+  bring_up();
+}
+
+}  // namespace uffdlazy::pager

@@ -1,0 +1,125 @@
+// What the program's successful mmap/mremap/munmap/madvise calls mean for the region table and
+// the userfaultfd. Runs on the program's threads, inside the interposed calls.
+#include <sys/mman.h>
+
+#include "core/base/align.h"
+#include "core/pager/lazy_pager.h"
+#include "core/pager/pager_state.h"
+
+namespace uffdlazy::pager {
+
+namespace {
+
+bool lazily_paged_kind(int flags) {
+  if (!(flags & MAP_ANONYMOUS) || (flags & MAP_TYPE) != MAP_PRIVATE) return false;
+  return !(flags & (MAP_HUGETLB | MAP_GROWSDOWN));
+}
+
+// The userfaultfd may be used from this thread: the program has not closed (or replaced) it.
+bool descriptor_usable() {
+  if (g.descriptor_lost.load(std::memory_order_relaxed)) return false;
+  if (g.uffd.still_open()) return true;
+  g.descriptor_lost.store(true, std::memory_order_relaxed);
+  return false;
+}
+
+}  // namespace
+
+void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* caller) {
+  (void)fd;
+  if (!mine()) return;
+  uintptr_t s = reinterpret_cast<uintptr_t>(addr);
+  uintptr_t e = s + align_up(len, g.page_size);
+  bool want = lazily_paged_kind(flags) && len >= g.cfg.min_size && !g.monitor.failed();
+  // Identity (recording or restoring only): which call site made this mapping, and the how-many-th
+  // of all the mappings that site made (whatever their size or kind, so that the numbering does
+  // not depend on the shim's settings).
+  uint64_t site = 0;
+  uint32_t ordinal = 0;
+  int32_t source = Region::kZeroSource;
+  if (g_sites) {
+    SiteId id = g_sites->record(caller, &ordinal);
+    site = CallSiteTable::pack(id);
+    if (want && g_restore && g_restore->ready()) {
+      source = g_restore->match(s, len, prot, flags, id, ordinal, *g_sites.get());
+    }
+  }
+  if (want && !descriptor_usable()) {
+    want = false;
+    MonitorCounters::bump(g.counters.unregistered);
+  }
+  bool inserted = false;
+  uint32_t id = 0;
+  {
+    TableSection section;
+    g.table.mapped(s, e);
+    if (want) {
+      Region r = {};
+      r.start = s;
+      r.end = e;
+      r.source = source;
+      r.source_page = 0;
+      r.prot = prot;
+      r.flags = flags;
+      r.site = site;
+      r.ordinal = ordinal;
+      r.alloc_length = len;
+      r.id = g.table.next_id();
+      id = r.id;
+      inserted = g.table.insert(r);
+    }
+  }
+  if (!inserted) return;
+  // Registered after the table knows the region, so the first fault always finds it.
+  if (g.uffd.register_missing(s, e - s) < 0) {
+    TableSection section;
+    g.table.forget(s, e);
+    g.counters.refused.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (g.monitor.failed()) {
+    // The monitor gave up while we registered: nothing will answer faults here.
+    g.uffd.unregister(s, e - s);
+    return;
+  }
+  g.counters.regions.fetch_add(1, std::memory_order_relaxed);
+  g_stats.region_registered(id, s, e - s, (prot & (PROT_READ | PROT_WRITE)) ? "anonymous" : "anonymous reservation");
+}
+
+void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, int flags) {
+  if (!mine()) return;
+  const uintptr_t from = reinterpret_cast<uintptr_t>(old_addr), to = reinterpret_cast<uintptr_t>(new_addr);
+  const uint64_t old_bytes = align_up(old_len, g.page_size), new_bytes = align_up(new_len, g.page_size);
+  // A move is reported by the kernel (REMAP, then UNMAP of the old range unless DONTUNMAP);
+  // growing is not: the grown part is registered with the rest of the VMA and must join its region.
+  if (to == from) {
+    if (new_bytes > old_bytes) {
+      TableSection section;
+      g.table.grew(from, from + old_bytes, from + new_bytes);
+    }
+    return;
+  }
+  TableSection section;
+  if (new_bytes > old_bytes) g.table.grew_by_move(from, to, old_bytes, new_bytes);
+  if (flags & MREMAP_DONTUNMAP) {
+    // The old range stays mapped, registered and empty: a region of its own, reading zeros.
+    // Its attributes are the moved region's, wherever the move has put it by now.
+    Region moved = {};
+    if (!g.table.lookup(to, &moved) && !g.table.lookup(from, &moved)) return;  // not a region of ours
+    g.table.moved_without_unmap(from, to, old_bytes);
+    Region r = {};
+    r.start = from;
+    r.end = from + old_bytes;
+    r.source = Region::kZeroSource;
+    r.prot = moved.prot;
+    r.flags = moved.flags;
+    r.id = g.table.next_id();
+    g.table.mapped(r.start, r.end);
+    g.table.insert(r);
+  }
+}
+
+void unmapped(void*, size_t) {}
+void advised(void*, size_t, int) {}
+
+}  // namespace uffdlazy::pager

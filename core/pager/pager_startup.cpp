@@ -1,0 +1,160 @@
+// Reading the configuration, bringing up the userfaultfd and the monitor, and failing open.
+#include <cstring>
+#include <fcntl.h>
+#include <sys/auxv.h>
+
+#include "core/base/line_writer.h"
+#include "core/base/mono_clock.h"
+#include "core/pager/lazy_pager.h"
+#include "core/pager/pager_state.h"
+
+namespace uffdlazy::pager {
+
+namespace {
+
+void say_fail_open(const UffdOpenFailure& why) {
+  LineWriter w;
+  w.str("uffdlazy: userfaultfd is not available (userfaultfd(2): ");
+  w.errno_text(why.syscall_errno ? why.syscall_errno : why.api_errno);
+  w.str("; /dev/userfaultfd: ");
+  if (why.device_errno) {
+    w.errno_text(why.device_errno);
+  } else {
+    w.str("refused the required features");
+  }
+  if (g.cfg.user_mode_only && why.user_mode_errno) w.str("; user-mode-only: ").errno_text(why.user_mode_errno);
+  if (g.cfg.strict) {
+    w.str("); ").str(g.cfg.snapshot[0] ? "a restore needs it" : g.cfg.record[0] ? "recording needs it" : "UFFDLAZY_STRICT=1")
+        .str(", so exiting");
+    w.emit();
+    sys::exit_group(3);
+  }
+  w.str("); running without lazy paging");
+  w.emit();
+}
+
+void scrub_environment(char** envp) {
+  static const char* const kOnlyForThisProgram[] = {"UFFDLAZY_SNAPSHOT=", "UFFDLAZY_RECORD=", "UFFDLAZY_RECORD_AT=",
+                                                     "UFFDLAZY_NO_ASLR=", "UFFDLAZY_VERIFY=", "UFFDLAZY_REPORT=",
+                                                     "UFFDLAZY_TRACE="};
+  char** out = envp;
+  for (char** e = envp; e && *e; e++) {
+    bool drop = false;
+    for (const char* prefix : kOnlyForThisProgram) drop |= strncmp(*e, prefix, strlen(prefix)) == 0;
+    if (!drop) *out++ = *e;
+  }
+  if (out) *out = nullptr;
+}
+
+[[noreturn]] void refuse(const LineWriter& problem, int status) {
+  LineWriter w;
+  w.str("uffdlazy: ").str(problem.data(), problem.size());
+  w.emit();
+  for (;;) sys::exit_group(status);
+}
+
+}  // namespace
+
+bool bring_up() {
+  UffdOpenFailure why;
+  if (!g.uffd.open(g.cfg.user_mode_only, &why)) {
+    say_fail_open(why);
+    return false;
+  }
+  if (g.uffd.origin() == UffdOrigin::kUserModeOnly) {
+    LineWriter w;
+    w.str("uffdlazy: WARNING: only a user-mode-only userfaultfd is available: a system call such as read(2) "
+          "into a page not yet served fails with EFAULT instead of waiting for it");
+    w.emit();
+  }
+  Monitor::Setup setup;
+  setup.uffd = &g.uffd;
+  setup.table = &g.table;
+  setup.table_lock = &g.lock;
+  setup.counters = &g.counters;
+  setup.page_size = g.page_size;
+  setup.source = g_restore ? g_restore->source() : nullptr;
+  setup.fault_around_pages = uint32_t(g.cfg.fault_around);
+  setup.observer = &g_observer;
+  setup.cpu = g.cfg.monitor_cpu;
+  setup.spin_ns = g.cfg.spin_us * 1000;
+  if (!g.monitor.init(setup) || !g.monitor.start()) {
+    g.uffd.close();
+    LineWriter w;
+    w.str("uffdlazy: could not start the monitor thread");
+    if (g.cfg.strict) {
+      w.str("; UFFDLAZY_STRICT=1, so exiting");
+      w.emit();
+      sys::exit_group(3);
+    }
+    w.str("; running without lazy paging");
+    w.emit();
+    return false;
+  }
+  g.owner_pid = sys::getpid();
+  g.active.store(true, std::memory_order_release);
+  return true;
+}
+
+void start(char** envp) {
+  LineWriter err;
+  if (!parse_config(envp, &g.cfg, &err)) refuse(err, 2);
+  if (g.cfg.disabled) return;
+  // A restore or a recording is for this program only, not for programs it runs.
+  scrub_environment(envp);
+  if (!parse_capture_moment(g.cfg.record_at, &g_capture_at, &err)) {
+    LineWriter w;
+    w.str("UFFDLAZY_RECORD_AT: ").str(err.data(), err.size());
+    refuse(w, 2);
+  }
+  // Serving zeros where a snapshot holds data would be a silently wrong page: no failing open.
+  if (g.cfg.snapshot[0] || g.cfg.record[0]) g.cfg.strict = true;
+  g.owner_pid = sys::getpid();
+  if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0] || g.cfg.snapshot[0] || g.cfg.record[0]) {
+    // GNU coreutils, among others, close stderr in an atexit handler, before our destructor.
+    long fd = sys::call6(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0) g.summary.take(move_fd_high(int(fd)));
+  }
+  g.page_size = getauxval(AT_PAGESZ);
+  if (g.cfg.min_size < g.page_size) g.cfg.min_size = g.page_size;
+  if (!g.table.init(kLiveRegions, kLimboRegions, g.page_size)) {
+    LineWriter w;
+    w.str("uffdlazy: cannot map the region table; running without lazy paging");
+    w.emit();
+    return;
+  }
+  if (g.cfg.snapshot[0] || g.cfg.record[0]) {
+    if (g_sites.construct()->init() < 0) {
+      LineWriter w;
+      w.str("cannot map memory for call-site identities; exiting");
+      refuse(w, 3);
+    }
+  }
+  if (g.cfg.snapshot[0]) {
+    LineWriter problem;
+    if (!g_restore.construct()->open(g.cfg.snapshot, strcmp(g.cfg.verify, "none") != 0, &problem)) {
+      LineWriter w;
+      w.str(g.cfg.snapshot).str(": ").str(problem.data(), problem.size());
+      refuse(w, 2);
+    }
+  }
+  g_stats.start(mono_now_ns());
+  if (g.cfg.trace[0]) {
+    if (g_trace.init(g.cfg.trace_capacity) == 0) {
+      g_observer = LatencyObserver(&g_stats, &g_trace, 0);
+    } else {
+      LineWriter w;
+      w.str("uffdlazy: cannot reserve memory for the fault trace; UFFDLAZY_TRACE is ignored");
+      w.emit();
+    }
+  }
+  if (bring_up() && g.cfg.record[0] && !arm_capture(g_capture_at, capture_now)) {
+    LineWriter w;
+    w.str("cannot arm the snapshot capture (").str(g.cfg.record_at).str("); exiting");
+    refuse(w, 3);
+  }
+}
+
+bool active() { return g.active.load(std::memory_order_acquire) && !g.monitor.failed(); }
+
+}  // namespace uffdlazy::pager

@@ -1,0 +1,79 @@
+// The pager's process-wide state, shared by the files that implement lazy_pager.h:
+//   pager_startup.cpp    configuration, bring-up, fail-open
+//   mapping_events.cpp   what the program's mmap/munmap/mremap/madvise mean for the table
+//   fork_handling.cpp    fork, in parent and child
+//   recording.cpp        the snapshot capture
+//   exit_outputs.cpp     the summary line, the restore account, the report and trace at exit
+// Internal to core/pager.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/base/blocked_section.h"
+#include "core/base/env_config.h"
+#include "core/base/high_fd.h"
+#include "core/base/immortal.h"
+#include "core/base/spin_lock.h"
+#include "core/latency/fault_stats.h"
+#include "core/latency/fault_trace.h"
+#include "core/latency/latency_observer.h"
+#include "core/monitor/monitor.h"
+#include "core/monitor/region_table.h"
+#include "core/pager/call_site_table.h"
+#include "core/pager/capture_trigger.h"
+#include "core/pager/snapshot_restore.h"
+#include "core/uffd/userfaultfd.h"
+
+namespace uffdlazy::pager {
+
+inline constexpr size_t kLiveRegions = 1 << 16;
+inline constexpr size_t kLimboRegions = 1 << 10;
+
+struct PagerState {
+  Config cfg;
+  Userfaultfd uffd;
+  RegionTable table;
+  SpinLock lock;
+  Monitor monitor;
+  MonitorCounters counters;
+  uint64_t page_size = 4096;
+  long owner_pid = 0;
+  // A private copy of stderr for the lines printed at exit: programs may close fd 2 before then,
+  // or close our copy and reuse its number for a file of their own.
+  FdIdentity summary;
+  std::atomic<bool> active{false};
+  // The program closed our userfaultfd's number: registrations already made keep being served by
+  // the monitor (it holds its own reference), new mappings are left to the kernel.
+  std::atomic<bool> descriptor_lost{false};
+  bool forked = false;  // a child of fork(): serves its memory, owns none of the parent's outputs
+};
+
+extern PagerState g;
+// The latency account: fixed size, zero-initialised, written by the monitor thread only.
+extern FaultStats g_stats;
+extern FaultTrace g_trace;
+extern LatencyObserver g_observer;
+// Snapshot restore and record: only constructed when asked for.
+extern Immortal<CallSiteTable> g_sites;
+extern Immortal<SnapshotRestore> g_restore;
+extern CaptureMoment g_capture_at;
+
+// True in the process image that started the pager, while it is active.
+inline bool mine() { return g.active.load(std::memory_order_acquire) && sys::getpid() == g.owner_pid; }
+
+// Holds the table lock with every signal blocked (see core/base/blocked_section.h).
+class TableSection : public BlockedSection {
+ public:
+  TableSection() : BlockedSection(g.lock) {}
+};
+
+// Brings up the userfaultfd and the monitor; false (with the line printed) if that cannot be done.
+bool bring_up();
+// Takes the snapshot now (from the capture thread, or at exit).
+void capture_now();
+// The fd our exit lines go to, or -1 (see exit_outputs.cpp).
+int exit_line_fd();
+
+}  // namespace uffdlazy::pager
