@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 
+#include "core/base/aside_mmap.h"
 #include "core/base/raw_syscall.h"
 
 namespace uffdlazy {
@@ -15,7 +16,7 @@ int FaultTrace::init(uint64_t capacity) {
   if (capacity > (uint64_t(1) << 40) / sizeof(FaultRecord)) return -EINVAL;
   size_t bytes = size_t(capacity * sizeof(FaultRecord));
   // NORESERVE: a generous capacity must not count against overcommit for pages never touched.
-  long r = sys::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  long r = mmap_aside(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (sys::failed(r)) return int(r);
   records_ = reinterpret_cast<FaultRecord*>(r);
   mapped_bytes_ = bytes;

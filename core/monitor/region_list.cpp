@@ -3,13 +3,14 @@
 #include <cstring>
 #include <sys/mman.h>
 
+#include "core/base/aside_mmap.h"
 #include "core/base/raw_syscall.h"
 
 namespace uffdlazy {
 
 bool RegionList::init(size_t capacity) {
   size_t bytes = capacity * sizeof(Region);
-  long r = sys::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  long r = mmap_aside(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (sys::failed(r)) return false;
   items_ = reinterpret_cast<Region*>(r);
   capacity_ = capacity;

@@ -55,13 +55,11 @@ int32_t SnapshotRestore::match(uintptr_t start, uint64_t length, int prot, int f
   q.length = length;
   q.prot = prot;
   q.flags = flags;
-  if (matcher_->mode() == snap::RegionMatcher::Mode::kBySite) {
-    if (!site.known() || ordinal == CallSiteTable::kNoOrdinal) return -1;
-    q.module = snapshot_module(site.module, sites);
-    if (q.module == snap::kNoModule) return -1;
-    q.offset = site.offset;
-    q.ordinal = ordinal;
-  }
+  if (!site.known() || ordinal == CallSiteTable::kNoOrdinal) return -1;
+  q.module = snapshot_module(site.module, sites);
+  if (q.module == snap::kNoModule) return -1;
+  q.offset = site.offset;
+  q.ordinal = ordinal;
   int64_t r = matcher_->match(q);
   return r < 0 || r > INT32_MAX ? -1 : int32_t(r);
 }

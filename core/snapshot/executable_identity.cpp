@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "core/base/aside_mmap.h"
 #include "core/base/raw_syscall.h"
 #include "core/snapshot/checksum.h"
 
@@ -72,7 +73,7 @@ int hash_file(int fd, uint64_t* out) {
     *out = checksum("", 0);
     return 0;
   }
-  long m = sys::mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+  long m = mmap_aside(size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
   if (sys::failed(m)) return int(m);
   *out = checksum(reinterpret_cast<const void*>(m), size_t(st.st_size));
   sys::munmap(reinterpret_cast<void*>(m), size_t(st.st_size));

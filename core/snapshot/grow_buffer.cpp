@@ -4,6 +4,7 @@
 #include <cstring>
 #include <sys/mman.h>
 
+#include "core/base/aside_mmap.h"
 #include "core/base/raw_syscall.h"
 
 namespace uffdlazy::snap {
@@ -16,7 +17,7 @@ void* GrowBuffer::reserve(size_t n) {
   if (data_) {
     r = sys::mremap(data_, capacity_, want, MREMAP_MAYMOVE, nullptr);
   } else {
-    r = sys::mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    r = mmap_aside(want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   }
   if (sys::failed(r)) return nullptr;
   data_ = reinterpret_cast<uint8_t*>(r);

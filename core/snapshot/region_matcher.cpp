@@ -86,8 +86,8 @@ uint32_t RegionMatcher::find_module(const ModuleKey& m) const {
 }
 
 bool RegionMatcher::eligible(uint64_t r) const {
+  // Only regions still whole: a piece of a trimmed or split allocation does not say where it sat.
   const RegionRecord& rec = reader_->region(r);
-  if (mode_ == Mode::kByAddress) return true;
   return rec.site_module != kNoModule && rec.alloc_length != 0 &&
          align_up(rec.length, page_size_) == align_up(rec.alloc_length, page_size_);
 }
@@ -104,15 +104,16 @@ uint64_t RegionMatcher::hash_query(const MappingQuery& q, uint64_t rounded_lengt
 }
 
 bool RegionMatcher::fits(uint64_t r, const MappingQuery& q, uint64_t rounded_length) const {
+  // Every part of the identity must agree; the address too when ASLR was off, never instead.
   const RegionRecord& rec = reader_->region(r);
-  if (mode_ == Mode::kByAddress) return rec.start == q.start && align_up(rec.length, page_size_) == rounded_length;
+  if (mode_ == Mode::kByAddress && rec.start != q.start) return false;
   return rec.site_module == q.module && rec.site_offset == q.offset && rec.ordinal == q.ordinal &&
-         align_up(rec.alloc_length, page_size_) == rounded_length;
+         align_up(rec.alloc_length, page_size_) == rounded_length && rec.prot == uint32_t(q.prot) &&
+         rec.map_flags == uint32_t(q.flags);
 }
 
 int64_t RegionMatcher::find(const MappingQuery& q, bool claim) {
-  if (!reader_ || q.length == 0) return -1;
-  if (mode_ == Mode::kBySite && q.module == kNoModule) return -1;
+  if (!reader_ || q.length == 0 || q.module == kNoModule) return -1;
   const uint64_t len = align_up(q.length, page_size_);
   for (uint64_t i = hash_query(q, len) & slot_mask_;; i = (i + 1) & slot_mask_) {
     const uint32_t s = slots_[i];

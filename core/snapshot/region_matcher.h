@@ -5,14 +5,16 @@
 //  - by site (ASLR on): a mapping matches a region when its allocation call site is the same
 //    (module equal in the sense of same_module(): build-id when both sides have one of the same
 //    kind, path otherwise; offset of the call site in the module equal), its ordinal is equal (the
-//    Nth mapping that site made), and its length equals the region's allocation length. Only
-//    regions still whole (length == alloc_length, both rounded to pages) can match: a region that
-//    was trimmed or split after it was allocated does not say where it sat inside the allocation.
-//  - by address (no-ASLR): a mapping matches a region with the same start address and length.
+//    Nth of all the mappings that site made), its length equals the region's allocation length,
+//    and its prot and mmap flags are those the region was created with. Only regions still whole
+//    (length == alloc_length, both rounded to pages) can match: a region that was trimmed or split
+//    after it was allocated does not say where it sat inside the allocation.
+//  - by address (no-ASLR): all of the above, and the same start address. An address alone is never
+//    enough: any change in the layout (another setting, another input) would otherwise hand a
+//    mapping the content of whatever region was recorded where it now lies.
 //
-// Lengths compare rounded up to pages, as the kernel maps them. prot and flags are carried for the
-// caller's reports and do not take part in matching. Each snapshot region matches at most once;
-// the regions never matched are listed at the end (next_unmatched).
+// Lengths compare rounded up to pages, as the kernel maps them. Each snapshot region matches at
+// most once; the regions never matched are listed at the end (next_unmatched).
 //
 // match() may run on several threads at once: the matched bitmap is updated atomically, so two
 // racing queries for the same region cannot both win it.
