@@ -1,5 +1,5 @@
 // RegionMatcher: which snapshot region a new mapping restores, by call site (module, offset,
-// ordinal, length) or, without ASLR, by address and length; each region at most once.
+// ordinal, length, prot, flags) and, without ASLR, by the address as well; each region at most once.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -209,41 +209,45 @@ TEST_F(RegionMatcherTest, EveryPartOfTheIdentityCounts) {
   EXPECT_FALSE(m.matched(99));
 }
 
-TEST_F(RegionMatcherTest, MatchesByAddressWithoutAslr) {
+TEST_F(RegionMatcherTest, WithoutAslrTheAddressMustAgreeToo) {
   SnapshotReader r;
   ASSERT_TRUE(r.open(write(standard(), kFlagNoAslr).c_str()).ok());
   RegionMatcher m;
   ASSERT_EQ(m.init(&r, RegionMatcher::mode_for(r)), 0);
   EXPECT_EQ(m.mode(), RegionMatcher::Mode::kByAddress);
+  const uint32_t foo = m.find_module(foo_), bar = m.find_module(bar_), plain = m.find_module(plain_);
   const uint64_t p = ps_;
+  auto at = [&](uint64_t start, MappingQuery q) {
+    q.start = start;
+    return q;
+  };
 
-  MappingQuery q;
-  q.start = 0x7f0000300000;
-  q.length = 2 * p;  // the trimmed region matches by what it is now
-  EXPECT_EQ(m.match(q), 3);
-  EXPECT_EQ(m.match(q), -1);  // at most once
+  // The whole identity and the address: a match, once.
+  EXPECT_EQ(m.match(at(0x7f0000100000, site(foo, 0x1234, 1, 8 * p))), 1);
+  EXPECT_EQ(m.match(at(0x7f0000100000, site(foo, 0x1234, 1, 8 * p))), -1);
+  // The right identity somewhere else, or the right address with another identity: never. A
+  // layout that shifted would otherwise hand a mapping another region's content.
+  EXPECT_EQ(m.match(at(0x7f0000000000 + p, site(foo, 0x1234, 0, 8 * p))), -1);
+  EXPECT_EQ(m.match(at(0x7f0000000000, site(foo, 0x1234, 1, 8 * p))), -1);
+  EXPECT_EQ(m.match(at(0x7f0000000000, site(foo, 0x9999, 0, 8 * p))), -1);
+  EXPECT_EQ(m.match(at(0x7f0000000000, site(foo, 0x1234, 0, 4 * p))), -1);
+  // Another prot or other flags: not the same mapping either.
+  MappingQuery ro = at(0x7f0000000000, site(foo, 0x1234, 0, 8 * p));
+  ro.prot = PROT_READ;
+  EXPECT_EQ(m.match(ro), -1);
+  MappingQuery noreserve = at(0x7f0000000000, site(foo, 0x1234, 0, 8 * p));
+  noreserve.flags |= MAP_NORESERVE;
+  EXPECT_EQ(m.match(noreserve), -1);
+  EXPECT_EQ(m.match(at(0x7f0000000000, site(foo, 0x1234, 0, 8 * p - 17))), 0);
+  // An unknown site never matches, a trimmed region neither.
+  EXPECT_EQ(m.match(at(0x7f0000400000, site(kNoModule, 0, 0, 4 * p))), -1);
+  EXPECT_EQ(m.match(at(0x7f0000300000, site(foo, 0x5000, 0, 4 * p))), -1);
+  EXPECT_EQ(m.match(at(0x7f0000600000, site(bar, 0x1234, 0, 4 * p))), 6);
+  EXPECT_EQ(m.match(at(0x7f0000500000, site(plain, 0x40, 0, 3 * p))), 5);
 
-  q.start = 0x7f0000400000;  // unknown site: fine without ASLR
-  q.length = 4 * p - 1;
-  EXPECT_EQ(m.match(q), 4);
-
-  q.start = 0x7f0000000000;
-  q.length = 4 * p;  // length mismatch
-  EXPECT_EQ(m.match(q), -1);
-  q.start = 0x7f0000000000 + p;  // start mismatch
-  q.length = 8 * p;
-  EXPECT_EQ(m.match(q), -1);
-  // The site is ignored in this mode.
-  q.start = 0x7f0000000000;
-  q.module = 1234;
-  q.offset = 1;
-  q.ordinal = 99;
-  EXPECT_EQ(m.match(q), 0);
-
-  EXPECT_EQ(m.matched_count(), 3u);
   std::vector<int64_t> unmatched;
   for (int64_t i = m.next_unmatched(0); i >= 0; i = m.next_unmatched(uint64_t(i) + 1)) unmatched.push_back(i);
-  EXPECT_EQ(unmatched, (std::vector<int64_t>{1, 2, 5, 6}));
+  EXPECT_EQ(unmatched, (std::vector<int64_t>{2, 3, 4}));
 }
 
 TEST_F(RegionMatcherTest, ManyRegionsAndReinit) {
@@ -265,8 +269,8 @@ TEST_F(RegionMatcherTest, ManyRegionsAndReinit) {
   EXPECT_EQ(m.matched_count(), 0u);
   MappingQuery q;
   for (uint64_t i = 0; i < 1000; i++) {
+    q = site(foo, 0x100 + i % 7, i / 7, (i % 5 + 1) * p);
     q.start = 0x10000000 + i * 16 * p;
-    q.length = (i % 5 + 1) * p;
     ASSERT_EQ(m.match(q), int64_t(i)) << i;
   }
   EXPECT_EQ(m.unmatched_count(), 0u);
