@@ -61,9 +61,7 @@ UFFDLAZY_EXPORT void* mremap(void* old_addr, size_t old_len, size_t new_len, int
     new_addr = va_arg(ap, void*);
     va_end(ap);
   }
-  void* p = finish_map(uffdlazy::sys::mremap(old_addr, old_len, new_len, flags, new_addr));
-  if (p != MAP_FAILED) uffdlazy::pager::remapped(old_addr, old_len, p, new_len, flags);
-  return p;
+  return finish_map(uffdlazy::pager::remap(old_addr, old_len, new_len, flags, new_addr));
 }
 
 UFFDLAZY_EXPORT int madvise(void* addr, size_t len, int advice) {

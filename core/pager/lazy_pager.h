@@ -16,6 +16,10 @@ void start(char** envp);
 bool active();
 
 void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* caller);
+// Carries out the program's mremap (the system call, split per mapping where the shim's
+// registration would make the kernel refuse a move across several; see range_move.cpp) and
+// updates the table. Returns the kernel's raw result: the new address or -errno.
+long remap(void* old_addr, size_t old_len, size_t new_len, int flags, void* new_addr);
 void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, int flags);
 void unmapped(void* addr, size_t len);
 void advised(void* addr, size_t len, int advice);

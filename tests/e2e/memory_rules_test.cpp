@@ -89,6 +89,56 @@ TEST(MemoryRules, ExecedChildStartsClean) {
   expect_same(r);
 }
 
+// Since Linux 6.17 a move may span several mappings; the kernel refuses it (after a partial
+// move) when one of them is registered. The shim moves such a range one mapping at a time.
+TEST(MemoryRules, MoveAcrossSeveralMappingsGivesWhatTheKernelGivesWithoutTheShim) {
+  Runs r = run_both({"move_across_mappings"});
+  expect_same(r);
+  EXPECT_GE(summary_field(r.summary, "remap"), 3) << r.summary;  // one per mapping
+}
+
+// The tail of a grow that moves is part of the region: with fault-around 16, 96 fresh tail pages
+// cost 6 round trips, not 96 (they would if the table did not know the tail).
+TEST(MemoryRules, GrowThatMovesKeepsTheTailInItsRegion) {
+  Runs r = run_both({"grow_and_move"});
+  expect_same(r);
+  EXPECT_LE(summary_field(r.summary, "requests"), 2 * 2 + 2 * 6 + 4) << r.summary;
+}
+
+// The program closes every descriptor past stderr (the shim's included) and reuses the numbers:
+// its files and pipes hold only its own bytes, and its memory stays right.
+TEST(MemoryRules, ClosingEveryDescriptorNeverExposesTheProgramsFilesToTheShim) {
+  Runs r = run_both({"close_every_descriptor"});
+  expect_same(r);
+  // The monitor keeps serving on a descriptor table of its own.
+  EXPECT_EQ(r.shim.err.find("cannot continue"), std::string::npos) << r.shim.err;
+  // Mappings made after the shim's descriptor was closed are left to the kernel, and said so.
+  EXPECT_GE(summary_field(r.summary, "unregistered"), 1) << r.summary;
+  EXPECT_GE(summary_field(r.summary, "remove"), 1) << r.summary;
+}
+
+TEST(MemoryRules, ThreadOnASmallStackMapsMemoryAsWithoutTheShim) {
+  Runs r = run_both({"small_stack"});
+  expect_same(r);
+  EXPECT_EQ(r.shim.signal, 0);
+}
+
+// With a recording armed the shim also takes its call-site lock inside mmap: a handler that maps
+// memory on the same thread must never deadlock on it.
+TEST(MemoryRules, SignalHandlerThatMapsMemoryNeverDeadlocks) {
+  std::vector<std::string> argv = {target_path("memory_rules"), "handler_maps_memory"};
+  ProcessResult plain = run_process(argv);
+  RunOptions opt;
+  opt.with_shim = true;
+  opt.timeout_seconds = 60;
+  opt.env = {{"UFFDLAZY_STATS", "1"}, {"UFFDLAZY_STRICT", "1"}, {"UFFDLAZY_RECORD", "/dev/null/never"},
+             {"UFFDLAZY_RECORD_AT", "signal=USR2"}};
+  ProcessResult shim = run_process(argv, opt);
+  EXPECT_EQ(plain.exit_code, 0) << plain.out << plain.err;
+  EXPECT_EQ(shim.exit_code, 0) << shim.out << shim.err;
+  EXPECT_EQ(shim.out, plain.out);
+}
+
 }  // namespace
 }  // namespace uffdlazy::test
 

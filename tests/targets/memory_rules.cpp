@@ -7,6 +7,8 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -275,12 +277,183 @@ int exec_child() {
   return 0;
 }
 
+int move_across_mappings() {
+  // One allocation split into three mappings by mprotect, half written, moved as one range: since
+  // Linux 6.17 the kernel moves ranges that span several mappings. The result must be the same
+  // with and without the shim (on an older kernel both refuse with EFAULT).
+  const size_t n = 64;
+  char* m = map_anon(n);
+  for (size_t i = 0; i < n / 2; i++) stamp(m, i, 11);
+  mprotect(m + 16 * kPage, 16 * kPage, PROT_READ);
+  char* dst = map_anon(n, PROT_NONE);
+  char* moved = static_cast<char*>(mremap(m, n * kPage, n * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, dst));
+  if (moved == MAP_FAILED) {
+    std::printf("move across mappings: %s\n", std::strerror(errno));
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (i < n / 2) {
+      check(stamped(moved, i, 11), "moved page keeps data", i);
+    } else {
+      check(all_zero(moved + i * kPage, kPage), "moved untouched page reads zero", i);
+    }
+  }
+  mprotect(moved + 16 * kPage, 16 * kPage, PROT_READ | PROT_WRITE);
+  for (size_t i = 0; i < n; i++) stamp(moved, i, 12);
+  for (size_t i = 0; i < n; i++) check(stamped(moved, i, 12), "moved range is ordinary memory afterwards", i);
+  std::printf("move across mappings ok\n");
+  return 0;
+}
+
+int grow_and_move() {
+  // A grow that has to move: the tail belongs to the region (one region, read and written here).
+  const size_t n = 32;
+  char* m = map_anon(n);
+  for (size_t i = 0; i < n; i++) stamp(m, i, 13);
+  char* grown = static_cast<char*>(mremap(m, n * kPage, 4 * n * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, map_anon(4 * n)));
+  check(grown != MAP_FAILED, "mremap grow and move");
+  for (size_t i = 0; i < 4 * n; i++) {
+    if (i < n) {
+      check(stamped(grown, i, 13), "moved part keeps data", i);
+    } else {
+      check(all_zero(grown + i * kPage, kPage), "grown tail reads zero", i);
+    }
+  }
+  for (size_t i = n; i < 4 * n; i++) stamp(grown, i, 14);
+  for (size_t i = n; i < 4 * n; i++) check(stamped(grown, i, 14), "grown tail keeps writes", i);
+  std::printf("grow and move ok\n");
+  return 0;
+}
+
+int close_every_descriptor() {
+  // The program owns its descriptors: it closes every one it did not open itself (the shim's
+  // too), opens files that take the lowest numbers, and goes on using lazy memory and causing
+  // events. Its files must hold exactly what it wrote, and its memory what it should.
+  const size_t n = 64;
+  char* m = map_anon(n);
+  for (size_t i = 0; i < n; i += 2) stamp(m, i, 15);
+  syscall(SYS_close_range, 3u, ~0u, 0u);
+  char path[] = "/tmp/uffdlazy-closefds-XXXXXX";
+  int fd = mkstemp(path);
+  unlink(path);
+  int fds[2];
+  check(fd >= 0 && pipe(fds) == 0, "open a file and a pipe");
+  const std::string text = "the program's own bytes\n";
+  check(write(fd, text.data(), text.size()) == ssize_t(text.size()), "write the file");
+  // Faults (old and new regions), drops, unmaps and moves, with the program's files open.
+  for (size_t i = 0; i < n; i++) {
+    bool ok = i % 2 == 0 ? stamped(m, i, 15) : all_zero(m + i * kPage, kPage);
+    check(ok, "memory after close_range", i);
+  }
+  madvise(m, 8 * kPage, MADV_DONTNEED);
+  for (size_t i = 0; i < 8; i++) check(all_zero(m + i * kPage, kPage), "dropped after close_range", i);
+  char* fresh = map_anon(32);
+  for (size_t i = 0; i < 32; i++) stamp(fresh, i, 16);
+  for (size_t i = 0; i < 32; i++) check(stamped(fresh, i, 16), "new mapping after close_range", i);
+  char* moved = static_cast<char*>(mremap(m, n * kPage, n * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, map_anon(n)));
+  munmap(moved, n * kPage);
+  // The pipe carries exactly what the program puts in, the file holds exactly what it wrote.
+  const std::string msg = "through the pipe";
+  check(write(fds[1], msg.data(), msg.size()) == ssize_t(msg.size()), "write the pipe");
+  char back[64] = {};
+  check(read(fds[0], back, sizeof back) == ssize_t(msg.size()) && msg == back, "pipe carries only the program's bytes");
+  char file[256] = {};
+  ssize_t got = pread(fd, file, sizeof file, 0);
+  check(got == ssize_t(text.size()) && text == file, "file holds only the program's bytes");
+  check(lseek(fd, 0, SEEK_CUR) == off_t(text.size()), "file offset is the program's");
+  std::printf("close every descriptor: file=%zd bytes ok\n", got);
+  return 0;
+}
+
+struct StackRun {
+  size_t headroom;
+  int result;
+};
+
+// Recurses until only `headroom` bytes of the thread's stack are left, then maps and touches.
+__attribute__((noinline)) int deep(char* limit, size_t headroom) {
+  volatile char pad[512];
+  pad[0] = 1;
+  if (reinterpret_cast<char*>(const_cast<char*>(pad)) - limit > long(headroom)) return deep(limit, headroom) + pad[0] - 1;
+  char* m = map_anon(32);
+  for (size_t i = 0; i < 32; i++) stamp(m, i, 17);
+  int bad = 0;
+  for (size_t i = 0; i < 32; i++) bad += !stamped(m, i, 17);
+  munmap(m, 32 * kPage);
+  return bad;
+}
+
+int small_stack() {
+  // A thread on a 64 KiB stack with 6 KiB left maps and touches memory: it must not overflow
+  // under the shim when it does not without it.
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  StackRun run{6 * 1024, -1};
+  pthread_t t;
+  pthread_create(&t, &attr, [](void* p) -> void* {
+    auto* r = static_cast<StackRun*>(p);
+    pthread_attr_t self;
+    pthread_getattr_np(pthread_self(), &self);
+    void* lo;
+    size_t size;
+    pthread_attr_getstack(&self, &lo, &size);
+    pthread_attr_destroy(&self);
+    r->result = deep(static_cast<char*>(lo), r->headroom);
+    return nullptr;
+  }, &run);
+  pthread_join(t, nullptr);
+  pthread_attr_destroy(&attr);
+  check(run.result == 0, "small-stack thread's memory");
+  std::printf("small stack ok\n");
+  return 0;
+}
+
+std::atomic<long> g_handler_maps{0};
+
+void map_in_handler(int) {
+  int saved = errno;
+  char* m = static_cast<char*>(mmap(nullptr, 32 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (m != MAP_FAILED) {
+    m[5 * kPage] = 1;
+    munmap(m, 32 * kPage);
+    g_handler_maps.fetch_add(1);
+  }
+  errno = saved;
+}
+
+int handler_maps_memory() {
+  // A signal handler that maps memory, interrupting a thread that is itself mapping memory (and
+  // thus perhaps inside the shim, holding its locks): no deadlock, every page right.
+  struct sigaction sa = {};
+  sa.sa_handler = map_in_handler;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGALRM, &sa, nullptr);
+  itimerval it = {{0, 100}, {0, 100}};
+  setitimer(ITIMER_REAL, &it, nullptr);
+  long rounds = 0;
+  for (int i = 0; i < 20000; i++) {
+    char* m = static_cast<char*>(mmap(nullptr, 32 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (m == MAP_FAILED) continue;
+    stamp(m, size_t(i) % 32, 18);
+    check(stamped(m, size_t(i) % 32, 18), "page written while signals map memory");
+    munmap(m, 32 * kPage);
+    rounds++;
+  }
+  itimerval off = {};
+  setitimer(ITIMER_REAL, &off, nullptr);
+  check(g_handler_maps.load() > 0, "the handler ran");
+  std::printf("handler maps memory: rounds=%ld ok\n", rounds);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: memory_rules touch N | dontneed | free | unmap | remap | threads N | "
-                         "syscalls | fork | exec\n");
+                         "syscalls | fork | exec | move_across_mappings | grow_and_move | close_every_descriptor | "
+                         "small_stack | handler_maps_memory\n");
     return 2;
   }
   std::string s = argv[1];
@@ -294,6 +467,11 @@ int main(int argc, char** argv) {
   else if (s == "syscalls") rc = read_syscall();
   else if (s == "fork") rc = fork_child_sees_parent();
   else if (s == "exec") rc = exec_child();
+  else if (s == "move_across_mappings") rc = move_across_mappings();
+  else if (s == "grow_and_move") rc = grow_and_move();
+  else if (s == "close_every_descriptor") rc = close_every_descriptor();
+  else if (s == "small_stack") rc = small_stack();
+  else if (s == "handler_maps_memory") rc = handler_maps_memory();
   else std::fprintf(stderr, "unknown scenario %s\n", argv[1]);
   if (rc == 0 && failures) {
     std::printf("failures=%d\n", failures);
