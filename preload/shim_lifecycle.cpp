@@ -8,6 +8,10 @@
 
 extern char** environ;
 
+namespace uffdlazy::preload {
+void process_interposers_init();
+}
+
 namespace {
 
 void prepare() { uffdlazy::pager::before_fork(); }
@@ -15,6 +19,7 @@ void parent() { uffdlazy::pager::after_fork_parent(); }
 void child() { uffdlazy::pager::after_fork_child(); }
 
 __attribute__((constructor)) void uffdlazy_start() {
+  uffdlazy::preload::process_interposers_init();
   uffdlazy::pager::start(environ);
   pthread_atfork(prepare, parent, child);
 }

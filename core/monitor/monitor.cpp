@@ -363,6 +363,7 @@ void Monitor::fill_owed_now() {
   uint32_t target = fill_requested_.load(std::memory_order_acquire);
   const uint64_t ps = s_.page_size;
   uintptr_t cursor = 0;
+  unsigned since_read = 0;
   for (;;) {
     Region reg;
     bool found = false;
@@ -380,16 +381,26 @@ void Monitor::fill_owed_now() {
     if (!found) break;
     uintptr_t start = reg.start > cursor ? reg.start : cursor;
     for (uintptr_t page = start; page < reg.end; page += ps) {
+      // The program's threads keep faulting meanwhile: answer them every so often, so a long
+      // fill delays no fault by more than a few dozen pages.
+      if (++since_read == 64) {
+        since_read = 0;
+        if (read_batch()) {
+          if (!serve_queue()) return;
+          cursor = page;  // the table may have changed: look the page up again
+          break;
+        }
+      }
       uint64_t sp = reg.source_page + (page - reg.start) / ps;
       PageContent c = s_.source->peek(reg.source, sp);
+      cursor = page + ps;
       if (c.kind == PageKind::kZero) continue;
       if (c.kind == PageKind::kCorrupt) fatal_corrupt(reg, sp, page);
       FillResult res = s_.uffd->copy(page, c.data, ps);
       if (res.status == FillStatus::kEventPending) {
-        // Events change the table: take them in and restart from this page.
+        // Events change the table: take them in and look this page up again.
         if (!read_batch()) wait_briefly();
-        serve_queue();
-        reg.end = page;  // leave the inner loop; the outer loop looks the page up again
+        if (!serve_queue()) return;
         cursor = page;
         break;
       }
@@ -397,9 +408,7 @@ void Monitor::fill_owed_now() {
       if (res.status == FillStatus::kError) fatal("filling owed pages before fork failed", res.err);
       if (res.status == FillStatus::kDone) MonitorCounters::bump(s_.counters->pages_data);
       s_.source->consume(reg.source, sp);
-      cursor = page + ps;
     }
-    if (cursor < reg.end) cursor = reg.end;
   }
   fill_done_.store(target, std::memory_order_release);
   sys::futex(&fill_done_, FUTEX_WAKE_PRIVATE, 1 << 30);

@@ -1,6 +1,10 @@
 // fork: the child's copy of the registered regions is not registered (the shim does not use
 // UFFD_FEATURE_EVENT_FORK; see README), so before the fork every page a snapshot still owes is
-// put in place, and the child starts a monitor of its own for its new mappings.
+// put in place (regions matched while the fork is under way fill themselves before their mmap
+// returns), and the child starts a monitor of its own for its new mappings. Every way of making a
+// child with a copy of the memory goes through here: fork() through pthread_atfork, _Fork() and
+// clone() without CLONE_VM through their interposers. vfork, posix_spawn and system share the
+// parent's memory (CLONE_VM), whose faults the parent's monitor serves.
 #include <csignal>
 
 #include "core/base/mono_clock.h"
@@ -11,12 +15,14 @@ namespace uffdlazy::pager {
 
 void before_fork() {
   if (!mine()) return;
-  // The child's copy of our regions is not registered: it must get every owed page now.
+  // Counted first: a region matched from here on fills itself, the fill below takes the rest.
+  g.forks_in_progress.fetch_add(1, std::memory_order_acq_rel);
   g.monitor.fill_all_owed();
 }
 
 void after_fork_parent() {
   if (!mine()) return;
+  g.forks_in_progress.fetch_sub(1, std::memory_order_acq_rel);
   g.counters.fork.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -41,6 +47,10 @@ void after_fork_child() {
   g.cfg.report[0] = 0;
   g.cfg.trace[0] = 0;
   g.forked = true;
+  g.forks_in_progress.store(0, std::memory_order_relaxed);
+  // The child's memory is complete (nothing owed): without a userfaultfd of its own it runs
+  // correctly unpaged, so it fails open unless the user asked for strict mode.
+  g.cfg.strict = g.strict_asked;
   if (g_capture_at.kind == CaptureMoment::kSignal) {
     struct sigaction dfl = {};
     dfl.sa_handler = SIG_DFL;

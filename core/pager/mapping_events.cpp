@@ -84,6 +84,11 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
   }
   g.counters.regions.fetch_add(1, std::memory_order_relaxed);
   g_stats.region_registered(id, s, e - s, (prot & (PROT_READ | PROT_WRITE)) ? "anonymous" : "anonymous reservation");
+  // A fork is being prepared: its owed pages were filled already, and a child cloned once this
+  // mmap has returned must find this region's pages in place as well.
+  if (source != Region::kZeroSource && g.forks_in_progress.load(std::memory_order_acquire) > 0) {
+    g.monitor.fill_all_owed();
+  }
 }
 
 void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, int flags) {

@@ -108,6 +108,7 @@ void start(char** envp) {
     refuse(w, 2);
   }
   // Serving zeros where a snapshot holds data would be a silently wrong page: no failing open.
+  g.strict_asked = g.cfg.strict;
   if (g.cfg.snapshot[0] || g.cfg.record[0]) g.cfg.strict = true;
   g.owner_pid = sys::getpid();
   if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0] || g.cfg.snapshot[0] || g.cfg.record[0]) {

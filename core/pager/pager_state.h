@@ -48,6 +48,10 @@ struct PagerState {
   // the monitor (it holds its own reference), new mappings are left to the kernel.
   std::atomic<bool> descriptor_lost{false};
   bool forked = false;  // a child of fork(): serves its memory, owns none of the parent's outputs
+  bool strict_asked = false;  // UFFDLAZY_STRICT as the user set it (a restore forces strict mode)
+  // Forks under way (between before_fork and after_fork_parent): a region matched meanwhile is
+  // filled before its mmap returns, so that no child is ever cloned with pages still owed.
+  std::atomic<int> forks_in_progress{0};
 };
 
 extern PagerState g;

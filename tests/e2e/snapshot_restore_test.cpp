@@ -278,6 +278,33 @@ INSTANTIATE_TEST_SUITE_P(
         Scenario{"twice", "twice: region 1 pages 0..3 read, dropped, read again", {{1, 0, 4}}, {}, {}}),
     scenario_name);
 
+// Every way of making a child, while every page is still owed: the child sees exactly the
+// recording (or shares the parent's memory and has it served), the parent too, afterwards. A child
+// that cannot get a userfaultfd of its own runs unpaged with complete memory instead of exiting.
+class SnapshotRestoreChildren : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(SnapshotRestoreChildren, ChildSeesExactlyTheParentsMemory) {
+  const std::string how = GetParam();
+  Recording& rec = shared();
+  ASSERT_EQ(rec.result.exit_code, 0) << rec.result.err;
+  ProcessResult res = restore(rec.file, {}, {rules(), "check", "fork_via", how});
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  EXPECT_EQ(res.signal, 0) << res.err;
+  EXPECT_NE(res.out.find(how + ": child ok\n"), std::string::npos) << res.out << res.err;
+  EXPECT_NE(res.out.find("mismatches=0 failures=0"), std::string::npos) << res.out << res.err;
+  EXPECT_EQ(count_of(res.err, "uffdlazy: restore "), 1u) << res.err;
+  RestoreLine line = restore_line(res.err, rec.file);
+  ASSERT_TRUE(line.found) << res.err;
+  EXPECT_EQ(line.served, owed_pages_total());
+}
+
+INSTANTIATE_TEST_SUITE_P(SnapshotRestore, SnapshotRestoreChildren,
+                         ::testing::Values("_Fork", "clone", "vfork", "posix_spawn", "system", "fork_without_uffd"),
+                         [](const ::testing::TestParamInfo<const char*>& i) {
+                           std::string n = i.param;
+                           return n[0] == '_' ? n.substr(1) : n;
+                         });
+
 TEST(SnapshotRestore, EnvironmentRouteRestoresLikeTheCommand) {
   Recording& rec = shared();
   ASSERT_EQ(rec.result.exit_code, 0) << rec.result.err;

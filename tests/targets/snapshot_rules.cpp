@@ -21,6 +21,9 @@
 // Every region has a multiple of 16 pages, so per region: 1/16 absent, 1/16 zero, 2/16
 // duplicate-class, 12/16 unique.
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +35,10 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "tests/targets/deny_userfaultfd.h"
+
+extern char** environ;
 
 namespace {
 
@@ -316,6 +323,50 @@ void scenario_fork() {
   std::printf("fork: child %s\n", child_ok ? "ok" : "saw wrong pages");
 }
 
+int child_checks(void*) { return verify_quietly() ? 1 : 0; }
+
+// A child made some other way than fork(), while every page is still owed: what the child sees,
+// and the parent afterwards, must be the recording. `how`: _Fork, clone (no CLONE_VM), vfork,
+// posix_spawn, system, or fork_without_uffd (fork after the process lost access to userfaultfd:
+// the child cannot page lazily and must still run, with the parent's exact memory).
+void scenario_fork_via(const std::string& how) {
+  std::fflush(stdout);
+  int status = -1;
+  if (how == "_Fork") {
+    pid_t pid = _Fork();
+    if (pid == 0) _exit(verify_quietly() ? 1 : 0);
+    waitpid(pid, &status, 0);
+  } else if (how == "clone") {
+    const size_t stack_size = 1 << 20;
+    char* stack = static_cast<char*>(mmap(nullptr, stack_size, PROT_READ | PROT_WRITE,
+                                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0));
+    pid_t pid = clone(child_checks, stack + stack_size, SIGCHLD, nullptr);
+    waitpid(pid, &status, 0);
+  } else if (how == "vfork") {
+    // The vfork child shares the parent's memory: the parent's monitor serves its faults.
+    pid_t pid = vfork();
+    if (pid == 0) _exit(verify_quietly() ? 1 : 0);
+    waitpid(pid, &status, 0);
+  } else if (how == "posix_spawn") {
+    pid_t pid;
+    char* argv[] = {const_cast<char*>("true"), nullptr};
+    if (posix_spawnp(&pid, "true", nullptr, nullptr, argv, environ) == 0) waitpid(pid, &status, 0);
+  } else if (how == "system") {
+    status = system("true");
+  } else if (how == "fork_without_uffd") {
+    if (deny_userfaultfd::deny() != 0) std::exit(4);
+    pid_t pid = fork();
+    if (pid == 0) _exit(verify_quietly() ? 1 : 0);
+    waitpid(pid, &status, 0);
+  } else {
+    std::fprintf(stderr, "unknown way to make a child: %s\n", how.c_str());
+    std::exit(2);
+  }
+  const bool child_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  expect(child_ok, "the child ran and saw every page as recorded");
+  std::printf("%s: child %s\n", how.c_str(), child_ok ? "ok" : "failed");
+}
+
 void scenario_threads() {
   // 8 threads read and check every page of every region at once.
   constexpr int kThreads = 8;
@@ -382,7 +433,8 @@ int main(int argc, char** argv) {
   if (mode == "fill") return fill(argc > 2 ? std::atoi(argv[2]) : 0);
   if (mode != "check" || argc < 3) {
     std::fprintf(stderr, "usage: snapshot_rules fill [STATUS] | check all|dontneed|munmap_remap|mremap|fork|"
-                         "threads|twice|partial\n");
+                         "threads|twice|partial | check fork_via _Fork|clone|vfork|posix_spawn|system|"
+                         "fork_without_uffd\n");
     return 2;
   }
   const std::string s = argv[2];
@@ -395,6 +447,8 @@ int main(int argc, char** argv) {
     scenario_mremap();
   } else if (s == "fork") {
     scenario_fork();
+  } else if (s == "fork_via" && argc > 3) {
+    scenario_fork_via(argv[3]);
   } else if (s == "threads") {
     scenario_threads();
   } else if (s == "twice") {
@@ -408,7 +462,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   Account a = check_all_regions();
-  std::printf("check %s: regions=%d pages=%zu recorded=%zu zeroed=%zu mismatches=%zu failures=%d\n", s.c_str(),
+  const std::string name = s == "fork_via" ? s + " " + argv[3] : s;
+  std::printf("check %s: regions=%d pages=%zu recorded=%zu zeroed=%zu mismatches=%zu failures=%d\n", name.c_str(),
               kRegions, a.pages, a.recorded, a.zeroed, a.mismatches, failures);
   return a.mismatches || failures ? 1 : 0;
 }

@@ -1,0 +1,70 @@
+// Ways of making a child that copies the program's memory without fork()'s pthread_atfork
+// handlers: _Fork() and clone() without CLONE_VM. Each gets what fork() gets from the handlers in
+// shim_lifecycle.cpp: before the copy the pager puts every page a snapshot still owes in place
+// (the child's copy of a registered region is not registered). vfork, posix_spawn and system
+// share the parent's memory (CLONE_VM): nothing to do, the parent's monitor serves the child.
+#include <cstdarg>
+#include <dlfcn.h>
+#include <sched.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "core/pager/lazy_pager.h"
+
+#define UFFDLAZY_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+using ForkFn = pid_t (*)();
+using CloneFn = int (*)(int (*)(void*), void*, int, void*, ...);
+
+// Resolved in the constructor (process_interposers_init); dlsym is not for a fork path that may
+// run in a signal handler. A call before that (another library's constructor) resolves it then.
+ForkFn g_real_fork = nullptr;
+CloneFn g_real_clone = nullptr;
+
+template <class Fn>
+Fn next(const char* name) {
+  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+}
+
+}  // namespace
+
+namespace uffdlazy::preload {
+
+void process_interposers_init() {
+  g_real_fork = next<ForkFn>("_Fork");
+  g_real_clone = next<CloneFn>("clone");
+}
+
+}  // namespace uffdlazy::preload
+
+UFFDLAZY_EXPORT pid_t _Fork() {
+  if (!g_real_fork) g_real_fork = next<ForkFn>("_Fork");
+  uffdlazy::pager::before_fork();
+  pid_t pid = g_real_fork();
+  if (pid == 0) {
+    uffdlazy::pager::after_fork_child();
+  } else {
+    uffdlazy::pager::after_fork_parent();
+  }
+  return pid;
+}
+
+UFFDLAZY_EXPORT int clone(int (*fn)(void*), void* stack, int flags, void* arg, ...) {
+  // The optional arguments are read whatever the flags say, as glibc's own clone does.
+  va_list ap;
+  va_start(ap, arg);
+  void* parent_tid = va_arg(ap, void*);
+  void* tls = va_arg(ap, void*);
+  void* child_tid = va_arg(ap, void*);
+  va_end(ap);
+  if (!g_real_clone) g_real_clone = next<CloneFn>("clone");
+  // The child runs fn and never returns here. It starts with every page in place and no monitor
+  // of its own: its memory is paged by the kernel, which is right for a copy with nothing owed.
+  const bool copies_memory = !(flags & CLONE_VM);
+  if (copies_memory) uffdlazy::pager::before_fork();
+  int r = g_real_clone(fn, stack, flags, arg, parent_tid, tls, child_tid);
+  if (copies_memory) uffdlazy::pager::after_fork_parent();
+  return r;
+}
