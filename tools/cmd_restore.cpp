@@ -23,6 +23,15 @@ void usage(FILE* out) {
                "  --no-aslr             run with address-space randomisation off (for snapshots recorded\n"
                "                        with --no-aslr)\n"
                "  --verify page|none    checksum each page as it is served (default page)\n"
+               "  --readahead PAGES     most owed pages one fault brings in, adaptively (default 1024;\n"
+               "                        1 = one page per fault)\n"
+               "  --prefetch MODE       what to install while the program runs without faulting:\n"
+               "                        none (on demand only), ws (the working set, then stop) or\n"
+               "                        all (the working set first, then everything else; default)\n"
+               "  --ws FILE             replay this working set first (recorded with --ws-record from\n"
+               "                        the same snapshot)\n"
+               "  --ws-record FILE      write the pages this run touches, in first-touch order (turns\n"
+               "                        readahead and prefetch off, so every touch is seen)\n"
                "  --report FILE         JSON fault report at exit\n"
                "  --stats               print the one-line account at exit\n");
 }
@@ -33,6 +42,10 @@ int cmd_restore(int argc, char** argv) {
   static const std::vector<LaunchOption> kOptions = {
       {"--no-aslr", nullptr, "UFFDLAZY_NO_ASLR", false, false, true},
       {"--verify", nullptr, "UFFDLAZY_VERIFY", true},
+      {"--readahead", nullptr, "UFFDLAZY_READAHEAD", true},
+      {"--prefetch", nullptr, "UFFDLAZY_PREFETCH", true},
+      {"--ws", nullptr, "UFFDLAZY_WS", true, true},
+      {"--ws-record", nullptr, "UFFDLAZY_WS_RECORD", true, true},
       {"--report", nullptr, "UFFDLAZY_REPORT", true, true},
       {"--min-size", nullptr, "UFFDLAZY_MIN_SIZE", true},
       {"--stats", nullptr, "UFFDLAZY_STATS", false},

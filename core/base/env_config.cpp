@@ -56,6 +56,7 @@ bool parse_size(const char* s, uint64_t* out) {
 }
 
 bool parse_config(char** envp, Config* cfg, LineWriter* err) {
+  bool readahead_set = false, prefetch_set = false;
   for (char** e = envp; e && *e; e++) {
     const char* kv = *e;
     if (strncmp(kv, kPrefix, sizeof kPrefix - 1)) continue;
@@ -110,14 +111,54 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
     } else if (is("VERIFY")) {
       if (strcmp(v, "page") && strcmp(v, "none")) return bad("page (checksum every served page) or none");
       copy_path(v, cfg->verify, sizeof cfg->verify);
+    } else if (is("READAHEAD")) {
+      if (!parse_size(v, &cfg->readahead) || cfg->readahead < 1 || cfg->readahead > Config::kMaxReadahead)
+        return bad("a number of pages from 1 to 4096 (1 turns readahead off)");
+      readahead_set = true;
+    } else if (is("PREFETCH")) {
+      if (!strcmp(v, "none")) {
+        cfg->prefetch = Config::kPrefetchNone;
+      } else if (!strcmp(v, "ws")) {
+        cfg->prefetch = Config::kPrefetchWorkingSet;
+      } else if (!strcmp(v, "all")) {
+        cfg->prefetch = Config::kPrefetchAll;
+      } else {
+        return bad("none (on demand only), ws (the working set, then stop) or all (the working set, then "
+                   "everything else)");
+      }
+      prefetch_set = true;
+    } else if (is("WS")) {
+      if (!copy_path(v, cfg->ws, sizeof cfg->ws)) return bad("a file path (1 to 1023 bytes)");
+    } else if (is("WS_RECORD")) {
+      if (!copy_path(v, cfg->ws_record, sizeof cfg->ws_record)) return bad("a file path (1 to 1023 bytes)");
     } else if (is("LIBRARY")) {
       // Set by the launcher for itself; nothing for the shim to do.
     } else {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
-               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY)");
+               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, PREFETCH, WS, WS_RECORD)");
       return false;
     }
+  }
+  if ((cfg->ws[0] || cfg->ws_record[0]) && !cfg->snapshot[0]) {
+    err->str(cfg->ws[0] ? "UFFDLAZY_WS" : "UFFDLAZY_WS_RECORD")
+        .str(" needs UFFDLAZY_SNAPSHOT: a working set belongs to the snapshot being restored");
+    return false;
+  }
+  if (cfg->ws_record[0]) {
+    // Every page the run touches must fault to be seen: nothing may be installed ahead of it.
+    if (cfg->ws[0]) {
+      err->str("UFFDLAZY_WS_RECORD cannot be combined with UFFDLAZY_WS: a replayed page is never touched by a fault, "
+               "so it could not be recorded");
+      return false;
+    }
+    if ((readahead_set && cfg->readahead != 1) || (prefetch_set && cfg->prefetch != Config::kPrefetchNone)) {
+      err->str("UFFDLAZY_WS_RECORD needs every touched page to fault: leave UFFDLAZY_READAHEAD and "
+               "UFFDLAZY_PREFETCH unset (recording turns them off) or set them to 1 and none");
+      return false;
+    }
+    cfg->readahead = 1;
+    cfg->prefetch = Config::kPrefetchNone;
   }
   return true;
 }

@@ -14,6 +14,8 @@ namespace uffdlazy {
 
 struct Config {
   static constexpr size_t kPathMax = 1024;
+  static constexpr uint64_t kMaxReadahead = 4096;
+  enum Prefetch : uint8_t { kPrefetchNone, kPrefetchWorkingSet, kPrefetchAll };
 
   bool disabled = false;        // UFFDLAZY_DISABLE: load, but do nothing
   bool strict = false;          // UFFDLAZY_STRICT: exit instead of failing open
@@ -31,6 +33,10 @@ struct Config {
   uint64_t trace_capacity = 1u << 20;  // UFFDLAZY_TRACE_LIMIT: faults kept in the trace
   bool no_aslr = false;           // UFFDLAZY_NO_ASLR: match snapshot regions by address
   char verify[16] = "page";       // UFFDLAZY_VERIFY: page | none (checksum each served page)
+  uint64_t readahead = 1024;      // UFFDLAZY_READAHEAD: most pages one snapshot fault brings in
+  uint8_t prefetch = kPrefetchAll;  // UFFDLAZY_PREFETCH: none | ws | all
+  char ws[kPathMax] = {};         // UFFDLAZY_WS: replay this working set first
+  char ws_record[kPathMax] = {};  // UFFDLAZY_WS_RECORD: write the pages the run touched here
 };
 
 // Fills cfg from envp (NULL-terminated "NAME=value" strings). On a bad value, writes the problem

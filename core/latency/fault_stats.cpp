@@ -15,7 +15,7 @@ const char* event_name(EventKind k) {
 void FaultStats::reset() {
   for (auto* c : {&totals_.faults, &totals_.pages_served, &totals_.zero_pages, &totals_.snapshot_pages,
                   &totals_.duplicates, &totals_.already_present, &totals_.unmapped, &totals_.errors,
-                  &totals_.regions_registered})
+                  &totals_.regions_registered, &totals_.readahead_pages, &totals_.prefetched_pages})
     c->store(0, std::memory_order_relaxed);
   overall_.reset();
   for (auto& h : by_kind_) h.reset();

@@ -34,6 +34,8 @@ class FaultStats {
     std::atomic<uint64_t> unmapped{0};         // ENOENT
     std::atomic<uint64_t> errors{0};
     std::atomic<uint64_t> regions_registered{0};
+    std::atomic<uint64_t> readahead_pages{0};   // snapshot pages installed beyond the faulting page
+    std::atomic<uint64_t> prefetched_pages{0};  // pages the background fill installed, unasked
   };
 
   // Sets the time origin of the run (for the timeline and the report). Does not clear.
@@ -63,6 +65,10 @@ class FaultStats {
       case Resolution::kError: bump(totals_.errors, 1); break;
     }
   }
+
+  // Pages installed without a fault of their own: readahead (with a fault, or right after it) or
+  // the background fill.
+  void record_ahead(bool prefetch, uint64_t pages) { bump(prefetch ? totals_.prefetched_pages : totals_.readahead_pages, pages); }
 
   void record_event(EventKind k, uint64_t start_ns, uint64_t done_ns) {
     const size_t i = size_t(k) < kEventKindCount ? size_t(k) : 0;

@@ -86,6 +86,8 @@ int write_json_report_fd(int fd, const FaultStats& stats, const ReportMeta& meta
   j.field("unmapped", get(t.unmapped));
   j.field("errors", get(t.errors));
   j.field("regions_registered", get(t.regions_registered));
+  j.field("readahead_pages", get(t.readahead_pages));
+  j.field("prefetched_pages", get(t.prefetched_pages));
   j.end_object();
 
   j.key("latency");

@@ -18,6 +18,9 @@ class LatencyObserver final : public FaultObserver {
   void fault_served(uint64_t read_ns, uint64_t done_ns, uint32_t tid, uint64_t address, bool write,
                     uint32_t region_id, int resolution, uint32_t pages) override;
   void event_handled(int uffd_event, uint64_t start_ns, uint64_t done_ns) override;
+  void installed_ahead(AheadKind kind, uint32_t pages) override {
+    stats_->record_ahead(kind == AheadKind::kPrefetch, pages);
+  }
 
   // The record every fault becomes; public so other callers build records the same way.
   static FaultRecord make_record(uint64_t read_ns, uint64_t done_ns, uint32_t tid, uint64_t address, bool write,

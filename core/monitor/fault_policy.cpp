@@ -2,8 +2,163 @@
 
 namespace uffdlazy {
 
-FaultAnswer FaultPolicy::answer(uintptr_t address, bool write,
-                                void (*on_corrupt)(const Region&, uint64_t, uintptr_t)) {
+// ---- ReadaheadWindow ----
+
+void ReadaheadWindow::init(uint32_t max_pages, uint64_t page_size) {
+  max_ = max_pages < 1 ? 1 : max_pages;
+  page_size_ = page_size;
+  clear();
+}
+
+void ReadaheadWindow::clear() {
+  for (Stream& s : streams_) s = Stream{};
+  initial_ = kInitial < max_ ? kInitial : max_;
+  clock_ = 0;
+}
+
+uint32_t ReadaheadWindow::on_fault(uintptr_t page, uintptr_t region_end, uint32_t* pages) {
+  const uint64_t ps = page_size_;
+  clock_++;
+  uint32_t hit = kStreams;
+  for (uint32_t i = 0; i < kStreams; i++) {
+    const Stream& s = streams_[i];
+    // Anywhere from the window's fault to just past its end: the program went on reading where
+    // the window led (it caught up with the background part, or reached the end).
+    if (s.window && page >= s.start && page <= s.end) {
+      hit = i;
+      break;
+    }
+  }
+  uint32_t window;
+  if (hit < kStreams) {
+    window = streams_[hit].window;
+    window = window > max_ / 2 ? max_ : window * 2;
+    initial_ = initial_ * 2 > kInitial ? (kInitial < max_ ? kInitial : max_) : initial_ * 2;
+  } else {
+    window = initial_;
+    if (initial_ > 1) initial_ /= 2;
+    hit = 0;
+    for (uint32_t i = 1; i < kStreams; i++) {
+      if (streams_[i].used < streams_[hit].used) hit = i;
+    }
+  }
+  uint64_t room = region_end > page ? (region_end - page) / ps : 1;
+  if (room < 1) room = 1;
+  Stream& s = streams_[hit];
+  s.window = window;
+  s.start = page;
+  s.next = page;
+  s.end = page + (window < room ? window : room) * ps;
+  s.used = clock_;
+  *pages = uint32_t((s.end - page) / ps);
+  return hit;
+}
+
+void ReadaheadWindow::advanced(uint32_t s, uintptr_t to) {
+  if (s >= kStreams) return;
+  Stream& st = streams_[s];
+  if (to > st.next) st.next = to < st.end ? to : st.end;
+}
+
+void ReadaheadWindow::stop(uint32_t s, uintptr_t at) {
+  if (s >= kStreams) return;
+  Stream& st = streams_[s];
+  if (at < st.end) st.end = at > st.start ? at : st.start;
+  if (st.next > st.end) st.next = st.end;
+}
+
+bool ReadaheadWindow::pending(uint32_t* s, uintptr_t* from, uintptr_t* end) const {
+  bool found = false;
+  for (uint32_t i = 0; i < kStreams; i++) {
+    const Stream& st = streams_[i];
+    if (!st.window || st.next >= st.end) continue;
+    if (!found || st.used > streams_[*s].used) {
+      *s = i;
+      found = true;
+    }
+  }
+  if (found) {
+    *from = streams_[*s].next;
+    *end = streams_[*s].end;
+  }
+  return found;
+}
+
+// ---- FaultPolicy ----
+
+void FaultPolicy::init(const Setup& s) {
+  s_ = s;
+  readahead_.init(s.readahead_pages, s.page_size);
+}
+
+RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max_pages, bool write,
+                                   CorruptHandler on_corrupt, bool one_page_on_noent) {
+  const uint64_t ps = s_.page_size;
+  RunResult out;
+  PageSource* src = s_.source;
+  const uint64_t sp = r.source_page + (page - r.start) / ps;
+  if (!src || r.source == Region::kZeroSource || !src->owed(r.source, sp)) {
+    out.end_of_owed = true;
+    return out;
+  }
+  out.owed = true;
+  const PageContent first = src->peek(r.source, sp);
+  if (first.kind == PageKind::kCorrupt) {
+    if (on_corrupt) on_corrupt(r, sp, page);
+    out.corrupt = true;
+    return out;
+  }
+  const bool data = first.kind != PageKind::kZero;
+  out.resolution = first.kind == PageKind::kData ? kResSnapshot : first.kind == PageKind::kDuplicate ? kResDuplicate
+                                                                                                      : kResZero;
+  // How far the run goes: owed pages of the same kind, data blocks adjacent in the file. Each page
+  // is peeked, so each is verified before it can be installed.
+  uint64_t room = (r.end - page) / ps;
+  uint32_t n = 1;
+  const uint32_t cap = uint32_t(max_pages < room ? max_pages : room);
+  const uint32_t limit = !data && write && cap > kMaxZeroCopy ? kMaxZeroCopy : cap;
+  while (n < limit) {
+    if (!src->owed(r.source, sp + n)) {
+      out.end_of_owed = true;
+      break;
+    }
+    const PageContent c = src->peek(r.source, sp + n);
+    if (data) {
+      if ((c.kind != PageKind::kData && c.kind != PageKind::kDuplicate) ||
+          c.data != static_cast<const uint8_t*>(first.data) + uint64_t(n) * ps)
+        break;
+    } else if (c.kind != PageKind::kZero) {
+      break;
+    }
+    n++;
+  }
+  if (n == room && n < max_pages) out.end_of_owed = true;  // the region ends here
+  for (;;) {
+    const uint64_t len = uint64_t(n) * ps;
+    out.fill = data ? s_.uffd->copy(page, first.data, len) : zero_fill(page, len, write);
+    if (out.fill.status != FillStatus::kNoEntry || n == 1) break;
+    n = one_page_on_noent ? 1 : n / 2;
+    out.end_of_owed = false;
+  }
+  switch (out.fill.status) {
+    case FillStatus::kDone:
+    case FillStatus::kPartial: {
+      const uint64_t done = out.fill.bytes / ps;
+      out.pages = uint32_t(done ? done : 1);
+      for (uint32_t i = 0; i < out.pages; i++) src->consume(r.source, sp + i);
+      break;
+    }
+    case FillStatus::kExists:
+      // Already in place: the source owes it no more.
+      src->consume(r.source, sp);
+      break;
+    default:
+      break;  // not there (ENOENT), an event to read first, exiting: still owed
+  }
+  return out;
+}
+
+FaultAnswer FaultPolicy::answer(uintptr_t address, bool write, CorruptHandler on_corrupt) {
   const uint64_t ps = s_.page_size;
   const uintptr_t page = address & ~(ps - 1);
   FaultAnswer a;
@@ -13,38 +168,51 @@ FaultAnswer FaultPolicy::answer(uintptr_t address, bool write,
     found = s_.table->lookup(page, &a.region);
   }
   if (found) a.region_id = a.region.id;
-  PageContent content = {PageKind::kZero, nullptr};
   a.sourced = found && a.region.source != Region::kZeroSource && s_.source;
   if (a.sourced) {
     a.source_page = a.region.source_page + (page - a.region.start) / ps;
-    content = s_.source->peek(a.region.source, a.source_page);
-    if (content.kind == PageKind::kCorrupt) on_corrupt(a.region, a.source_page, page);
+    a.owed = s_.source->owed(a.region.source, a.source_page);
+  }
+  if (a.owed) {
+    uint32_t window = 1, stream = ReadaheadWindow::kStreams;
+    if (readahead_.max_pages() > 1) stream = readahead_.on_fault(page, a.region.end, &window);
+    const uint32_t now = window < kSyncPages ? window : kSyncPages;
+    RunResult run = install_run(a.region, page, now, write, on_corrupt, true);
+    a.fill = run.fill;
+    a.resolution = run.resolution;
+    a.pages = run.pages;
+    a.readahead = run.pages > 1 ? run.pages - 1 : 0;
+    if (stream < ReadaheadWindow::kStreams) {
+      if (run.pages && !run.end_of_owed) {
+        readahead_.advanced(stream, page + uint64_t(run.pages) * ps);
+      } else {
+        // Nothing more to read ahead: the window ends at the first page not owed (or the fill
+        // failed, and the fault will be retried and open the window again).
+        readahead_.stop(stream, page + uint64_t(run.pages) * ps);
+      }
+    }
+    if (s_.touches && (run.fill.status == FillStatus::kDone || run.fill.status == FillStatus::kPartial ||
+                       run.fill.status == FillStatus::kExists)) {
+      s_.touches->touched(a.region.source, a.source_page);
+    }
+    return a;
   }
 
-  if (content.kind == PageKind::kData || content.kind == PageKind::kDuplicate) {
-    a.fill = s_.uffd->copy(page, content.data, ps);
-    a.resolution = content.kind == PageKind::kData ? kResSnapshot : kResDuplicate;
-  } else {
-    a.resolution = kResZero;
-    // Only inside a region the table knows, and never into a sourced one (its pages are owed).
-    uint64_t window = ps;
-    if (found && !a.sourced && s_.fault_around_pages > 1) {
-      const uint64_t room = a.region.end - page;
-      window = uint64_t(s_.fault_around_pages) * ps;
-      if (window > room) window = room;
-    }
-    a.fill = zero_fill(page, window, write);
-    // The window may span two VMAs (an mprotect split the region): fall back to the one page.
-    if (a.fill.status == FillStatus::kNoEntry && window > ps) a.fill = zero_fill(page, ps, write);
+  a.resolution = kResZero;
+  // Only inside a region the table knows, and never into a sourced one (only its owed pages come
+  // from the source; the others read zeros one at a time, as the source may owe their neighbours).
+  uint64_t window = ps;
+  if (found && !a.sourced && s_.fault_around_pages > 1) {
+    const uint64_t room = a.region.end - page;
+    window = uint64_t(s_.fault_around_pages) * ps;
+    if (window > room) window = room;
   }
+  a.fill = zero_fill(page, window, write);
+  // The window may span two VMAs (an mprotect split the region): fall back to the one page.
+  if (a.fill.status == FillStatus::kNoEntry && window > ps) a.fill = zero_fill(page, ps, write);
   if (a.fill.status == FillStatus::kDone || a.fill.status == FillStatus::kPartial) {
     // Partial: pages up to an already present one were installed (the faulting page first).
     a.pages = uint32_t(a.fill.bytes / ps ? a.fill.bytes / ps : 1);
-  }
-  // The page is in place or can no longer be served there: the source owes it no more.
-  if (a.sourced && a.fill.status != FillStatus::kNoEntry && a.fill.status != FillStatus::kEventPending &&
-      a.fill.status != FillStatus::kExiting) {
-    s_.source->consume(a.region.source, a.source_page);
   }
   return a;
 }

@@ -37,6 +37,7 @@ bool Monitor::init(const Setup& setup) {
   // registered, never allocated later.
   if (s_.fault_around_pages < 1) s_.fault_around_pages = 1;
   if (s_.fault_around_pages > kMaxFaultAround) s_.fault_around_pages = kMaxFaultAround;
+  static_assert(FaultPolicy::kMaxZeroCopy == kMaxFaultAround);
   if (!zero_pages_) zero_pages_ = map_populated(s_.page_size * kMaxFaultAround);
   if (!msgs_) msgs_ = static_cast<uffd_msg*>(map_populated(kBatch * sizeof(uffd_msg)));
   if (!queue_.capacity() && !queue_.init(kQueueCapacity, s_.page_size)) return false;
@@ -53,8 +54,22 @@ bool Monitor::init(const Setup& setup) {
   p.source = s_.source;
   p.page_size = s_.page_size;
   p.fault_around_pages = s_.fault_around_pages;
+  p.readahead_pages = s_.readahead_pages;
   p.zero_pages = zero_pages_;
+  p.touches = s_.touches;
   policy_.init(p);
+  BackgroundFill::Setup f;
+  f.policy = &policy_;
+  f.table = s_.table;
+  f.table_lock = s_.table_lock;
+  f.source = s_.source;
+  f.counters = s_.counters;
+  f.observer = s_.observer;
+  f.page_size = s_.page_size;
+  f.mode = s_.prefetch;
+  f.working_set = s_.working_set;
+  f.working_set_runs = s_.working_set_runs;
+  fill_.init(f);
   return true;
 }
 
@@ -88,6 +103,10 @@ void Monitor::forget_after_fork() {
   fill_done_.store(0, std::memory_order_relaxed);
   sync_requested_.store(0, std::memory_order_relaxed);
   sync_done_.store(0, std::memory_order_relaxed);
+  restored_.store(0, std::memory_order_relaxed);
+  restored_seen_ = 0;
+  ws_requested_.store(0, std::memory_order_relaxed);
+  ws_done_.store(0, std::memory_order_relaxed);
 }
 
 void Monitor::ring() {
@@ -115,11 +134,30 @@ void Monitor::sync() {
   request_and_wait(sync_requested_, sync_done_);
 }
 
+bool Monitor::working_set_names(int32_t source) const {
+  for (size_t i = 0; i < s_.working_set_runs; i++) {
+    if (int32_t(s_.working_set[i].source) == source) return true;
+  }
+  return false;
+}
+
+void Monitor::region_restored(int32_t source) {
+  if (!running() || !s_.source || s_.prefetch == PrefetchMode::kNone) return;
+  restored_.fetch_add(1, std::memory_order_acq_rel);
+  if (working_set_names(source)) {
+    request_and_wait(ws_requested_, ws_done_);
+  } else {
+    ring();  // returns once the monitor has read the doorbell, and with it the news
+  }
+}
+
 void Monitor::release_waiters() {
   fill_done_.store(fill_requested_.load(std::memory_order_acquire), std::memory_order_release);
   sys::futex(&fill_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
   sync_done_.store(sync_requested_.load(std::memory_order_acquire), std::memory_order_release);
   sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  ws_done_.store(ws_requested_.load(std::memory_order_acquire), std::memory_order_release);
+  sys::futex(&ws_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
 }
 
 void Monitor::own_descriptor_table() {
@@ -143,34 +181,69 @@ void Monitor::run() {
   pollfd fd = {s_.uffd->fd(), POLLIN, 0};
   // A stop is a request like the others: the loop ends only once it has read the doorbell the
   // stopping thread rang (that thread waits in madvise until then).
+  bool spun = false;  // a message arrived while spinning: look again without sleeping
   while (!stopping_) {
-    long r = sys::call6(SYS_ppoll, reinterpret_cast<long>(&fd), 1, 0, 0, 8);
-    if (r == -EINTR) continue;
-    if (r < 0) fatal("poll on the userfaultfd failed", int(-r));
-    if (fd.revents & (POLLERR | POLLNVAL)) fatal("the userfaultfd reported an error", EBADF);
-    if (!pump()) break;
-    if (!spin_for_more()) break;
-    answer_requests();
+    // With nothing to fill the monitor sleeps until the kernel has something for it; otherwise it
+    // looks (one non-blocking read) between chunks of the fill.
+    if (!spun && !fill_.has_work()) {
+      long r = sys::call6(SYS_ppoll, reinterpret_cast<long>(&fd), 1, 0, 0, 8);
+      if (r == -EINTR) continue;
+      if (r < 0) fatal("poll on the userfaultfd failed", int(-r));
+      if (fd.revents & (POLLERR | POLLNVAL)) fatal("the userfaultfd reported an error", EBADF);
+    }
+    spun = false;
+    if (!pump() || !answer_requests()) break;
+    if (stopping_) break;
+    if (fill_.has_work()) {
+      if (!fill_.step(*this)) break;
+      continue;
+    }
+    const int more = spin_for_more();
+    if (more < 0) break;
+    spun = more > 0;
   }
   running_.store(false, std::memory_order_release);
   // Nobody may wait for a monitor that is gone.
   release_waiters();
 }
 
-void Monitor::answer_requests() {
-  if (fill_requested_.load(std::memory_order_acquire) != fill_done_.load(std::memory_order_acquire)) {
-    fill_owed_now();
+bool Monitor::answer_requests() {
+  const uint32_t restored = restored_.load(std::memory_order_acquire);
+  if (restored != restored_seen_) {
+    restored_seen_ = restored;
+    fill_.restart();
+  }
+  const uint32_t ws = ws_requested_.load(std::memory_order_acquire);
+  if (ws != ws_done_.load(std::memory_order_acquire)) {
+    if (!fill_.fill_working_set(*this)) return false;
+    ws_done_.store(ws, std::memory_order_release);
+    sys::futex(&ws_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  }
+  const uint32_t fill = fill_requested_.load(std::memory_order_acquire);
+  if (fill != fill_done_.load(std::memory_order_acquire)) {
+    if (!fill_.fill_all_data(*this, &Monitor::fatal_corrupt)) return false;
+    fill_done_.store(fill, std::memory_order_release);
+    sys::futex(&fill_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
   }
   uint32_t want = sync_requested_.load(std::memory_order_acquire);
   if (want != sync_done_.load(std::memory_order_acquire)) {
-    pump();
+    if (!pump()) return false;
     sync_done_.store(want, std::memory_order_release);
     sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
   }
+  return true;
+}
+
+bool Monitor::take_in() { return pump(); }
+
+bool Monitor::take_in_events() {
+  if (!read_batch()) wait_briefly();
+  return serve_queue();
 }
 
 void Monitor::queue_fault(const uffd_msg& m, uint64_t read_ns) {
   PendingFault f = {m.arg.pagefault.address, m.arg.pagefault.flags, m.arg.pagefault.feat.ptid, 0, read_ns};
+  fill_.fault_seen();
   if (queue_.add(f) != FaultQueue::Added::kFull) return;
   // More distinct pages waiting than the queue holds. Keep reading anyway (the event that
   // unblocks the queue may be behind this fault), and let this thread fault again once the queue
@@ -215,25 +288,21 @@ bool Monitor::pump() {
   }
 }
 
-bool Monitor::spin_for_more() {
+int Monitor::spin_for_more() {
   // Waking a sleeping monitor on an idle vCPU is the most expensive part of a round trip. Faults
   // come in bursts (a scan, a batch of lookups), so after answering one, stay awake a moment:
   // the next fault is then picked up without a wake-up. Bounded, so an idle program costs nothing,
   // and yielding between polls, so a thread woken on this CPU runs at once instead of waiting for
-  // the spin to end.
-  if (!s_.spin_ns) return true;
-  uint64_t deadline = mono_now_ns() + s_.spin_ns;
+  // the spin to end. Whatever arrives is answered and the loop goes round again (requests and the
+  // background fill are looked at between faults, never starved by a long burst).
+  if (!s_.spin_ns) return 0;
+  const uint64_t deadline = mono_now_ns() + s_.spin_ns;
   while (!stopping_) {
-    size_t n = read_batch();
-    if (n) {
-      if (!serve_queue()) return false;
-      deadline = mono_now_ns() + s_.spin_ns;
-      continue;
-    }
+    if (read_batch()) return serve_queue() ? 1 : -1;
     if (mono_now_ns() >= deadline) break;
     sys::call6(SYS_sched_yield);
   }
-  return true;
+  return 0;
 }
 
 void Monitor::wait_briefly() {
@@ -273,6 +342,10 @@ Monitor::Served Monitor::serve(const PendingFault& f) {
     case FillStatus::kDone:
     case FillStatus::kPartial:
       MonitorCounters::bump(resolution == kResZero ? s_.counters->pages_zero : s_.counters->pages_data, a.pages);
+      if (a.readahead) {
+        MonitorCounters::bump(s_.counters->readahead, a.readahead);
+        if (s_.observer) s_.observer->installed_ahead(AheadKind::kReadahead, a.readahead);
+      }
       break;
     case FillStatus::kExists:
       // Another fault (or a racing thread) got there first; the page's waiters still need a wake.
@@ -357,61 +430,6 @@ void Monitor::handle_event(const uffd_msg& m) {
       break;
   }
   if (s_.observer) s_.observer->event_handled(m.event, t0, mono_now_ns());
-}
-
-void Monitor::fill_owed_now() {
-  uint32_t target = fill_requested_.load(std::memory_order_acquire);
-  const uint64_t ps = s_.page_size;
-  uintptr_t cursor = 0;
-  unsigned since_read = 0;
-  for (;;) {
-    Region reg;
-    bool found = false;
-    {
-      LockGuard g(*s_.table_lock);
-      const RegionList& live = s_.table->live();
-      for (size_t i = live.lower_bound(cursor); i < live.size(); i++) {
-        if (live.at(i).source != Region::kZeroSource && live.at(i).end > cursor) {
-          reg = live.at(i);
-          found = true;
-          break;
-        }
-      }
-    }
-    if (!found) break;
-    uintptr_t start = reg.start > cursor ? reg.start : cursor;
-    for (uintptr_t page = start; page < reg.end; page += ps) {
-      // The program's threads keep faulting meanwhile: answer them every so often, so a long
-      // fill delays no fault by more than a few dozen pages.
-      if (++since_read == 64) {
-        since_read = 0;
-        if (read_batch()) {
-          if (!serve_queue()) return;
-          cursor = page;  // the table may have changed: look the page up again
-          break;
-        }
-      }
-      uint64_t sp = reg.source_page + (page - reg.start) / ps;
-      PageContent c = s_.source->peek(reg.source, sp);
-      cursor = page + ps;
-      if (c.kind == PageKind::kZero) continue;
-      if (c.kind == PageKind::kCorrupt) fatal_corrupt(reg, sp, page);
-      FillResult res = s_.uffd->copy(page, c.data, ps);
-      if (res.status == FillStatus::kEventPending) {
-        // Events change the table: take them in and look this page up again.
-        if (!read_batch()) wait_briefly();
-        if (!serve_queue()) return;
-        cursor = page;
-        break;
-      }
-      if (res.status == FillStatus::kExiting) return;
-      if (res.status == FillStatus::kError) fatal("filling owed pages before fork failed", res.err);
-      if (res.status == FillStatus::kDone) MonitorCounters::bump(s_.counters->pages_data);
-      s_.source->consume(reg.source, sp);
-    }
-  }
-  fill_done_.store(target, std::memory_order_release);
-  sys::futex(&fill_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
 }
 
 void Monitor::fatal(const char* what, int err) {

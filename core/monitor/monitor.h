@@ -21,6 +21,7 @@
 
 #include "core/base/hidden_thread.h"
 #include "core/base/spin_lock.h"
+#include "core/monitor/background_fill.h"
 #include "core/monitor/fault_policy.h"
 #include "core/monitor/fault_queue.h"
 #include "core/monitor/monitor_counters.h"
@@ -32,7 +33,7 @@ namespace uffdlazy {
 
 class FaultObserver;
 
-class Monitor {
+class Monitor final : private FillHost {
  public:
   struct Setup {
     Userfaultfd* uffd = nullptr;
@@ -51,6 +52,13 @@ class Monitor {
     // After answering faults, keep polling this long for the next one before sleeping (yielding
     // the CPU between polls, so a woken thread that shares it runs at once).
     uint64_t spin_ns = 0;
+    // A snapshot fault installs up to this many owed pages (see FaultPolicy); 1: one per fault.
+    uint32_t readahead_pages = 1;
+    // What the monitor installs while no fault waits (see BackgroundFill).
+    PrefetchMode prefetch = PrefetchMode::kNone;
+    const SourceRun* working_set = nullptr;  // the recorded working set to replay first
+    size_t working_set_runs = 0;
+    TouchLog* touches = nullptr;             // told each owed page a fault served (recording one)
   };
   static constexpr uint32_t kMaxFaultAround = 512;
   // Distinct pages with a fault waiting for its answer (see FaultQueue).
@@ -66,6 +74,12 @@ class Monitor {
   // Called from a target thread before fork(): returns once every page the source still owes is
   // in place, so the child (whose memory is not registered) sees the parent's exact contents.
   void fill_all_owed();
+
+  // Called from a target thread that has just registered a region restored from snapshot region
+  // `source`: the background fill starts over (a new region has owed pages). If the working set
+  // names pages of that region, returns once they are in place, so the program starts with its
+  // working set already there instead of racing the replay page by page.
+  void region_restored(int32_t source);
 
   // Returns once the monitor has finished answering every fault it had read when called, so that
   // counts taken afterwards include the caller's own faults (the monitor wakes a thread before
@@ -89,16 +103,20 @@ class Monitor {
   enum class Served { kOk, kRetry, kExiting };
 
   bool pump();
+  // FillHost: what the background fill calls between chunks.
+  bool take_in() override;
+  bool take_in_events() override;
+  [[noreturn]] void fill_failed(const char* what, int err) override { fatal(what, err); }
+  bool working_set_names(int32_t source) const;
   void handle_event(const uffd_msg& m);
   Served serve(const PendingFault& f);
   bool serve_queue();
-  bool spin_for_more();
+  int spin_for_more();  // 1: something arrived and was answered, 0: nothing came, -1: exiting
   size_t read_batch();  // messages read (0: none waiting)
   void queue_fault(const uffd_msg& m, uint64_t read_ns);
   void wake_everyone();
   void wait_briefly();
-  void fill_owed_now();
-  void answer_requests();
+  bool answer_requests();  // false: exiting
   void ring();
   // Posts a request, rings the doorbell and waits until `done` reaches the ticket.
   void request_and_wait(std::atomic<uint32_t>& requested, std::atomic<uint32_t>& done);
@@ -109,6 +127,7 @@ class Monitor {
 
   Setup s_;
   FaultPolicy policy_;
+  BackgroundFill fill_;
   FaultQueue queue_;
   HiddenThread thread_;
   void* zero_pages_ = nullptr;
@@ -123,7 +142,13 @@ class Monitor {
   std::atomic<uint32_t> fill_done_{0};
   std::atomic<uint32_t> sync_requested_{0};
   std::atomic<uint32_t> sync_done_{0};
+  std::atomic<uint32_t> restored_{0};       // regions restored (fill starts over when it changes)
+  uint32_t restored_seen_ = 0;
+  std::atomic<uint32_t> ws_requested_{0};
+  std::atomic<uint32_t> ws_done_{0};
 };
+
+enum class AheadKind { kReadahead, kPrefetch };
 
 // Receives one call per fault handled (the latency accounting plugs in here).
 class FaultObserver {
@@ -137,6 +162,9 @@ class FaultObserver {
   virtual void event_handled(int event, uint64_t start_ns, uint64_t done_ns) {
     (void)event; (void)start_ns; (void)done_ns;
   }
+  // Pages installed without a fault waiting for them: the rest of a readahead window, or the
+  // background fill (working set, everything else, before a fork).
+  virtual void installed_ahead(AheadKind kind, uint32_t pages) { (void)kind; (void)pages; }
 
  protected:
   ~FaultObserver() = default;

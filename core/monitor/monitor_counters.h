@@ -10,7 +10,9 @@ namespace uffdlazy {
 struct MonitorCounters {
   std::atomic<uint64_t> faults{0};           // fault messages handled
   std::atomic<uint64_t> pages_zero{0};       // pages installed as zeros
-  std::atomic<uint64_t> pages_data{0};       // pages installed from a source
+  std::atomic<uint64_t> pages_data{0};       // pages installed from a source in answer to faults
+  std::atomic<uint64_t> readahead{0};        // of pages_zero + pages_data: beyond the faulting page
+  std::atomic<uint64_t> prefetched{0};       // pages installed by the background fill, before any fault
   std::atomic<uint64_t> already_present{0};  // EEXIST: raced or duplicate fault, woken
   std::atomic<uint64_t> gone{0};             // ENOENT: range unmapped or moved meanwhile, woken
   std::atomic<uint64_t> requeued{0};         // more waiting pages than the queue holds: woken later to fault again
@@ -23,7 +25,7 @@ struct MonitorCounters {
   std::atomic<uint64_t> fork{0};
 
   void reset() {
-    for (auto* c : {&faults, &pages_zero, &pages_data, &already_present, &gone, &requeued, &unregistered, &regions, &refused,
+    for (auto* c : {&faults, &pages_zero, &pages_data, &readahead, &prefetched, &already_present, &gone, &requeued, &unregistered, &regions, &refused,
                     &remove, &unmap, &remap, &fork})
       c->store(0, std::memory_order_relaxed);
   }

@@ -10,7 +10,7 @@
 namespace uffdlazy {
 
 enum class PageKind : uint8_t {
-  kZero,       // serve zeros (the source does not owe this page)
+  kZero,       // serve zeros (a stored zero page, or the source does not owe this page)
   kData,       // serve `data`
   kDuplicate,  // serve `data`, which is shared with other pages
   kCorrupt,    // the stored page failed its checksum: must never reach the program
@@ -20,6 +20,16 @@ struct PageContent {
   PageKind kind;
   const void* data;
 };
+
+// A run of consecutive pages of one source region: how a working set names pages (the snapshot
+// region index and page numbers, which do not depend on where the region is mapped). Also the
+// on-disk record of a working-set file (FORMAT.md), hence the fixed layout.
+struct SourceRun {
+  uint32_t source;
+  uint32_t pages;
+  uint64_t first_page;
+};
+static_assert(sizeof(SourceRun) == 16);
 
 class PageSource {
  public:
@@ -31,9 +41,29 @@ class PageSource {
   virtual void drop(int32_t source, uint64_t first, uint64_t count) { (void)source; (void)first; (void)count; }
   // Pages still owed, anywhere. Used to decide whether stopping the monitor is safe.
   virtual uint64_t owed_pages() const { return 0; }
+  // Owed pages of every kind, stored zero pages included (what a background fill could still do).
+  virtual uint64_t owed_all_pages() const { return owed_pages(); }
+  // Whether the source still owes this page (data, duplicate or a stored zero page). peek() says
+  // kZero both for a stored zero page and for a page not owed; this tells them apart.
+  virtual bool owed(int32_t source, uint64_t page) { return peek(source, page).kind != PageKind::kZero; }
+  // The first page in [from, end) of `source` that is still owed, or `end`.
+  virtual uint64_t next_owed(int32_t source, uint64_t from, uint64_t end) {
+    while (from < end && !owed(source, from)) from++;
+    return from;
+  }
 
  protected:
   ~PageSource() = default;
+};
+
+// Told about each owed page a fault served, in the order of first touch (the working-set record).
+// Monitor thread only; must not allocate.
+class TouchLog {
+ public:
+  virtual void touched(int32_t source, uint64_t page) = 0;
+
+ protected:
+  ~TouchLog() = default;
 };
 
 }  // namespace uffdlazy

@@ -6,6 +6,7 @@
 #include "core/pager/exit_summary.h"
 #include "core/pager/lazy_pager.h"
 #include "core/pager/pager_state.h"
+#include "core/pager/restore_prefetch.h"
 
 namespace uffdlazy::pager {
 
@@ -25,6 +26,7 @@ void at_exit() {
   const int out = exit_line_fd();
   if (mine()) g.monitor.sync();
   if (g_restore && g_restore->ready() && out >= 0 && !g.forked) g_restore->write_account(g.cfg.snapshot, out);
+  write_working_set_at_exit(out);
   if (g.cfg.stats && out >= 0) {
     write_exit_summary(g.counters, g_stats, g.active.load(std::memory_order_acquire), g.uffd.origin(), out);
   }

@@ -23,6 +23,10 @@ void write_exit_summary(const MonitorCounters& c, const FaultStats& stats, bool 
   w.str(" data_pages=").u64(v(c.pages_data));
   w.str(" already_present=").u64(v(c.already_present));
   w.str(" gone=").u64(v(c.gone));
+  // Snapshot restores: pages installed ahead of the faulting page (part of faults=), and by the
+  // background fill before anything asked for them (not part of faults=).
+  w.str(" readahead=").u64(v(c.readahead));
+  w.str(" prefetched=").u64(v(c.prefetched));
   if (v(c.refused)) w.str(" refused=").u64(v(c.refused));
   if (v(c.requeued)) w.str(" requeued=").u64(v(c.requeued));
   if (v(c.unregistered)) w.str(" unregistered=").u64(v(c.unregistered));

@@ -5,6 +5,7 @@
 #include "core/base/align.h"
 #include "core/pager/lazy_pager.h"
 #include "core/pager/pager_state.h"
+#include "core/pager/restore_prefetch.h"
 
 namespace uffdlazy::pager {
 
@@ -84,6 +85,8 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
   }
   g.counters.regions.fetch_add(1, std::memory_order_relaxed);
   g_stats.region_registered(id, s, e - s, (prot & (PROT_READ | PROT_WRITE)) ? "anonymous" : "anonymous reservation");
+  // The background fill has new pages to install (and the working set, if it names this region).
+  if (source != Region::kZeroSource) region_restored(source);
   // A fork is being prepared: its owed pages were filled already, and a child cloned once this
   // mmap has returned must find this region's pages in place as well.
   if (source != Region::kZeroSource && g.forks_in_progress.load(std::memory_order_acquire) > 0) {

@@ -7,6 +7,7 @@
 #include "core/base/mono_clock.h"
 #include "core/pager/lazy_pager.h"
 #include "core/pager/pager_state.h"
+#include "core/pager/restore_prefetch.h"
 
 namespace uffdlazy::pager {
 
@@ -36,7 +37,7 @@ void say_fail_open(const UffdOpenFailure& why) {
 void scrub_environment(char** envp) {
   static const char* const kOnlyForThisProgram[] = {"UFFDLAZY_SNAPSHOT=", "UFFDLAZY_RECORD=", "UFFDLAZY_RECORD_AT=",
                                                      "UFFDLAZY_NO_ASLR=", "UFFDLAZY_VERIFY=", "UFFDLAZY_REPORT=",
-                                                     "UFFDLAZY_TRACE="};
+                                                     "UFFDLAZY_TRACE=", "UFFDLAZY_WS=", "UFFDLAZY_WS_RECORD="};
   char** out = envp;
   for (char** e = envp; e && *e; e++) {
     bool drop = false;
@@ -78,6 +79,7 @@ bool bring_up() {
   setup.observer = &g_observer;
   setup.cpu = g.cfg.monitor_cpu;
   setup.spin_ns = g.cfg.spin_us * 1000;
+  configure_restore_prefetch(&setup);
   if (!g.monitor.init(setup) || !g.monitor.start()) {
     g.uffd.close();
     LineWriter w;
@@ -138,6 +140,7 @@ void start(char** envp) {
       w.str(g.cfg.snapshot).str(": ").str(problem.data(), problem.size());
       refuse(w, 2);
     }
+    if (!prepare_restore_prefetch(&problem)) refuse(problem, 2);
   }
   g_stats.start(mono_now_ns());
   if (g.cfg.trace[0]) {

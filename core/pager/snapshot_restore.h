@@ -23,6 +23,9 @@ class SnapshotRestore {
   bool open(const char* path, bool verify_pages, LineWriter* err);
   bool ready() const { return ready_; }
   PageSource* source() const;
+  // Valid once open() succeeded.
+  const snap::SnapshotReader& reader() const { return *reader_; }
+  const snap::SnapshotPageSource& page_source() const { return *source_; }
 
   // The snapshot region a new mapping restores, or -1. Thread safe (each region matches once).
   int32_t match(uintptr_t start, uint64_t length, int prot, int flags, SiteId site, uint32_t ordinal,

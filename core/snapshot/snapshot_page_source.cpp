@@ -159,6 +159,22 @@ void SnapshotPageSource::drop(int32_t source, uint64_t first, uint64_t count) {
 
 uint64_t SnapshotPageSource::owed_pages() const { return load(owed_data_); }
 
+uint64_t SnapshotPageSource::next_owed(int32_t source, uint64_t from, uint64_t end) {
+  if (source < 0 || uint64_t(source) >= region_count_) return end;
+  const RegionState& st = regions_[source];
+  const uint64_t stop = end < st.page_count ? end : st.page_count;
+  uint64_t p = from;
+  while (p < stop) {
+    uint64_t w = load(owed_bits_[st.word_first + p / kBits]) >> (p % kBits);
+    if (w) {
+      p += uint64_t(__builtin_ctzll(w));
+      return p < stop ? p : end;
+    }
+    p = (p / kBits + 1) * kBits;
+  }
+  return end;
+}
+
 RegionAccount SnapshotPageSource::region_account(uint64_t region) const {
   RegionAccount a;
   if (region >= region_count_) return a;

@@ -10,7 +10,7 @@
 //
 // owed_pages() (what the monitor asks before forking and before giving up) counts only owed data
 // and duplicate pages: a stored zero page still owed needs nothing from us, since the kernel reads
-// zeros there anyway once the monitor is gone, and fill_owed_now() skips kZero pages without
+// zeros there anyway once the monitor is gone, and the fill before a fork skips kZero pages without
 // consuming them. owed_zero_pages() and owed_all_pages() give the rest.
 //
 // Threads: peek/consume/drop run on the monitor thread only (the single writer). The counters and
@@ -74,9 +74,12 @@ class SnapshotPageSource final : public uffdlazy::PageSource {
   void consume(int32_t source, uint64_t page) override;
   void drop(int32_t source, uint64_t first, uint64_t count) override;
   uint64_t owed_pages() const override;  // data + duplicate pages still owed
+  uint64_t owed_all_pages() const override { return owed_pages() + owed_zero_pages(); }
+  bool owed(int32_t source, uint64_t page) override { return is_owed(source, page); }
+  // Word by word through the bitmap: a fully served region is skipped 64 pages at a time.
+  uint64_t next_owed(int32_t source, uint64_t from, uint64_t end) override;
 
   uint64_t owed_zero_pages() const { return load(owed_zero_); }
-  uint64_t owed_all_pages() const { return owed_pages() + owed_zero_pages(); }
   uint64_t served_pages() const { return load(served_); }
   uint64_t dropped_pages() const { return load(dropped_); }
   uint64_t corrupt_pages() const { return load(corrupt_); }

@@ -23,6 +23,11 @@ using snap::SnapshotReader;
 
 std::string rules() { return target_path("snapshot_rules"); }
 
+// Pure on-demand serving (no readahead, no background fill): each page is served exactly when the
+// program first touches it, so the restore account is exact. restore_prefetch_test.cpp runs the
+// same scenarios with readahead and every prefetch mode.
+const std::vector<std::string> kOnDemand = {"--prefetch", "none", "--readahead", "1"};
+
 // The recording the tests restore: taken once. Fault-around is off in the recording run so that a
 // page the pattern never touches is never filled as a neighbour of a touched one: it stays absent.
 struct Recording {
@@ -236,7 +241,7 @@ TEST_P(SnapshotRestoreScenario, EveryPageAsRecordedOrDropped) {
   const Scenario& s = GetParam();
   Recording& rec = shared();
   ASSERT_EQ(rec.result.exit_code, 0) << rec.result.err;
-  ProcessResult res = restore(rec.file, {}, {rules(), "check", s.name});
+  ProcessResult res = restore(rec.file, kOnDemand, {rules(), "check", s.name});
   EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
   EXPECT_EQ(res.signal, 0) << res.err;
   EXPECT_EQ(res.out, expected_check_output(s)) << res.err;
@@ -407,7 +412,8 @@ TEST(SnapshotRestore, PartiallyRestoredProcessRecordsTheOriginal) {
   const std::string again = dir.file("again.snap");
   RunOptions opt;
   opt.with_shim = true;
-  opt.env = {{"UFFDLAZY_SNAPSHOT", rec.file}, {"UFFDLAZY_RECORD", again}};
+  opt.env = {{"UFFDLAZY_SNAPSHOT", rec.file}, {"UFFDLAZY_RECORD", again}, {"UFFDLAZY_PREFETCH", "none"},
+             {"UFFDLAZY_READAHEAD", "1"}};
   ProcessResult res = run_process({rules(), "check", "partial"}, opt);
   ASSERT_EQ(res.exit_code, 0) << res.out << res.err;
   EXPECT_EQ(res.out, "partial: every third page read\ncheck partial: failures=0\n");
