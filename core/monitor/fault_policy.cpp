@@ -30,7 +30,9 @@ uint32_t ReadaheadWindow::on_fault(uintptr_t page, uintptr_t region_end, uint32_
     }
   }
   uint32_t window;
-  if (hit < kStreams) {
+  if (hit < kStreams && page == streams_[hit].start) {
+    window = streams_[hit].window;  // the same fault again (retried after an event): no news
+  } else if (hit < kStreams) {
     window = streams_[hit].window;
     window = window > max_ / 2 ? max_ : window * 2;
     initial_ = initial_ * 2 > kInitial ? (kInitial < max_ ? kInitial : max_) : initial_ * 2;

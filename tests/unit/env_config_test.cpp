@@ -71,5 +71,62 @@ TEST(EnvConfig, SizesWithSuffixes) {
   EXPECT_FALSE(parse_size("99999999999999999999", &v));
 }
 
+TEST(EnvConfig, RestoreSpeedDefaultsAndValues) {
+  Config c;
+  std::string err;
+  ASSERT_TRUE(parse({}, &c, &err));
+  EXPECT_EQ(c.readahead, 1024u);
+  EXPECT_EQ(c.prefetch, Config::kPrefetchAll);
+  ASSERT_TRUE(parse({"UFFDLAZY_SNAPSHOT=/s", "UFFDLAZY_READAHEAD=1", "UFFDLAZY_PREFETCH=ws", "UFFDLAZY_WS=/w"}, &c,
+                    &err))
+      << err;
+  EXPECT_EQ(c.readahead, 1u);
+  EXPECT_EQ(c.prefetch, Config::kPrefetchWorkingSet);
+  EXPECT_STREQ(c.ws, "/w");
+  Config d;
+  ASSERT_TRUE(parse({"UFFDLAZY_PREFETCH=none"}, &d, &err));
+  EXPECT_EQ(d.prefetch, Config::kPrefetchNone);
+  EXPECT_FALSE(parse({"UFFDLAZY_READAHEAD=0"}, &d, &err));
+  EXPECT_EQ(err, "UFFDLAZY_READAHEAD='0' is not valid; use a number of pages from 1 to 4096 (1 turns readahead off)");
+  EXPECT_FALSE(parse({"UFFDLAZY_READAHEAD=4097"}, &d, &err));
+  EXPECT_FALSE(parse({"UFFDLAZY_PREFETCH=some"}, &d, &err));
+  EXPECT_NE(err.find("UFFDLAZY_PREFETCH='some' is not valid; use none"), std::string::npos) << err;
+}
+
+TEST(EnvConfig, WorkingSetNeedsASnapshotAndRecordingTurnsPrefetchOff) {
+  Config c;
+  std::string err;
+  EXPECT_FALSE(parse({"UFFDLAZY_WS=/w"}, &c, &err));
+  EXPECT_EQ(err, "UFFDLAZY_WS needs UFFDLAZY_SNAPSHOT: a working set belongs to the snapshot being restored");
+  Config d;
+  EXPECT_FALSE(parse({"UFFDLAZY_WS_RECORD=/w"}, &d, &err));
+  EXPECT_NE(err.find("UFFDLAZY_WS_RECORD needs UFFDLAZY_SNAPSHOT"), std::string::npos) << err;
+
+  Config r;
+  ASSERT_TRUE(parse({"UFFDLAZY_SNAPSHOT=/s", "UFFDLAZY_WS_RECORD=/w"}, &r, &err)) << err;
+  EXPECT_EQ(r.readahead, 1u);
+  EXPECT_EQ(r.prefetch, Config::kPrefetchNone);
+  Config same;
+  EXPECT_TRUE(parse({"UFFDLAZY_SNAPSHOT=/s", "UFFDLAZY_WS_RECORD=/w", "UFFDLAZY_READAHEAD=1", "UFFDLAZY_PREFETCH=none"},
+                    &same, &err))
+      << err;
+  for (const char* v : {"UFFDLAZY_READAHEAD=16", "UFFDLAZY_PREFETCH=all", "UFFDLAZY_PREFETCH=ws"}) {
+    Config x;
+    EXPECT_FALSE(parse({"UFFDLAZY_SNAPSHOT=/s", "UFFDLAZY_WS_RECORD=/w", v}, &x, &err)) << v;
+    EXPECT_NE(err.find("UFFDLAZY_WS_RECORD needs every touched page to fault"), std::string::npos) << err;
+  }
+  Config both;
+  EXPECT_FALSE(parse({"UFFDLAZY_SNAPSHOT=/s", "UFFDLAZY_WS_RECORD=/w", "UFFDLAZY_WS=/v"}, &both, &err));
+  EXPECT_NE(err.find("cannot be combined with UFFDLAZY_WS"), std::string::npos) << err;
+}
+
+TEST(EnvConfig, UnknownVariableMessageListsTheRestoreSpeedVariables) {
+  Config c;
+  std::string err;
+  EXPECT_FALSE(parse({"UFFDLAZY_PREFECH=all"}, &c, &err));
+  for (const char* name : {"READAHEAD", "PREFETCH", "WS,", "WS_RECORD"})
+    EXPECT_NE(err.find(name), std::string::npos) << name << ": " << err;
+}
+
 }  // namespace
 }  // namespace uffdlazy
