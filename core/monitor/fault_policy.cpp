@@ -1,5 +1,7 @@
 #include "core/monitor/fault_policy.h"
 
+#include <cerrno>
+
 namespace uffdlazy {
 
 // ---- ReadaheadWindow ----
@@ -99,45 +101,55 @@ RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max
   RunResult out;
   PageSource* src = s_.source;
   const uint64_t sp = r.source_page + (page - r.start) / ps;
-  if (!src || r.source == Region::kZeroSource || !src->owed(r.source, sp)) {
+  if (!src || r.source == Region::kZeroSource) {
+    out.end_of_owed = true;
+    return out;
+  }
+  const PageLocation first = src->locate(r.source, sp);
+  if (!first.owed) {
     out.end_of_owed = true;
     return out;
   }
   out.owed = true;
-  const PageContent first = src->peek(r.source, sp);
-  if (first.kind == PageKind::kCorrupt) {
-    if (on_corrupt) on_corrupt(r, sp, page);
-    out.corrupt = true;
-    return out;
-  }
   const bool data = first.kind != PageKind::kZero;
   out.resolution = first.kind == PageKind::kData ? kResSnapshot : first.kind == PageKind::kDuplicate ? kResDuplicate
                                                                                                       : kResZero;
-  // How far the run goes: owed pages of the same kind, data blocks adjacent in the file. Each page
-  // is peeked, so each is verified before it can be installed.
-  uint64_t room = (r.end - page) / ps;
+  // How far the run goes: owed pages of the same kind, data blocks adjacent. Only the index is
+  // looked at here; the data is read (and checked) once, below.
+  const uint64_t room = (r.end - page) / ps;
+  uint32_t cap = uint32_t(max_pages < room ? max_pages : room);
+  if (data && cap > kStagePages) cap = kStagePages;
+  if (!data && write && cap > kMaxZeroCopy) cap = kMaxZeroCopy;
   uint32_t n = 1;
-  const uint32_t cap = uint32_t(max_pages < room ? max_pages : room);
-  const uint32_t limit = !data && write && cap > kMaxZeroCopy ? kMaxZeroCopy : cap;
-  while (n < limit) {
-    if (!src->owed(r.source, sp + n)) {
+  while (n < cap) {
+    const PageLocation loc = src->locate(r.source, sp + n);
+    if (!loc.owed) {
       out.end_of_owed = true;
       break;
     }
-    const PageContent c = src->peek(r.source, sp + n);
-    if (data) {
-      if ((c.kind != PageKind::kData && c.kind != PageKind::kDuplicate) ||
-          c.data != static_cast<const uint8_t*>(first.data) + uint64_t(n) * ps)
-        break;
-    } else if (c.kind != PageKind::kZero) {
+    if (data ? (loc.kind == PageKind::kZero || loc.where != first.where + uint64_t(n) * ps) : loc.kind != PageKind::kZero)
       break;
-    }
     n++;
   }
   if (n == room && n < max_pages) out.end_of_owed = true;  // the region ends here
+  if (data) {
+    const PagesRead got = src->read_pages(r.source, sp, n, s_.stage, ps);
+    if (got.pages == 0) {
+      // The first page itself failed its checksum or could not be read: never installed.
+      if (on_corrupt) on_corrupt(r, sp, page, got.stop == PagesRead::kIoError ? (got.err ? got.err : EIO) : 0);
+      out.corrupt = true;
+      out.read_error = got.stop == PagesRead::kIoError ? (got.err ? got.err : EIO) : 0;
+      out.end_of_owed = false;
+      return out;
+    }
+    if (got.pages < n) {
+      n = got.pages;  // install what was good; the bad page is left for its own fault
+      out.end_of_owed = false;
+    }
+  }
   for (;;) {
     const uint64_t len = uint64_t(n) * ps;
-    out.fill = data ? s_.uffd->copy(page, first.data, len) : zero_fill(page, len, write);
+    out.fill = data ? s_.uffd->copy(page, s_.stage, len) : zero_fill(page, len, write);
     if (out.fill.status != FillStatus::kNoEntry || n == 1) break;
     n = one_page_on_noent ? 1 : n / 2;
     out.end_of_owed = false;

@@ -78,7 +78,9 @@ struct RunResult {
   uint32_t pages = 0;          // pages installed (and consumed)
   int resolution = kResZero;   // kind of the first page: kResSnapshot, kResDuplicate or kResZero
   bool owed = false;           // the first page was owed
-  bool corrupt = false;        // the first page failed its checksum (only without a corrupt handler)
+  bool corrupt = false;        // the first page failed its checksum or could not be read (only
+                               // without a corrupt handler; read_error then holds the errno)
+  int read_error = 0;
   bool end_of_owed = false;    // the run stopped at a page the source no longer owes
 };
 
@@ -101,8 +103,11 @@ class FaultPolicy {
   static constexpr uint32_t kSyncPages = 16;
   // A zero run copied for a writer comes from this many zeroed pages.
   static constexpr uint32_t kMaxZeroCopy = 512;
+  // A data run is read into a staging buffer this large, checked there, and installed from it.
+  static constexpr uint32_t kStagePages = 256;
 
-  using CorruptHandler = void (*)(const Region&, uint64_t, uintptr_t);
+  // Never returns. err: 0 for a checksum mismatch, else why the page could not be read.
+  using CorruptHandler = void (*)(const Region&, uint64_t, uintptr_t, int err);
 
   struct Setup {
     Userfaultfd* uffd = nullptr;
@@ -113,6 +118,7 @@ class FaultPolicy {
     uint32_t fault_around_pages = 1;
     uint32_t readahead_pages = 1;      // cap of the readahead window; 1: one page per fault
     const void* zero_pages = nullptr;  // kMaxZeroCopy zeroed pages, never registered
+    void* stage = nullptr;             // kStagePages pages, never registered
     TouchLog* touches = nullptr;       // optional: owed pages faults served, in order
   };
 
@@ -122,10 +128,12 @@ class FaultPolicy {
   FaultAnswer answer(uintptr_t address, bool write, CorruptHandler on_corrupt);
 
   // Installs owed pages of `r` from `page` on: at most max_pages, one ioctl, as far as they are
-  // owed and of the first page's kind. A partially installed run is consumed as far as it went.
-  // On ENOENT (the run crosses the end of a VMA: mprotect split the region) it retries shorter:
-  // halving, or straight to one page with `one_page_on_noent`. on_corrupt == nullptr: a corrupt
-  // first page is reported (result.corrupt) and left owed; a corrupt later page ends the run.
+  // owed and of the first page's kind. Data is read into the staging buffer and checked there
+  // (PageSource::read_pages), then installed from it. A partially installed run is consumed as
+  // far as it went. On ENOENT (the run crosses the end of a VMA: mprotect split the region) it
+  // retries shorter: halving, or straight to one page with `one_page_on_noent`. on_corrupt ==
+  // nullptr: a first page that fails its checksum or cannot be read is reported (result.corrupt)
+  // and left owed; a later one ends the run before it.
   RunResult install_run(const Region& r, uintptr_t page, uint32_t max_pages, bool write, CorruptHandler on_corrupt,
                         bool one_page_on_noent);
 

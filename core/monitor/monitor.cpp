@@ -40,13 +40,15 @@ bool Monitor::init(const Setup& setup) {
   static_assert(FaultPolicy::kMaxZeroCopy == kMaxFaultAround);
   if (!zero_pages_) zero_pages_ = map_populated(s_.page_size * kMaxFaultAround);
   if (!msgs_) msgs_ = static_cast<uffd_msg*>(map_populated(kBatch * sizeof(uffd_msg)));
+  if (!stage_ && s_.source) stage_ = map_populated(s_.page_size * FaultPolicy::kStagePages);
   if (!queue_.capacity() && !queue_.init(kQueueCapacity, s_.page_size)) return false;
   if (!doorbell_) {
     long d = mmap_aside(s_.page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (sys::failed(d)) return false;
     doorbell_ = uintptr_t(d);
   }
-  if (!zero_pages_ || !msgs_ || s_.uffd->register_missing(doorbell_, s_.page_size) != 0) return false;
+  if (!zero_pages_ || !msgs_ || (s_.source && !stage_) || s_.uffd->register_missing(doorbell_, s_.page_size) != 0)
+    return false;
   FaultPolicy::Setup p;
   p.uffd = s_.uffd;
   p.table = s_.table;
@@ -56,6 +58,7 @@ bool Monitor::init(const Setup& setup) {
   p.fault_around_pages = s_.fault_around_pages;
   p.readahead_pages = s_.readahead_pages;
   p.zero_pages = zero_pages_;
+  p.stage = stage_;
   p.touches = s_.touches;
   policy_.init(p);
   BackgroundFill::Setup f;
@@ -161,13 +164,26 @@ void Monitor::release_waiters() {
 }
 
 void Monitor::own_descriptor_table() {
-  // A table of our own, holding nothing but the userfaultfd: the program may close or reuse any
-  // number in its table without affecting us, and we hold no reference to its files (a pipe the
-  // program closes must reach EOF for its reader).
+  // A table of our own, holding nothing but the userfaultfd (and the file the page source reads,
+  // if any): the program may close or reuse any number in its table without affecting us, and we
+  // hold no reference to its files (a pipe the program closes must reach EOF for its reader).
   if (sys::call6(SYS_unshare, CLONE_FILES) != 0) return;  // old kernel: stay on the shared table
-  const unsigned fd = unsigned(s_.uffd->fd());
-  if (fd > 0) sys::call6(SYS_close_range, 0, fd - 1, 0);
-  sys::call6(SYS_close_range, fd + 1, ~0u, 0);
+  unsigned keep[2] = {unsigned(s_.uffd->fd()), ~0u};
+  const int source_fd = s_.source ? s_.source->descriptor() : -1;
+  if (source_fd >= 0 && unsigned(source_fd) != keep[0]) {
+    keep[1] = unsigned(source_fd);
+    if (keep[1] < keep[0]) {
+      keep[1] = keep[0];
+      keep[0] = unsigned(source_fd);
+    }
+  }
+  unsigned from = 0;
+  for (unsigned k : keep) {
+    if (k == ~0u) break;
+    if (k > from) sys::call6(SYS_close_range, from, k - 1, 0);
+    from = k + 1;
+  }
+  sys::call6(SYS_close_range, from, ~0u, 0);
 }
 
 void Monitor::run() {
@@ -460,10 +476,15 @@ void Monitor::fatal(const char* what, int err) {
   for (;;) sys::call6(SYS_exit, 0);
 }
 
-void Monitor::fatal_corrupt(const Region& r, uint64_t page_index, uintptr_t address) {
+void Monitor::fatal_corrupt(const Region& r, uint64_t page_index, uintptr_t address, int err) {
   LineWriter w;
-  w.str("uffdlazy: snapshot region ").i64(r.source).str(" page ").u64(page_index).str(" (address ")
-      .hex(address).str(") failed its checksum; stopping the process rather than hand it a wrong page");
+  w.str("uffdlazy: snapshot region ").i64(r.source).str(" page ").u64(page_index).str(" (address ").hex(address);
+  if (err) {
+    w.str(") cannot be read from the snapshot: ").errno_text(err);
+    w.str("; stopping the process rather than hand it a wrong page");
+  } else {
+    w.str(") failed its checksum; stopping the process rather than hand it a wrong page");
+  }
   emit_to_program_stderr(w);
   for (;;) sys::kill(sys::getpid(), SIGKILL);
 }

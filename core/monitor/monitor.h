@@ -123,7 +123,7 @@ class Monitor final : private FillHost {
   void release_waiters();
   void own_descriptor_table();
   [[noreturn]] void fatal(const char* what, int err);
-  [[noreturn]] static void fatal_corrupt(const Region& r, uint64_t page_index, uintptr_t address);
+  [[noreturn]] static void fatal_corrupt(const Region& r, uint64_t page_index, uintptr_t address, int err);
 
   Setup s_;
   FaultPolicy policy_;
@@ -131,6 +131,7 @@ class Monitor final : private FillHost {
   FaultQueue queue_;
   HiddenThread thread_;
   void* zero_pages_ = nullptr;
+  void* stage_ = nullptr;  // where snapshot pages are read and checked before they are installed
   uffd_msg* msgs_ = nullptr;
   uintptr_t doorbell_ = 0;
   std::atomic<bool> running_{false};

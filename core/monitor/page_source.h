@@ -21,6 +21,22 @@ struct PageContent {
   const void* data;
 };
 
+// Where an owed page's content is, for installing runs: `where` orders data blocks, so pages whose
+// blocks are adjacent (where + page size) can be read and installed together.
+struct PageLocation {
+  PageKind kind;   // kZero: a stored zero page (when owed); kData / kDuplicate: a block
+  bool owed;       // false: the source owes nothing here (the rest is meaningless)
+  uint64_t where;  // the block's position (a file offset, or an address), for kData / kDuplicate
+};
+
+// The result of reading pages' content into a buffer.
+struct PagesRead {
+  enum Stop : uint8_t { kAll, kCorrupt, kIoError };
+  uint32_t pages;  // read and checked (a prefix of those asked for)
+  Stop stop;       // why not all: the page after the prefix failed its checksum, or reading failed
+  int err;         // errno for kIoError
+};
+
 // A run of consecutive pages of one source region: how a working set names pages (the snapshot
 // region index and page numbers, which do not depend on where the region is mapped). Also the
 // on-disk record of a working-set file (FORMAT.md), hence the fixed layout.
@@ -51,6 +67,25 @@ class PageSource {
     while (from < end && !owed(source, from)) from++;
     return from;
   }
+  // Where page `page`'s content is, without reading or checking it.
+  virtual PageLocation locate(int32_t source, uint64_t page) {
+    const bool is_owed = owed(source, page);
+    PageContent c = is_owed ? peek(source, page) : PageContent{PageKind::kZero, nullptr};
+    return PageLocation{c.kind, is_owed, reinterpret_cast<uintptr_t>(c.data)};
+  }
+  // Copies the content of owed data pages [first, first + count) (adjacent blocks, as locate()
+  // said) into `out`, checking each one that the source checks; stops at the first that fails.
+  virtual PagesRead read_pages(int32_t source, uint64_t first, uint32_t count, void* out, uint64_t page_size) {
+    for (uint32_t i = 0; i < count; i++) {
+      PageContent c = peek(source, first + i);
+      if (c.kind != PageKind::kData && c.kind != PageKind::kDuplicate) return PagesRead{i, PagesRead::kCorrupt, 0};
+      __builtin_memcpy(static_cast<char*>(out) + uint64_t(i) * page_size, c.data, page_size);
+    }
+    return PagesRead{count, PagesRead::kAll, 0};
+  }
+  // A descriptor the source reads from on the monitor thread (kept in the monitor's own
+  // descriptor table), or -1.
+  virtual int descriptor() const { return -1; }
 
  protected:
   ~PageSource() = default;

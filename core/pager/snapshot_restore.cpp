@@ -1,12 +1,30 @@
 #include "core/pager/snapshot_restore.h"
 
+#include <fcntl.h>
+
 #include "core/base/blocked_section.h"
+#include "core/base/decimal.h"
+#include "core/base/high_fd.h"
+#include "core/base/raw_syscall.h"
 
 namespace uffdlazy {
 
 bool SnapshotRestore::open(const char* path, bool verify_pages, LineWriter* err) {
   snap::SnapshotReader* reader = reader_.construct();
-  snap::ReadStatus st = reader->open(path);
+  // The monitor reads pages with pread from a descriptor of its own; the reader maps the same
+  // file (through /proc/self/fd, so a file renamed over `path` meanwhile cannot come between).
+  int fd = -1;
+  long opened = sys::openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  snap::ReadStatus st;
+  if (opened >= 0) {
+    fd = move_fd_high(int(opened));
+    char self[40] = "/proc/self/fd/";
+    self[14 + format_u64(self + 14, uint64_t(fd))] = 0;
+    st = reader->open(self);
+    if (st.error == snap::ReadError::kOpenFailed) st = reader->open(path);  // no /proc
+  } else {
+    st = reader->open(path);
+  }
   if (st.ok()) {
     snap::ModuleIdentity* self = &scratch_;
     int r = snap::read_executable_identity(self);
@@ -17,10 +35,11 @@ bool SnapshotRestore::open(const char* path, bool verify_pages, LineWriter* err)
     st = reader->check_identity(*self);
   }
   if (!st.ok()) {
+    if (fd >= 0) sys::close(fd);
     snap::describe(st, *err);
     return false;
   }
-  if (source_.construct()->init(reader, verify_pages) < 0 ||
+  if (source_.construct()->init(reader, verify_pages, fd) < 0 ||
       matcher_.construct()->init(reader, snap::RegionMatcher::mode_for(*reader)) < 0) {
     err->str("cannot map memory for the restore");
     return false;

@@ -2,9 +2,11 @@
 #include "core//snapshot/snapshot_page_source.h"
 
 #include <cerrno>
+#include <cstring>
 #include <sys/mman.h>
 
 #include "core/base/raw_syscall.h"
+#include "core/snapshot/checksum.h"
 
 namespace uffdlazy::snap {
 
@@ -24,7 +26,7 @@ uint64_t bit_range(uint64_t lo, uint64_t hi) {
 
 }  // namespace
 
-int SnapshotPageSource::init(const SnapshotReader* reader, bool verify_pages) {
+int SnapshotPageSource::init(const SnapshotReader* reader, bool verify_pages, int fd) {
   release();
   if (!reader || !reader->is_open()) return -EINVAL;
 
@@ -64,6 +66,7 @@ int SnapshotPageSource::init(const SnapshotReader* reader, bool verify_pages) {
   }
 
   reader_ = reader;
+  fd_ = fd;
   verify_ = verify_pages;
   region_count_ = n;
   owed_at_start_ = data + zero;
@@ -77,6 +80,7 @@ void SnapshotPageSource::release() {
   mem_ = nullptr;
   mem_size_ = 0;
   reader_ = nullptr;
+  fd_ = -1;
   verify_ = false;
   region_count_ = 0;
   regions_ = nullptr;
@@ -112,6 +116,62 @@ uffdlazy::PageContent SnapshotPageSource::peek(int32_t source, uint64_t page) {
   }
   return PageContent{ref.kind == PageKind::kData ? uffdlazy::PageKind::kData : uffdlazy::PageKind::kDuplicate,
                      ref.data};
+}
+
+bool SnapshotPageSource::check(int32_t source, uint64_t page, const void* data) {
+  uint64_t& w = verified_bits_[regions_[source].word_first + page / kBits];
+  const uint64_t bit = uint64_t(1) << (page % kBits);
+  if (checksum(data, reader_->page_size()) != reader_->entry(uint64_t(source), page).checksum) {
+    add(corrupt_, 1);
+    return false;
+  }
+  if (!(load(w) & bit)) {
+    __atomic_fetch_or(&w, bit, __ATOMIC_RELAXED);
+    add(verified_, 1);
+  }
+  return true;
+}
+
+uffdlazy::PageLocation SnapshotPageSource::locate(int32_t source, uint64_t page) {
+  if (!is_owed(source, page)) return uffdlazy::PageLocation{uffdlazy::PageKind::kZero, false, 0};
+  const PageEntry& e = reader_->entry(uint64_t(source), page);
+  switch (entry_kind(e)) {
+    case PageKind::kData: return uffdlazy::PageLocation{uffdlazy::PageKind::kData, true, entry_offset(e)};
+    case PageKind::kDuplicate: return uffdlazy::PageLocation{uffdlazy::PageKind::kDuplicate, true, entry_offset(e)};
+    default: return uffdlazy::PageLocation{uffdlazy::PageKind::kZero, true, 0};
+  }
+}
+
+uffdlazy::PagesRead SnapshotPageSource::read_pages(int32_t source, uint64_t first, uint32_t count, void* out,
+                                                   uint64_t page_size) {
+  using uffdlazy::PagesRead;
+  if (!count || !valid(source, first) || first + count > regions_[source].page_count) {
+    return PagesRead{0, PagesRead::kIoError, EINVAL};
+  }
+  // The caller found the blocks adjacent in the file (locate): one read takes them all.
+  const uint64_t offset = entry_offset(reader_->entry(uint64_t(source), first));
+  const uint64_t bytes = uint64_t(count) * page_size;
+  uint8_t* dst = static_cast<uint8_t*>(out);
+  if (fd_ >= 0) {
+    uint64_t got = 0;
+    while (got < bytes) {
+      long n = sys::pread(fd_, dst + got, bytes - got, long(offset + got));
+      if (n == -EINTR) continue;
+      if (n <= 0) {
+        // Only whole pages count; a short file is an I/O error for the page that is missing.
+        return PagesRead{uint32_t(got / page_size), PagesRead::kIoError, n < 0 ? int(-n) : EIO};
+      }
+      got += uint64_t(n);
+    }
+  } else {
+    memcpy(dst, reader_->base() + offset, bytes);
+  }
+  if (verify_) {
+    for (uint32_t i = 0; i < count; i++) {
+      if (!check(source, first + i, dst + uint64_t(i) * page_size)) return PagesRead{i, PagesRead::kCorrupt, 0};
+    }
+  }
+  return PagesRead{count, PagesRead::kAll, 0};
 }
 
 uint64_t SnapshotPageSource::clear_bits(uint64_t r, uint64_t w, uint64_t mask, bool served) {

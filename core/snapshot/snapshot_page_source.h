@@ -59,9 +59,14 @@ class SnapshotPageSource final : public uffdlazy::PageSource {
   SnapshotPageSource& operator=(const SnapshotPageSource&) = delete;
 
   // `reader` must be open and stay open (and in place) while this source is used.
-  // verify_pages: check each data/duplicate page's XXH3-64 the first time it is peeked.
+  // verify_pages: check each data/duplicate page's XXH3-64 the first time it is peeked or read.
+  // fd: the snapshot file opened for reading (the same file as the reader's), or -1: read_pages()
+  // then copies from the reader's mapping. With a descriptor, pages are read with pread into the
+  // caller's buffer and checked there: the bytes checked are the bytes installed, and the monitor
+  // never takes a page fault on the file mapping (which costs more than the read for scattered
+  // pages). The descriptor is not closed by release().
   // Returns 0, -EINVAL (reader not open) or -ENOMEM. Calling it again starts over.
-  int init(const SnapshotReader* reader, bool verify_pages);
+  int init(const SnapshotReader* reader, bool verify_pages, int fd = -1);
   void release();
   bool ready() const { return reader_ != nullptr; }
   const SnapshotReader* reader() const { return reader_; }
@@ -78,6 +83,11 @@ class SnapshotPageSource final : public uffdlazy::PageSource {
   bool owed(int32_t source, uint64_t page) override { return is_owed(source, page); }
   // Word by word through the bitmap: a fully served region is skipped 64 pages at a time.
   uint64_t next_owed(int32_t source, uint64_t from, uint64_t end) override;
+  // From the index alone: `where` is the block's file offset.
+  uffdlazy::PageLocation locate(int32_t source, uint64_t page) override;
+  uffdlazy::PagesRead read_pages(int32_t source, uint64_t first, uint32_t count, void* out,
+                                 uint64_t page_size) override;
+  int descriptor() const override { return fd_; }
 
   uint64_t owed_zero_pages() const { return load(owed_zero_); }
   uint64_t served_pages() const { return load(served_); }
@@ -109,7 +119,12 @@ class SnapshotPageSource final : public uffdlazy::PageSource {
   // Clears the owed bits in `mask` of word `w` of region `r`; returns how many were set.
   uint64_t clear_bits(uint64_t r, uint64_t w, uint64_t mask, bool served);
 
+  // Checks page `page` of region `source` against its index checksum (content at `data`) and
+  // books it as verified. False for a mismatch.
+  bool check(int32_t source, uint64_t page, const void* data);
+
   const SnapshotReader* reader_ = nullptr;
+  int fd_ = -1;
   bool verify_ = false;
   uint64_t region_count_ = 0;
   RegionState* regions_ = nullptr;

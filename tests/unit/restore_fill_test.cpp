@@ -1,6 +1,7 @@
 // Readahead and the background fill, with an in-process Monitor serving a real snapshot file
 // (SnapshotPageSource) into regions this test registers itself. Every test checks page contents
 // exactly, and which pages are in place (mincore) where the point is what was installed when.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -53,11 +54,15 @@ class SnapshotFile {
             for (size_t k = 1; k < buf.size(); k++) buf[k] = i * 3 + k;
             return buf.data();
           }).ok() &&
-          w.commit().ok() && reader_.open(path_.c_str()).ok() && source_.init(&reader_, true) == 0;
+          w.commit().ok() && reader_.open(path_.c_str()).ok();
+    // Pages are read with pread from a descriptor of the monitor's own, as the shim does.
+    fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    ok_ = ok_ && fd_ >= 0 && source_.init(&reader_, true, fd_) == 0;
   }
   ~SnapshotFile() {
     source_.release();
     reader_.close();
+    if (fd_ >= 0) close(fd_);
     std::filesystem::remove_all(dir_);
   }
   bool ok() const { return ok_; }
@@ -79,6 +84,7 @@ class SnapshotFile {
  private:
   size_t pages_;
   bool ok_ = false;
+  int fd_ = -1;
   std::string dir_, path_;
   snap::SnapshotReader reader_;
   snap::SnapshotPageSource source_;
