@@ -132,8 +132,9 @@ RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max
     n++;
   }
   if (n == room && n < max_pages) out.end_of_owed = true;  // the region ends here
+  const void* content = nullptr;
   if (data) {
-    const PagesRead got = src->read_pages(r.source, sp, n, s_.stage, ps);
+    const PagesRead got = src->read_pages(r.source, sp, n, s_.stage, ps, &content);
     if (got.pages == 0) {
       // The first page itself failed its checksum or could not be read: never installed.
       if (on_corrupt) on_corrupt(r, sp, page, got.stop == PagesRead::kIoError ? (got.err ? got.err : EIO) : 0);
@@ -149,7 +150,7 @@ RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max
   }
   for (;;) {
     const uint64_t len = uint64_t(n) * ps;
-    out.fill = data ? s_.uffd->copy(page, s_.stage, len) : zero_fill(page, len, write);
+    out.fill = data ? s_.uffd->copy(page, content, len) : zero_fill(page, len, write);
     if (out.fill.status != FillStatus::kNoEntry || n == 1) break;
     n = one_page_on_noent ? 1 : n / 2;
     out.end_of_owed = false;

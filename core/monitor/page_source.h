@@ -73,14 +73,18 @@ class PageSource {
     PageContent c = is_owed ? peek(source, page) : PageContent{PageKind::kZero, nullptr};
     return PageLocation{c.kind, is_owed, reinterpret_cast<uintptr_t>(c.data)};
   }
-  // Copies the content of owed data pages [first, first + count) (adjacent blocks, as locate()
-  // said) into `out`, checking each one that the source checks; stops at the first that fails.
-  virtual PagesRead read_pages(int32_t source, uint64_t first, uint32_t count, void* out, uint64_t page_size) {
+  // The content of owed data pages [first, first + count) (adjacent blocks, as locate() said),
+  // checked wherever the source checks: *data points at it afterwards, either in `stage` (room for
+  // `count` pages, filled by the call) or in memory of the source's own that stays valid. Stops at
+  // the first page that fails.
+  virtual PagesRead read_pages(int32_t source, uint64_t first, uint32_t count, void* stage, uint64_t page_size,
+                               const void** data) {
     for (uint32_t i = 0; i < count; i++) {
       PageContent c = peek(source, first + i);
       if (c.kind != PageKind::kData && c.kind != PageKind::kDuplicate) return PagesRead{i, PagesRead::kCorrupt, 0};
-      __builtin_memcpy(static_cast<char*>(out) + uint64_t(i) * page_size, c.data, page_size);
+      __builtin_memcpy(static_cast<char*>(stage) + uint64_t(i) * page_size, c.data, page_size);
     }
+    *data = stage;
     return PagesRead{count, PagesRead::kAll, 0};
   }
   // A descriptor the source reads from on the monitor thread (kept in the monitor's own

@@ -142,8 +142,8 @@ uffdlazy::PageLocation SnapshotPageSource::locate(int32_t source, uint64_t page)
   }
 }
 
-uffdlazy::PagesRead SnapshotPageSource::read_pages(int32_t source, uint64_t first, uint32_t count, void* out,
-                                                   uint64_t page_size) {
+uffdlazy::PagesRead SnapshotPageSource::read_pages(int32_t source, uint64_t first, uint32_t count, void* stage,
+                                                   uint64_t page_size, const void** data) {
   using uffdlazy::PagesRead;
   if (!count || !valid(source, first) || first + count > regions_[source].page_count) {
     return PagesRead{0, PagesRead::kIoError, EINVAL};
@@ -151,27 +151,34 @@ uffdlazy::PagesRead SnapshotPageSource::read_pages(int32_t source, uint64_t firs
   // The caller found the blocks adjacent in the file (locate): one read takes them all.
   const uint64_t offset = entry_offset(reader_->entry(uint64_t(source), first));
   const uint64_t bytes = uint64_t(count) * page_size;
-  uint8_t* dst = static_cast<uint8_t*>(out);
-  if (fd_ >= 0) {
+  const uint8_t* at = reader_->base() + offset;
+  uint32_t good = count;
+  PagesRead::Stop stop = PagesRead::kAll;
+  int err = 0;
+  if (fd_ >= 0 && count < kMappedRun) {
+    uint8_t* dst = static_cast<uint8_t*>(stage);
     uint64_t got = 0;
     while (got < bytes) {
       long n = sys::pread(fd_, dst + got, bytes - got, long(offset + got));
       if (n == -EINTR) continue;
       if (n <= 0) {
         // Only whole pages count; a short file is an I/O error for the page that is missing.
-        return PagesRead{uint32_t(got / page_size), PagesRead::kIoError, n < 0 ? int(-n) : EIO};
+        good = uint32_t(got / page_size);
+        stop = PagesRead::kIoError;
+        err = n < 0 ? int(-n) : EIO;
+        break;
       }
       got += uint64_t(n);
     }
-  } else {
-    memcpy(dst, reader_->base() + offset, bytes);
+    at = dst;
   }
   if (verify_) {
-    for (uint32_t i = 0; i < count; i++) {
-      if (!check(source, first + i, dst + uint64_t(i) * page_size)) return PagesRead{i, PagesRead::kCorrupt, 0};
+    for (uint32_t i = 0; i < good; i++) {
+      if (!check(source, first + i, at + uint64_t(i) * page_size)) return PagesRead{i, PagesRead::kCorrupt, 0};
     }
   }
-  return PagesRead{count, PagesRead::kAll, 0};
+  *data = at;
+  return PagesRead{good, stop, err};
 }
 
 uint64_t SnapshotPageSource::clear_bits(uint64_t r, uint64_t w, uint64_t mask, bool served) {

@@ -60,11 +60,12 @@ class SnapshotPageSource final : public uffdlazy::PageSource {
 
   // `reader` must be open and stay open (and in place) while this source is used.
   // verify_pages: check each data/duplicate page's XXH3-64 the first time it is peeked or read.
-  // fd: the snapshot file opened for reading (the same file as the reader's), or -1: read_pages()
-  // then copies from the reader's mapping. With a descriptor, pages are read with pread into the
-  // caller's buffer and checked there: the bytes checked are the bytes installed, and the monitor
-  // never takes a page fault on the file mapping (which costs more than the read for scattered
-  // pages). The descriptor is not closed by release().
+  // fd: the snapshot file opened for reading (the same file as the reader's), or -1. Runs shorter
+  // than kMappedRun pages are read with pread into the caller's buffer and checked there: for
+  // scattered pages that costs less than a page fault on the file mapping (which maps 16 pages
+  // around the one asked for). Longer runs are checked and handed out straight from the mapping:
+  // the faults are amortised over the run and the extra copy would cost more. Without a
+  // descriptor every run comes from the mapping. The descriptor is not closed by release().
   // Returns 0, -EINVAL (reader not open) or -ENOMEM. Calling it again starts over.
   int init(const SnapshotReader* reader, bool verify_pages, int fd = -1);
   void release();
@@ -85,8 +86,9 @@ class SnapshotPageSource final : public uffdlazy::PageSource {
   uint64_t next_owed(int32_t source, uint64_t from, uint64_t end) override;
   // From the index alone: `where` is the block's file offset.
   uffdlazy::PageLocation locate(int32_t source, uint64_t page) override;
-  uffdlazy::PagesRead read_pages(int32_t source, uint64_t first, uint32_t count, void* out,
-                                 uint64_t page_size) override;
+  static constexpr uint32_t kMappedRun = 8;
+  uffdlazy::PagesRead read_pages(int32_t source, uint64_t first, uint32_t count, void* stage, uint64_t page_size,
+                                 const void** data) override;
   int descriptor() const override { return fd_; }
 
   uint64_t owed_zero_pages() const { return load(owed_zero_); }

@@ -365,4 +365,87 @@ TEST_F(SnapshotPageSourceTest, WorksThroughThePageSourceInterface) {
   EXPECT_EQ(s.peek(0, 0).kind, UPageKind::kZero);
 }
 
+TEST_F(SnapshotPageSourceTest, LocateTellsKindOwedAndBlockWithoutReadingData) {
+  SnapshotReader r;
+  open_reader(r);
+  SnapshotPageSource s;
+  ASSERT_EQ(s.init(&r, true), 0);
+  uffdlazy::PageLocation l = s.locate(0, 0);
+  EXPECT_TRUE(l.owed);
+  EXPECT_EQ(l.kind, UPageKind::kData);
+  EXPECT_EQ(l.where, r.page(0, 0).offset);
+  EXPECT_EQ(s.locate(0, 3).kind, UPageKind::kDuplicate);
+  EXPECT_EQ(s.locate(0, 3).where, l.where);  // the duplicate's block is page 0's
+  l = s.locate(0, 1);
+  EXPECT_TRUE(l.owed);
+  EXPECT_EQ(l.kind, UPageKind::kZero);
+  EXPECT_FALSE(s.locate(0, 2).owed);  // absent
+  EXPECT_EQ(s.locate(1, 2).where, s.locate(1, 1).where + ps_);  // the writer lays blocks out in order
+  s.consume(0, 0);
+  EXPECT_FALSE(s.locate(0, 0).owed);
+  EXPECT_EQ(s.verified_pages(), 0u) << "locate reads no page data";
+}
+
+// Short runs come through pread into the caller's buffer, long ones straight from the mapping;
+// either way each page is checked, and a damaged page ends the run just before it.
+TEST_F(SnapshotPageSourceTest, ReadPagesChecksEachPageByPreadAndFromTheMapping) {
+  corrupt(1, 35);
+  SnapshotReader r;
+  open_reader(r);
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  SnapshotPageSource s;
+  ASSERT_EQ(s.init(&r, true, fd), 0);
+  EXPECT_EQ(s.descriptor(), fd);
+  std::vector<uint8_t> stage(64 * ps_, 0xee);
+  const void* data = nullptr;
+
+  // 3 pages (pread): into the stage.
+  uffdlazy::PagesRead got = s.read_pages(1, 31, 3, stage.data(), ps_, &data);
+  EXPECT_EQ(got.pages, 3u);
+  EXPECT_EQ(got.stop, uffdlazy::PagesRead::kAll);
+  EXPECT_EQ(data, stage.data());
+  for (uint64_t i = 0; i < 3; i++) {
+    uint64_t tag;
+    memcpy(&tag, stage.data() + i * ps_, sizeof tag);
+    EXPECT_EQ(tag, 31 + i);
+  }
+  // Pages 33..36 by pread: stops at the damaged page 35.
+  got = s.read_pages(1, 33, 4, stage.data(), ps_, &data);
+  EXPECT_EQ(got.pages, 2u);
+  EXPECT_EQ(got.stop, uffdlazy::PagesRead::kCorrupt);
+  // 9 pages (long: from the mapping, no copy); 31..39 stops at page 35 too. (Every 10th page of
+  // region 1 is absent, so 21..29 and 31..39 are the runs of adjacent blocks.)
+  got = s.read_pages(1, 21, 9, stage.data(), ps_, &data);
+  EXPECT_EQ(got.pages, 9u);
+  EXPECT_EQ(data, r.page(1, 21).data);
+  got = s.read_pages(1, 31, 9, stage.data(), ps_, &data);
+  EXPECT_EQ(got.pages, 4u);
+  EXPECT_EQ(got.stop, uffdlazy::PagesRead::kCorrupt);
+  EXPECT_EQ(s.corrupt_pages(), 2u);
+  EXPECT_EQ(s.verified_pages(), 4u + 9u);  // 31..34 and 21..29, each counted once
+  // Nothing was consumed: reading is not serving.
+  EXPECT_EQ(s.served_pages(), 0u);
+  s.release();
+  ::close(fd);
+}
+
+TEST_F(SnapshotPageSourceTest, ReadPagesWithoutVerificationHandsOutTheStoredBytes) {
+  SnapshotReader r;
+  open_reader(r);
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  SnapshotPageSource s;
+  ASSERT_EQ(s.init(&r, false, fd), 0);
+  std::vector<uint8_t> stage(4 * ps_);
+  const void* data = nullptr;
+  uffdlazy::PagesRead got = s.read_pages(0, 4, 2, stage.data(), ps_, &data);  // B, C
+  ASSERT_EQ(got.pages, 2u);
+  EXPECT_EQ(memcmp(data, b_.data(), ps_), 0);
+  EXPECT_EQ(memcmp(static_cast<const uint8_t*>(data) + ps_, c_.data(), ps_), 0);
+  EXPECT_EQ(s.verified_pages(), 0u);
+  s.release();
+  ::close(fd);
+}
+
 }  // namespace
