@@ -172,12 +172,12 @@ uffdlazy::PagesRead SnapshotPageSource::read_pages(int32_t source, uint64_t firs
     }
     at = dst;
   }
+  *data = at;
   if (verify_) {
     for (uint32_t i = 0; i < good; i++) {
       if (!check(source, first + i, at + uint64_t(i) * page_size)) return PagesRead{i, PagesRead::kCorrupt, 0};
     }
   }
-  *data = at;
   return PagesRead{good, stop, err};
 }
 

@@ -411,16 +411,20 @@ TEST_F(SnapshotPageSourceTest, ReadPagesChecksEachPageByPreadAndFromTheMapping) 
     EXPECT_EQ(tag, 31 + i);
   }
   // Pages 33..36 by pread: stops at the damaged page 35.
+  data = nullptr;
   got = s.read_pages(1, 33, 4, stage.data(), ps_, &data);
   EXPECT_EQ(got.pages, 2u);
   EXPECT_EQ(got.stop, uffdlazy::PagesRead::kCorrupt);
+  EXPECT_EQ(data, stage.data()) << "the good prefix is where data says";
   // 9 pages (long: from the mapping, no copy); 31..39 stops at page 35 too. (Every 10th page of
   // region 1 is absent, so 21..29 and 31..39 are the runs of adjacent blocks.)
   got = s.read_pages(1, 21, 9, stage.data(), ps_, &data);
   EXPECT_EQ(got.pages, 9u);
   EXPECT_EQ(data, r.page(1, 21).data);
+  data = nullptr;
   got = s.read_pages(1, 31, 9, stage.data(), ps_, &data);
   EXPECT_EQ(got.pages, 4u);
+  EXPECT_EQ(data, r.page(1, 31).data);
   EXPECT_EQ(got.stop, uffdlazy::PagesRead::kCorrupt);
   EXPECT_EQ(s.corrupt_pages(), 2u);
   EXPECT_EQ(s.verified_pages(), 4u + 9u);  // 31..34 and 21..29, each counted once
