@@ -15,7 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <cstdint>
@@ -335,6 +339,98 @@ class MonitorHarness {
     closedir(d);
     return found;
   }
+};
+
+// The smallest userfaultfd handler there is, for comparison with the shim's monitor: one thread
+// blocking in poll(2), reading one message, answering it with one ioctl (UFFDIO_ZEROPAGE for a
+// read fault, UFFDIO_COPY of a zero page for a write), and nothing else: no region table, no
+// accounting, no spinning, no events. Placed like MonitorHarness places the monitor.
+class MinimalHandler {
+ public:
+  explicit MinimalHandler(Placement placement) : placement_(placement) {
+    UffdOpenFailure why;
+    if (!uffd_.open(false, &why)) {
+      error_ = "userfaultfd unavailable";
+      return;
+    }
+    zero_.assign(page_size(), 0);
+    if (placement_ == Placement::kCross || placement_ == Placement::kSame) {
+      if (affinity_.allowed_cpus() < 2 && placement_ == Placement::kCross) {
+        error_ = "cross-cpu placement needs two CPUs";
+        return;
+      }
+      if (!affinity_.pin(affinity_.nth_allowed(0))) {
+        error_ = "sched_setaffinity failed";
+        return;
+      }
+    }
+    if (pipe2(stop_, O_CLOEXEC) != 0) {
+      error_ = "pipe failed";
+      return;
+    }
+    thread_ = std::thread([this] { loop(); });
+    if (placement_ == Placement::kCross && !affinity_.pin(affinity_.nth_allowed(1))) {
+      error_ = "sched_setaffinity failed";
+      return;
+    }
+    started_ = true;
+  }
+  ~MinimalHandler() {
+    if (thread_.joinable()) {
+      char c = 0;
+      if (write(stop_[1], &c, 1) != 1) {}
+      thread_.join();
+    }
+    if (stop_[0] >= 0) close(stop_[0]);
+    if (stop_[1] >= 0) close(stop_[1]);
+    affinity_.restore();
+    uffd_.close();
+  }
+  MinimalHandler(const MinimalHandler&) = delete;
+  MinimalHandler& operator=(const MinimalHandler&) = delete;
+
+  bool ok() const { return started_; }
+  const std::string& error() const { return error_; }
+  uint64_t served() const { return served_.load(); }
+
+  char* region(size_t pages) {
+    void* p = mmap(nullptr, pages * page_size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return nullptr;
+    if (uffd_.register_missing(uintptr_t(p), pages * page_size()) != 0) {
+      munmap(p, pages * page_size());
+      return nullptr;
+    }
+    return static_cast<char*>(p);
+  }
+
+ private:
+  void loop() {
+    pollfd fds[2] = {{uffd_.fd(), POLLIN, 0}, {stop_[0], POLLIN, 0}};
+    for (;;) {
+      if (poll(fds, 2, -1) < 0) continue;
+      if (fds[1].revents) return;
+      uffd_msg m;
+      if (read(uffd_.fd(), &m, sizeof m) != ssize_t(sizeof m)) continue;
+      if (m.event != UFFD_EVENT_PAGEFAULT) continue;  // an munmap of a region: nothing to do
+      const uintptr_t page = m.arg.pagefault.address & ~uintptr_t(page_size() - 1);
+      if (m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) {
+        uffd_.copy(page, zero_.data(), page_size());
+      } else {
+        uffd_.zeropage(page, page_size());
+      }
+      served_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  Placement placement_;
+  AffinityGuard affinity_;
+  Userfaultfd uffd_;
+  std::vector<char> zero_;
+  std::thread thread_;
+  int stop_[2] = {-1, -1};
+  std::atomic<uint64_t> served_{0};
+  bool started_ = false;
+  std::string error_;
 };
 
 // A fresh anonymous region for the kernel-only baselines: 4 KiB demand-zero faults (THP is

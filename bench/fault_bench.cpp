@@ -44,6 +44,7 @@ enum class Mode {
   kCopyMem,         // registered, Monitor with MemorySource: UFFDIO_COPY from a pre-filled buffer
   kSnapshot,        // registered, Monitor with SnapshotPageSource over a snapshot file, no verify
   kSnapshotVerify,  // the same with checksum verification of each page on first use
+  kMinimal,         // registered, a bare poll/read/ioctl handler thread (MinimalHandler), no Monitor
 };
 
 struct FaultCase {
@@ -55,7 +56,7 @@ struct FaultCase {
   MonitorConfig config;
 };
 
-bool monitored(Mode m) { return m != Mode::kPresent && m != Mode::kKernel; }
+bool monitored(Mode m) { return m != Mode::kPresent && m != Mode::kKernel && m != Mode::kMinimal; }
 bool snapshot_mode(Mode m) { return m == Mode::kSnapshot || m == Mode::kSnapshotVerify; }
 
 // Touches n pages in the given order and records the latency of each access. Returns the total.
@@ -229,6 +230,14 @@ void run_faults(benchmark::State& state, FaultCase c) {
       return;
     }
   }
+  std::unique_ptr<MinimalHandler> minimal;
+  if (c.mode == Mode::kMinimal) {
+    minimal = std::make_unique<MinimalHandler>(c.placement);
+    if (!minimal->ok()) {
+      state.SkipWithError(minimal->error().c_str());
+      return;
+    }
+  }
   // The harness pins the monitor and the calling thread for cross-cpu and same-cpu; for spread,
   // each of the two faulting threads pins itself to one CPU.
   AffinityGuard affinity;
@@ -258,7 +267,7 @@ void run_faults(benchmark::State& state, FaultCase c) {
     }
     first = false;
     int32_t src = source ? 0 : -1;
-    char* base = harness ? harness->region(kPages, src) : kernel_region(kPages);
+    char* base = harness ? harness->region(kPages, src) : minimal ? minimal->region(kPages) : kernel_region(kPages);
     if (!base) {
       state.SkipWithError("mmap or registration failed");
       break;
@@ -317,6 +326,10 @@ void run_faults(benchmark::State& state, FaultCase c) {
     }
   }
   if (snapshot) state.counters["snapshot_file_bytes"] = double(snapshot->file_size());
+  if (minimal) {
+    double pages = double(state.iterations()) * double(kPages);
+    state.counters["mon_faults_per_page"] = pages > 0 ? double(minimal->served()) / pages : 0;
+  }
 }
 
 // The ioctl the monitor answers a single-page fault with, issued directly on a registered range
@@ -373,17 +386,18 @@ std::string case_name(const FaultCase& c) {
     case Mode::kCopyMem: n += "copy-mem"; break;
     case Mode::kSnapshot: n += "snapshot"; break;
     case Mode::kSnapshotVerify: n += "snapshot-verify"; break;
+    case Mode::kMinimal: n += "minimal"; break;
   }
   n += c.write ? "/write" : "/read";
   n += c.random ? "/random" : "/seq";
   n += c.threads == 2 ? "/2threads" : "/1thread";
-  if (monitored(c.mode) || c.threads == 2) n += std::string("/") + placement_name(c.placement);
+  if (monitored(c.mode) || c.mode == Mode::kMinimal || c.threads == 2) n += std::string("/") + placement_name(c.placement);
   if (monitored(c.mode)) n += "/spin" + std::to_string(c.config.spin_us);
   return n;
 }
 
 void add(const FaultCase& c) {
-  int iters = monitored(c.mode) ? kMonitorIterations : kKernelIterations;
+  int iters = monitored(c.mode) || c.mode == Mode::kMinimal ? kMonitorIterations : kKernelIterations;
   benchmark::RegisterBenchmark(case_name(c).c_str(), run_faults, c)
       ->Iterations(iters)
       ->UseManualTime()
@@ -416,6 +430,10 @@ const bool registered = [] {
         for (Placement p : all) add({Mode::kZero, write, random, 1, p, cfg});
       }
     }
+  }
+  // The bare handler the shim's single-page fault is held against (same placements, same run).
+  for (bool write : {false, true}) {
+    for (Placement p : all) add({Mode::kMinimal, write, false, 1, p, {}});
   }
   // Fault-around 16 (the shim's default), sequential first touches.
   for (bool write : {false, true}) {

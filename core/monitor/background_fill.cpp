@@ -28,6 +28,19 @@ void BackgroundFill::restart() {
   }
 }
 
+void BackgroundFill::fault_seen(uintptr_t address) {
+  const uint64_t near = uint64_t(2) * kMaxChunk * s_.page_size;
+  auto close_to = [&](uintptr_t frontier) {
+    return address >= frontier ? address - frontier < near : frontier - address < near;
+  };
+  uint32_t s;
+  uintptr_t from, end;
+  if (!sweep_done_ && close_to(sweep_cursor_)) return;
+  if (s_.policy && s_.policy->readahead().pending(&s, &from, &end) && close_to(from)) return;
+  chunk_ = kMinChunk;
+  quiet_ = 0;
+}
+
 bool BackgroundFill::has_work() const {
   if (!s_.source) return false;
   uint32_t s;

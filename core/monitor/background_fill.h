@@ -10,8 +10,12 @@
 // The same machinery fills every owed data page before a fork (fill_all_data), and the working set
 // of a region that was just mapped (fill_working_set) while the thread that mapped it waits.
 //
-// Chunks adapt as CRIU's lazy-pages daemon does: they start at kMinChunk pages, double while no
-// fault arrives, up to kMaxChunk, and drop back to kMinChunk when one does (fault_seen).
+// Chunks adapt as CRIU's lazy-pages daemon does: they drop to kMinChunk pages when a fault arrives
+// (fault_seen), and double after kQuietChunks chunks in a row without one, up to kMaxChunk. A
+// program that keeps faulting elsewhere (sparse reads while the fill runs) thus waits at most a
+// small chunk per fault, and a quiet program gets the fill at full speed. A fault right where the
+// fill is working (a scan that caught up with it) leaves the chunks as they are: that program
+// wants exactly what the fill is doing, as fast as it can.
 //
 // Safety: only the monitor thread installs pages, and it applies every event it reads before it
 // installs anything else, so the owed bitmap is the truth: a page the program dropped is never
@@ -62,6 +66,8 @@ class BackgroundFill {
  public:
   static constexpr uint32_t kMinChunk = 16;
   static constexpr uint32_t kMaxChunk = 256;
+  static constexpr uint32_t kQuietChunks = 4;
+  static_assert(kMaxChunk <= FaultPolicy::kStagePages);
 
   struct Setup {
     FaultPolicy* policy = nullptr;
@@ -84,7 +90,7 @@ class BackgroundFill {
   // Readahead, working set or sweep work is waiting.
   bool has_work() const;
   // A fault arrived: keep the next chunks short.
-  void fault_seen() { chunk_ = kMinChunk; }
+  void fault_seen(uintptr_t address);
   // Does one chunk of the most urgent work. False: exiting.
   bool step(FillHost& host);
 
@@ -112,10 +118,15 @@ class BackgroundFill {
   // source page after `page` that a live region holds (or UINT64_MAX).
   bool find_source_page(int32_t source, uint64_t page, Region* out, uint64_t* next);
   void count(const RunResult& r, bool prefetch);
-  void grow_chunk() { chunk_ = chunk_ >= kMaxChunk / 2 ? kMaxChunk : chunk_ * 2; }
+  void grow_chunk() {
+    if (++quiet_ < kQuietChunks) return;
+    quiet_ = 0;
+    chunk_ = chunk_ >= kMaxChunk / 2 ? kMaxChunk : chunk_ * 2;
+  }
 
   Setup s_;
   uint32_t chunk_ = kMinChunk;
+  uint32_t quiet_ = 0;  // chunks since the last fault (or the last growth)
   size_t ws_index_ = 0;     // working-set run
   uint64_t ws_offset_ = 0;  // page within it
   bool ws_done_ = true;

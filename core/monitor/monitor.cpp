@@ -38,9 +38,19 @@ bool Monitor::init(const Setup& setup) {
   if (s_.fault_around_pages < 1) s_.fault_around_pages = 1;
   if (s_.fault_around_pages > kMaxFaultAround) s_.fault_around_pages = kMaxFaultAround;
   static_assert(FaultPolicy::kMaxZeroCopy == kMaxFaultAround);
-  if (!zero_pages_) zero_pages_ = map_populated(s_.page_size * kMaxFaultAround);
+  if (!zero_pages_) {
+    // Read-only and populated: every page maps the kernel's shared zero page, so the copies a
+    // writer's fault-around takes from here never fault, and no memory is allocated for them.
+    long z = mmap_aside(s_.page_size * kMaxFaultAround, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    zero_pages_ = sys::failed(z) ? nullptr : reinterpret_cast<void*>(z);
+  }
   if (!msgs_) msgs_ = static_cast<uffd_msg*>(map_populated(kBatch * sizeof(uffd_msg)));
-  if (!stage_ && s_.source) stage_ = map_populated(s_.page_size * FaultPolicy::kStagePages);
+  if (!stage_ && s_.source) {
+    // Not populated: only short runs are read into it, so most of it is never used.
+    long st = mmap_aside(s_.page_size * FaultPolicy::kStagePages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                         -1, 0);
+    stage_ = sys::failed(st) ? nullptr : reinterpret_cast<void*>(st);
+  }
   if (!queue_.capacity() && !queue_.init(kQueueCapacity, s_.page_size)) return false;
   if (!doorbell_) {
     long d = mmap_aside(s_.page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -259,7 +269,7 @@ bool Monitor::take_in_events() {
 
 void Monitor::queue_fault(const uffd_msg& m, uint64_t read_ns) {
   PendingFault f = {m.arg.pagefault.address, m.arg.pagefault.flags, m.arg.pagefault.feat.ptid, 0, read_ns};
-  fill_.fault_seen();
+  fill_.fault_seen(f.address);
   if (queue_.add(f) != FaultQueue::Added::kFull) return;
   // More distinct pages waiting than the queue holds. Keep reading anyway (the event that
   // unblocks the queue may be behind this fault), and let this thread fault again once the queue
