@@ -64,7 +64,7 @@ class FillHost {
 
 class BackgroundFill {
  public:
-  static constexpr uint32_t kMinChunk = 16;
+  static constexpr uint32_t kMinChunk = 32;
   static constexpr uint32_t kMaxChunk = 256;
   static constexpr uint32_t kQuietChunks = 4;
   static_assert(kMaxChunk <= FaultPolicy::kStagePages);
