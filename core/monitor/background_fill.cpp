@@ -205,16 +205,19 @@ BackgroundFill::Chunk BackgroundFill::working_set_chunk(FillHost& host) {
       continue;
     }
     const uint64_t reg_end = reg.source_page + reg.length() / ps;
-    const uint64_t stop = run_end < reg_end ? run_end : reg_end;
-    const uint64_t owed = s_.source->next_owed(source, page, stop);
+    const uint64_t record_end = run_end < reg_end ? run_end : reg_end;
+    const uint64_t owed = s_.source->next_owed(source, page, record_end);
     if (owed != page) {
-      ws_offset_ = owed - run.first_page;
+      ws_offset_ = owed - run.first_page;  // past what this record names that is in place already
       continue;
     }
+    // With the working set as a set, a run may go on past the end of this record into pages that
+    // later records name; without it, only as far as the record goes.
+    const uint64_t stop = s_.working_set_pages ? reg_end : record_end;
     const uint64_t avail = stop - page;
     const uint32_t max = uint32_t(avail < budget ? avail : budget);
     const uintptr_t addr = reg.start + (page - reg.source_page) * ps;
-    RunResult r = s_.policy->install_run(reg, addr, max, false, nullptr, false);
+    RunResult r = s_.policy->install_run(reg, addr, max, false, nullptr, false, s_.working_set_pages);
     switch (r.fill.status) {
       case FillStatus::kDone:
       case FillStatus::kPartial:

@@ -5,7 +5,9 @@
 // In order of priority:
 //   1. readahead: the rest of each readahead window a fault opened (see fault_policy.h);
 //   2. the working set (UFFDLAZY_PREFETCH=ws or all): the pages a recorded run touched, in the
-//      order it first touched them;
+//      order it first touched them, each with the pages after it that the working set also names
+//      (a run that a recorded scan touched in another order still goes in as runs, not page by
+//      page; nothing outside the working set is installed early);
 //   3. everything else still owed (UFFDLAZY_PREFETCH=all), region by region in address order.
 // The same machinery fills every owed data page before a fork (fill_all_data), and the working set
 // of a region that was just mapped (fill_working_set) while the thread that mapped it waits.
@@ -80,6 +82,7 @@ class BackgroundFill {
     PrefetchMode mode = PrefetchMode::kNone;
     const SourceRun* working_set = nullptr;  // in first-touch order
     size_t working_set_runs = 0;
+    const PageSet* working_set_pages = nullptr;  // the same pages as a set (optional)
   };
 
   void init(const Setup& s);

@@ -96,7 +96,7 @@ void FaultPolicy::init(const Setup& s) {
 }
 
 RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max_pages, bool write,
-                                   CorruptHandler on_corrupt, bool one_page_on_noent) {
+                                   CorruptHandler on_corrupt, bool one_page_on_noent, const PageSet* only) {
   const uint64_t ps = s_.page_size;
   RunResult out;
   PageSource* src = s_.source;
@@ -122,6 +122,7 @@ RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max
   if (!data && write && cap > kMaxZeroCopy) cap = kMaxZeroCopy;
   uint32_t n = 1;
   while (n < cap) {
+    if (only && !only->contains(r.source, sp + n)) break;
     const PageLocation loc = src->locate(r.source, sp + n);
     if (!loc.owed) {
       out.end_of_owed = true;

@@ -22,6 +22,7 @@
 #include <cstdint>
 
 #include "core/base/spin_lock.h"
+#include "core/monitor/page_set.h"
 #include "core/monitor/page_source.h"
 #include "core/monitor/region.h"
 #include "core/monitor/region_table.h"
@@ -133,9 +134,10 @@ class FaultPolicy {
   // far as it went. On ENOENT (the run crosses the end of a VMA: mprotect split the region) it
   // retries shorter: halving, or straight to one page with `one_page_on_noent`. on_corrupt ==
   // nullptr: a first page that fails its checksum or cannot be read is reported (result.corrupt)
-  // and left owed; a later one ends the run before it.
+  // and left owed; a later one ends the run before it. With `only`, the run also ends at the first
+  // page after the first that is not in that set.
   RunResult install_run(const Region& r, uintptr_t page, uint32_t max_pages, bool write, CorruptHandler on_corrupt,
-                        bool one_page_on_noent);
+                        bool one_page_on_noent, const PageSet* only = nullptr);
 
   ReadaheadWindow& readahead() { return readahead_; }
   PageSource* source() const { return s_.source; }

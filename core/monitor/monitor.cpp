@@ -82,6 +82,11 @@ bool Monitor::init(const Setup& setup) {
   f.mode = s_.prefetch;
   f.working_set = s_.working_set;
   f.working_set_runs = s_.working_set_runs;
+  // Without the set (no memory for it) the replay still works, one record at a time.
+  if (s_.working_set_runs &&
+      (!working_set_pages_.empty() || working_set_pages_.init(s_.working_set, s_.working_set_runs))) {
+    f.working_set_pages = &working_set_pages_;
+  }
   fill_.init(f);
   return true;
 }

@@ -128,6 +128,7 @@ class Monitor final : private FillHost {
   Setup s_;
   FaultPolicy policy_;
   BackgroundFill fill_;
+  PageSet working_set_pages_;  // the working set's pages as a set (built at init)
   FaultQueue queue_;
   HiddenThread thread_;
   void* zero_pages_ = nullptr;

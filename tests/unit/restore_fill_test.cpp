@@ -312,6 +312,31 @@ TEST(BackgroundFill, WorkingSetIsInPlaceWhenRegionRestoredReturns) {
   EXPECT_EQ(count_present(r, 256), want.size());
 }
 
+TEST(BackgroundFill, WorkingSetRecordedOutOfOrderGoesInAsRunsAndNothingElse) {
+  // A scan recorded backwards and in pieces: pages 40..47, then 20..39 one by one in reverse, and
+  // 60 and 62 (61 is not in the working set and must stay out).
+  SnapshotFile f(128);
+  ASSERT_TRUE(f.ok());
+  std::vector<SourceRun> ws = {{0, 8, 40}};
+  for (uint64_t p = 39; p >= 20; p--) ws.push_back({0, 1, p});
+  ws.push_back({0, 1, 62});
+  ws.push_back({0, 1, 60});
+  Harness h;
+  h.set_up(&f.source(), 1, PrefetchMode::kWorkingSet, ws.data(), ws.size());
+  char* r = h.region(128);
+  h.monitor.region_restored(0);
+  std::vector<bool> in = present(r, 128);
+  for (size_t i = 0; i < 128; i++) {
+    const bool want = (i >= 20 && i < 48) || i == 60 || i == 62;
+    EXPECT_EQ(in[i], want) << "page " << i;
+  }
+  EXPECT_EQ(h.counters.prefetched.load(), 30u);
+  for (size_t i = 20; i < 48; i++) EXPECT_TRUE(SnapshotFile::holds_page(r + i * kPs, i)) << "page " << i;
+  EXPECT_TRUE(SnapshotFile::holds_page(r + 61 * kPs, 61));  // on its own fault
+  h.monitor.sync();
+  EXPECT_EQ(h.counters.faults.load(), 1u);
+}
+
 TEST(BackgroundFill, WorkingSetSkipsDroppedPagesAndAllFillsTheRest) {
   SnapshotFile f(512);
   ASSERT_TRUE(f.ok());
