@@ -123,6 +123,7 @@ void Monitor::forget_after_fork() {
   sync_done_.store(0, std::memory_order_relaxed);
   restored_.store(0, std::memory_order_relaxed);
   restored_seen_ = 0;
+  awake_.store(true, std::memory_order_relaxed);
   ws_requested_.store(0, std::memory_order_relaxed);
   ws_done_.store(0, std::memory_order_relaxed);
 }
@@ -161,11 +162,14 @@ bool Monitor::working_set_names(int32_t source) const {
 
 void Monitor::region_restored(int32_t source) {
   if (!running() || !s_.source || s_.prefetch == PrefetchMode::kNone) return;
-  restored_.fetch_add(1, std::memory_order_acq_rel);
+  restored_.fetch_add(1, std::memory_order_seq_cst);
   if (working_set_names(source)) {
     request_and_wait(ws_requested_, ws_done_);
-  } else {
-    ring();  // returns once the monitor has read the doorbell, and with it the news
+  } else if (!awake_.load(std::memory_order_seq_cst)) {
+    // Asleep (or about to be, and it may not have seen the news): wake it. An awake monitor looks
+    // at restored_ before it next sleeps, so a program that maps many regions pays no round trip
+    // for each of them.
+    ring();
   }
 }
 
@@ -217,10 +221,16 @@ void Monitor::run() {
     // With nothing to fill the monitor sleeps until the kernel has something for it; otherwise it
     // looks (one non-blocking read) between chunks of the fill.
     if (!spun && !fill_.has_work()) {
-      long r = sys::call6(SYS_ppoll, reinterpret_cast<long>(&fd), 1, 0, 0, 8);
-      if (r == -EINTR) continue;
-      if (r < 0) fatal("poll on the userfaultfd failed", int(-r));
-      if (fd.revents & (POLLERR | POLLNVAL)) fatal("the userfaultfd reported an error", EBADF);
+      // Say so before sleeping, then look for a restored region announced without the doorbell
+      // (see region_restored): one of the two sides always sees the other.
+      awake_.store(false, std::memory_order_seq_cst);
+      if (restored_.load(std::memory_order_seq_cst) == restored_seen_) {
+        long r = sys::call6(SYS_ppoll, reinterpret_cast<long>(&fd), 1, 0, 0, 8);
+        if (r == -EINTR) continue;
+        if (r < 0) fatal("poll on the userfaultfd failed", int(-r));
+        if (fd.revents & (POLLERR | POLLNVAL)) fatal("the userfaultfd reported an error", EBADF);
+      }
+      awake_.store(true, std::memory_order_seq_cst);
     }
     spun = false;
     if (!pump() || !answer_requests()) break;

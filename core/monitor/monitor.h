@@ -146,6 +146,7 @@ class Monitor final : private FillHost {
   std::atomic<uint32_t> sync_done_{0};
   std::atomic<uint32_t> restored_{0};       // regions restored (fill starts over when it changes)
   uint32_t restored_seen_ = 0;
+  std::atomic<bool> awake_{true};           // the loop is not (about to be) asleep in ppoll
   std::atomic<uint32_t> ws_requested_{0};
   std::atomic<uint32_t> ws_done_{0};
 };

@@ -248,7 +248,7 @@ TEST(BackgroundFill, DroppedPagesDuringTheFillReadZeros) {
     Harness h;
     h.set_up(&f.source(), 1024, PrefetchMode::kAll);
     char* r = h.region(kPages);
-    h.monitor.region_restored(0);  // returns once the monitor knows: the fill is starting
+    h.monitor.region_restored(0);  // the fill starts
     const size_t dropped_at[] = {size_t(40 + round * 700), 8000, kPages - 100};
     for (size_t at : dropped_at) ASSERT_EQ(madvise(r + at * kPs, 64 * kPs, MADV_DONTNEED), 0);
     auto dropped = [&](size_t i) {
