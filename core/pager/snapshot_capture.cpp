@@ -111,6 +111,15 @@ const snap::ModuleIdentity* module_identity(const CaptureInput& in, SiteId site)
   if (!st.ok()) fail(st);
 
   long pagemap = sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0) {
+    // Without it every page would look absent: a snapshot of nothing, silently.
+    w.clear();
+    w.str("uffdlazy: snapshot ").str(path).str(": cannot read /proc/self/pagemap (is /proc mounted?): ")
+        .errno_text(int(-pagemap)).str("; nothing written");
+    w.emit(in.message_fd);
+    c.writer.abort();
+    for (;;) sys::exit_group(1);
+  }
   const RegionList& live = in.table->live();
   uint64_t total_pages = 0, written = 0;
   for (size_t i = 0; i < live.size(); i++) total_pages += live.at(i).length() / in.page_size;
@@ -153,8 +162,9 @@ long start_capture(const char* path, const CaptureInput& in) {
   sys::sigprocmask(SIG_SETMASK, &all, &old);
   in.table_lock->lock();
   // A bare clone: neither the program's fork handlers nor ours run, and the child uses nothing
-  // but raw system calls and its own copy of memory.
-  long pid = sys::call6(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  // but raw system calls and its own copy of memory. No exit signal: the program gets no SIGCHLD
+  // for it (no EINTR in its sleeps), and wait(2) without __WALL never reaps it.
+  long pid = sys::call6(SYS_clone, 0, 0, 0, 0, 0);
   if (pid == 0) child_main(path, in);  // signals stay blocked in the child
   in.table_lock->unlock();
   sys::sigprocmask(SIG_SETMASK, &old, nullptr);
@@ -168,8 +178,7 @@ int wait_capture(long pid) {
     r = sys::call6(SYS_wait4, pid, reinterpret_cast<long>(&status), __WALL, 0);
   } while (r == -EINTR);
   if (r < 0) return int(r);
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + WTERMSIG(status);
+  return status;
 }
 
 }  // namespace uffdlazy
