@@ -43,11 +43,10 @@ UFFDLAZY_EXPORT pid_t _Fork() {
   if (!g_real_fork) g_real_fork = next<ForkFn>("_Fork");
   uffdlazy::pager::before_fork();
   pid_t pid = g_real_fork();
-  if (pid == 0) {
-    uffdlazy::pager::after_fork_child();
-  } else {
-    uffdlazy::pager::after_fork_parent();
-  }
+  // The child of _Fork may only make async-signal-safe calls (no atfork handler reset glibc's
+  // locks), so it starts no monitor: its memory is complete, the kernel pages it from here on,
+  // and the shim stays out of its way (it acts only in the process that started it).
+  if (pid != 0) uffdlazy::pager::after_fork_parent();
   return pid;
 }
 
