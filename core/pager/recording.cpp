@@ -26,6 +26,9 @@ int64_t registered_bytes() {
 }  // namespace
 
 void capture_now() {
+  // Events the monitor has read but not yet applied (a region unmapped just before the capture
+  // moment) must be in the table the capture copies.
+  if (mine()) g.monitor.sync();
   char path[Config::kPathMax + 24];
   if (!expand_name(g.cfg.record, sys::getpid(), path, sizeof path)) return;
   const bool shared_name = !per_process_name(g.cfg.record);
