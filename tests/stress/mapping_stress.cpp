@@ -4,7 +4,7 @@
 // does), checking each page it changed after every step and every page at the end.
 //
 //   mapping_stress [--seed N] [--threads 1..1000] [--steps N] [--ops all|FAMILY,...] [--pages N]
-//                  [--blocks N] [--close-range] [--watchdog SECONDS] [--dir PATH]
+//                  [--blocks N] [--close-range[=old-memory|=new-memory]] [--watchdog SECONDS] [--dir PATH]
 //
 // stdout is deterministic for a given command line (a run with and without the shim must print
 // the same bytes) except the one line that starts with "nondet ", which holds counts that depend
@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -27,6 +28,7 @@
 
 #include "tests/stress/child_checks.h"
 #include "tests/stress/operations.h"
+#include "tests/stress/page_pattern.h"
 #include "tests/stress/signal_handlers.h"
 #include "tests/stress/watchdog.h"
 #include "tests/stress/worker.h"
@@ -47,7 +49,8 @@ std::atomic<int> g_release{0};
   std::fprintf(stderr,
                "mapping_stress: %s\n"
                "usage: mapping_stress [--seed N] [--threads 1..%d] [--steps N] [--ops all|FAMILY,...] [--pages N]\n"
-               "                      [--blocks N] [--close-range] [--watchdog SECONDS] [--dir PATH]\n"
+               "                      [--blocks N] [--close-range[=old-memory|=new-memory]] [--watchdog SECONDS]\n"
+               "                      [--dir PATH]\n"
                "families: touch map prot advise remap multivma io fork signal smallstacks lazystacks\n",
                problem.c_str(), kMaxThreads);
   std::exit(2);
@@ -86,8 +89,10 @@ Options parse(int argc, char** argv) {
       o.page_budget = number("--pages", value(), 1, 1 << 20);
     } else if (a == "--blocks") {
       o.max_blocks = number("--blocks", value(), 1, 64);
-    } else if (a == "--close-range") {
-      o.close_range = true;
+    } else if (a == "--close-range" || a == "--close-range=old-memory") {
+      o.close_range = Options::CloseRange::kOldMemory;
+    } else if (a == "--close-range=new-memory") {
+      o.close_range = Options::CloseRange::kNewMemory;
     } else if (a == "--watchdog") {
       o.watchdog_seconds = int(number("--watchdog", value(), 1, 86400));
     } else if (a == "--dir") {
@@ -164,9 +169,12 @@ void print_summary(const Options& opt) {
     handled += w.handler.handled;
     handler_mmaps += w.handler.mmaps;
   }
-  std::printf("mapping_stress seed=%llu threads=%d steps=%d ops=%s pages=%zu blocks=%zu close_range=%d\n",
+  const char* close_range = opt.close_range == Options::CloseRange::kNo          ? "no"
+                            : opt.close_range == Options::CloseRange::kOldMemory ? "old-memory"
+                                                                                 : "new-memory";
+  std::printf("mapping_stress seed=%llu threads=%d steps=%d ops=%s pages=%zu blocks=%zu close_range=%s\n",
               (unsigned long long)opt.seed, opt.threads, opt.steps, families_text(opt.families).c_str(),
-              opt.page_budget, opt.max_blocks, opt.close_range ? 1 : 0);
+              opt.page_budget, opt.max_blocks, close_range);
   uint64_t all = 0;
   for (uint32_t fam = kFamTouch; fam <= kFamSignal; fam <<= 1) {
     std::printf("ops.%s", family_name(fam));
@@ -212,14 +220,31 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
   install_signal_handlers();
   std::fprintf(stderr, "mapping_stress: pid=%d\n", int(getpid()));
-  if (opt.close_range && close_range(3, ~0U, 0) != 0) {
-    std::perror("mapping_stress: close_range");
-    return 2;
-  }
-
   static MainProgress progress;
+  progress.tid.store(int(gettid()));
   g_workers = new Worker[size_t(opt.threads)];
   g_worker_count = opt.threads;
+  if (opt.close_range != Options::CloseRange::kNo) {
+    // Like a program that runs a while, then closes every descriptor it did not open itself (the
+    // shim's among them) and opens files of its own. With old-memory each thread starts with a
+    // block mapped, and partly touched, before the close: its other pages are first touched after.
+    for (int i = 0; opt.close_range == Options::CloseRange::kOldMemory && i < opt.threads; i++) {
+      void* m = mmap(nullptr, kPreClosePages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m == MAP_FAILED) {
+        std::perror("mapping_stress: mmap");
+        return 2;
+      }
+      g_workers[i].pre_close_block = static_cast<char*>(m);
+      fill_page(m, kPage, make_tag(uint32_t(i), 0));
+    }
+    // Idle a moment first, as such a program would: the shim's monitor is then asleep.
+    timespec idle = {0, 20 * 1000 * 1000};
+    nanosleep(&idle, nullptr);
+    if (close_range(3, ~0U, 0) != 0) {
+      std::perror("mapping_stress: close_range");
+      return 2;
+    }
+  }
   if (!start_watchdog(opt, &progress)) {
     std::fprintf(stderr, "mapping_stress: cannot start the watchdog\n");
     return 2;

@@ -48,6 +48,21 @@ void read_proc(const char* path, char* buf, size_t size) {
 
 void show_kernel_side(int tid, const char* indent) {
   char path[64], buf[2048];
+  // State (R running, S sleeping, D uninterruptible) and CPU time: a spinning thread shows R and
+  // a growing time, a waiting one S and its wait channel.
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+  read_proc(path, buf, sizeof buf);
+  const char* after_name = strrchr(buf, ')');
+  if (after_name) {
+    char state = 0;
+    unsigned long long utime = 0, stime = 0;
+    // fields after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+    if (sscanf(after_name + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &state, &utime, &stime) == 3) {
+      long hz = sysconf(_SC_CLK_TCK);
+      sayf("%sstate %c, cpu %.2f s user + %.2f s system\n", indent, state, double(utime) / double(hz),
+           double(stime) / double(hz));
+    }
+  }
   snprintf(path, sizeof path, "/proc/self/task/%d/wchan", tid);
   read_proc(path, buf, sizeof buf);
   sayf("%swchan: %s\n", indent, buf[0] ? buf : "?");
@@ -91,7 +106,9 @@ void show_shim_threads() {
 [[noreturn]] void hang(const char* why, uint64_t now) {
   sayf("mapping_stress: WATCHDOG: %s (seed=%llu threads=%d steps=%d); what each stalled thread was doing:\n", why,
        (unsigned long long)g_opt->seed, g_opt->threads, g_opt->steps);
-  sayf("  main thread: %s for %.1f s\n", g_main->phase.load(), double(now - g_main->since_ns.load()) / 1e9);
+  sayf("  main thread (tid %d): %s for %.1f s\n", g_main->tid.load(), g_main->phase.load(),
+       double(now - g_main->since_ns.load()) / 1e9);
+  if (strcmp(g_main->phase.load(), "running") != 0) show_kernel_side(g_main->tid.load(), "    ");
   int running = 0, done = 0, waiting = 0, shown = 0;
   for (int i = 0; i < g_worker_count; i++) {
     Worker& w = g_workers[i];

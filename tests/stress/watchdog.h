@@ -16,6 +16,7 @@ inline constexpr int kHangStatus = 124;
 struct MainProgress {
   std::atomic<const char*> phase{"starting"};
   std::atomic<uint64_t> since_ns{0};
+  std::atomic<int> tid{0};
   void enter(const char* p) {
     since_ns.store(now_ns());
     phase.store(p);

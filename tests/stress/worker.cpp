@@ -1133,6 +1133,12 @@ void Thread::finish() {
 
 void Thread::run() {
   const int steps = w_.opt->steps;
+  if (w_.pre_close_block) {
+    std::vector<PageState> pages(kPreClosePages, PageState{0, uint8_t(kRw), 0});
+    pages[0].tag = make_tag(uint32_t(w_.id), 0);
+    add_block(w_.pre_close_block, std::move(pages), true, 1).dirty = false;
+    w_.pre_close_block = nullptr;
+  }
   for (step_ = 0; step_ < steps; step_++) {
     w_.step.store(step_, std::memory_order_relaxed);
     w_.progress_ns.store(now_ns(), std::memory_order_relaxed);

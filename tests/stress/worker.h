@@ -24,7 +24,9 @@ struct Options {
   uint32_t families = kAllFamilies;
   size_t page_budget = 256;        // pages one thread may have mapped at once
   size_t max_blocks = 4;           // blocks one thread keeps at once
-  bool close_range = false;        // close_range(3, ~0U, 0) once at startup
+  // close_range(3, ~0U, 0) once at startup. kOldMemory: each thread starts with a block mapped
+  // (and partly touched) before the close; kNewMemory: only memory mapped after it.
+  enum class CloseRange { kNo, kOldMemory, kNewMemory } close_range = CloseRange::kNo;
   int watchdog_seconds = 30;       // a thread without progress this long is a hang
   std::string dir = "/tmp";        // where the threads' files live (O_TMPFILE)
 };
@@ -76,6 +78,7 @@ struct Nondet {
 };
 
 inline constexpr size_t kArenaPages = 16;
+inline constexpr size_t kPreClosePages = 16;
 inline constexpr size_t kFilePages = 32;  // [0,16): read back into memory; [16,32): written from lazy pages
 
 // Only the thread's signal handler touches this (and the thread itself with the signal blocked).
@@ -103,6 +106,7 @@ struct Worker {
   size_t file_pages = 0;       // the file's length in pages as this thread wrote it
   HandlerState handler;
   char* own_stack = nullptr;   // lazystacks: the thread's stack, mapped by the program
+  char* pre_close_block = nullptr;  // --close-range: mapped before the close (page 0 written, tag counter 0)
   size_t own_stack_bytes = 0;
 
   // Read by the watchdog while the thread runs.
