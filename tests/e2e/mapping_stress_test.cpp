@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "tests/e2e/process_runner.h"
+#include "tests/e2e/snapshot_test_util.h"
 
 namespace uffdlazy::test {
 namespace {
@@ -101,6 +102,42 @@ TEST(MappingStress, SignalHandlersMapAndTouchMemoryOnSmallAndLazilyPagedStacks) 
   run_variant({{"--threads", "12", "--steps", "300", "--ops", "signal,smallstacks,lazystacks,advise,io"}, {1, 2}});
 }
 
+// --persist: a region recorded at exit and restored lazily in a second run of the same command
+// line. The restored run must print what a plain run prints, and find every page of it.
+void run_recorded_then_restored(const std::vector<std::string>& args, int seed) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::vector<std::string> argv = {target_path("mapping_stress"), "--persist", "--seed", std::to_string(seed),
+                                   "--watchdog", std::to_string(kWatchdogSeconds)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string command;
+  for (const auto& a : argv) command += a + " ";
+  TempDir dir;
+  const std::string file = dir.file("stress.snap");
+  ProcessResult plain = run_process(argv);
+  ASSERT_EQ(plain.exit_code, 0) << command << "\n" << plain.out << plain.err;
+  ProcessResult recorded = record(file, {}, argv);
+  ASSERT_EQ(recorded.exit_code, 0) << "uffdlazy record -o FILE -- " << command << "\n" << recorded.out << recorded.err;
+  ASSERT_EQ(deterministic(recorded.out), deterministic(plain.out));
+  ProcessResult restored = restore(file, {}, argv);
+  const std::string repro = "uffdlazy record -o FILE -- " + command + "; uffdlazy restore FILE -- " + command;
+  EXPECT_EQ(restored.exit_code, 0) << repro << "\n" << restored.out << restored.err;
+  EXPECT_NE(restored.out.find("\nmismatches=0\n"), std::string::npos) << repro << "\n" << restored.err;
+  EXPECT_EQ(deterministic(restored.out), deterministic(plain.out)) << repro;
+  EXPECT_NE(restored.err.find("mapping_stress: persistent region of "), std::string::npos) << restored.err;
+  EXPECT_NE(restored.err.find(" pages restored\n"), std::string::npos) << restored.err;
+  RestoreLine line = restore_line(restored.err, file);
+  EXPECT_TRUE(line.found) << restored.err;
+  EXPECT_EQ(line.matched, 1) << restored.err;
+}
+
+TEST(MappingStress, RestoredRegionIsServedLazilyWhileThreadsMapAdviseRemapAndSignal) {
+  for (int seed : {5, 6}) {
+    run_recorded_then_restored({"--threads", "8", "--steps", "300", "--ops",
+                                "map,prot,advise,remap,io,signal,smallstacks,lazystacks"},
+                               seed);
+  }
+}
+
 // Known to fail on the current shim (kept separate so each class shows by name).
 
 // Many threads faulting while others madvise: all of them end up waiting in handle_userfault while
@@ -122,7 +159,7 @@ TEST(MappingStress, MremapMovesRangesSpanningSeveralVmas) {
 // The program closes every descriptor above 2 at startup (the shim's userfaultfd among them), then
 // touches memory mapped before the close while its own files and pipes take the freed numbers.
 TEST(MappingStress, CloseRangeAtStartupThenOldMemoryFilesAndPipes) {
-  run_variant({{"--threads", "4", "--steps", "200", "--ops", "io,advise", "--close-range=old-memory"},
+  run_variant({{"--threads", "8", "--steps", "200", "--ops", "io,advise", "--close-range=old-memory"},
                {1, 2, 3, 4, 5, 6},
                "4K",
                false});
@@ -131,6 +168,15 @@ TEST(MappingStress, CloseRangeAtStartupThenOldMemoryFilesAndPipes) {
 // The same, but only memory mapped after the close is used: the process must still exit.
 TEST(MappingStress, CloseRangeAtStartupThenNewMemoryAndExit) {
   run_variant({{"--threads", "1", "--steps", "100", "--ops", "touch,io", "--close-range=new-memory"}, {1, 2}, "4K", false});
+}
+
+// Children made without the fork() wrapper (_Fork, clone) get no pthread_atfork fill: pages the
+// snapshot still owes read as zeros in them.
+TEST(MappingStress, RestoredProcessChildrenSeeTheSnapshotsPages) {
+  for (int seed : {3, 4}) {
+    run_recorded_then_restored({"--threads", "4", "--steps", "300", "--ops", "fork,advise"}, seed);
+    if (::testing::Test::HasFailure()) return;
+  }
 }
 
 }  // namespace

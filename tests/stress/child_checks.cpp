@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include "tests/stress/page_pattern.h"
+#include "tests/stress/persist.h"
 
 namespace stress {
 
@@ -36,6 +37,9 @@ int check_in_child(const Worker& w, ChildKind kind) {
       if (!check_page(b.base + i * kPage, kPage, p.tag, p.freed).ok) bad++;
     }
   }
+  // All of the persistent region, most of it not touched by the parent yet: after a restore,
+  // pages the snapshot still owes.
+  if (g_persist.base) bad += check_persistent_pages(0, g_persist.pages, "a child");
   if (bad) return bad > kChildMaxBadPages ? kChildMaxBadPages : bad;
   if (kind == ChildKind::kReadOnly) return kChildOk;
   // Writes in the child are its own copies: they read back here and never show in the parent.

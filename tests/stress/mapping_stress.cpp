@@ -4,15 +4,17 @@
 // does), checking each page it changed after every step and every page at the end.
 //
 //   mapping_stress [--seed N] [--threads 1..1000] [--steps N] [--ops all|FAMILY,...] [--pages N]
-//                  [--blocks N] [--close-range[=old-memory|=new-memory]] [--watchdog SECONDS] [--dir PATH]
+//                  [--blocks N] [--close-range[=old-memory|=new-memory]] [--watchdog SECONDS]
+//                  [--watchdog-core] [--persist] [--dir PATH]
 //
 // stdout is deterministic for a given command line (a run with and without the shim must print
 // the same bytes) except the one line that starts with "nondet ", which holds counts that depend
 // on timing and placement. The last line is "mismatches=N" (wrong pages, failed calls, failed
 // children, damaged files). Exit status: 0 when N == 0, 1 otherwise, 2 for a usage error,
 // 124 when the watchdog found a hang (it then prints, on stderr, what every stalled thread was
-// doing). stderr starts with "mapping_stress: pid=N" so the shim's summary line can be told
-// from those of the children it spawns.
+// doing; with --watchdog-core it aborts instead, for a core dump of the hung process). stderr
+// starts with "mapping_stress: pid=N" so the shim's summary line can be told from those of the
+// children it spawns. --persist adds a region meant for `uffdlazy record` / `restore` (persist.h).
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -29,6 +31,7 @@
 #include "tests/stress/child_checks.h"
 #include "tests/stress/operations.h"
 #include "tests/stress/page_pattern.h"
+#include "tests/stress/persist.h"
 #include "tests/stress/signal_handlers.h"
 #include "tests/stress/watchdog.h"
 #include "tests/stress/worker.h"
@@ -50,7 +53,7 @@ std::atomic<int> g_release{0};
                "mapping_stress: %s\n"
                "usage: mapping_stress [--seed N] [--threads 1..%d] [--steps N] [--ops all|FAMILY,...] [--pages N]\n"
                "                      [--blocks N] [--close-range[=old-memory|=new-memory]] [--watchdog SECONDS]\n"
-               "                      [--dir PATH]\n"
+               "                      [--watchdog-core] [--persist] [--dir PATH]\n"
                "families: touch map prot advise remap multivma io fork signal smallstacks lazystacks\n",
                problem.c_str(), kMaxThreads);
   std::exit(2);
@@ -95,6 +98,10 @@ Options parse(int argc, char** argv) {
       o.close_range = Options::CloseRange::kNewMemory;
     } else if (a == "--watchdog") {
       o.watchdog_seconds = int(number("--watchdog", value(), 1, 86400));
+    } else if (a == "--persist") {
+      o.persist = true;
+    } else if (a == "--watchdog-core") {
+      o.watchdog_core = true;
     } else if (a == "--dir") {
       o.dir = value();
     } else {
@@ -172,9 +179,9 @@ void print_summary(const Options& opt) {
   const char* close_range = opt.close_range == Options::CloseRange::kNo          ? "no"
                             : opt.close_range == Options::CloseRange::kOldMemory ? "old-memory"
                                                                                  : "new-memory";
-  std::printf("mapping_stress seed=%llu threads=%d steps=%d ops=%s pages=%zu blocks=%zu close_range=%s\n",
+  std::printf("mapping_stress seed=%llu threads=%d steps=%d ops=%s pages=%zu blocks=%zu close_range=%s persist=%d\n",
               (unsigned long long)opt.seed, opt.threads, opt.steps, families_text(opt.families).c_str(),
-              opt.page_budget, opt.max_blocks, close_range);
+              opt.page_budget, opt.max_blocks, close_range, opt.persist ? 1 : 0);
   uint64_t all = 0;
   for (uint32_t fam = kFamTouch; fam <= kFamSignal; fam <<= 1) {
     std::printf("ops.%s", family_name(fam));
@@ -222,6 +229,15 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "mapping_stress: pid=%d\n", int(getpid()));
   static MainProgress progress;
   progress.tid.store(int(gettid()));
+  // First of all the program's mappings, so that a restore matches it by call site and ordinal.
+  if (opt.persist) {
+    if (!set_up_persistent_region(opt.seed, opt.threads)) {
+      std::fprintf(stderr, "mapping_stress: cannot set up the persistent region\n");
+      return 1;
+    }
+    std::fprintf(stderr, "mapping_stress: persistent region of %zu pages %s\n", g_persist.pages,
+                 g_persist.restored ? "restored" : "written");
+  }
   g_workers = new Worker[size_t(opt.threads)];
   g_worker_count = opt.threads;
   if (opt.close_range != Options::CloseRange::kNo) {
@@ -254,6 +270,7 @@ int main(int argc, char** argv) {
     Worker& w = g_workers[i];
     w.id = i;
     w.opt = &opt;
+    w.persist_first = size_t(i) * kPersistPagesPerThread;
     // Independent streams: the seed and the thread number mixed, not a shifted copy of one stream.
     Rng mix{opt.seed ^ (uint64_t(i) << 32)};
     mix.next();

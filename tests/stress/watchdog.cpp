@@ -139,6 +139,11 @@ void show_shim_threads() {
     int child = g_workers[i].child_pid.load();
     if (child > 0) kill(child, SIGKILL);
   }
+  if (g_opt->watchdog_core) {
+    say("mapping_stress: aborting for a core dump (hang)\n", 49);
+    signal(SIGABRT, SIG_DFL);
+    abort();
+  }
   sayf("mapping_stress: exiting with status %d (hang)\n", kHangStatus);
   _exit(kHangStatus);
 }

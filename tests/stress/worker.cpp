@@ -23,6 +23,7 @@
 
 #include "tests/stress/child_checks.h"
 #include "tests/stress/page_pattern.h"
+#include "tests/stress/persist.h"
 
 extern char** environ;
 
@@ -115,6 +116,7 @@ class Thread {
   void verify_page(Block& b, size_t i);
   void verify_block(Block& b);
   void verify_dirty();
+  void verify_persistent_slice();
 
   // --- operations (each returns the operation it performed) --------------------------------
   Op choose();
@@ -310,6 +312,15 @@ void Thread::verify_block(Block& b) {
 void Thread::verify_dirty() {
   for (auto& b : w_.blocks)
     if (b.dirty) verify_block(b);
+}
+
+void Thread::verify_persistent_slice() {
+  doing("checking its slice of the persistent region", g_persist.base + w_.persist_first * kPage);
+  char who[64];
+  snprintf(who, sizeof who, "thread %d step %d", w_.id, step_);
+  long bad = check_persistent_pages(w_.persist_first, kPersistPagesPerThread, who);
+  g_problems.wrong_pages.fetch_add(bad);
+  w_.counts.pages_verified += kPersistPagesPerThread;
 }
 
 // --- choosing --------------------------------------------------------------------------------
@@ -1122,6 +1133,7 @@ void Thread::finish() {
       if (p.freed && p.tag) w_.nd.free_kept++;
   }
   check_file();
+  if (g_persist.base) verify_persistent_slice();
   for (auto& b : w_.blocks) {
     doing("munmap at the end", b.base);
     if (munmap(b.base, b.bytes()) != 0) failed("munmap at the end", errno, &b);
@@ -1139,6 +1151,8 @@ void Thread::run() {
     add_block(w_.pre_close_block, std::move(pages), true, 1).dirty = false;
     w_.pre_close_block = nullptr;
   }
+  // After a close_range the program's own files come first: they take the freed numbers.
+  if (w_.opt->close_range != Options::CloseRange::kNo && has(kFamIo)) ensure_file();
   for (step_ = 0; step_ < steps; step_++) {
     w_.step.store(step_, std::memory_order_relaxed);
     w_.progress_ns.store(now_ns(), std::memory_order_relaxed);
@@ -1150,6 +1164,7 @@ void Thread::run() {
       for (auto& b : w_.blocks) b.dirty = true;
     }
     verify_dirty();
+    if (g_persist.base && step_ % 16 == 15) verify_persistent_slice();
   }
   w_.progress_ns.store(now_ns(), std::memory_order_relaxed);
   finish();

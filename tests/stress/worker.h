@@ -28,6 +28,10 @@ struct Options {
   // (and partly touched) before the close; kNewMemory: only memory mapped after it.
   enum class CloseRange { kNo, kOldMemory, kNewMemory } close_range = CloseRange::kNo;
   int watchdog_seconds = 30;       // a thread without progress this long is a hang
+  bool watchdog_core = false;      // on a hang, abort (a core dump to inspect) instead of exiting 124
+  // A region that outlives a record/restore: mapped first, filled once with a pattern derived from
+  // the seed, never changed; found already holding it when the run is a restore (see persist.h).
+  bool persist = false;
   std::string dir = "/tmp";        // where the threads' files live (O_TMPFILE)
 };
 
@@ -107,6 +111,7 @@ struct Worker {
   HandlerState handler;
   char* own_stack = nullptr;   // lazystacks: the thread's stack, mapped by the program
   char* pre_close_block = nullptr;  // --close-range: mapped before the close (page 0 written, tag counter 0)
+  size_t persist_first = 0;         // --persist: this thread's slice of the persistent region
   size_t own_stack_bytes = 0;
 
   // Read by the watchdog while the thread runs.
