@@ -81,9 +81,14 @@ void run_variant(const Variant& v) {
 
 // Everything that passes today with a moderate number of threads; the classes below each have a
 // test of their own.
-TEST(MappingStress, EightThreadsEveryOperationOnOneVmaAtATime) {
-  run_variant({{"--threads", "8", "--steps", "300", "--ops", "map,prot,advise,remap,io,fork,signal,smallstacks"},
+TEST(MappingStress, EightThreadsEveryOperationButMovesAcrossSeveralVmas) {
+  run_variant({{"--threads", "8", "--steps", "300", "--ops",
+                "map,prot,advise,remap,io,fork,signal,smallstacks,lazystacks,shared"},
                {1, 2, 3}});
+}
+
+TEST(MappingStress, ThreadsReadPagesTheirOwnerIsDroppingAndMoving) {
+  run_variant({{"--threads", "12", "--steps", "500", "--ops", "shared,advise"}, {1, 2}});
 }
 
 TEST(MappingStress, MappingsSmallerThanTheMinimumStayUnregisteredBesideRegisteredOnes) {

@@ -4,6 +4,7 @@
 
 #include "tests/stress/page_pattern.h"
 #include "tests/stress/persist.h"
+#include "tests/stress/shared_regions.h"
 
 namespace stress {
 
@@ -40,6 +41,13 @@ int check_in_child(const Worker& w, ChildKind kind) {
   // All of the persistent region, most of it not touched by the parent yet: after a restore,
   // pages the snapshot still owes.
   if (g_persist.base) bad += check_persistent_pages(0, g_persist.pages, "a child");
+  // The forking thread's shared region, as the child's copy froze it mid-run.
+  if (g_shared) {
+    for (size_t i = 0; i < kSharedPages; i++) {
+      SharedLook look = check_shared_page(g_shared[w.id], i);
+      if (!look.ok) bad++;
+    }
+  }
   if (bad) return bad > kChildMaxBadPages ? kChildMaxBadPages : bad;
   if (kind == ChildKind::kReadOnly) return kChildOk;
   // Writes in the child are its own copies: they read back here and never show in the parent.

@@ -32,6 +32,7 @@
 #include "tests/stress/operations.h"
 #include "tests/stress/page_pattern.h"
 #include "tests/stress/persist.h"
+#include "tests/stress/shared_regions.h"
 #include "tests/stress/signal_handlers.h"
 #include "tests/stress/watchdog.h"
 #include "tests/stress/worker.h"
@@ -54,7 +55,7 @@ std::atomic<int> g_release{0};
                "usage: mapping_stress [--seed N] [--threads 1..%d] [--steps N] [--ops all|FAMILY,...] [--pages N]\n"
                "                      [--blocks N] [--close-range[=old-memory|=new-memory]] [--watchdog SECONDS]\n"
                "                      [--watchdog-core] [--persist] [--dir PATH]\n"
-               "families: touch map prot advise remap multivma io fork signal smallstacks lazystacks\n",
+               "families: touch map prot advise remap multivma io fork signal smallstacks lazystacks shared\n",
                problem.c_str(), kMaxThreads);
   std::exit(2);
 }
@@ -173,6 +174,8 @@ void print_summary(const Options& opt) {
     nd.free_kept += w.nd.free_kept;
     nd.collapse_ok += w.nd.collapse_ok;
     nd.collapse_refused += w.nd.collapse_refused;
+    nd.shared_zero_seen += w.nd.shared_zero_seen;
+    nd.shared_torn_seen += w.nd.shared_torn_seen;
     handled += w.handler.handled;
     handler_mmaps += w.handler.mmaps;
   }
@@ -183,7 +186,10 @@ void print_summary(const Options& opt) {
               (unsigned long long)opt.seed, opt.threads, opt.steps, families_text(opt.families).c_str(),
               opt.page_budget, opt.max_blocks, close_range, opt.persist ? 1 : 0);
   uint64_t all = 0;
-  for (uint32_t fam = kFamTouch; fam <= kFamSignal; fam <<= 1) {
+  for (uint32_t fam = kFamTouch; fam & kAllFamilies; fam <<= 1) {
+    bool has_ops = false;
+    for (int k = 0; k < kOpCount; k++) has_ops |= op_info(Op(k)).family == fam;
+    if (!has_ops) continue;
     std::printf("ops.%s", family_name(fam));
     for (int k = 0; k < kOpCount; k++) {
       if (op_info(Op(k)).family != fam) continue;
@@ -195,11 +201,13 @@ void print_summary(const Options& opt) {
   std::printf("total_ops=%llu pages_written=%llu pages_verified=%llu\n", (unsigned long long)all,
               (unsigned long long)total.pages_written, (unsigned long long)total.pages_verified);
   std::printf("nondet grow_in_place_moved=%llu grow_maymove_moved=%llu free_reclaimed=%llu free_kept=%llu "
-              "collapse_ok=%llu collapse_refused=%llu signals_handled=%llu handler_mmaps=%llu\n",
+              "collapse_ok=%llu collapse_refused=%llu signals_handled=%llu handler_mmaps=%llu shared_zero_seen=%llu "
+              "shared_torn_seen=%llu\n",
               (unsigned long long)nd.grow_in_place_moved, (unsigned long long)nd.grow_maymove_moved,
               (unsigned long long)nd.free_reclaimed, (unsigned long long)nd.free_kept,
               (unsigned long long)nd.collapse_ok, (unsigned long long)nd.collapse_refused,
-              (unsigned long long)handled, (unsigned long long)handler_mmaps);
+              (unsigned long long)handled, (unsigned long long)handler_mmaps, (unsigned long long)nd.shared_zero_seen,
+              (unsigned long long)nd.shared_torn_seen);
   long wrong = g_problems.wrong_pages.load(), calls = g_problems.failed_calls.load();
   long children = g_problems.child_failures.load(), files = g_problems.file_errors.load();
   std::printf("wrong_pages=%ld failed_calls=%ld child_failures=%ld file_errors=%ld\n", wrong, calls, children, files);
@@ -240,6 +248,10 @@ int main(int argc, char** argv) {
   }
   g_workers = new Worker[size_t(opt.threads)];
   g_worker_count = opt.threads;
+  if ((opt.families & kFamShared) && !set_up_shared_regions(opt.threads, opt.seed)) {
+    std::fprintf(stderr, "mapping_stress: cannot map the shared regions\n");
+    return 1;
+  }
   if (opt.close_range != Options::CloseRange::kNo) {
     // Like a program that runs a while, then closes every descriptor it did not open itself (the
     // shim's among them) and opens files of its own. With old-memory each thread starts with a
@@ -284,6 +296,8 @@ int main(int argc, char** argv) {
   g_go.store(1);
   g_go.notify_all();
   for (int done = g_done.load(); done < opt.threads; done = g_done.load()) g_done.wait(done);
+  progress.enter("checking the shared regions");
+  if (g_shared) g_problems.wrong_pages.fetch_add(tear_down_shared_regions());
   g_release.store(1);
   g_release.notify_all();
   for (int i = 0; i < opt.threads; i++) {

@@ -43,6 +43,9 @@ const OpInfo kOps[kOpCount] = {
     {"_Fork", kFamFork, 3},
     {"clone", kFamFork, 3},
     {"signal", kFamSignal, 30},
+    {"shared_drop", kFamShared, 30},
+    {"shared_move_page", kFamShared, 15},
+    {"shared_read", kFamShared, 80},
 };
 
 struct FamilyName {
@@ -53,6 +56,7 @@ const FamilyName kFamilies[] = {
     {kFamTouch, "touch"},   {kFamMap, "map"},           {kFamProt, "prot"},     {kFamAdvise, "advise"},
     {kFamRemap, "remap"},   {kFamMultiVma, "multivma"}, {kFamIo, "io"},         {kFamFork, "fork"},
     {kFamSignal, "signal"}, {kFamSmallStacks, "smallstacks"}, {kFamLazyStacks, "lazystacks"},
+    {kFamShared, "shared"},
 };
 
 }  // namespace

@@ -19,8 +19,9 @@ enum Family : uint32_t {
   kFamSignal = 1u << 8,      // SIGUSR1 to other threads; the handler maps, touches and unmaps
   kFamSmallStacks = 1u << 9, // a third of the threads run on 64 KiB stacks (setstacksize)
   kFamLazyStacks = 1u << 10, // a third run on 64 KiB stacks the program maps itself (lazily paged)
+  kFamShared = 1u << 11,     // regions one thread drops pages of while the others read them
 };
-inline constexpr uint32_t kAllFamilies = (1u << 11) - 1;
+inline constexpr uint32_t kAllFamilies = (1u << 12) - 1;
 
 enum class Op : int {
   kWrite, kRead,
@@ -32,6 +33,7 @@ enum class Op : int {
   kReadPipe, kReadFile, kWriteFromLazy,
   kFork, kVfork, kSpawn, kSystem, kUnderscoreFork, kCloneNoVm,
   kSignal,
+  kSharedDrop, kSharedMovePage, kSharedRead,
   kCount
 };
 inline constexpr int kOpCount = int(Op::kCount);

@@ -24,6 +24,7 @@
 #include "tests/stress/child_checks.h"
 #include "tests/stress/page_pattern.h"
 #include "tests/stress/persist.h"
+#include "tests/stress/shared_regions.h"
 
 extern char** environ;
 
@@ -150,6 +151,9 @@ class Thread {
   Op op_write_from_lazy();
   Op op_child(Op which);
   Op op_signal();
+  Op op_shared_drop();
+  Op op_shared_move_page();
+  Op op_shared_read();
 
   bool ensure_file();
   bool make_readable_writable(Block& b, size_t first, size_t count);
@@ -342,7 +346,9 @@ Op Thread::choose() {
 }
 
 Op Thread::perform(Op op) {
-  if (w_.blocks.empty() && op != Op::kSignal && op != Op::kSystem && op != Op::kSpawn) return op_map(false);
+  const bool needs_block = op != Op::kSignal && op != Op::kSystem && op != Op::kSpawn && op != Op::kSharedDrop &&
+                           op != Op::kSharedMovePage && op != Op::kSharedRead;
+  if (w_.blocks.empty() && needs_block) return op_map(false);
   switch (op) {
     case Op::kWrite: return op_write();
     case Op::kRead: return op_read();
@@ -380,6 +386,9 @@ Op Thread::perform(Op op) {
     case Op::kUnderscoreFork:
     case Op::kCloneNoVm: return op_child(op);
     case Op::kSignal: return op_signal();
+    case Op::kSharedDrop: return op_shared_drop();
+    case Op::kSharedMovePage: return op_shared_move_page();
+    case Op::kSharedRead: return op_shared_read();
     case Op::kCount: break;
   }
   return op_write();
@@ -1117,6 +1126,84 @@ Op Thread::op_signal() {
   int rc = pthread_kill(g_workers[target].thread, SIGUSR1);
   if (rc != 0 && rc != ESRCH) failed("pthread_kill", rc, nullptr);
   return Op::kSignal;
+}
+
+// --- shared ----------------------------------------------------------------------------------
+
+Op Thread::op_shared_drop() {
+  SharedRegion& r = g_shared[w_.id];
+  size_t first = rng_.below(kSharedPages);
+  size_t count = 1 + rng_.below(std::min<size_t>(8, kSharedPages - first));
+  char* at = r.base + first * kPage;
+  switch (rng_.below(3)) {
+    case 0:
+      doing("madvise(DONTNEED) on its shared region", at);
+      if (madvise(at, count * kPage, MADV_DONTNEED) != 0) failed("madvise(DONTNEED) on a shared region", errno, nullptr);
+      break;
+    case 1:
+      doing("madvise(FREE, PAGEOUT) on its shared region", at);
+      if (madvise(at, count * kPage, MADV_FREE) != 0) failed("madvise(FREE) on a shared region", errno, nullptr);
+      if (madvise(at, count * kPage, MADV_PAGEOUT) != 0) failed("madvise(PAGEOUT) on a shared region", errno, nullptr);
+      break;
+    default:
+      doing("mmap(MAP_FIXED) over its shared region", at);
+      if (mmap(at, count * kPage, kRw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != at) {
+        failed("mmap(MAP_FIXED) over a shared region", errno, nullptr);
+      }
+      break;
+  }
+  return Op::kSharedDrop;
+}
+
+Op Thread::op_shared_move_page() {
+  // One page (always inside one VMA, however the region was split): it leaves for a new address,
+  // and the old one stays mapped, reading zeros, while other threads may be faulting on it.
+  SharedRegion& r = g_shared[w_.id];
+  size_t page = rng_.below(kSharedPages);
+  char* at = r.base + page * kPage;
+  doing("mremap(DONTUNMAP) of a page of its shared region", at);
+  void* p = mremap(at, kPage, kPage, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr);
+  if (p == MAP_FAILED) {
+    failed("mremap(DONTUNMAP) of a shared page", errno, nullptr);
+    return Op::kSharedMovePage;
+  }
+  // The moved copy holds what the page held: the pattern or, if it had been dropped, zeros.
+  SharedRegion copy = r;
+  copy.base = static_cast<char*>(p) - page * kPage;
+  doing("checking a moved shared page", p);
+  SharedLook look = check_shared_page(copy, page);
+  if (!look.ok || (look.pattern_words != 0 && look.pattern_words != kPage / 8)) {
+    g_problems.wrong_pages.fetch_add(1);
+    report("wrong page: thread %d step %d: page %zu of its shared region, moved with MREMAP_DONTUNMAP to %p: %zu words of "
+           "the pattern, then not zeros",
+           w_.id, step_, page, p, look.pattern_words);
+  }
+  w_.counts.pages_verified++;
+  if (munmap(p, kPage) != 0) failed("munmap", errno, nullptr);
+  return Op::kSharedMovePage;
+}
+
+Op Thread::op_shared_read() {
+  int owner = int(rng_.below(size_t(g_shared_count)));
+  const SharedRegion& r = g_shared[owner];
+  size_t first = rng_.below(kSharedPages);
+  size_t count = 1 + rng_.below(std::min<size_t>(8, kSharedPages - first));
+  for (size_t i = first; i < first + count; i++) {
+    doing("reading a shared page", r.base + i * kPage);
+    SharedLook look = check_shared_page(r, i);
+    w_.counts.pages_verified++;
+    if (!look.ok) {
+      g_problems.wrong_pages.fetch_add(1);
+      report("wrong page: thread %d step %d: page %zu of thread %d's shared region (%p): %zu words of the pattern, "
+             "then neither the pattern nor zeros",
+             w_.id, step_, i, owner, static_cast<void*>(r.base + i * kPage), look.pattern_words);
+    } else if (look.pattern_words == 0) {
+      w_.nd.shared_zero_seen++;
+    } else if (look.pattern_words != kPage / 8) {
+      w_.nd.shared_torn_seen++;
+    }
+  }
+  return Op::kSharedRead;
 }
 
 // --- the thread ------------------------------------------------------------------------------

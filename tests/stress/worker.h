@@ -79,6 +79,8 @@ struct Nondet {
   uint64_t free_kept = 0;             // MADV_FREE pages still holding their data at the end
   uint64_t collapse_ok = 0;
   uint64_t collapse_refused = 0;
+  uint64_t shared_zero_seen = 0;      // shared pages read as zeros (the owner had dropped them)
+  uint64_t shared_torn_seen = 0;      // shared pages caught mid-drop
 };
 
 inline constexpr size_t kArenaPages = 16;
