@@ -3,7 +3,7 @@
 // mapping operations to them (see operations.cpp for the catalogue and worker.cpp for what each
 // does), checking each page it changed after every step and every page at the end.
 //
-//   mapping_stress [--seed N] [--threads 1..1000] [--steps N] [--ops all|FAMILY,...] [--pages N]
+//   mapping_stress [--seed N] [--threads 1..1000] [--steps N] [--ops all|FAMILY,...] [--only OP,...] [--pages N]
 //                  [--blocks N] [--close-range[=old-memory|=new-memory]] [--watchdog SECONDS]
 //                  [--watchdog-core] [--persist] [--dir PATH]
 //
@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <string>
 
 #include "tests/stress/child_checks.h"
@@ -52,7 +53,8 @@ std::atomic<int> g_release{0};
 [[noreturn]] void usage(const std::string& problem) {
   std::fprintf(stderr,
                "mapping_stress: %s\n"
-               "usage: mapping_stress [--seed N] [--threads 1..%d] [--steps N] [--ops all|FAMILY,...] [--pages N]\n"
+               "usage: mapping_stress [--seed N] [--threads 1..%d] [--steps N] [--ops all|FAMILY,...] [--only OP,...]\n"
+               "                      [--pages N]\n"
                "                      [--blocks N] [--close-range[=old-memory|=new-memory]] [--watchdog SECONDS]\n"
                "                      [--watchdog-core] [--persist] [--dir PATH]\n"
                "families: touch map prot advise remap multivma io fork signal smallstacks lazystacks shared\n",
@@ -89,6 +91,17 @@ Options parse(int argc, char** argv) {
     } else if (a == "--ops") {
       std::string error;
       if (!parse_families(value(), &o.families, &error)) usage(error);
+    } else if (a == "--only") {
+      // Narrows a failure down: only these operations are chosen (others still run as fallbacks).
+      std::stringstream in(value());
+      std::string name;
+      while (std::getline(in, name, ',')) {
+        int found = -1;
+        for (int k = 0; k < kOpCount; k++)
+          if (name == op_info(Op(k)).name) found = k;
+        if (found < 0) usage("--only: unknown operation '" + name + "'");
+        o.only_ops |= uint64_t(1) << found;
+      }
     } else if (a == "--pages") {
       o.page_budget = number("--pages", value(), 1, 1 << 20);
     } else if (a == "--blocks") {

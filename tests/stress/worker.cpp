@@ -120,6 +120,7 @@ class Thread {
   void verify_persistent_slice();
 
   // --- operations (each returns the operation it performed) --------------------------------
+  bool enabled(Op op) const;
   Op choose();
   Op perform(Op op);
   Op op_write();
@@ -329,16 +330,20 @@ void Thread::verify_persistent_slice() {
 
 // --- choosing --------------------------------------------------------------------------------
 
+bool Thread::enabled(Op op) const {
+  const uint64_t only = w_.opt->only_ops;
+  return has(op_info(op).family) && (only == 0 || (only >> int(op)) & 1);
+}
+
 Op Thread::choose() {
   uint32_t total = 0;
   for (int i = 0; i < kOpCount; i++) {
-    const OpInfo& info = op_info(Op(i));
-    if (has(info.family)) total += info.weight;
+    if (enabled(Op(i))) total += op_info(Op(i)).weight;
   }
   uint32_t r = uint32_t(rng_.below(total));
   for (int i = 0; i < kOpCount; i++) {
     const OpInfo& info = op_info(Op(i));
-    if (!has(info.family)) continue;
+    if (!enabled(Op(i))) continue;
     if (r < info.weight) return Op(i);
     r -= info.weight;
   }

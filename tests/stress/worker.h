@@ -22,6 +22,7 @@ struct Options {
   int threads = 8;
   int steps = 300;                 // per thread
   uint32_t families = kAllFamilies;
+  uint64_t only_ops = 0;           // --only: a bit per Op; 0 = every operation of the families
   size_t page_budget = 256;        // pages one thread may have mapped at once
   size_t max_blocks = 4;           // blocks one thread keeps at once
   // close_range(3, ~0U, 0) once at startup. kOldMemory: each thread starts with a block mapped
