@@ -198,6 +198,12 @@ void print_summary(const Options& opt) {
   std::printf("mapping_stress seed=%llu threads=%d steps=%d ops=%s pages=%zu blocks=%zu close_range=%s persist=%d\n",
               (unsigned long long)opt.seed, opt.threads, opt.steps, families_text(opt.families).c_str(),
               opt.page_budget, opt.max_blocks, close_range, opt.persist ? 1 : 0);
+  if (opt.only_ops) {
+    std::printf("only");
+    for (int k = 0; k < kOpCount; k++)
+      if ((opt.only_ops >> k) & 1) std::printf(" %s", op_info(Op(k)).name);
+    std::printf("\n");
+  }
   uint64_t all = 0;
   for (uint32_t fam = kFamTouch; fam & kAllFamilies; fam <<= 1) {
     bool has_ops = false;
