@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Soaks the shim: runs the randomized stress target (build/targets/mapping_stress) under
 # LD_PRELOAD=libuffdlazy.so for MINUTES, one run after another, with a new seed each run and thread
-# counts mixed up to THREADS (default 64). Prints every run's outcome, then the totals: operations,
+# counts mixed up to THREADS (default 64), a third of the runs with UFFDLAZY_MIN_SIZE=64K (small
+# mappings left unregistered), the others with 4K. Prints each failing run, a progress line a
+# minute, then the totals: operations,
 # mismatches (must be 0), hangs, crashes and the shim's own counters summed over the runs (from its
 # UFFDLAZY_STATS=1 line). Exits 1 if any run had a mismatch, hung or crashed, after printing the
 # command that reproduces each such run.
@@ -13,6 +15,7 @@
 # count as a hang, default 30), SOAK_CLOSE_RANGE=1 (every fourth run closes its descriptors at
 # startup), SOAK_STOP=1 (stop at the first failing run), SOAK_VERBOSE=1 (a line for every run, not
 # only failing ones), SOAK_DIR (where the output of failing runs is kept, default out/soak).
+# Other UFFDLAZY_* variables (UFFDLAZY_FAULT_AROUND=1, UFFDLAZY_SPIN_US=0...) reach the target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -3,8 +3,8 @@
 // mapping operations to them (see operations.cpp for the catalogue and worker.cpp for what each
 // does), checking each page it changed after every step and every page at the end.
 //
-//   mapping_stress [--seed N] [--threads 1..1000] [--steps N] [--ops all|FAMILY,...] [--only OP,...] [--pages N]
-//                  [--blocks N] [--close-range[=old-memory|=new-memory]] [--watchdog SECONDS]
+//   mapping_stress [--seed N] [--threads 1..1000] [--steps N] [--ops all|FAMILY,...] [--only OP,...]
+//                  [--pages N] [--blocks N] [--close-range[=old-memory|=new-memory]] [--watchdog SECONDS]
 //                  [--watchdog-core] [--persist] [--dir PATH]
 //
 // stdout is deterministic for a given command line (a run with and without the shim must print
@@ -54,8 +54,8 @@ std::atomic<int> g_release{0};
   std::fprintf(stderr,
                "mapping_stress: %s\n"
                "usage: mapping_stress [--seed N] [--threads 1..%d] [--steps N] [--ops all|FAMILY,...] [--only OP,...]\n"
-               "                      [--pages N]\n"
-               "                      [--blocks N] [--close-range[=old-memory|=new-memory]] [--watchdog SECONDS]\n"
+               "                      [--pages N] [--blocks N] [--close-range[=old-memory|=new-memory]]\n"
+               "                      [--watchdog SECONDS]\n"
                "                      [--watchdog-core] [--persist] [--dir PATH]\n"
                "families: touch map prot advise remap multivma io fork signal smallstacks lazystacks shared\n",
                problem.c_str(), kMaxThreads);
