@@ -105,13 +105,14 @@ void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, in
     return;
   }
   TableSection section;
-  if (new_bytes > old_bytes) g.table.grew_by_move(from, to, old_bytes, new_bytes);
-  if (flags & MREMAP_DONTUNMAP) {
-    // The old range stays mapped, registered and empty: a region of its own, reading zeros.
-    // Its attributes are the moved region's, wherever the move has put it by now.
-    Region moved = {};
-    if (!g.table.lookup(to, &moved) && !g.table.lookup(from, &moved)) return;  // not a region of ours
-    g.table.moved_without_unmap(from, to, old_bytes);
+  const bool dontunmap = flags & MREMAP_DONTUNMAP;
+  // The old range of a DONTUNMAP move stays mapped, registered and empty: a region of its own,
+  // reading zeros, with the moved region's attributes (wherever the move has put it by now).
+  Region moved = {};
+  const bool ours = g.table.lookup(to, &moved) || g.table.lookup(from, &moved);
+  if (!ours) return;
+  g.table.note_move(from, to, old_bytes, new_bytes, dontunmap);
+  if (dontunmap) {
     Region r = {};
     r.start = from;
     r.end = from + old_bytes;

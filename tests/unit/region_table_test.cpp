@@ -134,7 +134,7 @@ TEST_F(RegionTableTest, RemoveForAnOldMappingNeverReachesTheNewOne) {
 TEST_F(RegionTableTest, GrowThatMovesKeepsTheTailWithItsRegionInEitherOrder) {
   // The interposer learns of the grow before the monitor applies the REMAP...
   t.insert(make(10 * P, 20 * P, 1, 0));
-  t.grew_by_move(10 * P, 100 * P, 10 * P, 15 * P);
+  t.note_move(10 * P, 100 * P, 10 * P, 15 * P, false);
   t.moved(10 * P, 100 * P, 10 * P);
   Region r;
   ASSERT_TRUE(t.lookup(112 * P, &r));
@@ -144,7 +144,7 @@ TEST_F(RegionTableTest, GrowThatMovesKeepsTheTailWithItsRegionInEitherOrder) {
   // ...or after.
   t.insert(make(200 * P, 210 * P, 2, 0));
   t.moved(200 * P, 300 * P, 10 * P);
-  t.grew_by_move(200 * P, 300 * P, 10 * P, 12 * P);
+  t.note_move(200 * P, 300 * P, 10 * P, 12 * P, false);
   ASSERT_TRUE(t.lookup(311 * P, &r));
   EXPECT_EQ(r.start, 300 * P);
   EXPECT_EQ(r.end, 312 * P);
@@ -155,7 +155,7 @@ TEST_F(RegionTableTest, DontUnmapMoveLeavesNoTombstoneToSwallowALaterUnmap) {
     t.clear();
     t.insert(make(10 * P, 20 * P, 1, 0));
     if (applied_first) t.moved(10 * P, 50 * P, 10 * P);
-    t.moved_without_unmap(10 * P, 50 * P, 10 * P);
+    t.note_move(10 * P, 50 * P, 10 * P, 10 * P, true);
     if (!applied_first) t.moved(10 * P, 50 * P, 10 * P);
     EXPECT_EQ(t.limbo().size(), 0u) << "applied_first=" << applied_first;
     Region r;
