@@ -146,32 +146,47 @@ void RegionTable::add_grown_tail(uintptr_t end, uint64_t grown) {
   if (!live_.overlaps_any(tail.start, tail.end)) insert_merged(tail);
 }
 
-void RegionTable::note_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len, bool dontunmap) {
-  // Applied already? A DONTUNMAP move applied has left its tombstone over the old range (no UNMAP
-  // comes to take it). A grow applied has put the region at the destination, ending exactly at
-  // to + old_len: before the REMAP nothing of ours can end there, since the kernel unmapped the
-  // destination first and whatever lay there reached at least to + new_len.
-  bool applied;
-  size_t tomb = limbo_.lower_bound(from);
-  const bool tombstone = tomb < limbo_.size() && limbo_.at(tomb).id == kTombstoneId &&
-                         limbo_.at(tomb).start == from && limbo_.at(tomb).end == from + old_len;
-  if (dontunmap) {
-    applied = tombstone;
-  } else {
-    long i = live_.find(to + old_len - 1);
-    applied = i >= 0 && live_.at(size_t(i)).end == to + old_len && live_.at(size_t(i)).start >= to;
+bool RegionTable::note_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len, bool dontunmap,
+                            Region* moved) {
+  // Applied already, or not yet? And was it a region of ours at all (an unregistered mapping
+  // gets no REMAP, and the table must not learn of it)?
+  //  - Applied, the move has left a tombstone over the old range (until the UNMAP that follows a
+  //    plain move takes it; a DONTUNMAP move has none to follow).
+  //  - Not yet applied, the region is still live over the old range.
+  //  - A grow whose REMAP and UNMAP are both applied has put the region at the destination,
+  //    ending at to + old_len.
+  size_t t = limbo_.lower_bound(from);
+  const bool tombstone = t < limbo_.size() && limbo_.at(t).id == kTombstoneId && limbo_.at(t).start == from &&
+                         limbo_.at(t).end == from + old_len;
+  long i = -1;
+  bool applied = tombstone;
+  if (!applied) {
+    i = live_.find(from + old_len - 1);
+    const bool at_home = i >= 0 && live_.at(size_t(i)).start <= from &&
+                         (dontunmap ? live_.at(size_t(i)).end >= from + old_len : live_.at(size_t(i)).end == from + old_len);
+    if (!at_home) {
+      if (dontunmap) return false;
+      i = live_.find(to + old_len - 1);
+      if (i < 0 || live_.at(size_t(i)).end != to + old_len || live_.at(size_t(i)).start < to) return false;
+      applied = true;
+    }
   }
   if (applied) {
+    if (i < 0) i = live_.find(to);
+    if (i < 0) return false;  // moved on since, or dropped: nothing to add
+    *moved = live_.at(size_t(i));
     if (new_len > old_len) add_grown_tail(to + old_len, new_len - old_len);
-    if (dontunmap) limbo_.cut(from, from + old_len, page_size_, [](const Region&) {});
-    return;
+    if (tombstone && dontunmap) limbo_.cut(from, from + old_len, page_size_, [](const Region&) {});
+    return true;
   }
+  *moved = live_.at(size_t(i));
   if (hint_count_ == kMaxHints) {
     for (size_t j = 1; j < hint_count_; j++) hints_[j - 1] = hints_[j];
     hint_count_--;
     dropped_pieces_++;
   }
   hints_[hint_count_++] = MoveHint{from, to, old_len, new_len, dontunmap};
+  return true;
 }
 
 bool RegionTable::lookup(uintptr_t addr, Region* out) const {

@@ -39,7 +39,9 @@ class RegionTable {
   //    registered memory of the same region;
   //  - dontunmap: MREMAP_DONTUNMAP, so no UNMAP of the old range follows and the move must leave
   //    no tombstone to absorb one (the old range stays mapped and registered, empty).
-  void note_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len, bool dontunmap);
+  // Returns false when the move was not of a region of ours (an unregistered mapping: no REMAP
+  // comes for it); else true with `moved` set to the moved region (its attributes).
+  bool note_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len, bool dontunmap, Region* moved);
 
   // Kernel events.
   void unmapped(uintptr_t s, uintptr_t e);

@@ -106,13 +106,11 @@ void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, in
   }
   TableSection section;
   const bool dontunmap = flags & MREMAP_DONTUNMAP;
-  // The old range of a DONTUNMAP move stays mapped, registered and empty: a region of its own,
-  // reading zeros, with the moved region's attributes (wherever the move has put it by now).
   Region moved = {};
-  const bool ours = g.table.lookup(to, &moved) || g.table.lookup(from, &moved);
-  if (!ours) return;
-  g.table.note_move(from, to, old_bytes, new_bytes, dontunmap);
+  if (!g.table.note_move(from, to, old_bytes, new_bytes, dontunmap, &moved)) return;
   if (dontunmap) {
+    // The old range stays mapped, registered and empty: a region of its own, reading zeros, with
+    // the moved region's attributes.
     Region r = {};
     r.start = from;
     r.end = from + old_bytes;

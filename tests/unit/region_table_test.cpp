@@ -134,7 +134,8 @@ TEST_F(RegionTableTest, RemoveForAnOldMappingNeverReachesTheNewOne) {
 TEST_F(RegionTableTest, GrowThatMovesKeepsTheTailWithItsRegionInEitherOrder) {
   // The interposer learns of the grow before the monitor applies the REMAP...
   t.insert(make(10 * P, 20 * P, 1, 0));
-  t.note_move(10 * P, 100 * P, 10 * P, 15 * P, false);
+  Region m;
+  EXPECT_TRUE(t.note_move(10 * P, 100 * P, 10 * P, 15 * P, false, &m));
   t.moved(10 * P, 100 * P, 10 * P);
   Region r;
   ASSERT_TRUE(t.lookup(112 * P, &r));
@@ -144,10 +145,23 @@ TEST_F(RegionTableTest, GrowThatMovesKeepsTheTailWithItsRegionInEitherOrder) {
   // ...or after.
   t.insert(make(200 * P, 210 * P, 2, 0));
   t.moved(200 * P, 300 * P, 10 * P);
-  t.note_move(200 * P, 300 * P, 10 * P, 12 * P, false);
+  EXPECT_TRUE(t.note_move(200 * P, 300 * P, 10 * P, 12 * P, false, &m));
   ASSERT_TRUE(t.lookup(311 * P, &r));
   EXPECT_EQ(r.start, 300 * P);
   EXPECT_EQ(r.end, 312 * P);
+}
+
+// A move of a mapping the table does not know (unregistered: no REMAP will come) leaves nothing
+// of ours behind, even when a region of ours lies at the destination it replaced (the kernel's
+// UNMAP of the destination, read before the move was noted, is applied after).
+TEST_F(RegionTableTest, MoveOfAnUnregisteredMappingLeavesNothingOfOurs) {
+  t.insert(make(50 * P, 60 * P, 1, 0));  // a reservation at the destination
+  Region m;
+  EXPECT_FALSE(t.note_move(10 * P, 50 * P, 10 * P, 10 * P, true, &m));
+  t.note_move(10 * P, 50 * P, 10 * P, 12 * P, false, &m);
+  t.unmapped(50 * P, 62 * P);
+  EXPECT_EQ(t.live().size(), 0u);
+  EXPECT_EQ(t.limbo().size(), 0u);
 }
 
 TEST_F(RegionTableTest, DontUnmapMoveLeavesNoTombstoneToSwallowALaterUnmap) {
@@ -155,7 +169,8 @@ TEST_F(RegionTableTest, DontUnmapMoveLeavesNoTombstoneToSwallowALaterUnmap) {
     t.clear();
     t.insert(make(10 * P, 20 * P, 1, 0));
     if (applied_first) t.moved(10 * P, 50 * P, 10 * P);
-    t.note_move(10 * P, 50 * P, 10 * P, 10 * P, true);
+    Region m;
+    EXPECT_TRUE(t.note_move(10 * P, 50 * P, 10 * P, 10 * P, true, &m));
     if (!applied_first) t.moved(10 * P, 50 * P, 10 * P);
     EXPECT_EQ(t.limbo().size(), 0u) << "applied_first=" << applied_first;
     Region r;
