@@ -106,18 +106,6 @@ void RegionTable::moved(uintptr_t from, uintptr_t to, uint64_t len) {
       insert_merged(r);
     }
   }
-  // What the mremap call noted about this move, if it came first.
-  bool dontunmap = false;
-  for (size_t i = 0; i < hint_count_; i++) {
-    const MoveHint h = hints_[i];
-    if (h.from != from || h.to != to || h.len != len) continue;
-    for (size_t j = i + 1; j < hint_count_; j++) hints_[j - 1] = hints_[j];
-    hint_count_--;
-    if (h.new_len > len) add_grown_tail(to + len, h.new_len - len);
-    dontunmap = h.dontunmap;
-    break;
-  }
-  if (dontunmap) return;
   Region tomb = {};
   tomb.start = from;
   tomb.end = from + len;
@@ -146,46 +134,22 @@ void RegionTable::add_grown_tail(uintptr_t end, uint64_t grown) {
   if (!live_.overlaps_any(tail.start, tail.end)) insert_merged(tail);
 }
 
-bool RegionTable::note_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len, bool dontunmap,
-                            Region* moved) {
-  // Applied already, or not yet? And was it a region of ours at all (an unregistered mapping
-  // gets no REMAP, and the table must not learn of it)?
-  //  - Applied, the move has left a tombstone over the old range (until the UNMAP that follows a
-  //    plain move takes it; a DONTUNMAP move has none to follow).
-  //  - Not yet applied, the region is still live over the old range.
-  //  - A grow whose REMAP and UNMAP are both applied has put the region at the destination,
-  //    ending at to + old_len.
-  size_t t = limbo_.lower_bound(from);
-  const bool tombstone = t < limbo_.size() && limbo_.at(t).id == kTombstoneId && limbo_.at(t).start == from &&
-                         limbo_.at(t).end == from + old_len;
-  long i = -1;
-  bool applied = tombstone;
-  if (!applied) {
-    i = live_.find(from + old_len - 1);
-    const bool at_home = i >= 0 && live_.at(size_t(i)).start <= from &&
-                         (dontunmap ? live_.at(size_t(i)).end >= from + old_len : live_.at(size_t(i)).end == from + old_len);
-    if (!at_home) {
-      if (dontunmap) return false;
-      i = live_.find(to + old_len - 1);
-      if (i < 0 || live_.at(size_t(i)).end != to + old_len || live_.at(size_t(i)).start < to) return false;
-      applied = true;
-    }
-  }
-  if (applied) {
-    if (i < 0) i = live_.find(to);
-    if (i < 0) return false;  // moved on since, or dropped: nothing to add
-    *moved = live_.at(size_t(i));
-    if (new_len > old_len) add_grown_tail(to + old_len, new_len - old_len);
-    if (tombstone && dontunmap) limbo_.cut(from, from + old_len, page_size_, [](const Region&) {});
-    return true;
+bool RegionTable::note_applied_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len,
+                                    bool dontunmap, Region* moved) {
+  // The REMAP is applied: a move of ours put the region at the destination and left a tombstone
+  // over the old range (a plain move's UNMAP, which the tombstone is for, may have taken it since;
+  // a DONTUNMAP move's never comes).
+  long i = live_.find(to);
+  if (i < 0 || live_.at(size_t(i)).start != to) return false;
+  if (dontunmap) {
+    size_t t = limbo_.lower_bound(from);
+    const bool tombstone = t < limbo_.size() && limbo_.at(t).id == kTombstoneId && limbo_.at(t).start == from &&
+                           limbo_.at(t).end == from + old_len;
+    if (!tombstone) return false;  // the region at the destination came from elsewhere
+    limbo_.cut(from, from + old_len, page_size_, [](const Region&) {});
   }
   *moved = live_.at(size_t(i));
-  if (hint_count_ == kMaxHints) {
-    for (size_t j = 1; j < hint_count_; j++) hints_[j - 1] = hints_[j];
-    hint_count_--;
-    dropped_pieces_++;
-  }
-  hints_[hint_count_++] = MoveHint{from, to, old_len, new_len, dontunmap};
+  if (new_len > old_len) add_grown_tail(to + old_len, new_len - old_len);
   return true;
 }
 

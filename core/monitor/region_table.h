@@ -33,15 +33,16 @@ class RegionTable {
   void forget(uintptr_t s, uintptr_t e);
   // mremap grew a region in place: no event comes for that.
   bool grew(uintptr_t start, uintptr_t old_end, uintptr_t new_end);
-  // What the kernel's REMAP event for a move does not say, from the mremap call that made it
-  // (the event may be applied already, or not yet: either way the table ends up the same):
+  // What the kernel's REMAP event for a move does not say, from the mremap call that made it, once
+  // that REMAP has been applied (the caller makes sure, with a monitor sync):
   //  - new_len > old_len: the move grew the region; the tail [to + old_len, to + new_len) is new,
   //    registered memory of the same region;
   //  - dontunmap: MREMAP_DONTUNMAP, so no UNMAP of the old range follows and the move must leave
   //    no tombstone to absorb one (the old range stays mapped and registered, empty).
   // Returns false when the move was not of a region of ours (an unregistered mapping: no REMAP
-  // comes for it); else true with `moved` set to the moved region (its attributes).
-  bool note_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len, bool dontunmap, Region* moved);
+  // came for it); else true with `moved` set to the moved region (its attributes).
+  bool note_applied_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len, bool dontunmap,
+                         Region* moved);
 
   // Kernel events.
   void unmapped(uintptr_t s, uintptr_t e);
@@ -74,18 +75,6 @@ class RegionTable {
   // little stack to spare (see core/base/blocked_section.h), so no large local arrays.
   static constexpr size_t kMaxPieces = 16;
   Region pieces_[kMaxPieces] = {};
-  // Moves noted by their mremap call before the monitor applied their REMAP (note_move). One per
-  // thread that is between its mremap and the monitor catching up: a handful. Should it overflow,
-  // the oldest note is forgotten (a grown tail is then unknown to the table, and reads zeros page
-  // by page; a tombstone may absorb a later unmap, leaving an empty region in the table).
-  struct MoveHint {
-    uintptr_t from, to;
-    uint64_t len, new_len;
-    bool dontunmap;
-  };
-  static constexpr size_t kMaxHints = 64;
-  MoveHint hints_[kMaxHints] = {};
-  size_t hint_count_ = 0;
 
   RegionList live_;
   RegionList limbo_;
