@@ -6,9 +6,9 @@
 # than 100 ms of CPU (tests/fuzz/fuzz_budget.h). What a run finds goes to
 # build-fuzz/findings/TARGET/ (replay: build-fuzz/bin/fuzz_TARGET FILE); inputs it adds to the
 # corpus go to build-fuzz/corpus/TARGET, never to the committed seeds.
-# The committed corpus: seed-* files written by build-fuzz/bin/make_fuzz_seeds tests/fuzz/corpus
-# (the project's own writers), and regress-* files, inputs that once failed, kept so every run
-# replays them first.
+# The committed corpus: files written by build-fuzz/bin/make_fuzz_seeds tests/fuzz/corpus (the
+# project's own writers; regress-* among them reproduce bugs the readers had), and regress-*
+# inputs a fuzzer found, kept so that every run replays them first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}

@@ -1,7 +1,8 @@
 // Writes the seed corpus of the fuzzers with the project's own writers:
 //   make_fuzz_seeds DIR   ->  DIR/snapshot_reader/seed-*, DIR/report_json/seed-*, DIR/trace_file/seed-*
 // The files are small (a few KiB) so the fuzzers start from every structure the formats have.
-// Regression inputs (regress-*) are kept beside them by hand; this program never touches those.
+// regress-* files reproduce bugs the readers had; those written here are the reliability issue's,
+// and inputs a fuzzer finds are added by hand under the same prefix.
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -94,17 +95,21 @@ void snapshot_seeds(const std::string& dir) {
   snapshot(dir + "/seed-duplicates", 0, {{"1a1z", &lib, 0}, {"11", &lib, 1}, {"", nullptr, 0}});
   snapshot(dir + "/seed-two-blocks", kFlagPartial, {{"12", nullptr, 3}, {"z21", &lib, 0}});
 
-  // The two shapes the reader used to accept: regions sharing one slice of the page index, and a
-  // block with two data entries.
+  // Shapes the reader used to accept (the reliability issue): regions sharing one slice of the
+  // page index (of data entries of one block: the old reader then hashed that block once per
+  // region and entry), and a block with two data entries.
   const std::vector<uint8_t> good = read_all(dir + "/seed-duplicates");
-  write_all(dir + "/seed-regions-share-index", testing::aliasing_snapshot(good, 16, 4, kPage));
+  const std::vector<uint8_t> one = read_all(dir + "/seed-one-block");
+  const PageEntry block = testing::section_records<PageEntry>(one, SectionType::kPageIndex)[0];
+  if (entry_kind(block) != PageKind::kData) die("seed-one-block does not start with its block");
+  write_all(dir + "/regress-regions-share-index", testing::aliasing_snapshot(one, 16, 4, kPage, block));
   auto regions = testing::section_records<RegionRecord>(good, SectionType::kRegions);
   auto index = testing::section_records<PageEntry>(good, SectionType::kPageIndex);
   for (PageEntry& e : index) {
     if (entry_kind(e) == PageKind::kDuplicate) e.offset_kind = entry_offset(e) | uint64_t(PageKind::kData);
   }
   for (RegionRecord& r : regions) testing::recount(r, index);
-  write_all(dir + "/seed-block-two-data-entries", testing::rebuild_snapshot(good, regions, index));
+  write_all(dir + "/regress-block-two-data-entries", testing::rebuild_snapshot(good, regions, index));
 }
 
 void latency_seeds(const std::string& report_dir, const std::string& trace_dir) {

@@ -86,10 +86,11 @@ inline void recount(RegionRecord& r, const std::vector<PageEntry>& index) {
 }
 
 // The aliasing file of the reliability issue, scaled by the caller: `regions` regions that all
-// claim the same `pages` absent entries of the page index.
+// claim the same `pages` entries of the page index, each of them `entry` (absent by default).
 inline std::vector<uint8_t> aliasing_snapshot(const std::vector<uint8_t>& good, uint64_t regions, uint64_t pages,
-                                              uint32_t page_size) {
-  std::vector<PageEntry> index(pages, make_entry(PageKind::kAbsent, 0, 0));
+                                              uint32_t page_size,
+                                              PageEntry entry = make_entry(PageKind::kAbsent, 0, 0)) {
+  std::vector<PageEntry> index(pages, entry);
   RegionRecord r{};
   r.start = 0x10000000;
   r.length = pages * page_size;
@@ -98,7 +99,7 @@ inline std::vector<uint8_t> aliasing_snapshot(const std::vector<uint8_t>& good, 
   r.page_count = pages;
   r.index_first = 0;
   r.site_module = kNoModule;
-  r.absent_pages = pages;
+  recount(r, index);
   return rebuild_snapshot(good, std::vector<RegionRecord>(regions, r), index);
 }
 
