@@ -4,6 +4,9 @@
 //   fork_handling.cpp    fork, in parent and child
 //   recording.cpp        the snapshot capture
 //   exit_outputs.cpp     the summary line, the restore account, the report and trace at exit
+//   heap_events.cpp      the program break: the brk heap registered as it grows
+//   existing_memory.cpp  memory that existed before the shim saw it mapped (.bss, initial heap)
+//   seen_share.cpp       the share of the program's anonymous memory the shim registered
 // Internal to core/pager.
 #pragma once
 
@@ -22,6 +25,7 @@
 #include "core/monitor/monitor.h"
 #include "core/monitor/region_table.h"
 #include "core/pager/call_site_table.h"
+#include "core/pager/lazy_pager.h"
 #include "core/pager/capture_trigger.h"
 #include "core/pager/snapshot_restore.h"
 #include "core/uffd/userfaultfd.h"
@@ -48,6 +52,12 @@ struct PagerState {
   // the monitor (it holds its own reference), new mappings are left to the kernel.
   std::atomic<bool> descriptor_lost{false};
   bool forked = false;  // a child of fork(): serves its memory, owns none of the parent's outputs
+  bool configured = false;
+  const char* interception = "symbols";  // how the front end learns of mappings (summary line)
+  // The shim's own memory outside its aside mappings (see note_own_memory).
+  static constexpr size_t kOwnRanges = 16;
+  AddressRange own[kOwnRanges] = {};
+  size_t own_count = 0;
 };
 
 extern PagerState g;
@@ -68,6 +78,11 @@ class TableSection : public BlockedSection {
  public:
   TableSection() : BlockedSection(g.lock) {}
 };
+
+// Registers [s, e) (page aligned), memory the program did not map itself (the heap, .bss): a
+// region of its own or, when `extend` and a registered region ends at s, that region grown. Never
+// matched to a snapshot region. False if it was not registered.
+bool register_unmapped_memory(uintptr_t s, uintptr_t e, int prot, bool extend);
 
 // Brings up the userfaultfd and the monitor; false (with the line printed) if that cannot be done.
 bool bring_up();
