@@ -55,7 +55,7 @@ void consider(const char* line, size_t n, void*) {
     scan.found[scan.count++] = Candidate{s, e, prot_of(m), heap};
   };
   if (m.path_is("[heap]")) {
-    if (scan.with_heap) add(m.start, m.end, true);
+    if (scan.with_heap && heap_big_enough(m.end)) add(m.start, m.end, true);
     return;
   }
   for (size_t i = 0; i < scan.wanted_count; i++) {
@@ -102,7 +102,8 @@ bool register_unmapped_memory(uintptr_t s, uintptr_t e, int prot, bool extend) {
       Region r = {};
       r.start = s;
       r.end = e;
-      r.source = Region::kZeroSource;  // never restored: see adopt_existing()
+      r.source = Region::kZeroSource;
+      r.unrestorable = true;
       r.prot = prot;
       r.flags = MAP_PRIVATE | MAP_ANONYMOUS;
       r.ordinal = CallSiteTable::kNoOrdinal;

@@ -58,6 +58,7 @@ struct PagerState {
   static constexpr size_t kOwnRanges = 16;
   AddressRange own[kOwnRanges] = {};
   size_t own_count = 0;
+  uintptr_t heap_start = 0;  // where the brk heap starts (start_brk), once read
 };
 
 extern PagerState g;
@@ -83,6 +84,10 @@ class TableSection : public BlockedSection {
 // region of its own or, when `extend` and a registered region ends at s, that region grown. Never
 // matched to a snapshot region. False if it was not registered.
 bool register_unmapped_memory(uintptr_t s, uintptr_t e, int prot, bool extend);
+
+// The brk heap (heap_events.cpp): where it starts, and whether [start, end) is large enough to page.
+uintptr_t heap_start();
+bool heap_big_enough(uintptr_t end);
 
 // Brings up the userfaultfd and the monitor; false (with the line printed) if that cannot be done.
 bool bring_up();

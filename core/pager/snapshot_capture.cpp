@@ -113,9 +113,12 @@ const snap::ModuleIdentity* module_identity(const CaptureInput& in, SiteId site)
   long pagemap = sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   const RegionList& live = in.table->live();
   uint64_t total_pages = 0, written = 0;
-  for (size_t i = 0; i < live.size(); i++) total_pages += live.at(i).length() / in.page_size;
+  for (size_t i = 0; i < live.size(); i++) {
+    if (!live.at(i).unrestorable) total_pages += live.at(i).length() / in.page_size;
+  }
   for (size_t i = 0; i < live.size(); i++) {
     const Region& r = live.at(i);
+    if (r.unrestorable) continue;
     // This is the child's private copy: make it readable whatever the program's protections.
     sys::call6(SYS_mprotect, long(r.start), long(r.length()), PROT_READ);
     SiteId site = CallSiteTable::unpack(r.site);
