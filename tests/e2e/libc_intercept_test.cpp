@@ -5,6 +5,7 @@
 // says so.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -125,6 +126,19 @@ TEST(LibcIntercept, SpawnSystemPopenVforkAndExecWork) {
     EXPECT_TRUE(contains(b.shim.out, line)) << line << " missing from:\n" << b.shim.out;
   }
   EXPECT_EQ(program_stderr(b.plain.err), program_stderr(b.shim.err));
+}
+
+TEST(LibcIntercept, ThreadStackGuardPageStillStopsAnOverflow) {
+  RunOptions opt;
+  opt.timeout_seconds = 60;
+  ProcessResult plain = run_process({target_path("libc_intercept"), "guard"}, opt);
+  opt.with_shim = true;
+  opt.env = {{"UFFDLAZY_STRICT", "1"}};
+  ProcessResult shim = run_process({target_path("libc_intercept"), "guard"}, opt);
+  EXPECT_EQ(plain.signal, SIGSEGV) << plain.out << plain.err;
+  EXPECT_EQ(shim.signal, SIGSEGV) << shim.out << shim.err;
+  EXPECT_EQ(plain.out, "overflowing\n");
+  EXPECT_EQ(shim.out, plain.out);
 }
 
 TEST(LibcIntercept, DlopenedLibraryBssIsRegisteredAndReadsZerosFirst) {

@@ -10,6 +10,7 @@
 //   libc_intercept spawn          posix_spawn, system(), popen(), vfork+exec, fork+exec
 //   libc_intercept dlopen LIB     a library with a 16 MiB .bss: filled through its functions
 //   libc_intercept registered     (on stderr) whether the heap and a malloc'd block are registered
+//   libc_intercept guard          a thread overflows its stack into glibc's guard page (SIGSEGV)
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
@@ -270,6 +271,33 @@ void report_registered(const char* label, const void* p) {
   if (f) fclose(f);
 }
 
+// Recurses until the thread's stack runs into its guard page.
+__attribute__((noinline)) long deeper(volatile char* prev, long depth) {
+  volatile char frame[1024];
+  frame[0] = char(depth);
+  frame[1023] = prev ? prev[0] : 0;
+  return depth > (1L << 30) ? 0 : deeper(frame, depth + 1) + frame[1023];
+}
+
+void* overflow(void*) {
+  std::printf("overflowing\n");
+  std::fflush(stdout);
+  return reinterpret_cast<void*>(deeper(nullptr, 0));
+}
+
+// A thread with a 256 KiB stack (glibc maps it with MAP_STACK and a guard page) overflows it: the
+// process dies of SIGSEGV, as without the shim, rather than running into other memory.
+int run_guard() {
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setstacksize(&a, 256 << 10);
+  pthread_t t;
+  pthread_create(&t, &a, overflow, nullptr);
+  pthread_join(t, nullptr);
+  std::printf("survived the overflow\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -281,6 +309,7 @@ int main(int argc, char** argv) {
   if (cmd == "threads") return run_threads();
   if (cmd == "fork-thread") return run_fork_thread();
   if (cmd == "spawn") return run_spawn();
+  if (cmd == "guard") return run_guard();
   if (cmd == "dlopen" && argc > 2) {
     int r = run_dlopen(argv[2]);
     void* h = dlopen(argv[2], RTLD_NOW | RTLD_NOLOAD);
