@@ -157,7 +157,8 @@ cost_symbols=$(LD_PRELOAD=$shim UFFDLAZY_STRICT=1 UFFDLAZY_INTERCEPT=symbols "$c
   echo
   echo "## Cost of one intercepted call (bench/targets/call_cost.cpp)"
   echo
-  echo "ns per call, median of 15 batches, raw system call and libc call measured in the same process. 4 KiB mappings are below"
+  echo "ns per call, median of 31 batches (each way warmed up, the order rotated), raw system call, libc's own body and the exported"
+  echo "symbol measured in the same process. 4 KiB mappings are below"
   echo "UFFDLAZY_MIN_SIZE, so the shim intercepts them and registers nothing: the added cost is the interception's."
   echo "1 MiB mappings are registered (one UFFDIO_REGISTER each) under the shim."
   echo

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <vector>
 
 namespace {
@@ -58,19 +59,22 @@ double median(std::vector<double> v) {
 }
 
 // Times `calls` calls of each way in turn, batch after batch, so that the VM's changing speed
-// (other tenants, frequency) falls on every way alike; medians of the per-call times.
+// (other tenants, frequency) falls on every way alike; each batch starts with a different way and
+// warms each up before timing it, since whichever runs first after another way pays for the
+// switch. Medians of the per-call times.
 template <class... Fn>
 void per_call_ns(int calls, double* out, Fn&&... fns) {
-  constexpr size_t n = sizeof...(Fn);
-  std::vector<double> v[n];
+  std::vector<std::function<void()>> ways = {std::function<void()>(fns)...};
+  const size_t n = ways.size();
+  std::vector<std::vector<double>> v(n);
   for (int b = 0; b < kBatches; b++) {
-    size_t k = 0;
-    auto time_one = [&](auto& fn) {
+    for (size_t j = 0; j < n; j++) {
+      const size_t k = (size_t(b) + j) % n;
+      for (int i = 0; i < 8; i++) ways[k]();
       const uint64_t t0 = now_ns();
-      for (int i = 0; i < calls; i++) fn();
-      v[k++].push_back(double(now_ns() - t0) / calls);
-    };
-    (time_one(fns), ...);
+      for (int i = 0; i < calls; i++) ways[k]();
+      v[k].push_back(double(now_ns() - t0) / calls);
+    }
   }
   for (size_t k = 0; k < n; k++) out[k] = median(v[k]);
 }
