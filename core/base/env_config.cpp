@@ -110,6 +110,12 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
     } else if (is("VERIFY")) {
       if (strcmp(v, "page") && strcmp(v, "none")) return bad("page (checksum every served page) or none");
       copy_path(v, cfg->verify, sizeof cfg->verify);
+    } else if (is("INTERCEPT")) {
+      if (strcmp(v, "libc") && strcmp(v, "symbols"))
+        return bad("libc (see libc's own mmap/munmap/mremap/madvise/brk calls) or symbols (exported symbols only)");
+      copy_path(v, cfg->intercept, sizeof cfg->intercept);
+    } else if (is("TEST_ALTER_LIBC")) {
+      if (!copy_path(v, cfg->test_alter_libc, sizeof cfg->test_alter_libc)) return bad("a libc function name");
     } else if (is("LIBRARY")) {
       // Set by the launcher for itself; nothing for the shim to do.
     } else if (is("RUN")) {
@@ -117,7 +123,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
     } else {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
-               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY)");
+               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, INTERCEPT)");
       return false;
     }
   }

@@ -31,6 +31,10 @@ struct Config {
   uint64_t trace_capacity = 1u << 20;  // UFFDLAZY_TRACE_LIMIT: faults kept in the trace
   bool no_aslr = false;           // UFFDLAZY_NO_ASLR: match snapshot regions by address
   char verify[16] = "page";       // UFFDLAZY_VERIFY: page | none (checksum each served page)
+  char intercept[16] = "libc";    // UFFDLAZY_INTERCEPT: libc (patch libc's own entries) | symbols
+  // UFFDLAZY_TEST_ALTER_LIBC (tests only, not advertised): the libc function whose body the
+  // verifier is shown with one byte changed, so that its refusal path runs on real input.
+  char test_alter_libc[16] = {};
 };
 
 // Fills cfg from envp (NULL-terminated "NAME=value" strings). On a bad value, writes the problem

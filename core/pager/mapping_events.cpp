@@ -40,7 +40,7 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
   if (g_sites) {
     SiteId id = g_sites->record(caller, &ordinal);
     site = CallSiteTable::pack(id);
-    if (want && g_restore && g_restore->ready()) {
+    if (want && !(flags & MAP_STACK) && g_restore && g_restore->ready()) {
       source = g_restore->match(s, len, prot, flags, id, ordinal, *g_sites.get());
     }
   }
@@ -64,6 +64,7 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
       r.site = site;
       r.ordinal = ordinal;
       r.alloc_length = len;
+      r.unrestorable = (flags & MAP_STACK) != 0;
       r.id = g.table.next_id();
       id = r.id;
       inserted = g.table.insert(r);
