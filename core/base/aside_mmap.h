@@ -6,10 +6,15 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace uffdlazy {
 
 // Like sys::mmap(nullptr, ...): the mapping address, or -errno.
 long mmap_aside(size_t len, int prot, int flags, int fd, long offset);
+
+// Whether [start, end) overlaps a mapping made by mmap_aside (the first 256 are remembered), so
+// that accounts of the program's memory can leave the shim's own out.
+bool overlaps_aside(uintptr_t start, uintptr_t end);
 
 }  // namespace uffdlazy

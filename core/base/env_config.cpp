@@ -131,12 +131,20 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       if (!copy_path(v, cfg->ws, sizeof cfg->ws)) return bad("a file path (1 to 1023 bytes)");
     } else if (is("WS_RECORD")) {
       if (!copy_path(v, cfg->ws_record, sizeof cfg->ws_record)) return bad("a file path (1 to 1023 bytes)");
+    } else if (is("INTERCEPT")) {
+      if (strcmp(v, "libc") && strcmp(v, "symbols"))
+        return bad("libc (see libc's own mmap/munmap/mremap/madvise/brk calls) or symbols (exported symbols only)");
+      copy_path(v, cfg->intercept, sizeof cfg->intercept);
+    } else if (is("TEST_ALTER_LIBC")) {
+      if (!copy_path(v, cfg->test_alter_libc, sizeof cfg->test_alter_libc)) return bad("a libc function name");
     } else if (is("LIBRARY")) {
       // Set by the launcher for itself; nothing for the shim to do.
+    } else if (is("RUN")) {
+      // The page the processes of one run share (core/pager/run_state.h); read there.
     } else {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
-               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, PREFETCH, WS, WS_RECORD)");
+               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, PREFETCH, WS, WS_RECORD, INTERCEPT)");
       return false;
     }
   }

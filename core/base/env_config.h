@@ -37,6 +37,10 @@ struct Config {
   uint8_t prefetch = kPrefetchAll;  // UFFDLAZY_PREFETCH: none | ws | all
   char ws[kPathMax] = {};         // UFFDLAZY_WS: replay this working set first
   char ws_record[kPathMax] = {};  // UFFDLAZY_WS_RECORD: write the pages the run touched here
+  char intercept[16] = "libc";    // UFFDLAZY_INTERCEPT: libc (patch libc's own entries) | symbols
+  // UFFDLAZY_TEST_ALTER_LIBC (tests only, not advertised): the libc function whose body the
+  // verifier is shown with one byte changed, so that its refusal path runs on real input.
+  char test_alter_libc[16] = {};
 };
 
 // Fills cfg from envp (NULL-terminated "NAME=value" strings). On a bad value, writes the problem

@@ -28,10 +28,14 @@ bool descriptor_usable() {
 
 void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* caller) {
   (void)fd;
+  bool want = lazily_paged_kind(flags) && len >= g.cfg.min_size && !g.monitor.failed();
+  // Most mappings are not for us (small, shared, file-backed). Unless call sites are counted (a
+  // recording or a restore numbers every mapping of a site), they cost nothing more: the table
+  // needs no word about them (a stale entry they overlap goes with its own pending event).
+  if (!want && !g_sites) return;
   if (!mine()) return;
   uintptr_t s = reinterpret_cast<uintptr_t>(addr);
   uintptr_t e = s + align_up(len, g.page_size);
-  bool want = lazily_paged_kind(flags) && len >= g.cfg.min_size && !g.monitor.failed();
   // Identity (recording or restoring only): which call site made this mapping, and the how-many-th
   // of all the mappings that site made (whatever their size or kind, so that the numbering does
   // not depend on the shim's settings).
@@ -41,7 +45,7 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
   if (g_sites) {
     SiteId id = g_sites->record(caller, &ordinal);
     site = CallSiteTable::pack(id);
-    if (want && g_restore && g_restore->ready()) {
+    if (want && !(flags & MAP_STACK) && g_restore && g_restore->ready()) {
       source = g_restore->match(s, len, prot, flags, id, ordinal, *g_sites.get());
     }
   }
@@ -49,12 +53,13 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
     want = false;
     MonitorCounters::bump(g.counters.unregistered);
   }
+  if (!want) return;
   bool inserted = false;
   uint32_t id = 0;
   {
     TableSection section;
     g.table.mapped(s, e);
-    if (want) {
+    {
       Region r = {};
       r.start = s;
       r.end = e;
@@ -65,6 +70,7 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
       r.site = site;
       r.ordinal = ordinal;
       r.alloc_length = len;
+      r.unrestorable = (flags & MAP_STACK) != 0;
       r.id = g.table.next_id();
       id = r.id;
       inserted = g.table.insert(r);
@@ -101,20 +107,31 @@ void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, in
   // A move is reported by the kernel (REMAP, then UNMAP of the old range unless DONTUNMAP);
   // growing is not: the grown part is registered with the rest of the VMA and must join its region.
   if (to == from) {
-    if (new_bytes > old_bytes) {
+    if (new_bytes <= old_bytes) return;
+    {
+      // Not a region of ours at all: nothing to wait for.
       TableSection section;
-      g.table.grew(from, from + old_bytes, from + new_bytes);
+      Region r;
+      if (!g.table.lookup(from + old_bytes - 1, &r) || r.end != from + old_bytes) return;
     }
+    // The region that ends there might be one the kernel has already unmapped (its event read but
+    // not yet applied): once events are in, only a region of ours still ends there.
+    g.monitor.sync();
+    TableSection section;
+    g.table.grew(from, from + old_bytes, from + new_bytes);
     return;
   }
+  const bool dontunmap = flags & MREMAP_DONTUNMAP;
+  if (!dontunmap && new_bytes <= old_bytes) return;  // the REMAP says all there is to say
+  // The REMAP was read before mremap returned, but perhaps not yet applied: wait until it is, so
+  // that the table tells for sure whether the move was of a region of ours.
+  g.monitor.sync();
   TableSection section;
-  if (new_bytes > old_bytes) g.table.grew_by_move(from, to, old_bytes, new_bytes);
-  if (flags & MREMAP_DONTUNMAP) {
-    // The old range stays mapped, registered and empty: a region of its own, reading zeros.
-    // Its attributes are the moved region's, wherever the move has put it by now.
-    Region moved = {};
-    if (!g.table.lookup(to, &moved) && !g.table.lookup(from, &moved)) return;  // not a region of ours
-    g.table.moved_without_unmap(from, to, old_bytes);
+  Region moved = {};
+  if (!g.table.note_applied_move(from, to, old_bytes, new_bytes, dontunmap, &moved)) return;
+  if (dontunmap) {
+    // The old range stays mapped, registered and empty: a region of its own, reading zeros, with
+    // the moved region's attributes.
     Region r = {};
     r.start = from;
     r.end = from + old_bytes;

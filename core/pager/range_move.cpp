@@ -3,10 +3,11 @@
 // Since Linux 6.17 a move (MREMAP_MAYMOVE | MREMAP_FIXED, same length) may span several mappings
 // (VMAs: one allocation split by mprotect, a MAP_FIXED overlay, a registered region next to an
 // unregistered one). If any of them is registered with a userfaultfd the kernel refuses with
-// EFAULT, after having moved the ones before it. So when the shim's registration is what would
-// make the kernel refuse, the move is made one mapping at a time: each piece is an ordinary move,
-// reported by a REMAP event like any other. On a kernel without multi-mapping moves the call is
-// passed through: it fails there with or without the shim.
+// EFAULT, after having moved the ones before it. So such a move is made one mapping at a time:
+// each piece is an ordinary move, reported by a REMAP event like any other. Whether a piece is
+// registered is not asked of the table (it may lag behind the kernel by an event): every move
+// across several mappings goes piece by piece, which is what the kernel does too. On a kernel
+// without multi-mapping moves the call is passed through: it fails there with or without the shim.
 #include <atomic>
 #include <sys/mman.h>
 
@@ -40,11 +41,6 @@ bool kernel_moves_several_mappings() {
   return yes;
 }
 
-bool overlaps_registered(uintptr_t s, uintptr_t e) {
-  TableSection section;
-  return g.table.live().overlaps_any(s, e);
-}
-
 struct Piece {
   uintptr_t start, end;
 };
@@ -52,23 +48,30 @@ constexpr size_t kMaxPieces = 64;
 
 // The mappings inside [s, e), clipped to it. False unless the move must be split: the range
 // starts inside a mapping and covers more than one.
-bool mappings_in(uintptr_t s, uintptr_t e, Piece* pieces, size_t* count) {
-  *count = 0;
-  bool too_many = false;
-  ProcMaps maps;
-  if (!maps.for_each([&](const MapsEntry& m) {
-        if (m.end <= s) return true;
-        if (m.start >= e) return false;
-        if (*count == kMaxPieces) {
-          too_many = true;
-          return false;
-        }
-        pieces[(*count)++] = Piece{m.start > s ? m.start : s, m.end < e ? m.end : e};
-        return true;
-      })) {
-    return false;
+struct Collect {
+  uintptr_t s, e;
+  Piece* pieces;
+  size_t count;
+  bool too_many;
+};
+
+void collect_piece(const char* line, size_t n, void* ctx) {
+  Collect& c = *static_cast<Collect*>(ctx);
+  MapsEntry m;
+  if (!parse_maps_line(line, n, &m) || m.end <= c.s || m.start >= c.e) return;
+  if (c.count == kMaxPieces) {
+    c.too_many = true;
+    return;
   }
-  return !too_many && *count > 1 && pieces[0].start == s;
+  c.pieces[c.count++] = Piece{m.start > c.s ? m.start : c.s, m.end < c.e ? m.end : c.e};
+}
+
+bool mappings_in(uintptr_t s, uintptr_t e, Piece* pieces, size_t* count) {
+  char buf[4096];
+  Collect c{s, e, pieces, 0, false};
+  if (for_each_line("/proc/self/maps", buf, sizeof buf, collect_piece, &c) < 0) return false;
+  *count = c.count;
+  return !c.too_many && c.count > 1 && pieces[0].start == s;
 }
 
 }  // namespace
@@ -80,8 +83,7 @@ long remap(void* old_addr, size_t old_len, size_t new_len, int flags, void* new_
                           len == align_up(new_len, g.page_size) && !(from & (g.page_size - 1));
   Piece pieces[kMaxPieces];
   size_t n = 0;
-  if (plain_move && mine() && overlaps_registered(from, from + len) && mappings_in(from, from + len, pieces, &n) &&
-      kernel_moves_several_mappings()) {
+  if (plain_move && mine() && mappings_in(from, from + len, pieces, &n) && kernel_moves_several_mappings()) {
     for (size_t i = 0; i < n; i++) {
       const uint64_t piece_len = pieces[i].end - pieces[i].start;
       void* dst = reinterpret_cast<void*>(to + (pieces[i].start - from));

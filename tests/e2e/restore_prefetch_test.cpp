@@ -21,6 +21,14 @@ namespace {
 
 std::string rules() { return target_path("snapshot_rules"); }
 
+// The shim sees only the program's own mmap calls, not libc's (malloc's arenas, stdio buffers):
+// the fault counts below are then the restore's alone, exactly.
+RunOptions own_mappings_only() {
+  RunOptions opt;
+  opt.env = {{"UFFDLAZY_INTERCEPT", "symbols"}};
+  return opt;
+}
+
 // One recording of `snapshot_rules fill` and the working set of a restored `check all` (every
 // owed page, in region order), shared by the tests below.
 struct Recorded {
@@ -129,7 +137,7 @@ TEST_P(RestorePrefetchScenario, EveryPageAsRecordedOrDroppedAndEachOwedPageAccou
     case Mode::kAll: options.insert(options.end(), {"--prefetch", "all"}); break;
     case Mode::kWorkingSet: options.insert(options.end(), {"--prefetch", "ws", "--ws", rec.ws_all}); break;
   }
-  ProcessResult res = restore(rec.snap, options, {rules(), "check", c.scenario.name});
+  ProcessResult res = restore(rec.snap, options, {rules(), "check", c.scenario.name}, own_mappings_only());
   EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
   EXPECT_EQ(res.signal, 0) << res.err;
   EXPECT_EQ(res.out, expected_output(c.scenario)) << res.err;
@@ -180,7 +188,8 @@ TEST(RestoreWorkingSet, RecordsExactlyTheOwedPagesTouchedInFirstTouchOrder) {
   Recorded& rec = recorded();
   ASSERT_EQ(rec.recording.exit_code, 0) << rec.recording.err;
   const std::string ws = rec.dir.file("partial.ws");
-  ProcessResult res = restore(rec.snap, {"--ws-record", ws, "--stats"}, {rules(), "check", "partial"});
+  ProcessResult res =
+      restore(rec.snap, {"--ws-record", ws, "--stats"}, {rules(), "check", "partial"}, own_mappings_only());
   ASSERT_EQ(res.exit_code, 0) << res.out << res.err;
   EXPECT_EQ(res.out, "partial: every third page read\ncheck partial: failures=0\n");
   // Every third page is never next to the one before: one run per page.
@@ -226,10 +235,11 @@ TEST(RestoreWorkingSet, ReplayCutsTheBlockingFaultsToTheNeverRecordedPages) {
   ProcessResult first = restore(rec.snap, {"--ws-record", ws}, {rules(), "check", "partial"});
   ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
   ProcessResult without = restore(rec.snap, {"--prefetch", "none", "--readahead", "1", "--stats"},
-                                  {rules(), "check", "partial"});
+                                  {rules(), "check", "partial"}, own_mappings_only());
   for (const char* mode : {"ws", "all"}) {
     SCOPED_TRACE(mode);
-    ProcessResult with = restore(rec.snap, {"--ws", ws, "--prefetch", mode, "--stats"}, {rules(), "check", "partial"});
+    ProcessResult with = restore(rec.snap, {"--ws", ws, "--prefetch", mode, "--stats"}, {rules(), "check", "partial"},
+                                 own_mappings_only());
     ASSERT_EQ(with.exit_code, 0) << with.out << with.err;
     EXPECT_EQ(with.out, without.out);
     const std::string stats = summary_line(with.err);
