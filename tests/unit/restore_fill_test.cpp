@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -139,6 +140,19 @@ struct Harness {
   }
 };
 
+// Polls `done` until it holds or 60 s have passed. The monitor works on its own: the loop only
+// looks (a sync() per check would ring the doorbell, and every fill attempted while that event is
+// in flight fails with EAGAIN, so a tight sync() loop would starve the very fill it waits for).
+template <class Pred>
+bool wait_until(Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  return true;
+}
+
 // Which pages of [base, base + pages) are in place, without touching them.
 std::vector<bool> present(const char* base, size_t pages) {
   std::vector<unsigned char> v(pages);
@@ -208,7 +222,7 @@ TEST(Readahead, StopsAtTheFirstPageNotOwedAndSkipsStoredZeroRunsCorrectly) {
   EXPECT_TRUE(SnapshotFile::holds_page(r, 0));
   h.monitor.sync();
   // Wait for the background part of the window to finish (the monitor goes idle after it).
-  for (int i = 0; i < 1000 && count_present(r, 32) < 8; i++) h.monitor.sync();
+  EXPECT_TRUE(wait_until([&] { return count_present(r, 32) >= 8; }));
   std::vector<bool> in = present(r, 32);
   for (size_t i = 0; i < 32; i++) EXPECT_EQ(in[i], i < 8) << "page " << i;
   EXPECT_TRUE(SnapshotFile::zeros(r + 4 * kPs));
@@ -257,8 +271,16 @@ TEST(BackgroundFill, DroppedPagesDuringTheFillReadZeros) {
       return false;
     };
     // Until the fill is done, with a deadline rather than a sleep.
-    for (int i = 0; i < 100000 && f.source().owed_all_pages() > 0; i++) h.monitor.sync();
-    EXPECT_EQ(f.source().owed_all_pages(), 0u);
+    wait_until([&] { return f.source().owed_all_pages() == 0; });
+    if (f.source().owed_all_pages() > 0) {
+      std::string left;
+      for (size_t i = 0, n = 0; i < kPages && n < 8; i++) {
+        if (f.source().is_owed(0, i)) left += " " + std::to_string(i), n++;
+      }
+      ADD_FAILURE() << f.source().owed_all_pages() << " pages still owed after the fill (first:" << left
+                    << "); prefetched=" << h.counters.prefetched.load() << " faults=" << h.counters.faults.load()
+                    << " gone=" << h.counters.gone.load() << " remove=" << h.counters.remove.load();
+    }
     h.monitor.sync();
     const uint64_t faults_before = h.counters.faults.load();
     size_t bad = 0;
@@ -349,7 +371,7 @@ TEST(BackgroundFill, WorkingSetSkipsDroppedPagesAndAllFillsTheRest) {
   h.monitor.region_restored(0);
   std::vector<bool> in = present(r, 512);
   for (size_t i = 200; i < 264; i++) EXPECT_EQ(in[i], i < 210 || i >= 214) << "page " << i;
-  for (int i = 0; i < 100000 && f.source().owed_all_pages() > 0; i++) h.monitor.sync();
+  EXPECT_TRUE(wait_until([&] { return f.source().owed_all_pages() == 0; }));
   EXPECT_EQ(f.source().owed_all_pages(), 0u);
   EXPECT_EQ(count_present(r, 512), 512u - 4);
   for (size_t i = 0; i < 512; i++) {
