@@ -116,6 +116,12 @@ if [[ -z "$only" || "$only" == restore ]]; then
       --stats --prefetch none --verify none -- "$scan" touch --mib "$mib" --order seq --percent 100 \
       >>"$r/seq-100.readahead-noverify.out" 2>>"$r/seq-100.readahead-noverify.err" || true
   done
+  # The floor: the kernel installing the image with UFFDIO_COPY from one thread, no faults at all,
+  # beside read(2) of it, in one process.
+  for ((run = 1; run <= restore_runs; run++)); do
+    "$scan" floor --mib "$mib" --image "$r/image" >>"$r/floor.out" 2>&1 || true
+    "$scan" floor --mib "$mib" --image "$r/image" --hash >>"$r/floor.out" 2>&1 || true
+  done
   rm -f "$r/image" "$r/snapshot"
 fi
 
