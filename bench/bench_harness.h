@@ -71,6 +71,28 @@ inline const char* placement_name(Placement p) {
   return "?";
 }
 
+// The CPU thread `tid` of this process last ran on (from /proc), or -1. Sampled after a touch loop,
+// it says whether the round trips of that loop stayed on the faulting thread's CPU.
+inline int thread_last_cpu(int tid) {
+  if (tid <= 0) return -1;
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  // Field 39 (processor); fields after the ")" that ends the command name start at 3.
+  const char* p = strrchr(buf, ')');
+  if (!p) return -1;
+  int field = 2;
+  for (p++; *p && field < 39; p++) {
+    if (*p == ' ') field++;
+  }
+  return field == 39 ? atoi(p) : -1;
+}
+
 // Saves the calling thread's CPU mask and puts it back on destruction.
 class AffinityGuard {
  public:
@@ -243,23 +265,7 @@ class MonitorHarness {
   // whether the round trips of that loop stayed on the faulting thread's CPU.
   int monitor_cpu() {
     if (monitor_tid_ <= 0) monitor_tid_ = find_thread("uffdlazy-mon");
-    if (monitor_tid_ <= 0) return -1;
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", monitor_tid_);
-    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = ::read(fd, buf, sizeof buf - 1);
-    ::close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    // Field 39 (processor); fields after the ")" that ends the command name start at 3.
-    const char* p = strrchr(buf, ')');
-    if (!p) return -1;
-    int field = 2;
-    for (p++; *p && field < 39; p++) {
-      if (*p == ' ') field++;
-    }
-    return field == 39 ? atoi(p) : -1;
+    return thread_last_cpu(monitor_tid_);
   }
   const std::string& error() const { return error_; }
   MonitorCounters& counters() { return counters_; }
@@ -392,6 +398,7 @@ class MinimalHandler {
   bool ok() const { return started_; }
   const std::string& error() const { return error_; }
   uint64_t served() const { return served_.load(); }
+  int handler_cpu() const { return thread_last_cpu(tid_.load()); }
 
   char* region(size_t pages) {
     void* p = mmap(nullptr, pages * page_size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -405,6 +412,7 @@ class MinimalHandler {
 
  private:
   void loop() {
+    tid_.store(int(gettid()));
     pollfd fds[2] = {{uffd_.fd(), POLLIN, 0}, {stop_[0], POLLIN, 0}};
     for (;;) {
       if (poll(fds, 2, -1) < 0) continue;
@@ -429,6 +437,7 @@ class MinimalHandler {
   std::thread thread_;
   int stop_[2] = {-1, -1};
   std::atomic<uint64_t> served_{0};
+  std::atomic<int> tid_{0};
   bool started_ = false;
   std::string error_;
 };

@@ -282,8 +282,8 @@ void run_faults(benchmark::State& state, FaultCase c) {
     if (around > 1 && !c.random && c.threads == 1) {
       for (size_t i = 0; i < kPages; i += around) fault_lat.add(out[i]);
     }
-    if (harness && c.threads == 1) {
-      int mon = harness->monitor_cpu();
+    if ((harness || minimal) && c.threads == 1) {
+      int mon = harness ? harness->monitor_cpu() : minimal->handler_cpu();
       if (mon >= 0) {
         cpu_samples++;
         same_cpu_samples += mon == sched_getcpu();
@@ -329,6 +329,7 @@ void run_faults(benchmark::State& state, FaultCase c) {
   if (minimal) {
     double pages = double(state.iterations()) * double(kPages);
     state.counters["mon_faults_per_page"] = pages > 0 ? double(minimal->served()) / pages : 0;
+    if (cpu_samples) state.counters["mon_same_cpu"] = double(same_cpu_samples) / double(cpu_samples);
   }
 }
 
