@@ -5,6 +5,7 @@
 
 #include "core/base/line_writer.h"
 #include "core/base/mono_clock.h"
+#include "core/pager/checkpointing.h"
 #include "core/pager/lazy_pager.h"
 #include "core/pager/pager_state.h"
 
@@ -24,7 +25,7 @@ void say_fail_open(const UffdOpenFailure& why) {
   }
   if (g.cfg.user_mode_only && why.user_mode_errno) w.str("; user-mode-only: ").errno_text(why.user_mode_errno);
   if (g.cfg.strict) {
-    w.str("); ").str(g.cfg.snapshot[0] ? "a restore needs it" : g.cfg.record[0] ? "recording needs it" : "UFFDLAZY_STRICT=1")
+    w.str("); ").str(g.cfg.snapshot[0] ? "a restore needs it" : g.cfg.record[0] ? "recording needs it" : g.cfg.checkpoint[0] ? "a checkpoint needs it" : "UFFDLAZY_STRICT=1")
         .str(", so exiting");
     w.emit();
     sys::exit_group(3);
@@ -36,7 +37,8 @@ void say_fail_open(const UffdOpenFailure& why) {
 void scrub_environment(char** envp) {
   static const char* const kOnlyForThisProgram[] = {"UFFDLAZY_SNAPSHOT=", "UFFDLAZY_RECORD=", "UFFDLAZY_RECORD_AT=",
                                                      "UFFDLAZY_NO_ASLR=", "UFFDLAZY_VERIFY=", "UFFDLAZY_REPORT=",
-                                                     "UFFDLAZY_TRACE="};
+                                                     "UFFDLAZY_TRACE=", "UFFDLAZY_CHECKPOINT=",
+                                                     "UFFDLAZY_CHECKPOINT_AT=", "UFFDLAZY_CHECKPOINT_THEN="};
   char** out = envp;
   for (char** e = envp; e && *e; e++) {
     bool drop = false;
@@ -109,9 +111,9 @@ void start(char** envp) {
   }
   // Serving zeros where a snapshot holds data would be a silently wrong page: no failing open.
   g.strict_asked = g.cfg.strict;
-  if (g.cfg.snapshot[0] || g.cfg.record[0]) g.cfg.strict = true;
+  if (g.cfg.snapshot[0] || g.cfg.record[0] || g.cfg.checkpoint[0]) g.cfg.strict = true;
   g.owner_pid = sys::getpid();
-  if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0] || g.cfg.snapshot[0] || g.cfg.record[0]) {
+  if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0] || g.cfg.snapshot[0] || g.cfg.record[0] || g.cfg.checkpoint[0]) {
     // GNU coreutils, among others, close stderr in an atexit handler, before our destructor.
     long fd = sys::call6(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 0);
     if (fd >= 0) g.summary.take(move_fd_high(int(fd)));
@@ -148,6 +150,10 @@ void start(char** envp) {
       w.str("uffdlazy: cannot reserve memory for the fault trace; UFFDLAZY_TRACE is ignored");
       w.emit();
     }
+  }
+  if (g.cfg.checkpoint[0]) {
+    if (bring_up() && !arm_checkpointing()) sys::exit_group(2);
+    return;
   }
   if (bring_up() && g.cfg.record[0] && !arm_capture(g_capture_at, capture_now)) {
     LineWriter w;

@@ -10,6 +10,7 @@
 
 #include "core/base/raw_syscall.h"
 #include "core/snapshot/checksum.h"
+#include "core/snapshot/process_format.h"
 
 namespace uffdlazy::snap {
 
@@ -50,6 +51,7 @@ void SnapshotReader::close() {
   index_ = nullptr;
   strings_length_ = module_count_ = region_count_ = index_count_ = index_checksum_ = 0;
   data_offset_ = data_length_ = 0;
+  for (SectionView& v : process_sections_) v = SectionView{};
 }
 
 ReadStatus SnapshotReader::open(const char* path, bool native_page_size) {
@@ -141,6 +143,16 @@ ReadStatus SnapshotReader::validate_sections() {
     SectionEntry e;
     memcpy(&e, table + i * entsize, sizeof e);
     if (!fits(e.offset, e.length, size)) return error(ReadError::kTruncated, map_size_, end_of(e.offset, e.length));
+    if (e.type >= uint32_t(ProcessSection::kProcess) && e.type <= uint32_t(ProcessSection::kDescriptors)) {
+      // A process image's sections (process_format.h): checked here, interpreted by ProcessImage.
+      const uint32_t slot = e.type - uint32_t(ProcessSection::kProcess);
+      if (process_sections_[slot].length || (e.offset % 8)) return malformed("bad process image section");
+      if (checksum(base_ + e.offset, e.length) != e.checksum) {
+        return error(ReadError::kIndexChecksum, 0, 0, "process image section");
+      }
+      process_sections_[slot] = SectionView{base_ + e.offset, e.length};
+      continue;
+    }
     if (e.type < uint32_t(SectionType::kStrings) || e.type > uint32_t(SectionType::kData)) {
       if (e.flags & kSectionRequired) return error(ReadError::kUnknownRequiredSection, e.type);
       continue;  // a later minor version's optional section
@@ -240,6 +252,12 @@ ReadStatus SnapshotReader::validate_regions() {
     }
   }
   return ReadStatus{};
+}
+
+SectionView SnapshotReader::process_section(uint32_t type) const {
+  const uint32_t first = uint32_t(ProcessSection::kProcess), last = uint32_t(ProcessSection::kDescriptors);
+  if (type < first || type > last) return SectionView{};
+  return process_sections_[type - first];
 }
 
 ModuleView SnapshotReader::executable() const {

@@ -31,6 +31,12 @@ struct ModuleView {
   uint32_t id_length = 0;
 };
 
+// The bytes of one section (nullptr and 0 when the file has none).
+struct SectionView {
+  const uint8_t* data = nullptr;
+  uint64_t length = 0;
+};
+
 struct VerifyReport {
   uint64_t regions = 0;
   uint64_t pages = 0;           // all index entries
@@ -83,6 +89,9 @@ class SnapshotReader {
   // True for absent and zero pages, and for data whose XXH3-64 matches the index.
   bool verify_page(uint64_t region, uint64_t page) const;
   VerifyReport verify_all() const;
+  // A process image's section (process_format.h ProcessSection), checksum already verified;
+  // ProcessImage interprets them.
+  SectionView process_section(uint32_t type) const;
 
  private:
   ReadStatus validate(bool native_page_size);
@@ -103,6 +112,7 @@ class SnapshotReader {
   const PageEntry* index_ = nullptr;
   uint64_t index_count_ = 0;
   uint64_t index_checksum_ = 0;
+  SectionView process_sections_[4] = {};
 };
 
 }  // namespace uffdlazy::snap
