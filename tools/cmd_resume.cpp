@@ -39,6 +39,8 @@ const char kUsage[] =
     "  --stats           print how long the resume took, and the fault account at exit\n"
     "  --report FILE     write the JSON fault report at exit\n"
     "  --verify page|none  checksum every page before it is used (default page)\n"
+    "  --checkpoint-to FILE  a later checkpoint of the resumed process (its trigger is armed\n"
+    "                    as it was) writes FILE instead of the path it was started with\n"
     "\n"
     "Exit status: the program's; 2 when the image cannot be resumed here (one line says why),\n"
     "3 with --strict and no userfaultfd.\n";
@@ -69,7 +71,7 @@ int cmd_resume(int argc, char** argv) {
   const uint64_t launch = now_ns();
   const char* path = nullptr;
   bool eager = false, strict = false, stats = false, verify = true;
-  std::string report;
+  std::string report, checkpoint_to;
   for (int i = 1; i < argc; i++) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -81,9 +83,11 @@ int cmd_resume(int argc, char** argv) {
       strict = true;
     } else if (a == "--stats") {
       stats = true;
-    } else if ((a == "--report" || a == "--verify") && i + 1 < argc) {
+    } else if ((a == "--report" || a == "--verify" || a == "--checkpoint-to") && i + 1 < argc) {
       const std::string v = argv[++i];
-      if (a == "--report") {
+      if (a == "--checkpoint-to") {
+        checkpoint_to = absolute_path(v);
+      } else if (a == "--report") {
         report = absolute_path(v);
       } else if (v == "page" || v == "none") {
         verify = v == "page";
@@ -154,6 +158,7 @@ int cmd_resume(int argc, char** argv) {
                                     std::string("stats=") + (stats ? "1" : "0"), std::string("verify=") + (verify ? "1" : "0"),
                                     "image=" + image};
   if (!report.empty()) args.push_back("report=" + report);
+  if (!checkpoint_to.empty()) args.push_back("checkpoint=" + checkpoint_to);
   if (const char* t = getenv("UFFDLAZY_RESTORER_TRACE"); t && *t == '1') args.push_back("trace=1");
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());

@@ -69,6 +69,11 @@ const char* executable_path() {
 void finish_resume() {
   ResumeBlock& b = resume_block();
   hidden_thread_renumbered(g.capture_old_tid, sys::gettid());
+  const size_t n = strnlen(b.checkpoint, sizeof b.checkpoint);
+  if (n && n < sizeof g.path) {
+    memcpy(g.path, b.checkpoint, n);
+    g.path[n] = 0;
+  }
   if (g.hooks.pager_resumed) g.hooks.pager_resumed(b);
   __atomic_store_n(&b.capture_done, 1, __ATOMIC_RELEASE);
   sys::futex(&b.capture_done, FUTEX_WAKE_PRIVATE, 1 << 30);

@@ -40,6 +40,8 @@ struct ResumeBlock {
   uint32_t resumes;          // how many times this process was resumed
   char report[1024];         // --report FILE, or empty
   char image[1024];          // the image's path, for messages
+  char checkpoint[1024];     // where a later checkpoint of the resumed process goes (empty: where
+                             // the first one went)
 };
 
 }  // namespace uffdlazy::ckpt

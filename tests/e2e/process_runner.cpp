@@ -69,7 +69,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
   size_t written = 0;
   int in_fd = in_pipe[1];
   if (opt.stdin_data.empty()) {
-    close(in_fd);
+    if (!opt.keep_stdin_open) close(in_fd);
     in_fd = -1;
   } else {
     fcntl(in_fd, F_SETFL, O_NONBLOCK);
@@ -90,7 +90,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
       ssize_t w = write(in_fd, opt.stdin_data.data() + written, opt.stdin_data.size() - written);
       if (w > 0) written += size_t(w);
       if (w < 0 || written == opt.stdin_data.size()) {
-        close(in_fd);
+        if (!opt.keep_stdin_open) close(in_fd);
         in_fd = -1;
       }
     }
@@ -105,6 +105,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
     }
   }
   if (in_fd >= 0) close(in_fd);
+  if (opt.keep_stdin_open) close(in_pipe[1]);
   close(out_pipe[0]);
   close(err_pipe[0]);
   int status = 0;

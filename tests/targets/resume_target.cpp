@@ -3,7 +3,7 @@
 // uninterrupted run.
 //
 //   resume_target [--mb N] [--steps N] [--threads N] [--log FILE] [--data FILE]
-//                 [--pause-at K] [--signal-at K] [--slow-ms N]
+//                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--list-fds] [--exit N]
 //
 // Memory: a large mmap'd array (registered by the shim: lazily served after a resume), malloc'd
 // buffers (the brk heap and glibc's own mappings), a deep recursion (the stack), thread stacks and
@@ -14,7 +14,9 @@
 //
 // --signal-at K: raise SIGUSR2 (the checkpoint trigger) at step K. --pause-at K: at step K,
 // after the signal, read one byte from stdin (a blocked, restartable system call to checkpoint
-// in). --slow-ms N: sleep N ms per step (a checkpoint lands somewhere in between).
+// in). Both may be repeated. --slow-ms N: sleep N ms per step (a checkpoint lands somewhere in
+// between). --list-fds: print the descriptors below 900 it did not inherit, at the end (the shim
+// keeps its own above).
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -22,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -91,9 +94,24 @@ int rseq_registered() {
 
 }  // namespace
 
+// Descriptors below 900 open now.
+void open_fds(bool* out) {
+  DIR* d = opendir("/proc/self/fd");
+  const int own = dirfd(d);
+  while (dirent* e = readdir(d)) {
+    const int fd = atoi(e->d_name);
+    if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fd != own && fd < 900) out[fd] = true;
+  }
+  closedir(d);
+}
+
 int main(int argc, char** argv) {
+  static bool inherited[900];
+  open_fds(inherited);
   size_t mb = 64;
-  int steps = 40, pause_at = -1, signal_at = -1, slow_ms = 0;
+  int steps = 40, slow_ms = 0;
+  bool pause_at[1024] = {}, signal_at[1024] = {}, list_fds = false;
+  int exit_code = 0;
   const char* log_path = nullptr;
   const char* data_path = nullptr;
   for (int i = 1; i < argc; i++) {
@@ -104,8 +122,10 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--threads")) g_threads = atoi(v), i++;
     else if (!strcmp(a, "--log")) log_path = v, i++;
     else if (!strcmp(a, "--data")) data_path = v, i++;
-    else if (!strcmp(a, "--pause-at")) pause_at = atoi(v), i++;
-    else if (!strcmp(a, "--signal-at")) signal_at = atoi(v), i++;
+    else if (!strcmp(a, "--pause-at")) pause_at[atoi(v) & 1023] = true, i++;
+    else if (!strcmp(a, "--signal-at")) signal_at[atoi(v) & 1023] = true, i++;
+    else if (!strcmp(a, "--list-fds")) list_fds = true;
+    else if (!strcmp(a, "--exit")) exit_code = atoi(v), i++;
     else if (!strcmp(a, "--slow-ms")) slow_ms = atoi(v), i++;
     else {
       fprintf(stderr, "resume_target: unknown option %s\n", a);
@@ -162,8 +182,8 @@ int main(int argc, char** argv) {
     printf("step %d sum %016llx\n", s, static_cast<unsigned long long>(sum));
     if (log_fd >= 0) dprintf(log_fd, "log %d %016llx\n", s, static_cast<unsigned long long>(total));
     if (data_fd >= 0 && write(data_fd, &total, sizeof total) != sizeof total) return 4;
-    if (s == signal_at) raise(SIGUSR2);
-    if (s == pause_at) {
+    if (signal_at[s & 1023]) raise(SIGUSR2);
+    if (pause_at[s & 1023]) {
       char c;
       ssize_t r;
       do {
@@ -201,5 +221,14 @@ int main(int argc, char** argv) {
     off_t end = lseek(data_fd, 0, SEEK_CUR);
     printf("data offset %lld\n", static_cast<long long>(end));
   }
-  return 0;
+  if (list_fds) {
+    printf("fds");
+    static bool now[900];
+    open_fds(now);
+    for (int fd = 0; fd < 900; fd++) {
+      if (now[fd] && !inherited[fd]) printf(" %d", fd);
+    }
+    printf("\n");
+  }
+  return exit_code;
 }

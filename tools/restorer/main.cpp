@@ -45,6 +45,7 @@ void parse(long* sp) {
     else if (starts(argv[i], "trace=", &v)) g_options.trace = *v == '1';
     else if (starts(argv[i], "report=", &v)) copy(g_options.report, sizeof g_options.report, v);
     else if (starts(argv[i], "image=", &v)) copy(g_options.image, sizeof g_options.image, v);
+    else if (starts(argv[i], "checkpoint=", &v)) copy(g_options.checkpoint, sizeof g_options.checkpoint, v);
   }
   if (g_options.image_fd < 0) {
     Line l;

@@ -71,6 +71,7 @@ struct Options {
   uint64_t launch_ns = 0;
   char report[1024] = {};
   char image[1024] = {};
+  char checkpoint[1024] = {};
 };
 extern Options g_options;
 void trace(const char* step);

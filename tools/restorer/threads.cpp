@@ -170,6 +170,7 @@ void release_and_become_leader() {
   b.resumes++;
   memcpy(b.report, g_options.report, sizeof b.report);
   memcpy(b.image, g_options.image, sizeof b.image);
+  memcpy(b.checkpoint, g_options.checkpoint, sizeof b.checkpoint);
   b.magic = ckpt::kResumeMagic;
   restore_itimers();
   trace("threads ready; the monitor takes over");
