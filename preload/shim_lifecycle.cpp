@@ -10,6 +10,7 @@ extern char** environ;
 
 namespace uffdlazy::preload {
 void process_interposers_init();
+void signal_interposers_init();
 }
 
 namespace {
@@ -20,6 +21,7 @@ void child() { uffdlazy::pager::after_fork_child(); }
 
 __attribute__((constructor)) void uffdlazy_start() {
   uffdlazy::preload::process_interposers_init();
+  uffdlazy::preload::signal_interposers_init();
   uffdlazy::pager::start(environ);
   pthread_atfork(prepare, parent, child);
 }

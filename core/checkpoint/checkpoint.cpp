@@ -25,6 +25,8 @@ namespace uffdlazy::ckpt {
 
 namespace {
 
+constexpr uint32_t kMaxPinned = 2 * (kMaxThreads + 8);
+
 struct State {
   char path[1024] = {};
   bool then_stop = true;
@@ -34,6 +36,8 @@ struct State {
   TableBuilder process, threads, mappings, descriptors;
   bool written = false;
   uint32_t capture_old_tid = 0;
+  uint64_t pinned[kMaxPinned] = {};
+  uint32_t pinned_count = 0;
 };
 constinit State g;
 
@@ -238,6 +242,7 @@ void checkpoint_now() {
   g.threads.clear();
   g.mappings.clear();
   g.descriptors.clear();
+  g.pinned_count = 0;
   snap::ProcessRecord* proc = capture_process(&g.process, &why);
   MappingInput mi;
   mi.table = a.table;
@@ -252,6 +257,13 @@ void checkpoint_now() {
   image_writer_arena(&arena[0], &arena[1]);
   mi.empty = arena;
   mi.empty_pairs = 1;
+  for (uint32_t i = 0; i < thread_count() && g.pinned_count + 2 <= kMaxPinned; i++) {
+    const snap::ThreadRecord& t = thread_records()[i];
+    if (t.tid_address) g.pinned[g.pinned_count++] = t.tid_address;
+    if (t.rseq_area) g.pinned[g.pinned_count++] = t.rseq_area;
+  }
+  mi.pinned = g.pinned;
+  mi.pinned_count = g.pinned_count;
   ShimDescriptors sd;
   sd.uffd = a.uffd_fd;
   sd.stderr_copy = a.stderr_copy;

@@ -129,6 +129,13 @@ long vma_at(uint64_t addr) {
 
 // A table region is served lazily after a resume only if every byte of it lies in private
 // anonymous mappings registered with our userfaultfd.
+bool holds_pinned(const MappingInput& in, const Region& r) {
+  for (uint32_t i = 0; i < in.pinned_count; i++) {
+    if (r.contains(in.pinned[i])) return true;
+  }
+  return false;
+}
+
 bool registered_throughout(const Region& r) {
   uint64_t at = r.start;
   long i = vma_at(at);
@@ -228,7 +235,7 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
   }
   uint32_t kept = 0;
   for (uint32_t i = 0; i < sc.lazy_count; i++) {
-    if (registered_throughout(sc.lazy[i])) sc.lazy[kept++] = sc.lazy[i];
+    if (registered_throughout(sc.lazy[i]) && !holds_pinned(in, sc.lazy[i])) sc.lazy[kept++] = sc.lazy[i];
   }
   sc.lazy_count = kept;
 

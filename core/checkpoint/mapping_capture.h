@@ -44,6 +44,10 @@ struct MappingInput {
   // [start, end) pairs mapped again at resume but never stored (the shim's scratch for writing).
   const uint64_t* empty = nullptr;
   uint32_t empty_pairs = 0;
+  // Addresses the restorer writes (or has the kernel write) before the monitor serves: each
+  // thread's tid cache and rseq area. A table region holding one is stored eagerly instead.
+  const uint64_t* pinned = nullptr;
+  uint32_t pinned_count = 0;
 };
 
 // Maps the scratch space (once).

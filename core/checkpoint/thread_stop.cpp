@@ -35,6 +35,8 @@ struct StopState {
   void (*monitor_hook)() = nullptr;
 };
 constinit StopState g;
+constinit bool g_reserved = false;
+__thread uint32_t t_stops __attribute__((tls_model("initial-exec"))) = 0;
 
 void futex_wake_all(std::atomic<uint32_t>* w) { sys::futex(w, FUTEX_WAKE_PRIVATE, 1 << 30); }
 
@@ -62,6 +64,7 @@ bool park_here(snap::ThreadRole role, void* frame, std::atomic<uint32_t>* parked
     while (g.release_gen.load(std::memory_order_acquire) == gen) sys::futex(&g.release_gen, FUTEX_WAIT_PRIVATE, int(gen));
     return false;
   }
+  t_stops++;
   record_this_thread(r, role);
   r->signal_frame = uint64_t(frame);
   if (uffdlazy_save_context(&r->context) != 0) return true;
@@ -138,8 +141,13 @@ bool prepare_thread_stop() {
   sa.sa_sigaction = on_stop_signal;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigfillset(&sa.sa_mask);
-  return sigaction(kStopSignal, &sa, nullptr) == 0;
+  if (sigaction(kStopSignal, &sa, nullptr) != 0) return false;
+  g_reserved = true;
+  return true;
 }
+
+bool stop_signal_reserved() { return g_reserved; }
+uint32_t stops_of_this_thread() { return t_stops; }
 
 bool stop_program_threads(uint64_t timeout_ns, LineWriter* why) {
   g.slots_used.store(0, std::memory_order_release);

@@ -58,6 +58,14 @@ TEST(Resume, CheckpointAfterADelayMidComputation) {
   }
 }
 
+TEST(Resume, CheckpointDuringSleepsDoesNotCutThemShort) {
+  ResumeCase c("naps");
+  c.args = {"--mb", "16", "--steps", "16", "--nap-ms", "20"};
+  c.at = "after=0.15";
+  c.run_and_compare();
+  EXPECT_EQ(c.expected.out.find("nap -1"), std::string::npos) << c.expected.out;
+}
+
 TEST(Resume, ExitStatusIsTheProgramsAndCallerDescriptorsDoNotLeak) {
   ResumeCase c("status");
   c.args = {"--mb", "16", "--steps", "6", "--pause-at", "2", "--list-fds", "--exit", "7"};

@@ -3,7 +3,8 @@
 // uninterrupted run.
 //
 //   resume_target [--mb N] [--steps N] [--threads N] [--log FILE] [--data FILE]
-//                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--list-fds] [--exit N]
+//                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--nap-ms N] [--list-fds]
+//                 [--exit N]
 //
 // Memory: a large mmap'd array (registered by the shim: lazily served after a resume), malloc'd
 // buffers (the brk heap and glibc's own mappings), a deep recursion (the stack), thread stacks and
@@ -15,7 +16,8 @@
 // --signal-at K: raise SIGUSR2 (the checkpoint trigger) at step K. --pause-at K: at step K,
 // after the signal, read one byte from stdin (a blocked, restartable system call to checkpoint
 // in). Both may be repeated. --slow-ms N: sleep N ms per step (a checkpoint lands somewhere in
-// between). --list-fds: print the descriptors below 900 it did not inherit, at the end (the shim
+// between, and the program retries its own sleep). --nap-ms N: sleep N ms per step with usleep and
+// nanosleep, and print what they returned (a checkpoint must not cut them short). --list-fds: print the descriptors below 900 it did not inherit, at the end (the shim
 // keeps its own above).
 #include <cerrno>
 #include <csignal>
@@ -29,6 +31,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -109,7 +113,7 @@ int main(int argc, char** argv) {
   static bool inherited[900];
   open_fds(inherited);
   size_t mb = 64;
-  int steps = 40, slow_ms = 0;
+  int steps = 40, slow_ms = 0, nap_ms = 0;
   bool pause_at[1024] = {}, signal_at[1024] = {}, list_fds = false;
   int exit_code = 0;
   const char* log_path = nullptr;
@@ -127,6 +131,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--list-fds")) list_fds = true;
     else if (!strcmp(a, "--exit")) exit_code = atoi(v), i++;
     else if (!strcmp(a, "--slow-ms")) slow_ms = atoi(v), i++;
+    else if (!strcmp(a, "--nap-ms")) nap_ms = atoi(v), i++;
     else {
       fprintf(stderr, "resume_target: unknown option %s\n", a);
       return 2;
@@ -135,6 +140,16 @@ int main(int argc, char** argv) {
   if (g_threads < 1 || g_threads > 64) return 2;
   setvbuf(stdout, nullptr, _IOFBF, 1 << 16);  // buffered output crosses the checkpoint
   umask(027);
+  char start_cwd[4096];
+  if (!getcwd(start_cwd, sizeof start_cwd)) return 5;
+  // Process state that must come back: a soft limit and an interval timer far in the future.
+  rlimit nofile;
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = 500;
+  setrlimit(RLIMIT_NOFILE, &nofile);
+  signal(SIGALRM, SIG_IGN);
+  itimerval itv = {{0, 0}, {100000, 0}};
+  setitimer(ITIMER_REAL, &itv, nullptr);
   g_words = mb * (1u << 20) / sizeof(uint64_t);
   void* m = mmap(nullptr, g_words * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return 3;
@@ -191,6 +206,12 @@ int main(int argc, char** argv) {
       } while (r < 0 && errno == EINTR);
       printf("read %zd\n", r);
     }
+    if (nap_ms) {
+      const int a = usleep(useconds_t(nap_ms) * 500);
+      timespec half = {0, long(nap_ms) * 500000L};
+      const int b = nanosleep(&half, nullptr);
+      printf("nap %d %d\n", a, b);
+    }
     if (slow_ms) {
       timespec ts = {slow_ms / 1000, (slow_ms % 1000) * 1000000L};
       while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
@@ -213,10 +234,15 @@ int main(int argc, char** argv) {
   sigaltstack(nullptr, &cur);
   const mode_t um = umask(027);
   char cwd[4096];
-  const bool cwd_ok = getcwd(cwd, sizeof cwd) != nullptr;
-  printf("total %016llx usr1=%d clock=%d brk=%d rseq=%d mask=%d altstack=%d umask=%03o cwd=%d\n",
+  const bool cwd_ok = getcwd(cwd, sizeof cwd) != nullptr && !strcmp(cwd, start_cwd);
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  itimerval left;
+  getitimer(ITIMER_REAL, &left);
+  const bool timer_ok = left.it_value.tv_sec > 99000 && left.it_value.tv_sec <= 100000;
+  printf("total %016llx usr1=%d clock=%d brk=%d rseq=%d mask=%d altstack=%d umask=%03o cwd=%d nofile=%llu itimer=%d\n",
          static_cast<unsigned long long>(total), int(g_usr1), clock_ok, brk_ok, rseq_registered(),
-         sigismember(&mask, SIGWINCH), cur.ss_sp == altstack, unsigned(um), cwd_ok);
+         sigismember(&mask, SIGWINCH), cur.ss_sp == altstack, unsigned(um), cwd_ok,
+         static_cast<unsigned long long>(nofile.rlim_cur), timer_ok);
   if (data_fd >= 0) {
     off_t end = lseek(data_fd, 0, SEEK_CUR);
     printf("data offset %lld\n", static_cast<long long>(end));

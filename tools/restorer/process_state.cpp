@@ -69,6 +69,16 @@ void restore_process_state() {
   const snap::ProcessRecord& p = *g_image.process;
   sys::call6(SYS_personality, p.personality);
   sys::call6(SYS_umask, p.umask);
+  for (int sig = 1; sig <= int(snap::kSignals); sig++) {
+    if (sig == 9 || sig == 19) continue;
+    const snap::KernelSigaction& k = p.sigactions[sig - 1];
+    sys::call6(SYS_rt_sigaction, sig, long(&k), 0, 8);
+  }
+}
+
+void restore_rlimits() {
+  // Last: the program's limits may be lower than the descriptor numbers it (and the shim) holds.
+  const snap::ProcessRecord& p = *g_image.process;
   for (uint32_t res = 0; res < snap::kRlimits; res++) {
     rlimit want = {p.rlimits[res].cur, p.rlimits[res].max};
     if (sys::call6(SYS_prlimit64, 0, res, long(&want), 0) == 0) continue;
@@ -78,11 +88,6 @@ void restore_process_state() {
     want.rlim_max = have.rlim_max;
     if (want.rlim_cur > want.rlim_max) want.rlim_cur = want.rlim_max;
     sys::call6(SYS_prlimit64, 0, res, long(&want), 0);
-  }
-  for (int sig = 1; sig <= int(snap::kSignals); sig++) {
-    if (sig == 9 || sig == 19) continue;
-    const snap::KernelSigaction& k = p.sigactions[sig - 1];
-    sys::call6(SYS_rt_sigaction, sig, long(&k), 0, 8);
   }
 }
 
@@ -96,6 +101,13 @@ int prepare_descriptors(int uffd) {
   if (p.uffd_fd > highest) highest = p.uffd_fd;
   if (g_options.image_fd > highest) highest = g_options.image_fd;
   if (uffd > highest) highest = uffd;
+  // Room for every number the process needs (within our hard limit).
+  rlimit nofile = {};
+  sys::call6(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, long(&nofile));
+  if (nofile.rlim_cur < uint64_t(highest) + 2 && nofile.rlim_max > nofile.rlim_cur) {
+    nofile.rlim_cur = nofile.rlim_max;
+    sys::call6(SYS_prlimit64, 0, RLIMIT_NOFILE, long(&nofile), 0);
+  }
   // The resumer's descriptors (other than 0-2) must not leak into the process.
   int keep[5] = {0, 1, 2, g_options.image_fd, uffd};
   sort(keep, 5);

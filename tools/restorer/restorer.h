@@ -127,6 +127,7 @@ int prepare_descriptors(int uffd);  // returns the image's descriptor number for
 void monitor_descriptors(int image_fd);  // on the monitor's thread: its own table
 void restore_descriptors();
 void restore_itimers();
+void restore_rlimits();
 
 // threads.cpp
 // uffd: the userfaultfd's number in the process (the shim's), or -1 when there is none.

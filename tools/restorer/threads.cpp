@@ -172,6 +172,7 @@ void release_and_become_leader() {
   memcpy(b.image, g_options.image, sizeof b.image);
   memcpy(b.checkpoint, g_options.checkpoint, sizeof b.checkpoint);
   b.magic = ckpt::kResumeMagic;
+  restore_rlimits();
   restore_itimers();
   trace("threads ready; the monitor takes over");
   let_go(snap::ThreadRole::kMonitor);
