@@ -126,6 +126,12 @@ int cmd_resume(int argc, char** argv) {
     std::fprintf(stderr, "uffdlazy: resume %s: %.*s\n", image.c_str(), int(w.size()), w.data());
     return 2;
   }
+  // The same user (the restorer checks this too, with the rest, before it changes anything).
+  if (process.process().uid != getuid() || process.process().euid != geteuid()) {
+    std::fprintf(stderr, "uffdlazy: resume %s: the process ran as uid %u, and this is uid %u\n", image.c_str(),
+                 process.process().uid, unsigned(getuid()));
+    return 2;
+  }
   bool lazy = !eager;
   if (lazy) {
     Userfaultfd probe;

@@ -120,6 +120,28 @@ bool signalled(long tid) {
 
 bool alive(long tid) { return sys::call6(SYS_tgkill, sys::getpid(), tid, 0) == 0; }
 
+// A thread that has exited but is still listed (the leader waits for the others as a zombie).
+bool exited(long tid) {
+  char path[64] = "/proc/self/task/";
+  size_t n = 16;
+  char digits[24];
+  size_t k = 0;
+  for (long v = tid; v; v /= 10) digits[k++] = char('0' + v % 10);
+  while (k) path[n++] = digits[--k];
+  __builtin_memcpy(path + n, "/stat", 6);
+  char buf[512];
+  long fd = sys::openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;
+  long r = sys::read(int(fd), buf, sizeof buf - 1);
+  sys::close(int(fd));
+  if (r <= 0) return true;
+  buf[r] = 0;
+  const char* p = buf + r;
+  while (p > buf && p[-1] != ')') p--;  // the state follows the name
+  while (*p == ' ') p++;
+  return *p == 'Z' || *p == 'X';
+}
+
 bool recorded(long tid) {
   const uint32_t n = g.slots_used.load(std::memory_order_acquire);
   for (uint32_t i = 0; i < n && i < kRecordCapacity; i++) {
@@ -161,7 +183,7 @@ bool stop_program_threads(uint64_t timeout_ns, LineWriter* why) {
   for (;;) {
     bool found_new = false;
     bool listed = for_each_task([&](long tid) {
-      if (is_hidden_thread(tid) || signalled(tid)) return;
+      if (is_hidden_thread(tid) || signalled(tid) || exited(tid)) return;
       if (g.signalled_count == kMaxThreads) {
         overflow = true;
         return;
