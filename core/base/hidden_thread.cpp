@@ -1,6 +1,7 @@
 #include "core/base/hidden_thread.h"
 
 #include <csignal>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -55,6 +56,8 @@ void* HiddenThread::trampoline(void* self) {
   const long tid = sys::gettid();
   remember_tid(tid, 0);
   __atomic_store_n(&t->tid_, tid, __ATOMIC_RELEASE);
+  __atomic_store_n(&t->running_, 1, __ATOMIC_RELEASE);
+  sys::futex(&t->running_, FUTEX_WAKE_PRIVATE, 1 << 30);
   void* r = t->fn_(t->arg_);
   // The id may have changed meanwhile (a resumed process has new ids): forget the current one.
   const long now = sys::gettid();
@@ -81,6 +84,7 @@ bool HiddenThread::start(void* (*fn)(void*), void* arg, size_t stack_bytes) {
   sys::sigprocmask(SIG_SETMASK, &all, &old);
   fn_ = fn;
   arg_ = arg;
+  running_ = 0;
   pthread_t t;
   int rc = pthread_create(&t, &attr, trampoline, this);
   sys::sigprocmask(SIG_SETMASK, &old, nullptr);
@@ -92,6 +96,9 @@ bool HiddenThread::start(void* (*fn)(void*), void* arg, size_t stack_bytes) {
   handle_ = t;
   mapping_ = base;
   mapping_bytes_ = bytes;
+  // Known as the shim's before start() returns: a checkpoint must never take it for a thread of
+  // the program's.
+  while (!__atomic_load_n(&running_, __ATOMIC_ACQUIRE)) sys::futex(&running_, FUTEX_WAIT_PRIVATE, 0);
   return true;
 }
 

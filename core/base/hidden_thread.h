@@ -29,6 +29,7 @@ class HiddenThread {
   void* (*fn_)(void*) = nullptr;
   void* arg_ = nullptr;
   long tid_ = 0;
+  int running_ = 0;  // futex word: the thread has recorded its id
   unsigned long handle_ = 0;
   void* mapping_ = nullptr;
   size_t mapping_bytes_ = 0;

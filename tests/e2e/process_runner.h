@@ -19,6 +19,7 @@ struct RunOptions {
   std::vector<std::string> unset;          // removed from the environment
   std::string stdin_data;
   bool keep_stdin_open = false;            // stdin stays open (and empty) until the process ends
+  bool close_inherited_fds = false;        // the program gets only stdin, stdout and stderr
   bool with_shim = false;                  // sets LD_PRELOAD to the built libuffdlazy.so
   int timeout_seconds = 120;
 };

@@ -24,7 +24,12 @@ RunOptions with_input(const std::string& data, bool keep_open) {
   return o;
 }
 
-void ResumeCase::reference() { expected = run_process(target("ref-log", "ref-data"), with_input(input, false)); }
+void ResumeCase::reference() {
+  // Like `uffdlazy checkpoint`, without the descriptors the test itself inherited.
+  RunOptions o = with_input(input, false);
+  o.close_inherited_fds = true;
+  expected = run_process(target("ref-log", "ref-data"), o);
+}
 
 void ResumeCase::take_checkpoint() {
   std::vector<std::string> argv = {cli_path(), "checkpoint", "-o", image, "--at", at, "--then", then, "--"};
