@@ -6,10 +6,17 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace uffdlazy {
 
 // Like sys::mmap(nullptr, ...): the mapping address, or -errno.
 long mmap_aside(size_t len, int prot, int flags, int fd, long offset);
+
+// Whether [start, end) overlaps memory the shim mapped for itself (a checkpoint never lets that
+// be paged lazily after a resume: the monitor works in it). Conservative: mappings the shim has
+// since unmapped still count, and once more mappings were made than it can remember, everything
+// counts.
+bool overlaps_aside(uintptr_t start, uintptr_t end);
 
 }  // namespace uffdlazy

@@ -6,6 +6,7 @@
 #include <linux/futex.h>
 #include <sys/mman.h>
 
+#include "core/base/aside_mmap.h"
 #include "core/base/hidden_thread.h"
 #include "core/base/line_writer.h"
 #include "core/base/mono_clock.h"
@@ -25,7 +26,7 @@ namespace uffdlazy::ckpt {
 
 namespace {
 
-constexpr uint32_t kMaxPinned = 2 * (kMaxThreads + 8);
+constexpr uint32_t kMaxPinned = 2 * (kMaxThreads + 8) + 2;
 
 struct State {
   char path[1024] = {};
@@ -112,7 +113,8 @@ void wake(uint32_t* word, uint32_t value) {
 }
 
 // Maps each table region onto the image region stored for it; a region the image does not serve
-// lazily was not registered again, so the table forgets it.
+// lazily was not registered again, so the table forgets it. Lazy image regions the table did not
+// have (memory the program's allocator mapped behind the shim's back) join it.
 void rebuild_table(bool lazy) {
   const snap::SnapshotReader* reader = resume_reader();
   const snap::ProcessImage* image = resume_image();
@@ -123,7 +125,7 @@ void rebuild_table(bool lazy) {
   const uint64_t bytes = (live.size() * sizeof(Region) + a.page_size - 1) / a.page_size * a.page_size;
   Region* copy = nullptr;
   if (bytes) {
-    long m = sys::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    long m = mmap_aside(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (sys::failed(m)) {
       LineWriter why;
       why.str("no memory to rebuild the region table");
@@ -134,14 +136,23 @@ void rebuild_table(bool lazy) {
   const size_t n = live.size();
   for (size_t i = 0; i < n; i++) copy[i] = live.at(i);
   table.clear();
-  uint64_t r = 0;
+  size_t i = 0;
   const uint64_t regions = reader ? reader->region_count() : 0;
-  for (size_t i = 0; i < n; i++) {
-    Region reg = copy[i];
-    while (r < regions && reader->region(r).start < reg.start) r++;
-    if (r == regions || !image->region_lazy(r) || reader->region(r).start != reg.start ||
-        reader->region(r).start + reader->region(r).length != reg.end) {
-      continue;
+  for (uint64_t r = 0; r < regions; r++) {
+    const snap::RegionRecord& rec = reader->region(r);
+    if (!image->region_lazy(r)) continue;
+    while (i < n && copy[i].start < rec.start) i++;
+    Region reg;
+    if (i < n && copy[i].start == rec.start && copy[i].end == rec.start + rec.length) {
+      reg = copy[i];
+    } else {
+      reg = Region{};
+      reg.start = rec.start;
+      reg.end = rec.start + rec.length;
+      reg.prot = int32_t(rec.prot);
+      reg.flags = int32_t(rec.map_flags);
+      reg.alloc_length = rec.length;
+      reg.id = table.next_id();
     }
     reg.source = lazy ? int32_t(r) : Region::kZeroSource;
     reg.source_page = 0;
@@ -257,6 +268,10 @@ void checkpoint_now() {
   image_writer_arena(&arena[0], &arena[1]);
   mi.empty = arena;
   mi.empty_pairs = 1;
+  // The shim's own static data (the resume block, the monitor, the region table's bookkeeping)
+  // is written by the restorer and used by the monitor before it serves anything.
+  g.pinned[g.pinned_count++] = reinterpret_cast<uint64_t>(&resume_block());
+  g.pinned[g.pinned_count++] = reinterpret_cast<uint64_t>(&g);
   for (uint32_t i = 0; i < thread_count() && g.pinned_count + 2 <= kMaxPinned; i++) {
     const snap::ThreadRecord& t = thread_records()[i];
     if (t.tid_address) g.pinned[g.pinned_count++] = t.tid_address;
@@ -264,6 +279,7 @@ void checkpoint_now() {
   }
   mi.pinned = g.pinned;
   mi.pinned_count = g.pinned_count;
+  mi.lazy_min_bytes = a.lazy_min_bytes;
   ShimDescriptors sd;
   sd.uffd = a.uffd_fd;
   sd.stderr_copy = a.stderr_copy;

@@ -35,6 +35,7 @@ struct ShimAccess {
   uint32_t uffd_origin = 0;
   int stderr_copy = -1;  // the shim's private copy of stderr, or -1
   int message_fd = 2;    // where the checkpoint's own lines go
+  uint64_t lazy_min_bytes = 0;  // anonymous memory the shim did not see is lazy from this size
   // A restore source is active (a process started by `uffdlazy restore`): refused for now.
   bool restoring = false;
 };

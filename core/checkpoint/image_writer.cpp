@@ -154,7 +154,7 @@ struct PlannedPages {
     PlannedPages pages{&r, &in, int(pagemap)};
     // Eager regions with nothing of their own (reservations, untouched memory, file pages the
     // process never changed) need no record: the restorer maps them empty or from the file.
-    if (!r.lazy && !pages.any_stored()) continue;
+    if (r.lazy != 1 && !pages.any_stored()) continue;
     // This is the child's private copy: make it readable whatever the program's protections.
     if (!(r.prot & PROT_READ)) sys::call6(SYS_mprotect, long(r.start), long(r.end - r.start), PROT_READ);
     snap::RegionInfo info;

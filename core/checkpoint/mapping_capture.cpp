@@ -129,11 +129,26 @@ long vma_at(uint64_t addr) {
 
 // A table region is served lazily after a resume only if every byte of it lies in private
 // anonymous mappings registered with our userfaultfd.
-bool holds_pinned(const MappingInput& in, const Region& r) {
-  for (uint32_t i = 0; i < in.pinned_count; i++) {
-    if (r.contains(in.pinned[i])) return true;
+bool in_empty(const MappingInput& in, uint64_t s, uint64_t e) {
+  for (uint32_t i = 0; i < in.empty_pairs; i++) {
+    if (s >= in.empty[2 * i] && e <= in.empty[2 * i + 1]) return true;
   }
   return false;
+}
+
+bool holds_pinned(const MappingInput& in, uint64_t s, uint64_t e) {
+  for (uint32_t i = 0; i < in.pinned_count; i++) {
+    if (in.pinned[i] >= s && in.pinned[i] < e) return true;
+  }
+  return false;
+}
+
+// Memory the program's allocator mapped behind the shim's back, worth serving lazily.
+bool extra_lazy(const MappingInput& in, snap::MappingKind kind, uint32_t flags, uint32_t prot, uint64_t s,
+                uint64_t e) {
+  return in.lazy_min_bytes && kind == snap::MappingKind::kAnonymous && !(flags & snap::kMappingGrowsDown) &&
+         prot != PROT_NONE && e - s >= in.lazy_min_bytes && !holds_pinned(in, s, e) && !overlaps_aside(s, e) &&
+         !in_empty(in, s, e);
 }
 
 bool registered_throughout(const Region& r) {
@@ -152,13 +167,6 @@ bool registered_throughout(const Region& r) {
 bool in_skip(const MappingInput& in, const Vma& v) {
   for (uint32_t i = 0; i < in.skip_pairs; i++) {
     if (v.start >= in.skip[2 * i] && v.end <= in.skip[2 * i + 1]) return true;
-  }
-  return false;
-}
-
-bool in_empty(const MappingInput& in, uint64_t s, uint64_t e) {
-  for (uint32_t i = 0; i < in.empty_pairs; i++) {
-    if (s >= in.empty[2 * i] && e <= in.empty[2 * i + 1]) return true;
   }
   return false;
 }
@@ -235,7 +243,9 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
   }
   uint32_t kept = 0;
   for (uint32_t i = 0; i < sc.lazy_count; i++) {
-    if (registered_throughout(sc.lazy[i]) && !holds_pinned(in, sc.lazy[i])) sc.lazy[kept++] = sc.lazy[i];
+    if (registered_throughout(sc.lazy[i]) && !holds_pinned(in, sc.lazy[i].start, sc.lazy[i].end)) {
+      sc.lazy[kept++] = sc.lazy[i];
+    }
   }
   sc.lazy_count = kept;
 
@@ -354,6 +364,7 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
       uint64_t piece_end = v.end;
       if (in_lazy && lazy->end < piece_end) piece_end = lazy->end;
       if (!in_lazy && lazy && lazy->start < piece_end) piece_end = lazy->start;
+      const bool lazy_extra = !in_lazy && extra_lazy(in, kind, flags, v.prot, at, piece_end);
       snap::MappingRecord* m = mappings->add_record<snap::MappingRecord>();
       if (!m) {
         why->str("too many mappings");
@@ -363,7 +374,7 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
       m->end = piece_end;
       m->prot = v.prot;
       m->kind = uint32_t(kind);
-      m->flags = flags | (in_lazy ? snap::kMappingLazy : 0);
+      m->flags = flags | (in_lazy || lazy_extra ? snap::kMappingLazy : 0);
       m->path = v.path;
       if (kind == snap::MappingKind::kFilePrivate || kind == snap::MappingKind::kFileShared) {
         m->offset = v.offset + (at - v.start);
@@ -393,6 +404,7 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
         p.prot = v.prot;
         p.map_flags = kind == snap::MappingKind::kFilePrivate ? MAP_PRIVATE : MAP_PRIVATE | MAP_ANONYMOUS;
         p.file = kind == snap::MappingKind::kFilePrivate;
+        p.lazy = lazy_extra ? 2 : 0;
         p.source = Region::kZeroSource;
         ok = add_plan(p);
       }

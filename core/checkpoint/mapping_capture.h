@@ -1,11 +1,15 @@
 // The address space of a checkpoint: every mapping from /proc/self/smaps becomes a MappingRecord,
 // and the memory worth storing becomes a plan of regions for the image writer.
 //
-// Lazy at resume is exactly what the shim had registered and its region table knows: each such
-// table region becomes one stored region (so the resumed monitor maps its table entries one to
-// one onto the image), and its mappings are flagged kMappingLazy. Everything else that is
-// private is stored eagerly: anonymous memory (heap, stacks, TLS, the shim's own memory), and the
-// pages of private file mappings the process changed.
+// Lazy at resume is what the shim had registered and its region table knows: each such table
+// region becomes one stored region (so the resumed monitor maps its table entries one to one onto
+// the image), and its mappings are flagged kMappingLazy. So is any other private anonymous
+// mapping of at least `lazy_min_bytes` that the program made without the shim seeing it (glibc's
+// malloc: the brk heap, its arenas and large blocks), unless it is the shim's own memory, a stack
+// that grows down, a reservation (PROT_NONE), or holds an address pinned below: the resumed
+// monitor adds those to its table. Everything else that is private is stored eagerly: smaller
+// anonymous memory, stacks, TLS, the shim's own memory, and the pages of private file mappings
+// the process changed.
 //
 // Refused: shared anonymous memory (also SysV and memfd), mappings of deleted or replaced files,
 // special mappings other than the vDSO's, hugetlb, MADV_DONTFORK / MADV_WIPEONFORK memory (the
@@ -26,7 +30,8 @@ struct PlannedRegion {
   uint64_t start, end;
   uint32_t prot;
   uint32_t map_flags;
-  uint32_t lazy;         // a registered table region: served by the monitor after a resume
+  uint32_t lazy;         // served by the monitor after a resume: 1 a table region, 2 memory the
+                         // shim did not register (the resumed monitor adds it to its table)
   uint32_t file;         // private file mapping: only pages the process changed are stored
   int32_t source;        // lazy: the table region's source (pages a resumed process still owes)
   uint32_t reserved;
@@ -48,6 +53,7 @@ struct MappingInput {
   // thread's tid cache and rseq area. A table region holding one is stored eagerly instead.
   const uint64_t* pinned = nullptr;
   uint32_t pinned_count = 0;
+  uint64_t lazy_min_bytes = 0;  // 0: only the table's regions are lazy
 };
 
 // Maps the scratch space (once).

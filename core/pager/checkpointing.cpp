@@ -27,6 +27,7 @@ void describe(ckpt::ShimAccess* a) {
   const int out = exit_line_fd();
   a->message_fd = out >= 0 ? out : 2;
   a->restoring = g_restore && g_restore->ready();
+  a->lazy_min_bytes = g.cfg.min_size;
 }
 
 void monitor_resumed() {

@@ -28,6 +28,7 @@
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -164,6 +165,9 @@ int main(int argc, char** argv) {
   }
   uint64_t* large = static_cast<uint64_t*>(malloc(4 << 20));
   for (size_t i = 0; i < (4u << 20) / 8; i += 256) large[i] = mix(i + 11);
+  // Another of glibc's own mappings, grown (mremap) after the checkpoint.
+  uint64_t* grown = static_cast<uint64_t*>(malloc(6 << 20));
+  for (size_t i = 0; i < (6u << 20) / 8; i += 64) grown[i] = mix(i + 13);
   struct sigaction sa = {};
   sa.sa_handler = on_usr1;
   sigaction(SIGUSR1, &sa, nullptr);
@@ -222,6 +226,18 @@ int main(int argc, char** argv) {
   pthread_barrier_wait(&g_barrier);
   for (int t = 0; t < g_threads; t++) pthread_join(tids[t], nullptr);
 
+  // glibc's memory, served lazily after a resume, moved, freed and trimmed by glibc itself.
+  grown = static_cast<uint64_t*>(realloc(grown, 24 << 20));
+  uint64_t heap_sum = 0;
+  for (size_t i = 0; i < (6u << 20) / 8; i += 64) heap_sum = mix(heap_sum + grown[i]);
+  for (size_t i = 0; i < nsmall; i += 3) {
+    heap_sum = mix(heap_sum + small[i][0]);
+    free(small[i]);
+  }
+  free(large);
+  malloc_trim(0);
+  for (size_t i = 1; i < nsmall; i += 3) heap_sum = mix(heap_sum + small[i][0]);
+  printf("heap %016llx\n", static_cast<unsigned long long>(heap_sum));
   // What a resumed process must still do right.
   raise(SIGUSR1);
   timespec now;

@@ -350,6 +350,27 @@ void protect_everything() {
 void register_lazy(int uffd, bool lazy) {
   if (uffd < 0) return;
   const uint64_t ps = g_image.header->page_size;
+  if (lazy) {
+    // A page already present in a lazy range would shadow the image's: refuse to go on.
+    static unsigned char vec[4096];
+    for (uint64_t r = 0; r < g_image.region_count; r++) {
+      const snap::RegionRecord& rec = g_image.regions[r];
+      const long mi = g_image.mapping_at(rec.start);
+      if (mi < 0 || !(g_image.mapping(uint32_t(mi)).flags & snap::kMappingLazy)) continue;
+      for (uint64_t p = 0; p < rec.page_count; p += sizeof vec) {
+        const uint64_t n = rec.page_count - p < sizeof vec ? rec.page_count - p : sizeof vec;
+        if (sys::mincore(reinterpret_cast<void*>(rec.start + p * ps), n * ps, vec) < 0) continue;
+        for (uint64_t k = 0; k < n; k++) {
+          if (vec[k] & 1) {
+            Line l;
+            resume_line(l).s("internal error: the lazy page at ").x(rec.start + (p + k) * ps)
+                .s(" was touched before the monitor could serve it");
+            die(kBroken, l);
+          }
+        }
+      }
+    }
+  }
   auto reg = [&](uint64_t start, uint64_t len) {
     uffdio_register rg = {};
     rg.range.start = start;

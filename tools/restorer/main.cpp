@@ -88,8 +88,7 @@ extern "C" [[noreturn]] void restorer_main(long* sp) {
   fill_eager_pages(g_options.lazy);
   trace("eager pages in place");
   protect_everything();
-  register_lazy(uffd, g_options.lazy);
-  trace("protected and registered");
+  trace("protected");
   restore_mm();
   restore_process_state();
   const int image_fd = prepare_descriptors(uffd);

@@ -117,6 +117,8 @@ void leave_own_address_space();
 void map_everything();
 void fill_eager_pages(bool lazy);
 void protect_everything();
+// Registers the lazy ranges (and the doorbell), after checking that nothing the restorer did has
+// put a page in any of them: such a page would never be served from the image.
 void register_lazy(int uffd, bool lazy);
 extern uint64_t g_eager_pages, g_lazy_pages;
 

@@ -174,6 +174,9 @@ void release_and_become_leader() {
   b.magic = ckpt::kResumeMagic;
   restore_rlimits();
   restore_itimers();
+  // Every write of the restorer and of the threads' set-up is done: the lazy ranges are registered
+  // now, and from here on only the monitor puts pages there.
+  register_lazy(g_uffd, g_options.lazy);
   trace("threads ready; the monitor takes over");
   let_go(snap::ThreadRole::kMonitor);
   if (has_role(snap::ThreadRole::kMonitor)) wait_for(&b.monitor_ready, "the shim's monitor");
