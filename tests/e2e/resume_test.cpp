@@ -120,6 +120,40 @@ TEST(Resume, ThreeGenerationsPagesNeverServedComeFromTheFirstImage) {
   EXPECT_EQ(read_file(c.dir + "/data"), read_file(c.dir + "/ref-data"));
 }
 
+// CPython with three threads blocked on a queue and a few hundred MB of objects, checkpointed in
+// its read of stdin: resumed lazily and eagerly it prints and writes what it prints and writes
+// without the checkpoint.
+TEST(Resume, Python3SessionWithThreads) {
+  const std::string python = "/usr/bin/python3";
+  ASSERT_EQ(access(python.c_str(), X_OK), 0);
+  const std::string script = std::string(UFFDLAZY_SOURCE_DIR) + "/tests/data/resume/python_session.py";
+  TempDir tmp;
+  RunOptions ref = with_input("go\n", false);
+  ref.close_inherited_fds = true;
+  ref.env["PYTHONHASHSEED"] = "0";
+  ProcessResult expected = run_process({python, "-I", script, tmp.file("ref.json")}, ref);
+  ASSERT_EQ(expected.exit_code, 0) << expected.err;
+  for (bool lazy : {true, false}) {
+    SCOPED_TRACE(lazy ? "lazy" : "eager");
+    const std::string image = tmp.file(lazy ? "lazy.img" : "eager.img");
+    const std::string out = tmp.file(lazy ? "lazy.json" : "eager.json");
+    RunOptions ck = with_input("", true);
+    ck.env["PYTHONHASHSEED"] = "0";
+    ck.env["CHECKPOINT_HERE"] = "1";
+    ProcessResult c = run_process({cli_path(), "checkpoint", "-o", image, "--", python, "-I", script, out}, ck);
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    std::vector<std::string> resume = {cli_path(), "resume", image, "--stats"};
+    if (!lazy) resume.push_back("--eager");
+    ProcessResult r = run_process(resume, with_input("go\n", false));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(c.out + r.out, expected.out) << r.err;
+    EXPECT_EQ(read_file(out), read_file(tmp.file("ref.json")));
+    if (lazy) {
+      EXPECT_GT(summary_field(summary_line(r.err), "data_pages"), 1000) << r.err;
+    }
+  }
+}
+
 TEST(Resume, ImageIsPrivateAndVerifies) {
   ResumeCase c("mode");
   c.args = {"--mb", "8", "--steps", "3", "--pause-at", "1"};
