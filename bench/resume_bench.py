@@ -244,7 +244,7 @@ def main():
     w("## Machine\n")
     w("- Date: %s UTC; kernel %s; %d CPUs; load average %s." %
       (time.strftime("%Y-%m-%d %H:%M", time.gmtime()), os.uname().release, os.cpu_count(),
-       open("/proc/loadavg").read().split()[:3]))
+       " ".join(open("/proc/loadavg").read().split()[:3])))
     w("- A shared, noisy VM: compare ratios within this run, never absolute times across runs.")
     text = "\n".join(out) + "\n"
     if a.out:
