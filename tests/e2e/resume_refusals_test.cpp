@@ -42,6 +42,8 @@ TEST(CheckpointRefusal, EachUnsupportedStateIsNamedAndNoImageIsWritten) {
       {"leader-exited", "the program's main thread has exited"},
       {"zone", "inside the range the restorer needs"},
       {"dontfork", "MADV_DONTFORK"},
+      {"wipeonfork", "MADV_WIPEONFORK"},
+      {"deleted-cwd", "the working directory /tmp/uffdlazy-refusal-cwd-"},
   };
   TempDir tmp;
   for (const Refusal& c : cases) {
@@ -65,6 +67,26 @@ TEST(CheckpointRefusal, TheProgramRunsNormallyWithoutACheckpoint) {
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, std::string("ran ") + mode + "\n");
   }
+}
+
+// Not refusable here, so not tested: a shadow stack (this kernel has user shadow stacks off) and
+// hugetlb memory (no huge pages are reserved).
+
+TEST(CheckpointRefusal, AProgramUnderRestore) {
+  TempDir tmp;
+  const std::string snap = tmp.file("plain.snap");
+  ProcessResult rec = record(snap, {}, {target_path("resume_target"), "--mb", "4", "--steps", "1"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  const std::string image = tmp.file("restored.img");
+  RunOptions o = with_input("", true);
+  o.with_shim = true;
+  o.env["UFFDLAZY_SNAPSHOT"] = snap;
+  o.env["UFFDLAZY_CHECKPOINT"] = image;
+  ProcessResult r = run_process({target_path("resume_target"), "--mb", "4", "--steps", "3", "--signal-at", "1",
+                                 "--pause-at", "1"}, o);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("refused: the program runs under uffdlazy restore"), std::string::npos) << r.err;
+  EXPECT_FALSE(file_exists(image));
 }
 
 // A resumable image of resume_target, paused in a read at step 1.

@@ -5,7 +5,8 @@
 // Modes: socket, pipe, eventfd, child, shared-anon, sysv, memfd, deleted-map, deleted-fd,
 // posix-timer, seccomp, blocked-signal (a thread blocks the stop signal with a raw system call),
 // leader-exited (the main thread has called pthread_exit), zone (memory where the restorer
-// runs), dontfork (MADV_DONTFORK memory).
+// runs), dontfork (MADV_DONTFORK memory), wipeonfork (MADV_WIPEONFORK memory), deleted-cwd (the
+// working directory was removed).
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -119,6 +120,12 @@ int main(int argc, char** argv) {
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED) {
       return 3;
     }
+  } else if (m == "wipeonfork") {
+    void* p = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED || madvise(p, 1 << 16, MADV_WIPEONFORK)) return 3;
+  } else if (m == "deleted-cwd") {
+    static char dir[] = "/tmp/uffdlazy-refusal-cwd-XXXXXX";
+    if (!mkdtemp(dir) || chdir(dir) || rmdir(dir)) return 3;
   } else if (m == "dontfork") {
     void* p = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED || madvise(p, 1 << 16, MADV_DONTFORK)) return 3;
