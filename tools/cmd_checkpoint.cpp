@@ -30,9 +30,11 @@ void usage(FILE* out) {
                "                        it go on\n"
                "  --min-size SIZE       leave mappings smaller than SIZE alone (default 64K)\n"
                "\n"
-               "Exit status: 0 only when an image was written (stop), else 2 when the process cannot\n"
-               "be checkpointed (one line says what: sockets, pipes, children, shared memory, ...),\n"
-               "1 when writing failed; with --then continue, the program's own status.\n");
+               "Exit status: 0 only when an image was written. With --then stop: 0 once it is written,\n"
+               "2 when the process cannot be checkpointed (one line says what: sockets, pipes,\n"
+               "children, shared memory, ...), 1 when writing failed. With --then continue, and when\n"
+               "the program ends before the checkpoint: the program's own status, but 2 instead of 0\n"
+               "if no image was written.\n");
 }
 
 }  // namespace

@@ -36,6 +36,7 @@ struct State {
   ShimAccess access;
   TableBuilder process, threads, mappings, descriptors;
   bool written = false;
+  bool resumed = false;  // this process was resumed from an image (its own checkpoint was taken)
   uint32_t capture_old_tid = 0;
   uint64_t pinned[kMaxPinned] = {};
   uint32_t pinned_count = 0;
@@ -90,6 +91,7 @@ void finish_resume() {
   }
   if (b.zone_length) sys::munmap(reinterpret_cast<void*>(b.zone_start), b.zone_length);
   g.written = false;
+  g.resumed = true;
 }
 
 uint32_t old_tid_of(snap::ThreadRole role) {
@@ -222,7 +224,7 @@ bool arm_checkpoint(const Settings& settings, const Hooks& hooks) {
          g.descriptors.reserve(sizeof(snap::DescriptorRecord), 1u << 16, 8u << 20);
 }
 
-bool checkpoint_pending() { return g.path[0] && !g.written; }
+bool checkpoint_pending() { return g.path[0] && !g.written && !g.resumed; }
 
 void checkpoint_now() {
   g.hooks.describe(&g.access);

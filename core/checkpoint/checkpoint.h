@@ -60,7 +60,8 @@ struct Settings {
 bool arm_checkpoint(const Settings& settings, const Hooks& hooks);
 // Takes a checkpoint now (on the checkpoint thread).
 void checkpoint_now();
-// A checkpoint was asked for and none was written yet (for the exit status).
+// A checkpoint was asked for, none was written, and this is not a resumed process (for the exit
+// status).
 bool checkpoint_pending();
 
 }  // namespace uffdlazy::ckpt

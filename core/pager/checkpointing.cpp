@@ -88,6 +88,15 @@ bool arm_checkpointing() {
   return true;
 }
 
-bool checkpoint_missing() { return g.cfg.checkpoint[0] && !g.forked && ckpt::checkpoint_pending(); }
+int checkpoint_exit_status(int status) {
+  if (status != 0 || !g.cfg.checkpoint[0] || g.forked || sys::getpid() != g.owner_pid || !ckpt::checkpoint_pending()) {
+    return status;
+  }
+  LineWriter w;
+  w.str("uffdlazy: checkpoint ").str(g.cfg.checkpoint).str(": the program ended with no image written; exit status 2");
+  const int out = exit_line_fd();
+  if (out >= 0) w.emit(out);
+  return 2;
+}
 
 }  // namespace uffdlazy::pager

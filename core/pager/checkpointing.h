@@ -6,7 +6,8 @@ namespace uffdlazy::pager {
 // UFFDLAZY_CHECKPOINT is set: installs what a checkpoint needs and arms its trigger. False (with a
 // line printed) if that cannot be done.
 bool arm_checkpointing();
-// At exit: a checkpoint was asked for and no image was written (the exit status must not be 0).
-bool checkpoint_missing();
+// The exit status of a program run for a checkpoint: `status`, or 2 (with a line saying why) when
+// it would be 0 although no image was written.
+int checkpoint_exit_status(int status);
 
 }  // namespace uffdlazy::pager

@@ -69,6 +69,40 @@ TEST(CheckpointRefusal, TheProgramRunsNormallyWithoutACheckpoint) {
   }
 }
 
+TEST(CheckpointRefusal, NoImageMeansNoSuccessStatus) {
+  TempDir tmp;
+  // The program ends before anything asks for the checkpoint: its output is all there, its
+  // status is not 0.
+  const std::string image = tmp.file("never.img");
+  ProcessResult early = run_process({cli_path(), "checkpoint", "-o", image, "--", target_path("resume_target"), "--mb",
+                                     "4", "--steps", "2"});
+  EXPECT_EQ(early.exit_code, 2) << early.err;
+  EXPECT_NE(early.out.find("\ntotal "), std::string::npos) << early.out;
+  EXPECT_NE(early.err.find("the program ended with no image written; exit status 2"), std::string::npos) << early.err;
+  EXPECT_FALSE(file_exists(image));
+  // Refused in continue mode: the program goes on to its end (its input arrives once the refusal
+  // was printed), and still does not exit 0.
+  const std::string refused = tmp.file("refused.img");
+  const char* script =
+      "d=$1; mkfifo \"$d/in\"\n"
+      "\"$2\" checkpoint -o \"$4\" --then continue -- \"$3\" socket <\"$d/in\" >\"$d/out\" 2>\"$d/err\" &\n"
+      "pid=$!\n"
+      "exec 3>\"$d/in\"\n"
+      "n=0; while ! grep -q refused \"$d/err\" && [ $n -lt 1200 ]; do sleep 0.05; n=$((n+1)); done\n"
+      "echo x >&3; exec 3>&-\n"
+      "wait $pid; echo \"status $?\"; cat \"$d/out\"; cat \"$d/err\" >&2\n";
+  ProcessResult cont = run_process({"/bin/sh", "-c", script, "sh", tmp.path(), cli_path(),
+                                    target_path("checkpoint_refusals"), refused});
+  EXPECT_EQ(cont.out, "status 2\nran socket\n") << cont.err;
+  EXPECT_NE(cont.err.find("refused: descriptor 3 is a socket"), std::string::npos) << cont.err;
+  EXPECT_NE(cont.err.find("the program ended with no image written; exit status 2"), std::string::npos) << cont.err;
+  EXPECT_FALSE(file_exists(refused));
+  // A program that exits with a status of its own keeps it.
+  ProcessResult own = run_process({cli_path(), "checkpoint", "-o", image, "--", target_path("resume_target"), "--mb",
+                                   "4", "--steps", "1", "--exit", "5"});
+  EXPECT_EQ(own.exit_code, 5) << own.err;
+}
+
 // Not refusable here, so not tested: a shadow stack (this kernel has user shadow stacks off) and
 // hugetlb memory (no huge pages are reserved).
 
