@@ -230,6 +230,11 @@ void checkpoint_now() {
   g.hooks.describe(&g.access);
   const ShimAccess& a = g.access;
   LineWriter why;
+  if (!a.uffd_valid) {
+    why.str("the program closed the shim's userfaultfd (descriptor ").i64(a.uffd_fd).str(")");
+    refuse(why);
+    return;
+  }
   if (a.restoring) {
     why.str("the program runs under uffdlazy restore; checkpointing it is not supported");
     refuse(why);
@@ -283,7 +288,7 @@ void checkpoint_now() {
   mi.pinned_count = g.pinned_count;
   mi.lazy_min_bytes = a.lazy_min_bytes;
   ShimDescriptors sd;
-  sd.uffd = a.uffd_fd;
+  sd.uffd = a.uffd_valid ? a.uffd_fd : -1;
   sd.stderr_copy = a.stderr_copy;
   if (!proc || !capture_mappings(mi, &g.mappings, proc, &why) || !capture_descriptors(sd, &g.descriptors, &why)) {
     release_threads();

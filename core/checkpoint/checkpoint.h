@@ -31,6 +31,7 @@ struct ShimAccess {
   uint64_t page_size = 4096;
   uintptr_t doorbell = 0;
   int uffd_fd = -1;
+  bool uffd_valid = false;  // the number still names the shim's userfaultfd
   uint64_t uffd_features = 0;
   uint32_t uffd_origin = 0;
   int stderr_copy = -1;  // the shim's private copy of stderr, or -1

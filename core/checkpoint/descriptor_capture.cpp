@@ -118,6 +118,17 @@ bool capture_descriptors(const ShimDescriptors& shim, TableBuilder* table, LineW
     if (!ok) break;
   }
   sys::close(int(dir));
+  if (ok && shim.uffd >= 0) {
+    bool found = false;
+    for (uint32_t i = 0; i < table->count(); i++) {
+      const auto* d = static_cast<const snap::DescriptorRecord*>(table->record(i));
+      found |= d->kind == uint32_t(snap::DescriptorKind::kShimUffd);
+    }
+    if (!found) {
+      why->str("the program closed the shim's userfaultfd (descriptor ").i64(shim.uffd).str(")");
+      ok = false;
+    }
+  }
   if (ok && table->overflowed()) {
     why->str("too many descriptors");
     ok = false;

@@ -21,6 +21,7 @@ void describe(ckpt::ShimAccess* a) {
   a->page_size = g.page_size;
   a->doorbell = g.monitor.doorbell();
   a->uffd_fd = g.uffd.fd();
+  a->uffd_valid = g.uffd.still_open() && !g.descriptor_lost.load(std::memory_order_relaxed);
   a->uffd_features = g.uffd.features();
   a->uffd_origin = uint32_t(g.uffd.origin());
   a->stderr_copy = g.summary.fd;

@@ -44,6 +44,7 @@ TEST(CheckpointRefusal, EachUnsupportedStateIsNamedAndNoImageIsWritten) {
       {"dontfork", "MADV_DONTFORK"},
       {"wipeonfork", "MADV_WIPEONFORK"},
       {"deleted-cwd", "the working directory /tmp/uffdlazy-refusal-cwd-"},
+      {"close-all", "the program closed the shim's userfaultfd"},
   };
   TempDir tmp;
   for (const Refusal& c : cases) {

@@ -35,6 +35,16 @@ TEST(Resume, PausedInAReadAtSeveralPointsEagerAndLazy) {
   }
 }
 
+TEST(Resume, ForkAfterALazyResumeGivesTheChildEveryPage) {
+  ResumeCase c("fork");
+  c.args = {"--mb", "32", "--steps", "6", "--threads", "2", "--pause-at", "1", "--fork"};
+  c.checkpoint_extra = {"--signal-at", "1"};
+  c.input = "y";
+  c.run_and_compare();
+  EXPECT_NE(c.resumed.out.find("child status 0\n"), std::string::npos) << c.resumed.out;
+  EXPECT_NE(summary_line(c.resumed.err).find("fork=1"), std::string::npos) << c.resumed.err;
+}
+
 TEST(Resume, ManyThreadsStoppedInBarriers) {
   for (int at : {1, 6}) {
     SCOPED_TRACE("pause at step " + std::to_string(at));

@@ -6,7 +6,7 @@
 // posix-timer, seccomp, blocked-signal (a thread blocks the stop signal with a raw system call),
 // leader-exited (the main thread has called pthread_exit), zone (memory where the restorer
 // runs), dontfork (MADV_DONTFORK memory), wipeonfork (MADV_WIPEONFORK memory), deleted-cwd (the
-// working directory was removed).
+// working directory was removed), close-all (every descriptor above 2 closed, the shim's too).
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -126,6 +126,8 @@ int main(int argc, char** argv) {
   } else if (m == "deleted-cwd") {
     static char dir[] = "/tmp/uffdlazy-refusal-cwd-XXXXXX";
     if (!mkdtemp(dir) || chdir(dir) || rmdir(dir)) return 3;
+  } else if (m == "close-all") {
+    syscall(SYS_close_range, 3u, ~0u, 0u);
   } else if (m == "dontfork") {
     void* p = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED || madvise(p, 1 << 16, MADV_DONTFORK)) return 3;

@@ -4,7 +4,7 @@
 //
 //   resume_target [--mb N] [--steps N] [--threads N] [--log FILE] [--data FILE]
 //                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--nap-ms N] [--list-fds]
-//                 [--exit N]
+//                 [--exit N] [--fork]
 //
 // Memory: a large mmap'd array (registered by the shim: lazily served after a resume), malloc'd
 // buffers (the brk heap and glibc's own mappings), a deep recursion (the stack), thread stacks and
@@ -18,7 +18,8 @@
 // in). Both may be repeated. --slow-ms N: sleep N ms per step (a checkpoint lands somewhere in
 // between, and the program retries its own sleep). --nap-ms N: sleep N ms per step with usleep and
 // nanosleep, and print what they returned (a checkpoint must not cut them short). --list-fds: print the descriptors below 900 it did not inherit, at the end (the shim
-// keeps its own above).
+// keeps its own above). --fork: at the end, a forked child sums the whole array (a child of a
+// lazily resumed process must see every page the parent would).
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -34,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -117,6 +119,7 @@ int main(int argc, char** argv) {
   int steps = 40, slow_ms = 0, nap_ms = 0;
   bool pause_at[1024] = {}, signal_at[1024] = {}, list_fds = false;
   int exit_code = 0;
+  bool fork_at_end = false;
   const char* log_path = nullptr;
   const char* data_path = nullptr;
   for (int i = 1; i < argc; i++) {
@@ -131,6 +134,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--signal-at")) signal_at[atoi(v) & 1023] = true, i++;
     else if (!strcmp(a, "--list-fds")) list_fds = true;
     else if (!strcmp(a, "--exit")) exit_code = atoi(v), i++;
+    else if (!strcmp(a, "--fork")) fork_at_end = true;
     else if (!strcmp(a, "--slow-ms")) slow_ms = atoi(v), i++;
     else if (!strcmp(a, "--nap-ms")) nap_ms = atoi(v), i++;
     else {
@@ -226,6 +230,20 @@ int main(int argc, char** argv) {
   pthread_barrier_wait(&g_barrier);
   for (int t = 0; t < g_threads; t++) pthread_join(tids[t], nullptr);
 
+  if (fork_at_end) {
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+      uint64_t sum = 0;
+      for (size_t i = 0; i < g_words; i += 512) sum = mix(sum + g_array[i]);
+      printf("child %016llx\n", static_cast<unsigned long long>(sum));
+      fflush(stdout);
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    printf("child status %d\n", status);
+  }
   // glibc's memory, served lazily after a resume, moved, freed and trimmed by glibc itself.
   grown = static_cast<uint64_t*>(realloc(grown, 24 << 20));
   uint64_t heap_sum = 0;
