@@ -1,14 +1,18 @@
 // Ways of making a child that copies the program's memory without fork()'s pthread_atfork
-// handlers: _Fork() and clone() without CLONE_VM. Each gets what fork() gets from the handlers in
-// shim_lifecycle.cpp: before the copy the pager puts every page a snapshot still owes in place
-// (the child's copy of a registered region is not registered). vfork, posix_spawn and system
-// share the parent's memory (CLONE_VM): nothing to do, the parent's monitor serves the child.
+// handlers: _Fork(), clone() without CLONE_VM, and the raw clone and clone3 system calls made
+// through syscall(2). Each gets what fork() gets from the handlers in shim_lifecycle.cpp: before
+// the copy the pager puts every page a snapshot still owes in place (the child's copy of a
+// registered region is not registered). vfork, posix_spawn and system share the parent's memory
+// (CLONE_VM): nothing to do, the parent's monitor serves the child.
+#include <cerrno>
 #include <cstdarg>
 #include <dlfcn.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "core/base/raw_syscall.h"
 #include "core/pager/lazy_pager.h"
 
 #define UFFDLAZY_EXPORT extern "C" __attribute__((visibility("default")))
@@ -43,11 +47,10 @@ UFFDLAZY_EXPORT pid_t _Fork() {
   if (!g_real_fork) g_real_fork = next<ForkFn>("_Fork");
   uffdlazy::pager::before_fork();
   pid_t pid = g_real_fork();
-  if (pid == 0) {
-    uffdlazy::pager::after_fork_child();
-  } else {
-    uffdlazy::pager::after_fork_parent();
-  }
+  // The child of _Fork may only make async-signal-safe calls (no atfork handler reset glibc's
+  // locks), so it starts no monitor: its memory is complete, the kernel pages it from here on,
+  // and the shim stays out of its way (it acts only in the process that started it).
+  if (pid != 0) uffdlazy::pager::after_fork_parent();
   return pid;
 }
 
@@ -66,5 +69,30 @@ UFFDLAZY_EXPORT int clone(int (*fn)(void*), void* stack, int flags, void* arg, .
   if (copies_memory) uffdlazy::pager::before_fork();
   int r = g_real_clone(fn, stack, flags, arg, parent_tid, tls, child_tid);
   if (copies_memory) uffdlazy::pager::after_fork_parent();
+  return r;
+}
+
+// syscall(2) itself, for SYS_clone and SYS_clone3 (a program that makes its children that way,
+// or a runtime that does); every other number goes straight to the kernel, as glibc's does it:
+// six arguments taken whatever the call needs, errno set only on failure.
+UFFDLAZY_EXPORT long syscall(long number, ...) {
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (long& v : a) v = va_arg(ap, long);
+  va_end(ap);
+  bool copies_memory = false;
+  if (number == SYS_clone) {
+    copies_memory = !(uint64_t(a[0]) & CLONE_VM);
+  } else if (number == SYS_clone3 && a[0] && size_t(a[1]) >= sizeof(uint64_t)) {
+    copies_memory = !(reinterpret_cast<const clone_args*>(a[0])->flags & CLONE_VM);
+  }
+  if (copies_memory) uffdlazy::pager::before_fork();
+  long r = uffdlazy::sys::call6(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+  if (copies_memory && r != 0) uffdlazy::pager::after_fork_parent();
+  if (uffdlazy::sys::failed(r)) {
+    errno = int(-r);
+    return -1;
+  }
   return r;
 }

@@ -19,10 +19,12 @@ void prepare() { uffdlazy::pager::before_fork(); }
 void parent() { uffdlazy::pager::after_fork_parent(); }
 void child() { uffdlazy::pager::after_fork_child(); }
 
-__attribute__((constructor)) void uffdlazy_start() {
+// glibc passes a shared object's constructors the program's argc, argv and environment.
+__attribute__((constructor)) void uffdlazy_start(int argc, char** argv, char** envp) {
+  (void)argc;
   uffdlazy::preload::process_interposers_init();
   uffdlazy::preload::signal_interposers_init();
-  uffdlazy::pager::start(environ);
+  uffdlazy::pager::start(envp ? envp : environ, argv);
   pthread_atfork(prepare, parent, child);
 }
 

@@ -3,7 +3,10 @@
 # for packages that are missing, so a second run changes nothing and needs no network.
 set -euo pipefail
 
-packages=(g++ cmake make libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev sqlite3 python3 nodejs)
+# clang-14 and its runtimes (libclang-rt-14-dev: ASan, UBSan, TSan, libFuzzer) build the sanitized
+# unit tests and the fuzzers (scripts/test.sh, scripts/fuzz.sh).
+packages=(g++ cmake make libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev sqlite3 python3 nodejs
+          clang-14 libclang-rt-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do

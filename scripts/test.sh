@@ -1,8 +1,62 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs the whole test suite. This is the README's test command and what CI runs.
+# Sets up, builds and runs the tests. This is the README's test command and what CI runs.
+#
+#   scripts/test.sh                   the whole suite (unit and end-to-end) in build/, then the
+#                                     unit tests under ASan+UBSan and under TSan, then each fuzzer
+#                                     for UFFDLAZY_CI_FUZZ_SECONDS (default 15)
+#   scripts/test.sh --sanitize KIND   only the unit tests, built with clang-14 and the sanitizer
+#                                     KIND (address, undefined, thread, or a comma list such as
+#                                     address,undefined) in a build directory of its own
+#
+# The sanitized builds leave out libuffdlazy.so and so the end-to-end tests: a sanitizer runtime
+# cannot be preloaded into arbitrary programs. They test core/ and tools/ in-process instead
+# (the unit tests, the monitor tests among them, and the CLI they run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+sanitized_dir() {
+  local d=build
+  local k
+  for k in ${1//,/ }; do
+    case $k in
+      address) d+=-asan ;;
+      undefined) d+=-ubsan ;;
+      thread) d+=-tsan ;;
+      *) echo "test.sh: unknown sanitizer '$k' (address, undefined, thread)" >&2; exit 2 ;;
+    esac
+  done
+  echo "$d"
+}
+
+run_sanitized() {
+  local kinds=$1 dir
+  dir=$(sanitized_dir "$kinds")
+  CC=clang-14 CXX=clang++-14 cmake -S . -B "$dir" -DUFFDLAZY_SANITIZE="$kinds" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$dir" -j"$(nproc)" --target unit_tests
+  # Reports go to the test's output; any report fails the test (UBSan: -fno-sanitize-recover).
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --test-dir "$dir" --output-on-failure --timeout 600 -j2
+}
+
+if [[ ${1:-} == --sanitize ]]; then
+  [[ -n ${2:-} ]] || { echo "usage: scripts/test.sh [--sanitize address|undefined|thread|address,undefined]" >&2; exit 2; }
+  scripts/setup.sh
+  run_sanitized "$2"
+  exit
+fi
+[[ $# -eq 0 ]] || { echo "usage: scripts/test.sh [--sanitize address|undefined|thread|address,undefined]" >&2; exit 2; }
+
 scripts/setup.sh
 scripts/build.sh
 build_dir=${UFFDLAZY_BUILD_DIR:-build}
 ctest --test-dir "$build_dir" --output-on-failure --timeout 600 -j2
+
+section() { echo; echo "== $* =="; }
+section "unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+run_sanitized address,undefined
+section "unit tests under ThreadSanitizer"
+run_sanitized thread
+section "fuzzing, ${UFFDLAZY_CI_FUZZ_SECONDS:-15} s per reader"
+scripts/fuzz.sh "${UFFDLAZY_CI_FUZZ_SECONDS:-15}"

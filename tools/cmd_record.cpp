@@ -23,7 +23,11 @@ void usage(FILE* out) {
                "  --no-aslr             run with address-space randomisation off, so a restore\n"
                "                        (also with --no-aslr) can match regions by address\n"
                "  --min-size SIZE       leave mappings smaller than SIZE alone (default 64K)\n"
-               "  --stats               print the one-line account at exit\n");
+               "  --stats               print the one-line account at exit\n"
+               "\n"
+               "Exit status: the program's; 4 if it succeeded but no snapshot was written (the\n"
+               "capture failed or its moment never came). A name with %%p gets one snapshot per\n"
+               "process of the run; a plain name holds the process with the most lazily paged memory.\n");
 }
 
 }  // namespace
@@ -45,7 +49,16 @@ int cmd_record(int argc, char** argv) {
     std::fprintf(stderr, "uffdlazy record: no output file (-o FILE)\n");
     return 2;
   }
-  return exec_under_shim(launch, "record");
+  RunOutcome run;
+  rc = spawn_under_shim(launch, "record", &run);
+  if (rc) return rc;
+  if (!run.captures_ok) {
+    // The shim said why (a failed capture, or the moment never came).
+    std::fprintf(stderr, "uffdlazy record: no snapshot was written to %s\n", launch.env["UFFDLAZY_RECORD"].c_str());
+    const int program = pass_on_status(run.wait_status);
+    return program ? program : 4;
+  }
+  return pass_on_status(run.wait_status);
 }
 
 }  // namespace uffdlazy::cli

@@ -4,6 +4,9 @@
 #include <cstdio>
 #include <string>
 
+#include <sys/wait.h>
+
+#include "core/snapshot/snapshot_reader.h"
 #include "tools/commands.h"
 #include "tools/launch_options.h"
 
@@ -43,7 +46,19 @@ int cmd_restore(int argc, char** argv) {
   int rc = parse_launch("restore", argc, argv, kOptions, 1, usage, &launch, &snapshot, &done);
   if (done) return rc;
   launch.env["UFFDLAZY_SNAPSHOT"] = absolute_path(snapshot[0]);
-  return exec_under_shim(launch, "restore");
+  RunOutcome run;
+  rc = spawn_under_shim(launch, "restore", &run);
+  if (rc) return rc;
+  const int program = pass_on_status(run.wait_status);
+  if (!run.restored && WIFEXITED(run.wait_status) && WEXITSTATUS(run.wait_status) != 2) {
+    // Status 2 is the shim refusing the snapshot before the program ran; it said why.
+    snap::SnapshotReader reader;
+    const bool readable = reader.open(snapshot[0].c_str(), false).ok();
+    std::fprintf(stderr, "uffdlazy restore: %s: no program of this run is the one it was recorded from%s%s%s\n",
+                 snapshot[0].c_str(), readable ? " (" : "", readable ? reader.exe_path() : "", readable ? ")" : "");
+    return 2;
+  }
+  return program;
 }
 
 }  // namespace uffdlazy::cli

@@ -1,8 +1,12 @@
 #include "tools/launcher.h"
 
+#include "core/pager/run_state.h"
+
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/personality.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -34,13 +38,11 @@ std::string absolute_path(const std::string& path) {
   return std::string(cwd) + "/" + path;
 }
 
-int exec_under_shim(const Launch& launch, const char* command) {
-  std::string shim = find_shim();
-  if (shim.empty()) {
-    std::fprintf(stderr, "uffdlazy %s: cannot find libuffdlazy.so next to the uffdlazy binary; "
-                         "set UFFDLAZY_LIBRARY to its path\n", command);
-    return 2;
-  }
+namespace {
+
+// Sets up this process's environment and personality for the program and execs it. Returns
+// only on failure (with a message, status 2, 126 or 127).
+int exec_program(const Launch& launch, const char* command, const std::string& shim) {
   for (const auto& [k, v] : launch.env) setenv(k.c_str(), v.c_str(), 1);
   // Keep whatever the user already preloads, after the shim.
   std::string preload = shim;
@@ -58,6 +60,90 @@ int exec_under_shim(const Launch& launch, const char* command) {
   int err = errno;
   std::fprintf(stderr, "uffdlazy %s: cannot run '%s': %s\n", command, args[0], std::strerror(err));
   return err == ENOENT ? 127 : 126;
+}
+
+std::string shim_or_complain(const char* command) {
+  std::string shim = find_shim();
+  if (shim.empty()) {
+    std::fprintf(stderr, "uffdlazy %s: cannot find libuffdlazy.so next to the uffdlazy binary; "
+                         "set UFFDLAZY_LIBRARY to its path\n", command);
+  }
+  return shim;
+}
+
+volatile pid_t g_child = 0;
+
+void forward(int sig, siginfo_t* info, void*) {
+  // Sent by a process (kill, sigqueue): pass it on. From the terminal (the kernel) it has reached
+  // the program already, which is in the same process group.
+  if (info->si_code <= 0 && g_child > 0) kill(g_child, sig);
+}
+
+}  // namespace
+
+int exec_under_shim(const Launch& launch, const char* command) {
+  std::string shim = shim_or_complain(command);
+  if (shim.empty()) return 2;
+  return exec_program(launch, command, shim);
+}
+
+int spawn_under_shim(const Launch& launch, const char* command, RunOutcome* out) {
+  std::string shim = shim_or_complain(command);
+  if (shim.empty()) return 2;
+  RunShared* run = nullptr;
+  int run_fd = RunState::create_page(&run);
+  if (run_fd < 0) {
+    std::fprintf(stderr, "uffdlazy %s: cannot create the run's shared page: %s\n", command, std::strerror(-run_fd));
+    return 2;
+  }
+  run->launcher_pid = uint32_t(getpid());
+  Launch child_launch = launch;
+  child_launch.env["UFFDLAZY_RUN"] = std::to_string(run_fd);
+
+  static const int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGWINCH, SIGURG, SIGPWR};
+  struct sigaction sa = {};
+  sa.sa_sigaction = forward;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : kForwarded) sigaction(sig, &sa, nullptr);
+  for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++) sigaction(sig, &sa, nullptr);
+
+  std::fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    std::fprintf(stderr, "uffdlazy %s: fork: %s\n", command, std::strerror(errno));
+    return 2;
+  }
+  if (pid == 0) {
+    struct sigaction dfl = {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig : kForwarded) sigaction(sig, &dfl, nullptr);
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++) sigaction(sig, &dfl, nullptr);
+    _exit(exec_program(child_launch, command, shim));
+  }
+  g_child = pid;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  out->wait_status = status;
+  out->restored = __atomic_load_n(&run->restored, __ATOMIC_ACQUIRE);
+  out->captures_ok = __atomic_load_n(&run->captures_ok, __ATOMIC_ACQUIRE);
+  out->captures_failed = __atomic_load_n(&run->captures_failed, __ATOMIC_ACQUIRE);
+  return 0;
+}
+
+int pass_on_status(int wait_status) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) {
+    const int sig = WTERMSIG(wait_status);
+    struct sigaction dfl = {};
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, nullptr);
+    signal(SIGCHLD, SIG_DFL);
+    kill(getpid(), sig);
+    return 128 + sig;
+  }
+  return 1;
 }
 
 }  // namespace uffdlazy::cli

@@ -88,7 +88,7 @@ class Parser {
       if (i_ >= t_.size() || t_[i_] != ':') return fail("expected ':'");
       i_++;
       skip_ws();
-      out->members.emplace_back(std::move(key), JsonValue{});
+      out->members.push_back(JsonValue::Member{std::move(key), JsonValue{}});
       if (!value(&out->members.back().second, depth + 1)) return false;
       skip_ws();
       if (i_ < t_.size() && t_[i_] == ',') {

@@ -8,7 +8,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace uffdlazy::report {
@@ -22,7 +21,10 @@ struct JsonValue {
   uint64_t uint = 0;
   std::string string;
   std::vector<JsonValue> items;
-  std::vector<std::pair<std::string, JsonValue>> members;
+  // Not std::pair: a pair of a type still incomplete here is not allowed (clang refuses it);
+  // a vector of an incomplete class is.
+  struct Member;
+  std::vector<Member> members;
 
   bool is_null() const { return type == Type::kNull; }
   bool is_number() const { return type == Type::kNumber; }
@@ -31,6 +33,11 @@ struct JsonValue {
   bool is_object() const { return type == Type::kObject; }
   // Member lookup (first match); null if absent or this is not an object.
   const JsonValue* find(std::string_view key) const;
+};
+
+struct JsonValue::Member {
+  std::string first;  // the name
+  JsonValue second;
 };
 
 // Parses a complete document (trailing whitespace only). On failure returns nullopt and sets

@@ -13,9 +13,17 @@ bool load_trace(const std::string& path, TraceData* out, std::string* error) {
     *error = "cannot open " + path + ": " + std::strerror(errno);
     return false;
   }
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!parse_trace(bytes, out, error)) {
+    *error = path + ": " + *error;
+    return false;
+  }
+  return true;
+}
+
+bool parse_trace(std::string_view bytes, TraceData* out, std::string* error) {
   auto bad = [&](const std::string& why) {
-    *error = path + ": " + why;
+    *error = why;
     return false;
   };
   TraceFileHeader h;

@@ -122,6 +122,8 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       else return bad("stop (end the program once the image is written) or continue");
     } else if (is("LIBRARY")) {
       // Set by the launcher for itself; nothing for the shim to do.
+    } else if (is("RUN")) {
+      // The page the processes of one run share (core/pager/run_state.h); read there.
     } else {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "

@@ -1,5 +1,7 @@
 #include "core/latency/fault_stats.h"
 
+#include <initializer_list>
+
 namespace uffdlazy {
 
 const char* event_name(EventKind k) {

@@ -37,7 +37,7 @@ bool Monitor::init(const Setup& setup) {
   // registered, never allocated later.
   if (s_.fault_around_pages < 1) s_.fault_around_pages = 1;
   if (s_.fault_around_pages > kMaxFaultAround) s_.fault_around_pages = kMaxFaultAround;
-  if (!zero_pages_) zero_pages_ = map_populated(s_.page_size * kMaxFaultAround);
+  if (!zero_pages_) zero_pages_ = map_populated(s_.page_size * s_.fault_around_pages);
   if (!msgs_) msgs_ = static_cast<uffd_msg*>(map_populated(kBatch * sizeof(uffd_msg)));
   if (!queue_.capacity() && !queue_.init(kQueueCapacity, s_.page_size)) return false;
   if (!doorbell_) {

@@ -106,7 +106,6 @@ void RegionTable::moved(uintptr_t from, uintptr_t to, uint64_t len) {
       insert_merged(r);
     }
   }
-  if (consume_dontunmap_hint(from, to, len)) return;
   Region tomb = {};
   tomb.start = from;
   tomb.end = from + len;
@@ -123,48 +122,35 @@ void RegionTable::insert_merged(const Region& r) {
   live_.merge_neighbours(r.start, page_size_);
 }
 
-bool RegionTable::consume_dontunmap_hint(uintptr_t from, uintptr_t to, uint64_t len) {
-  for (size_t i = 0; i < hint_count_; i++) {
-    if (hints_[i].from == from && hints_[i].to == to && hints_[i].len == len) {
-      hints_[i] = hints_[--hint_count_];
-      return true;
-    }
-  }
-  return false;
+void RegionTable::add_grown_tail(uintptr_t end, uint64_t grown) {
+  long i = live_.find(end - 1);
+  if (i < 0 || live_.at(size_t(i)).end != end) return;  // not a region of ours
+  Region tail = live_.at(size_t(i));
+  tail.source_page += (end - tail.start) / page_size_;
+  tail.start = end;
+  tail.end = end + grown;
+  // The kernel unmapped whatever lay there before it moved the region (an UNMAP read before the
+  // REMAP); anything still in the table there is newer news, and the tail then stays unknown.
+  if (!live_.overlaps_any(tail.start, tail.end)) insert_merged(tail);
 }
 
-void RegionTable::moved_without_unmap(uintptr_t from, uintptr_t to, uint64_t len) {
-  // Already applied: its tombstone is in limbo, exactly over [from, from + len). Take it back.
-  size_t i = limbo_.lower_bound(from);
-  if (i < limbo_.size() && limbo_.at(i).id == kTombstoneId && limbo_.at(i).start == from &&
-      limbo_.at(i).end == from + len) {
-    limbo_.cut(from, from + len, page_size_, [](const Region&) {});
-    return;
+bool RegionTable::note_applied_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len,
+                                    bool dontunmap, Region* moved) {
+  // The REMAP is applied: a move of ours put the region at the destination and left a tombstone
+  // over the old range (a plain move's UNMAP, which the tombstone is for, may have taken it since;
+  // a DONTUNMAP move's never comes).
+  long i = live_.find(to);
+  if (i < 0 || live_.at(size_t(i)).start != to) return false;
+  if (dontunmap) {
+    size_t t = limbo_.lower_bound(from);
+    const bool tombstone = t < limbo_.size() && limbo_.at(t).id == kTombstoneId && limbo_.at(t).start == from &&
+                           limbo_.at(t).end == from + old_len;
+    if (!tombstone) return false;  // the region at the destination came from elsewhere
+    limbo_.cut(from, from + old_len, page_size_, [](const Region&) {});
   }
-  // Not yet: tell moved() when it comes. Without room the tombstone is left; it can only absorb
-  // a later UNMAP of the old range, whose region then lingers unused in the table (no state).
-  if (hint_count_ < kMaxHints) hints_[hint_count_++] = MoveHint{from, to, len};
-}
-
-void RegionTable::grew_by_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len) {
-  if (new_len <= old_len) return;
-  // The region the tail belongs to: at the destination if the move is applied, else still at home.
-  Region owner;
-  long i = live_.find(to + old_len - 1);
-  if (i >= 0 && live_.at(size_t(i)).end == to + old_len) {
-    owner = live_.at(size_t(i));
-    owner.source_page += (to + old_len - owner.start) / page_size_;
-  } else {
-    i = live_.find(from + old_len - 1);
-    if (i < 0 || live_.at(size_t(i)).end != from + old_len) return;  // not ours
-    owner = live_.at(size_t(i));
-    owner.source_page += (from + old_len - owner.start) / page_size_;
-  }
-  Region tail = owner;
-  tail.start = to + old_len;
-  tail.end = to + new_len;
-  mapped(tail.start, tail.end);
-  insert_merged(tail);
+  *moved = live_.at(size_t(i));
+  if (new_len > old_len) add_grown_tail(to + old_len, new_len - old_len);
+  return true;
 }
 
 bool RegionTable::lookup(uintptr_t addr, Region* out) const {

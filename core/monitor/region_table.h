@@ -33,13 +33,16 @@ class RegionTable {
   void forget(uintptr_t s, uintptr_t e);
   // mremap grew a region in place: no event comes for that.
   bool grew(uintptr_t start, uintptr_t old_end, uintptr_t new_end);
-  // mremap grew a region and moved it: the kernel reports the move of the old length only (REMAP,
-  // perhaps not applied yet); the tail [to + old_len, to + new_len) is new, registered memory of
-  // the same region.
-  void grew_by_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len);
-  // mremap with MREMAP_DONTUNMAP: the REMAP (applied or not yet) is followed by no UNMAP, so the
-  // move must leave no tombstone to absorb one; the old range stays mapped and registered, empty.
-  void moved_without_unmap(uintptr_t from, uintptr_t to, uint64_t len);
+  // What the kernel's REMAP event for a move does not say, from the mremap call that made it, once
+  // that REMAP has been applied (the caller makes sure, with a monitor sync):
+  //  - new_len > old_len: the move grew the region; the tail [to + old_len, to + new_len) is new,
+  //    registered memory of the same region;
+  //  - dontunmap: MREMAP_DONTUNMAP, so no UNMAP of the old range follows and the move must leave
+  //    no tombstone to absorb one (the old range stays mapped and registered, empty).
+  // Returns false when the move was not of a region of ours (an unregistered mapping: no REMAP
+  // came for it); else true with `moved` set to the moved region (its attributes).
+  bool note_applied_move(uintptr_t from, uintptr_t to, uint64_t old_len, uint64_t new_len, bool dontunmap,
+                         Region* moved);
 
   // Kernel events.
   void unmapped(uintptr_t s, uintptr_t e);
@@ -65,19 +68,13 @@ class RegionTable {
   void take(uintptr_t s, uintptr_t e, Sink&& sink);
   void to_limbo(const Region& r);
   void insert_merged(const Region& r);
-  bool consume_dontunmap_hint(uintptr_t from, uintptr_t to, uint64_t len);
+  // The tail a grow that moved added after the piece ending at `end` (if it is ours).
+  void add_grown_tail(uintptr_t end, uint64_t grown);
 
   // Scratch for pieces on their way between the lists: the table's callers hold its lock with
   // little stack to spare (see core/base/blocked_section.h), so no large local arrays.
   static constexpr size_t kMaxPieces = 16;
   Region pieces_[kMaxPieces] = {};
-  struct MoveHint {
-    uintptr_t from, to;
-    uint64_t len;
-  };
-  static constexpr size_t kMaxHints = 8;
-  MoveHint hints_[kMaxHints] = {};
-  size_t hint_count_ = 0;
 
   RegionList live_;
   RegionList limbo_;

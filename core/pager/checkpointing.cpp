@@ -59,6 +59,17 @@ void pager_resumed(const ckpt::ResumeBlock& b) {
 
 }  // namespace
 
+void take_checkpoint_variables(char** envp) {
+  static const char* const kOwn[] = {"UFFDLAZY_CHECKPOINT=", "UFFDLAZY_CHECKPOINT_AT=", "UFFDLAZY_CHECKPOINT_THEN="};
+  char** out = envp;
+  for (char** e = envp; e && *e; e++) {
+    bool drop = false;
+    for (const char* prefix : kOwn) drop |= strncmp(*e, prefix, strlen(prefix)) == 0;
+    if (!drop) *out++ = *e;
+  }
+  if (out) *out = nullptr;
+}
+
 bool arm_checkpointing() {
   LineWriter err;
   const char* at = g.cfg.checkpoint_at[0] ? g.cfg.checkpoint_at : "signal=USR2";

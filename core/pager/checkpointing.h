@@ -3,6 +3,9 @@
 
 namespace uffdlazy::pager {
 
+// Removes UFFDLAZY_CHECKPOINT, _AT and _THEN from the environment (in place): the programs this
+// one starts do not inherit the checkpoint.
+void take_checkpoint_variables(char** envp);
 // UFFDLAZY_CHECKPOINT is set: installs what a checkpoint needs and arms its trigger. False (with a
 // line printed) if that cannot be done.
 bool arm_checkpointing();

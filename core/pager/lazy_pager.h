@@ -11,8 +11,9 @@
 namespace uffdlazy::pager {
 
 // Reads the configuration and, unless disabled or unavailable, starts the monitor. Prints the
-// fail-open line, or exits for a bad configuration or in strict mode.
-void start(char** envp);
+// fail-open line, or exits for a bad configuration or in strict mode. argv is the program's
+// (to tell a wrapper such as env or sh -c from a program a snapshot does not belong to).
+void start(char** envp, char** argv);
 bool active();
 
 void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* caller);

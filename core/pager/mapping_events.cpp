@@ -98,20 +98,31 @@ void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, in
   // A move is reported by the kernel (REMAP, then UNMAP of the old range unless DONTUNMAP);
   // growing is not: the grown part is registered with the rest of the VMA and must join its region.
   if (to == from) {
-    if (new_bytes > old_bytes) {
+    if (new_bytes <= old_bytes) return;
+    {
+      // Not a region of ours at all: nothing to wait for.
       TableSection section;
-      g.table.grew(from, from + old_bytes, from + new_bytes);
+      Region r;
+      if (!g.table.lookup(from + old_bytes - 1, &r) || r.end != from + old_bytes) return;
     }
+    // The region that ends there might be one the kernel has already unmapped (its event read but
+    // not yet applied): once events are in, only a region of ours still ends there.
+    g.monitor.sync();
+    TableSection section;
+    g.table.grew(from, from + old_bytes, from + new_bytes);
     return;
   }
+  const bool dontunmap = flags & MREMAP_DONTUNMAP;
+  if (!dontunmap && new_bytes <= old_bytes) return;  // the REMAP says all there is to say
+  // The REMAP was read before mremap returned, but perhaps not yet applied: wait until it is, so
+  // that the table tells for sure whether the move was of a region of ours.
+  g.monitor.sync();
   TableSection section;
-  if (new_bytes > old_bytes) g.table.grew_by_move(from, to, old_bytes, new_bytes);
-  if (flags & MREMAP_DONTUNMAP) {
-    // The old range stays mapped, registered and empty: a region of its own, reading zeros.
-    // Its attributes are the moved region's, wherever the move has put it by now.
-    Region moved = {};
-    if (!g.table.lookup(to, &moved) && !g.table.lookup(from, &moved)) return;  // not a region of ours
-    g.table.moved_without_unmap(from, to, old_bytes);
+  Region moved = {};
+  if (!g.table.note_applied_move(from, to, old_bytes, new_bytes, dontunmap, &moved)) return;
+  if (dontunmap) {
+    // The old range stays mapped, registered and empty: a region of its own, reading zeros, with
+    // the moved region's attributes.
     Region r = {};
     r.start = from;
     r.end = from + old_bytes;

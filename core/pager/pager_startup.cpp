@@ -9,6 +9,8 @@
 #include "core/pager/lazy_pager.h"
 #include "core/pager/pager_state.h"
 
+extern char** environ;
+
 namespace uffdlazy::pager {
 
 namespace {
@@ -25,7 +27,9 @@ void say_fail_open(const UffdOpenFailure& why) {
   }
   if (g.cfg.user_mode_only && why.user_mode_errno) w.str("; user-mode-only: ").errno_text(why.user_mode_errno);
   if (g.cfg.strict) {
-    w.str("); ").str(g.cfg.snapshot[0] ? "a restore needs it" : g.cfg.record[0] ? "recording needs it" : g.cfg.checkpoint[0] ? "a checkpoint needs it" : "UFFDLAZY_STRICT=1")
+    const bool restoring = g_restore && g_restore->ready();
+    w.str("); ").str(restoring ? "a restore needs it" : g.cfg.record[0] ? "recording needs it"
+                     : g.cfg.checkpoint[0] ? "a checkpoint needs it" : "UFFDLAZY_STRICT=1")
         .str(", so exiting");
     w.emit();
     sys::exit_group(3);
@@ -34,26 +38,65 @@ void say_fail_open(const UffdOpenFailure& why) {
   w.emit();
 }
 
-void scrub_environment(char** envp) {
-  static const char* const kOnlyForThisProgram[] = {"UFFDLAZY_SNAPSHOT=", "UFFDLAZY_RECORD=", "UFFDLAZY_RECORD_AT=",
-                                                     "UFFDLAZY_NO_ASLR=", "UFFDLAZY_VERIFY=", "UFFDLAZY_REPORT=",
-                                                     "UFFDLAZY_TRACE=", "UFFDLAZY_CHECKPOINT=",
-                                                     "UFFDLAZY_CHECKPOINT_AT=", "UFFDLAZY_CHECKPOINT_THEN="};
-  char** out = envp;
-  for (char** e = envp; e && *e; e++) {
-    bool drop = false;
-    for (const char* prefix : kOnlyForThisProgram) drop |= strncmp(*e, prefix, strlen(prefix)) == 0;
-    if (!drop) *out++ = *e;
-  }
-  if (out) *out = nullptr;
-}
-
 [[noreturn]] void refuse(const LineWriter& problem, int status) {
   LineWriter w;
   w.str("uffdlazy: ").str(problem.data(), problem.size());
   w.emit();
   for (;;) sys::exit_group(status);
 }
+
+// The process restoring a snapshot keeps it: the programs it runs must not restore it again.
+// (environ itself: adding UFFDLAZY_RUN may have given the process a new array.)
+void take_snapshot_out_of_environment() {
+  char** envp = environ;
+  static const char* const kRestoreOnly[] = {"UFFDLAZY_SNAPSHOT=", "UFFDLAZY_VERIFY="};
+  char** out = envp;
+  for (char** e = envp; e && *e; e++) {
+    bool drop = false;
+    for (const char* prefix : kRestoreOnly) drop |= strncmp(*e, prefix, strlen(prefix)) == 0;
+    if (!drop) *out++ = *e;
+  }
+  if (out) *out = nullptr;
+}
+
+// Whether a word of argv names the program (the file name part of its recorded path): then this
+// process is presumably a wrapper that runs it (env, timeout, sh -c '...').
+bool argv_names(char** argv, const char* path) {
+  const char* base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  if (!*base) return false;
+  for (char** a = argv && *argv ? argv + 1 : argv; a && *a; a++) {
+    if (strstr(*a, base)) return true;
+  }
+  return false;
+}
+
+// Opens the snapshot (bad input stops the program). Returns true when this process restores it;
+// false when it belongs to another program of the run, which this one presumably starts.
+bool open_snapshot(char** argv) {
+  LineWriter problem;
+  SnapshotRestore* restore = g_restore.construct();
+  if (!restore->open(g.cfg.snapshot, strcmp(g.cfg.verify, "none") != 0, &problem)) {
+    LineWriter w;
+    w.str(g.cfg.snapshot).str(": ").str(problem.data(), problem.size());
+    refuse(w, 2);
+  }
+  if (!restore->recorded_from_this_program(&problem)) {
+    // The first program of a run whose command line does not even name the snapshot's program is
+    // simply the wrong one: say so before it runs. Anything else passes the snapshot on.
+    if ((g.run.first() || !g.run.attached()) && !argv_names(argv, restore->recorded_executable())) {
+      LineWriter w;
+      w.str(g.cfg.snapshot).str(": ").str(problem.data(), problem.size());
+      refuse(w, 2);
+    }
+    return false;
+  }
+  restore->activate();
+  take_snapshot_out_of_environment();
+  g.run.update([](RunShared& r) { r.restored++; });
+  return true;
+}
+
 
 }  // namespace
 
@@ -98,20 +141,20 @@ bool bring_up() {
   return true;
 }
 
-void start(char** envp) {
+void start(char** envp, char** argv) {
   LineWriter err;
   if (!parse_config(envp, &g.cfg, &err)) refuse(err, 2);
   if (g.cfg.disabled) return;
-  // A restore or a recording is for this program only, not for programs it runs.
-  scrub_environment(envp);
+  // A checkpoint is of this program only, not of the programs it starts.
+  take_checkpoint_variables(envp);
   if (!parse_capture_moment(g.cfg.record_at, &g_capture_at, &err)) {
     LineWriter w;
     w.str("UFFDLAZY_RECORD_AT: ").str(err.data(), err.size());
     refuse(w, 2);
   }
-  // Serving zeros where a snapshot holds data would be a silently wrong page: no failing open.
+  // Outputs and snapshots may concern several processes of the run (run_state.h).
+  if (g.cfg.snapshot[0] || g.cfg.record[0] || g.cfg.report[0] || g.cfg.trace[0]) g.run.attach(envp, true);
   g.strict_asked = g.cfg.strict;
-  if (g.cfg.snapshot[0] || g.cfg.record[0] || g.cfg.checkpoint[0]) g.cfg.strict = true;
   g.owner_pid = sys::getpid();
   if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0] || g.cfg.snapshot[0] || g.cfg.record[0] || g.cfg.checkpoint[0]) {
     // GNU coreutils, among others, close stderr in an atexit handler, before our destructor.
@@ -133,14 +176,9 @@ void start(char** envp) {
       refuse(w, 3);
     }
   }
-  if (g.cfg.snapshot[0]) {
-    LineWriter problem;
-    if (!g_restore.construct()->open(g.cfg.snapshot, strcmp(g.cfg.verify, "none") != 0, &problem)) {
-      LineWriter w;
-      w.str(g.cfg.snapshot).str(": ").str(problem.data(), problem.size());
-      refuse(w, 2);
-    }
-  }
+  const bool restoring = g.cfg.snapshot[0] && open_snapshot(argv);
+  // Serving zeros where a snapshot holds data would be a silently wrong page: no failing open.
+  if (restoring || g.cfg.record[0] || g.cfg.checkpoint[0]) g.cfg.strict = true;
   g_stats.start(mono_now_ns());
   if (g.cfg.trace[0]) {
     if (g_trace.init(g.cfg.trace_capacity) == 0) {

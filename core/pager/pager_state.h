@@ -23,6 +23,7 @@
 #include "core/monitor/region_table.h"
 #include "core/pager/call_site_table.h"
 #include "core/pager/capture_trigger.h"
+#include "core/pager/run_state.h"
 #include "core/pager/snapshot_restore.h"
 #include "core/uffd/userfaultfd.h"
 
@@ -52,6 +53,10 @@ struct PagerState {
   // Forks under way (between before_fork and after_fork_parent): a region matched meanwhile is
   // filled before its mmap returns, so that no child is ever cloned with pages still owed.
   std::atomic<int> forks_in_progress{0};
+  // The other processes of this run (wrappers, the programs they start): see run_state.h.
+  RunState run;
+  uint32_t captures_written = 0;  // snapshots this process wrote
+  uint32_t captures_failed = 0;
 };
 
 extern PagerState g;

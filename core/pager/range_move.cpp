@@ -3,10 +3,11 @@
 // Since Linux 6.17 a move (MREMAP_MAYMOVE | MREMAP_FIXED, same length) may span several mappings
 // (VMAs: one allocation split by mprotect, a MAP_FIXED overlay, a registered region next to an
 // unregistered one). If any of them is registered with a userfaultfd the kernel refuses with
-// EFAULT, after having moved the ones before it. So when the shim's registration is what would
-// make the kernel refuse, the move is made one mapping at a time: each piece is an ordinary move,
-// reported by a REMAP event like any other. On a kernel without multi-mapping moves the call is
-// passed through: it fails there with or without the shim.
+// EFAULT, after having moved the ones before it. So such a move is made one mapping at a time:
+// each piece is an ordinary move, reported by a REMAP event like any other. Whether a piece is
+// registered is not asked of the table (it may lag behind the kernel by an event): every move
+// across several mappings goes piece by piece, which is what the kernel does too. On a kernel
+// without multi-mapping moves the call is passed through: it fails there with or without the shim.
 #include <atomic>
 #include <sys/mman.h>
 
@@ -38,11 +39,6 @@ bool kernel_moves_several_mappings() {
   if (!sys::failed(dst)) sys::munmap(reinterpret_cast<void*>(dst), 2 * ps);
   g_multi_vma_moves.store(yes ? 1 : -1, std::memory_order_relaxed);
   return yes;
-}
-
-bool overlaps_registered(uintptr_t s, uintptr_t e) {
-  TableSection section;
-  return g.table.live().overlaps_any(s, e);
 }
 
 struct Piece {
@@ -80,8 +76,7 @@ long remap(void* old_addr, size_t old_len, size_t new_len, int flags, void* new_
                           len == align_up(new_len, g.page_size) && !(from & (g.page_size - 1));
   Piece pieces[kMaxPieces];
   size_t n = 0;
-  if (plain_move && mine() && overlaps_registered(from, from + len) && mappings_in(from, from + len, pieces, &n) &&
-      kernel_moves_several_mappings()) {
+  if (plain_move && mine() && mappings_in(from, from + len, pieces, &n) && kernel_moves_several_mappings()) {
     for (size_t i = 0; i < n; i++) {
       const uint64_t piece_len = pieces[i].end - pieces[i].start;
       void* dst = reinterpret_cast<void*>(to + (pieces[i].start - from));

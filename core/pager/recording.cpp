@@ -1,11 +1,48 @@
 // Taking a snapshot of the registered regions (UFFDLAZY_RECORD), at the configured moment.
+//
+// Several processes of a run may be recording (a wrapper and the program it runs both load the
+// shim): the plain file name holds the capture of the process with the most registered memory
+// at its capture moment (run_state.h); a name with %p gets one file per process.
+#include <fcntl.h>
+#include <sys/wait.h>
+
 #include "core/base/line_writer.h"
+#include "core/pager/output_names.h"
 #include "core/pager/pager_state.h"
 #include "core/pager/snapshot_capture.h"
 
 namespace uffdlazy::pager {
 
+namespace {
+
+int64_t registered_bytes() {
+  TableSection section;
+  int64_t total = 0;
+  const RegionList& live = g.table.live();
+  for (size_t i = 0; i < live.size(); i++) total += int64_t(live.at(i).length());
+  return total;
+}
+
+}  // namespace
+
 void capture_now() {
+  // Events the monitor has read but not yet applied (a region unmapped just before the capture
+  // moment) must be in the table the capture copies.
+  if (mine()) g.monitor.sync();
+  char path[Config::kPathMax + 24];
+  if (!expand_name(g.cfg.record, sys::getpid(), path, sizeof path)) return;
+  const bool shared_name = !per_process_name(g.cfg.record);
+  const int64_t mine = registered_bytes();
+  const uint32_t pid = uint32_t(sys::getpid());
+  bool smaller = false;
+  if (shared_name) {
+    g.run.update([&](RunShared& r) {
+      // Another process of the run recorded more memory under this name: keep its snapshot.
+      smaller = r.snapshot_bytes > mine && r.snapshot_pid != pid;
+    });
+  }
+  if (smaller) return;
+
   CaptureInput in;
   in.table = &g.table;
   in.table_lock = &g.lock;
@@ -14,14 +51,41 @@ void capture_now() {
   in.page_size = g.page_size;
   in.no_aslr = g.cfg.no_aslr;
   in.message_fd = exit_line_fd() >= 0 ? exit_line_fd() : 2;
-  long pid = start_capture(g.cfg.record, in);
-  if (pid < 0) {
+  long child = start_capture(path, in);
+  int status = child < 0 ? int(child) : wait_capture(child);
+  const bool ok = status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (!ok) {
     LineWriter w;
-    w.str("uffdlazy: snapshot ").str(g.cfg.record).str(": cannot start the capture: ").errno_text(int(-pid));
-    w.emit(in.message_fd);
+    w.str("uffdlazy: snapshot ").str(path).str(": ");
+    if (child < 0) {
+      w.str("cannot start the capture: ").errno_text(int(-child));
+    } else if (status < 0) {
+      w.str("lost track of the capture: ").errno_text(-status);
+    } else if (WIFSIGNALED(status)) {
+      w.str("the capture process was killed by signal ").i64(WTERMSIG(status)).str("; nothing written");
+      // Its temporary file stays behind: the writer names it after its own pid.
+      char tmp[sizeof path + 32];
+      LineWriter name;
+      name.str(path).str(".tmp.").i64(child);
+      if (name.size() < sizeof tmp) {
+        for (size_t i = 0; i < name.size(); i++) tmp[i] = name.data()[i];
+        tmp[name.size()] = 0;
+        sys::unlinkat(AT_FDCWD, tmp, 0);
+      }
+    }
+    if (child < 0 || status < 0 || WIFSIGNALED(status)) w.emit(in.message_fd);  // else the child said why
+    g.captures_failed++;
+    g.run.update([](RunShared& r) { r.captures_failed++; });
     return;
   }
-  wait_capture(pid);
+  g.captures_written++;
+  g.run.update([&](RunShared& r) {
+    r.captures_ok++;
+    if (shared_name) {
+      r.snapshot_bytes = mine;
+      r.snapshot_pid = pid;
+    }
+  });
 }
 
 }  // namespace uffdlazy::pager

@@ -9,6 +9,7 @@
 
 #include "core/base/immortal.h"
 #include "core/base/line_writer.h"
+#include "core/base/mono_clock.h"
 #include "core/base/raw_syscall.h"
 #include "core/snapshot/executable_identity.h"
 #include "core/snapshot/snapshot_writer.h"
@@ -21,12 +22,6 @@ constexpr uint64_t kPagemapChunk = 512;  // pagemap entries read at once
 constexpr uint64_t kPresent = uint64_t(1) << 63;
 constexpr uint64_t kSwapped = uint64_t(1) << 62;
 
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-
 // Everything the child needs, in the child's own copy of static storage.
 struct ChildState {
   snap::SnapshotWriter writer;
@@ -36,6 +31,7 @@ struct ChildState {
   bool module_ok[CallSiteTable::kMaxModules];
   uint64_t pagemap[kPagemapChunk];
   alignas(4096) unsigned char zeros[65536];
+  alignas(4096) unsigned char page[65536];  // the page being written, read through /proc/self/mem
 };
 constinit Immortal<ChildState> g_child;
 
@@ -45,6 +41,7 @@ struct RegionPages {
   const Region* region;
   const CaptureInput* in;
   int pagemap_fd;
+  int mem_fd;
   uint64_t chunk_first = ~uint64_t(0);
   uint64_t* written_pages;
   uint64_t total_pages;
@@ -63,7 +60,12 @@ struct RegionPages {
     }
     progress();
     const uint64_t entry = c.pagemap[i - chunk_first];
-    if (entry & (kPresent | kSwapped)) return reinterpret_cast<const void*>(region->start + i * ps);
+    if (entry & (kPresent | kSwapped)) {
+      // Read through /proc/self/mem, not directly: the table may be a moment behind the kernel (a
+      // region unmapped whose event is unread) and a page may be PROT_NONE. Such a page is absent.
+      long r = sys::pread(mem_fd, c.page, ps, long(region->start + i * ps));
+      return r == long(ps) ? c.page : nullptr;
+    }
     if (region->source != Region::kZeroSource && in->restore) {
       bool owed = false;
       const void* data = in->restore->owed_content(region->source, region->source_page + i, &owed);
@@ -74,8 +76,8 @@ struct RegionPages {
 
   void progress() {
     (*written_pages)++;
-    if ((*written_pages & 1023) || now_ns() < next_progress_ns) return;
-    next_progress_ns = now_ns() + 1000000000ull;
+    if ((*written_pages & 1023) || mono_now_ns() < next_progress_ns) return;
+    next_progress_ns = mono_now_ns() + 1000000000ull;
     LineWriter w;
     w.str("uffdlazy: snapshot ").str(path).str(": ").u64(*written_pages * in->page_size >> 20).str(" of ")
         .u64(total_pages * in->page_size >> 20).str(" MiB");
@@ -111,13 +113,22 @@ const snap::ModuleIdentity* module_identity(const CaptureInput& in, SiteId site)
   if (!st.ok()) fail(st);
 
   long pagemap = sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  long mem = pagemap < 0 ? pagemap : sys::openat(AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0 || mem < 0) {
+    // Without it every page would look absent: a snapshot of nothing, silently.
+    w.clear();
+    w.str("uffdlazy: snapshot ").str(path).str(": cannot read /proc/self/")
+        .str(pagemap < 0 ? "pagemap" : "mem").str(" (is /proc mounted?): ")
+        .errno_text(int(pagemap < 0 ? -pagemap : -mem)).str("; nothing written");
+    w.emit(in.message_fd);
+    c.writer.abort();
+    for (;;) sys::exit_group(1);
+  }
   const RegionList& live = in.table->live();
   uint64_t total_pages = 0, written = 0;
   for (size_t i = 0; i < live.size(); i++) total_pages += live.at(i).length() / in.page_size;
   for (size_t i = 0; i < live.size(); i++) {
     const Region& r = live.at(i);
-    // This is the child's private copy: make it readable whatever the program's protections.
-    sys::call6(SYS_mprotect, long(r.start), long(r.length()), PROT_READ);
     SiteId site = CallSiteTable::unpack(r.site);
     snap::RegionInfo info;
     info.start = r.start;
@@ -128,7 +139,7 @@ const snap::ModuleIdentity* module_identity(const CaptureInput& in, SiteId site)
     info.site.offset = site.offset;
     info.site.ordinal = r.ordinal;
     info.site.alloc_length = r.alloc_length;
-    RegionPages pages{&r, &in, int(pagemap), ~uint64_t(0), &written, total_pages, now_ns() + 1000000000ull, path};
+    RegionPages pages{&r, &in, int(pagemap), int(mem), ~uint64_t(0), &written, total_pages, mono_now_ns() + 1000000000ull, path};
     st = c.writer.add_region_with(info, pages);
     if (!st.ok()) fail(st);
   }
@@ -153,8 +164,9 @@ long start_capture(const char* path, const CaptureInput& in) {
   sys::sigprocmask(SIG_SETMASK, &all, &old);
   in.table_lock->lock();
   // A bare clone: neither the program's fork handlers nor ours run, and the child uses nothing
-  // but raw system calls and its own copy of memory.
-  long pid = sys::call6(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  // but raw system calls and its own copy of memory. No exit signal: the program gets no SIGCHLD
+  // for it (no EINTR in its sleeps), and wait(2) without __WALL never reaps it.
+  long pid = sys::call6(SYS_clone, 0, 0, 0, 0, 0);
   if (pid == 0) child_main(path, in);  // signals stay blocked in the child
   in.table_lock->unlock();
   sys::sigprocmask(SIG_SETMASK, &old, nullptr);
@@ -168,8 +180,7 @@ int wait_capture(long pid) {
     r = sys::call6(SYS_wait4, pid, reinterpret_cast<long>(&status), __WALL, 0);
   } while (r == -EINTR);
   if (r < 0) return int(r);
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + WTERMSIG(status);
+  return status;
 }
 
 }  // namespace uffdlazy

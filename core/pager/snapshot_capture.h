@@ -30,7 +30,8 @@ struct CaptureInput {
 // Clones the writer child. Returns its pid, or -errno if it could not be started. The caller
 // waits for it (wait_capture) or lets it run.
 long start_capture(const char* path, const CaptureInput& in);
-// Waits for the child; returns its exit status (0: the file is complete), or -errno.
+// Waits for the child; returns its wait status (WIFEXITED and 0: the file is complete; the child
+// said why otherwise, unless it was killed), or -errno.
 int wait_capture(long pid);
 
 }  // namespace uffdlazy

@@ -7,15 +7,6 @@ namespace uffdlazy {
 bool SnapshotRestore::open(const char* path, bool verify_pages, LineWriter* err) {
   snap::SnapshotReader* reader = reader_.construct();
   snap::ReadStatus st = reader->open(path);
-  if (st.ok()) {
-    snap::ModuleIdentity* self = &scratch_;
-    int r = snap::read_executable_identity(self);
-    if (r < 0) {
-      err->str("cannot identify the running executable: ").errno_text(-r);
-      return false;
-    }
-    st = reader->check_identity(*self);
-  }
   if (!st.ok()) {
     snap::describe(st, *err);
     return false;
@@ -25,9 +16,25 @@ bool SnapshotRestore::open(const char* path, bool verify_pages, LineWriter* err)
     err->str("cannot map memory for the restore");
     return false;
   }
-  ready_ = true;
   return true;
 }
+
+bool SnapshotRestore::recorded_from_this_program(LineWriter* err) {
+  snap::ModuleIdentity* self = &scratch_;
+  int r = snap::read_executable_identity(self);
+  if (r < 0) {
+    err->str("cannot identify the running executable: ").errno_text(-r);
+    return false;
+  }
+  snap::ReadStatus st = reader_->check_identity(*self);
+  if (!st.ok()) {
+    snap::describe(st, *err);
+    return false;
+  }
+  return true;
+}
+
+const char* SnapshotRestore::recorded_executable() const { return reader_ ? reader_->exe_path() : ""; }
 
 PageSource* SnapshotRestore::source() const { return ready_ ? source_.get() : nullptr; }
 

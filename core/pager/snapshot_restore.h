@@ -18,9 +18,15 @@ namespace uffdlazy {
 
 class SnapshotRestore {
  public:
-  // Opens, validates and identity-checks the file. On failure appends the problem (without the
-  // file name) to err and returns false.
+  // Opens and validates the file. On failure appends the problem (without the file name) to err
+  // and returns false.
   bool open(const char* path, bool verify_pages, LineWriter* err);
+  // Whether the snapshot was recorded from the running executable; if not, appends why to err.
+  bool recorded_from_this_program(LineWriter* err);
+  // The executable the snapshot was recorded from (a path; NUL-terminated).
+  const char* recorded_executable() const;
+  // Ready to serve: after open() and recorded_from_this_program().
+  void activate() { ready_ = true; }
   bool ready() const { return ready_; }
   PageSource* source() const;
 

@@ -59,8 +59,12 @@ int RegionMatcher::init(const SnapshotReader* reader, Mode mode) {
   for (uint64_t r = 0; r < n; r++) {
     if (!eligible(r)) continue;
     uint64_t i = hash_region(r) & slot_mask_;
-    while (slots_[i]) i = (i + 1) & slot_mask_;
-    slots_[i] = uint32_t(r + 1);
+    bool duplicate = false;
+    while (slots_[i] && !(duplicate = same_identity(slots_[i] - 1, r))) i = (i + 1) & slot_mask_;
+    // Two regions with one identity: a real capture never has them (each mapping of a site has an
+    // ordinal of its own); only the first can match, and a crafted file of many gets no long
+    // probe chains (init and match stay linear).
+    if (!duplicate) slots_[i] = uint32_t(r + 1);
   }
   return 0;
 }
@@ -103,6 +107,14 @@ uint64_t RegionMatcher::hash_query(const MappingQuery& q, uint64_t rounded_lengt
   return mix(mix(mix(mix(2, q.module), q.offset), q.ordinal), rounded_length);
 }
 
+bool RegionMatcher::same_identity(uint64_t a, uint64_t b) const {
+  const RegionRecord& x = reader_->region(a);
+  const RegionRecord& y = reader_->region(b);
+  return x.site_module == y.site_module && x.site_offset == y.site_offset && x.ordinal == y.ordinal &&
+         align_up(x.alloc_length, page_size_) == align_up(y.alloc_length, page_size_) && x.prot == y.prot &&
+         x.map_flags == y.map_flags && (mode_ == Mode::kBySite || x.start == y.start);
+}
+
 bool RegionMatcher::fits(uint64_t r, const MappingQuery& q, uint64_t rounded_length) const {
   // Every part of the identity must agree; the address too when ASLR was off, never instead.
   const RegionRecord& rec = reader_->region(r);
@@ -123,7 +135,7 @@ int64_t RegionMatcher::find(const MappingQuery& q, bool claim) {
     if (!claim) return int64_t(r);
     const uint64_t bit = uint64_t(1) << (r % 64);
     const uint64_t old = __atomic_fetch_or(&matched_bits_[r / 64], bit, __ATOMIC_ACQ_REL);
-    if (old & bit) continue;  // taken already; another region may carry the same identity
+    if (old & bit) return -1;  // taken already (each identity is in the table once)
     __atomic_fetch_add(&matched_count_, 1, __ATOMIC_RELAXED);
     return int64_t(r);
   }

@@ -100,6 +100,7 @@ class RegionMatcher {
   uint64_t hash_region(uint64_t r) const;
   uint64_t hash_query(const MappingQuery& q, uint64_t rounded_length) const;
   bool eligible(uint64_t r) const;  // can region r match at all in this mode
+  bool same_identity(uint64_t a, uint64_t b) const;
   bool fits(uint64_t r, const MappingQuery& q, uint64_t rounded_length) const;
   int64_t find(const MappingQuery& q, bool claim);
 

@@ -1,10 +1,15 @@
-// Opens a snapshot read-only through one private mapping and checks everything but the page data
-// up front (sizes, magic, version, header/section/index checksums, every offset), so that later
+// Opens a snapshot read-only and checks everything but the page data up front (sizes, magic,
+// version, header/section/index checksums, every offset, the page index's shape), so that later
 // lookups are plain array accesses that cannot go out of the file. Page data is checked on demand
-// (verify_page) or in one pass (verify_all).
+// (verify_page) or in one pass (verify_all). Opening costs time linear in the file's size.
 //
-// Raw system calls only: usable by the shim on the monitor thread. A file truncated by someone
-// else after open() would raise SIGBUS on access, like any mapped file.
+// The file may be changed by another process at any time, so nothing the checks approve is read
+// from the file again: the header fields, the executable path, the string, module and region
+// tables and the page index are copied into private anonymous memory first, checked there, and
+// served from there. Only page data comes from the file mapping (each page has its checksum, in the
+// private copy). A file truncated by someone else raises SIGBUS on access, like any mapped file.
+//
+// Raw system calls only, no heap: usable by the shim on the monitor thread.
 #pragma once
 
 #include <cstddef>
@@ -24,7 +29,7 @@ struct PageRef {
 };
 
 struct ModuleView {
-  const char* path = nullptr;  // NUL-terminated, inside the mapping
+  const char* path = nullptr;  // NUL-terminated, in the reader's private copy
   uint32_t path_length = 0;
   IdKind id_kind = IdKind::kNone;
   const uint8_t* id = nullptr;
@@ -40,8 +45,8 @@ struct SectionView {
 struct VerifyReport {
   uint64_t regions = 0;
   uint64_t pages = 0;           // all index entries
-  uint64_t pages_checked = 0;   // data and duplicate pages whose content was hashed
-  uint64_t blocks_checked = 0;  // distinct data blocks (kData entries)
+  uint64_t pages_checked = 0;   // data and duplicate pages whose content was checked
+  uint64_t blocks_checked = 0;  // distinct data blocks (kData entries), each hashed once
   uint64_t bad_pages = 0;
   uint64_t first_bad_region = 0;  // valid when bad_pages > 0
   uint64_t first_bad_page = 0;
@@ -58,17 +63,20 @@ class SnapshotReader {
   // native_page_size: refuse a snapshot whose page size is not this machine's (what restoring
   // needs); inspect and verify pass false.
   ReadStatus open(const char* path, bool native_page_size = true);
+  // The same for a file already open; the reader maps it and neither keeps nor closes `fd`.
+  ReadStatus open_fd(int fd, bool native_page_size = true);
   void close();
   bool is_open() const { return base_ != nullptr; }
 
   const FileHeader& header() const { return header_; }  // the fields this build knows
   uint32_t page_size() const { return header_.page_size; }
   uint64_t file_size() const { return map_size_; }
-  const uint8_t* base() const { return base_; }
+  const uint8_t* base() const { return base_; }  // the file mapping; only page data is read from it
   uint64_t data_offset() const { return data_offset_; }
   uint64_t data_length() const { return data_length_; }
+  uint64_t index_offset() const { return index_offset_; }  // where the page index lies in the file
 
-  const char* exe_path() const { return reinterpret_cast<const char*>(base_) + header_.exe_path_offset; }
+  const char* exe_path() const { return exe_path_; }
   ModuleView executable() const;
   // A ModuleIdentity of the recorded executable, e.g. to compare with same_module().
   void executable_identity(ModuleIdentity* out) const;
@@ -84,25 +92,41 @@ class SnapshotReader {
   bool region_module(uint64_t i, ModuleView* out) const;
 
   // Page `page` of region `region`; both must be in range (region(r).page_count).
+  // Region i's entries start where region i-1's end (the reader checks it).
   PageRef page(uint64_t region, uint64_t page) const;
   const PageEntry& entry(uint64_t region, uint64_t page) const { return index_[regions_[region].index_first + page]; }
   // True for absent and zero pages, and for data whose XXH3-64 matches the index.
   bool verify_page(uint64_t region, uint64_t page) const;
   VerifyReport verify_all() const;
-  // A process image's section (process_format.h ProcessSection), checksum already verified;
-  // ProcessImage interprets them.
+  // A process image's section (process_format.h ProcessSection), in private memory, its checksum
+  // verified; ProcessImage interprets them.
   SectionView process_section(uint32_t type) const;
 
  private:
-  ReadStatus validate(bool native_page_size);
-  ReadStatus validate_sections();
-  ReadStatus validate_regions();
+  struct Section {
+    uint64_t offset = 0, length = 0, checksum = 0;
+    bool checked = false;  // has a checksum (the data area's blocks have their own)
+  };
 
-  const uint8_t* base_ = nullptr;
+  ReadStatus validate(bool native_page_size);
+  ReadStatus validate_header(bool native_page_size, const uint8_t* copy, uint32_t header_size);
+  ReadStatus validate_sections();
+  ReadStatus copy_metadata(const uint8_t* header_copy);
+  ReadStatus validate_regions();
+  ReadStatus validate_index();
+
+  const uint8_t* base_ = nullptr;  // the file, read-only; page data only once validated
   uint64_t map_size_ = 0;
+  uint8_t* private_ = nullptr;  // anonymous memory holding everything below that points anywhere
+  uint64_t private_size_ = 0;
   FileHeader header_{};
+  const char* exe_path_ = nullptr;
+  Section sections_[6] = {};  // by SectionType
+  Section process_[4] = {};   // a process image's sections (ProcessSection - 16)
+  SectionView process_views_[4] = {};
   uint64_t data_offset_ = 0;
   uint64_t data_length_ = 0;
+  uint64_t index_offset_ = 0;
   const char* strings_ = nullptr;
   uint64_t strings_length_ = 0;
   const ModuleRecord* modules_ = nullptr;
@@ -111,8 +135,6 @@ class SnapshotReader {
   uint64_t region_count_ = 0;
   const PageEntry* index_ = nullptr;
   uint64_t index_count_ = 0;
-  uint64_t index_checksum_ = 0;
-  SectionView process_sections_[4] = {};
 };
 
 }  // namespace uffdlazy::snap

@@ -48,7 +48,15 @@ void expect_consistent(const std::string& file) {
   ASSERT_TRUE(line.found) << r.err;
   EXPECT_EQ(line.matched, 4);
   EXPECT_EQ(line.regions, 4);
-  EXPECT_EQ(line.served, 1024);
+  // Every page the capture found (an early capture may come before a writer's first round ends,
+  // and a page never written is absent) is served once the check reads it.
+  snap::SnapshotReader reader;
+  ASSERT_TRUE(reader.open(file.c_str()).ok());
+  long present = 0;
+  for (uint64_t i = 0; i < reader.region_count(); i++)
+    present += long(reader.region(i).page_count - reader.region(i).absent_pages);
+  EXPECT_GT(present, 0);
+  EXPECT_EQ(line.served, present);
 }
 
 TEST(SnapshotCapture, CheckWithoutRestoreFails) {

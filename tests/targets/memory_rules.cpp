@@ -447,13 +447,35 @@ int handler_maps_memory() {
   return 0;
 }
 
+std::atomic<int> g_sigchld{0};
+
+int quiet_while_recorded() {
+  // Recorded meanwhile (uffdlazy record --at after=...): the capture is a child of this process,
+  // and it must be invisible: no SIGCHLD, no interrupted sleep, nothing for wait(2) to reap.
+  const size_t n = 64;
+  char* m = map_anon(n);
+  for (size_t i = 0; i < n; i++) stamp(m, i, 19);
+  struct sigaction sa = {};
+  sa.sa_handler = [](int) { g_sigchld.fetch_add(1); };
+  sigaction(SIGCHLD, &sa, nullptr);
+  int interrupted = 0;
+  timespec left = {0, 600 * 1000 * 1000};
+  while (nanosleep(&left, &left) != 0) interrupted++;
+  int status;
+  pid_t reaped = waitpid(-1, &status, WNOHANG);
+  std::printf("quiet: sigchld=%d interrupted=%d wait=%s\n", g_sigchld.load(), interrupted,
+              reaped < 0 && errno == ECHILD ? "no children" : "a child");
+  for (size_t i = 0; i < n; i++) check(stamped(m, i, 19), "memory after the capture", i);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: memory_rules touch N | dontneed | free | unmap | remap | threads N | "
                          "syscalls | fork | exec | move_across_mappings | grow_and_move | close_every_descriptor | "
-                         "small_stack | handler_maps_memory\n");
+                         "small_stack | handler_maps_memory | quiet_while_recorded\n");
     return 2;
   }
   std::string s = argv[1];
@@ -472,6 +494,7 @@ int main(int argc, char** argv) {
   else if (s == "close_every_descriptor") rc = close_every_descriptor();
   else if (s == "small_stack") rc = small_stack();
   else if (s == "handler_maps_memory") rc = handler_maps_memory();
+  else if (s == "quiet_while_recorded") rc = quiet_while_recorded();
   else std::fprintf(stderr, "unknown scenario %s\n", argv[1]);
   if (rc == 0 && failures) {
     std::printf("failures=%d\n", failures);

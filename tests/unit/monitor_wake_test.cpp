@@ -16,6 +16,7 @@
 #include "core/monitor/monitor.h"
 #include "core/monitor/region_table.h"
 #include "core/uffd/userfaultfd.h"
+#include "tests/unit/thread_state.h"
 
 namespace uffdlazy {
 namespace {
@@ -66,7 +67,8 @@ struct Harness {
 
 enum class Outcome { kPending, kRead, kSegv };
 
-void blocked_reader(char* addr, std::atomic<Outcome>* out) {
+void blocked_reader(char* addr, std::atomic<Outcome>* out, std::atomic<int>* tid) {
+  tid->store(test::current_tid());
   sigjmp_buf jump;
   t_jump = &jump;
   if (sigsetjmp(jump, 1)) {
@@ -94,12 +96,16 @@ TEST_F(MonitorWake, ThreadBlockedOnUnmappedRangeIsWokenAndFaultsAsWithoutTheShim
   h.set_up();
   char* r = h.region(16);
   std::atomic<Outcome> outcome{Outcome::kPending};
-  std::thread reader(blocked_reader, r + 3 * h.page, &outcome);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_EQ(outcome.load(), Outcome::kPending) << "no monitor yet: the reader must be blocked";
+  std::atomic<int> reader_tid{0}, unmapper_tid{0};
+  std::thread reader(blocked_reader, r + 3 * h.page, &outcome, &reader_tid);
+  ASSERT_TRUE(test::wait_until_blocked_in(reader_tid, "handle_userfault")) << "no monitor yet: the reader must block";
+  ASSERT_EQ(outcome.load(), Outcome::kPending);
   // munmap waits until the monitor reads its UNMAP event, so it runs on a thread of its own.
-  std::thread unmapper([&] { munmap(r, 16 * h.page); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::thread unmapper([&] {
+    unmapper_tid.store(test::current_tid());
+    munmap(r, 16 * h.page);
+  });
+  ASSERT_TRUE(test::wait_until_blocked_in(unmapper_tid, "userfaultfd_event_wait_completion"));
   // The range is gone from the address space already (the event is only unread). Pin it as
   // inaccessible so nothing else (the monitor's own stack, say) lands there before the reader
   // retries: without the shim, that retry would fault too.
@@ -120,15 +126,17 @@ TEST_F(MonitorWake, ThreadBlockedOnMovedRangeIsWokenAndTheNewAddressStillWorks) 
   h.set_up();
   char* r = h.region(16);
   std::atomic<Outcome> outcome{Outcome::kPending};
-  std::thread reader(blocked_reader, r + 5 * h.page, &outcome);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::atomic<int> reader_tid{0}, mover_tid{0};
+  std::thread reader(blocked_reader, r + 5 * h.page, &outcome, &reader_tid);
+  ASSERT_TRUE(test::wait_until_blocked_in(reader_tid, "handle_userfault"));
   ASSERT_EQ(outcome.load(), Outcome::kPending);
   char* dest = static_cast<char*>(mmap(nullptr, 16 * h.page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   char* moved = nullptr;
   std::thread mover([&] {
+    mover_tid.store(test::current_tid());
     moved = static_cast<char*>(mremap(r, 16 * h.page, 16 * h.page, MREMAP_MAYMOVE | MREMAP_FIXED, dest));
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(test::wait_until_blocked_in(mover_tid, "userfaultfd_event_wait_completion"));
   void* guard = mmap(r, 16 * h.page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   ASSERT_EQ(guard, static_cast<void*>(r));
   ASSERT_TRUE(h.monitor.start());

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -12,8 +13,12 @@
 #include "core/snapshot/checksum.h"
 #include "core/snapshot/snapshot_reader.h"
 #include "core/snapshot/snapshot_writer.h"
+#include "tests/unit/snapshot_rebuild.h"
 
 using namespace uffdlazy::snap;
+using uffdlazy::snap::testing::rebuild_snapshot;
+using uffdlazy::snap::testing::recount;
+using uffdlazy::snap::testing::section_records;
 
 namespace {
 
@@ -307,6 +312,177 @@ TEST_F(SnapshotReaderErrors, ForeignExecutable) {
   EXPECT_TRUE(r.check_identity(no_id).ok());
   no_id.set_path("/usr/bin/other", 14);
   EXPECT_EQ(r.check_identity(no_id).error, ReadError::kForeign);
+}
+
+// The page index's shape. Each region owns the slice that follows the previous region's, and
+// each data block has exactly one data entry, so that opening a file and walking all its pages
+// cost time linear in its size. The good file: region 0 = pages 0..7, region 1 = pages 8..15;
+// region 0 page 1 is the data entry of the block region 1 pages 5..7 duplicate.
+
+TEST_F(SnapshotReaderErrors, RegionsSharingOneIndexSliceRefused) {
+  // The file of the reliability issue: 10000 regions that each claim the same 65536 index entries
+  // (2.3 MB describing 655 million pages); the old reader walked every one of them.
+  const std::vector<uint8_t> b = uffdlazy::snap::testing::aliasing_snapshot(bytes_, 10000, 65536, ps_);
+  ASSERT_LT(b.size(), 2500000u);
+  ReadStatus s = open_variant("alias", b);
+  EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
+  EXPECT_EQ(message(s), "malformed snapshot: a region's page index entries do not follow the previous region's");
+  // Also with only two regions, and with a region starting anywhere but where the last ended.
+  EXPECT_EQ(open_variant("alias2", uffdlazy::snap::testing::aliasing_snapshot(bytes_, 2, 4, ps_)).error,
+            ReadError::kMalformed);
+  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
+  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
+  ASSERT_EQ(regions.size(), 2u);
+  ASSERT_EQ(index.size(), 16u);
+  for (uint64_t first : {0ull, 7ull, 9ull}) {
+    SCOPED_TRACE("region 1 starts at entry " + std::to_string(first));
+    auto r = regions;
+    r[1].index_first = first;
+    if (first == 9) r[1].page_count = 7, r[1].length = 7ull * ps_;  // a gap, still inside the index
+    recount(r[1], index);
+    ReadStatus st = open_variant("moved", rebuild_snapshot(bytes_, r, index));
+    EXPECT_EQ(st.error, ReadError::kMalformed) << message(st);
+    EXPECT_STREQ(st.what, "a region's page index entries do not follow the previous region's");
+  }
+}
+
+TEST_F(SnapshotReaderErrors, IndexEntriesNoRegionOwnsRefused) {
+  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
+  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
+  index.push_back(make_entry(PageKind::kZero, 0, 0));
+  ReadStatus s = open_variant("extra", rebuild_snapshot(bytes_, regions, index));
+  EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
+  EXPECT_EQ(message(s), "malformed snapshot: the page index has entries no region owns");
+}
+
+TEST_F(SnapshotReaderErrors, BlockWithTwoDataEntriesRefused) {
+  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
+  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
+  ASSERT_EQ(entry_kind(index[1]), PageKind::kData);
+  ASSERT_EQ(entry_kind(index[8 + 6]), PageKind::kDuplicate);
+  ASSERT_EQ(entry_offset(index[8 + 6]), entry_offset(index[1]));
+  // Region 1 page 6 now claims to be the first page with region 0 page 1's content too.
+  index[8 + 6] = make_entry(PageKind::kData, entry_offset(index[1]), index[1].checksum);
+  recount(regions[1], index);
+  const std::vector<uint8_t> b = rebuild_snapshot(bytes_, regions, index);
+  ReadStatus s = open_variant("twice", b);
+  EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
+  EXPECT_EQ(message(s), "malformed snapshot: a data block is referenced by two data entries");
+  // The content is right, so only the structure is wrong: inspect and verify refuse it as well.
+  SnapshotReader r;
+  EXPECT_EQ(r.open(write_variant("twice", b).c_str(), false).error, ReadError::kMalformed);
+}
+
+TEST_F(SnapshotReaderErrors, DuplicateBeforeItsBlocksDataEntryRefused) {
+  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
+  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
+  // Swap roles: region 0 page 1 becomes the duplicate, region 1 page 5 the data entry.
+  index[1].offset_kind = entry_offset(index[1]) | uint64_t(PageKind::kDuplicate);
+  index[8 + 5].offset_kind = entry_offset(index[8 + 5]) | uint64_t(PageKind::kData);
+  recount(regions[0], index);
+  recount(regions[1], index);
+  ReadStatus s = open_variant("early", rebuild_snapshot(bytes_, regions, index));
+  EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
+  EXPECT_STREQ(s.what, "a duplicate page points at a block no earlier data entry holds");
+}
+
+TEST_F(SnapshotReaderErrors, BlockWithoutDataEntryRefused) {
+  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
+  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
+  ASSERT_EQ(entry_kind(index[2]), PageKind::kData);  // a block of its own, no duplicates
+  index[2] = make_entry(PageKind::kZero, 0, 0);
+  recount(regions[0], index);
+  ReadStatus s = open_variant("orphan", rebuild_snapshot(bytes_, regions, index));
+  EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
+  EXPECT_STREQ(s.what, "the data area has a block no data entry refers to");
+}
+
+TEST_F(SnapshotReaderErrors, RegionLengthNearTheTopIsNotRoundedToZeroPages) {
+  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
+  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
+  RegionRecord huge = regions[1];
+  huge.index_first = index.size();
+  huge.page_count = 0;
+  huge.length = ~uint64_t(0) - 100;  // length + page_size - 1 would wrap to a few pages: 0 of them
+  recount(huge, index);
+  regions.push_back(huge);
+  ReadStatus s = open_variant("huge", rebuild_snapshot(bytes_, regions, index));
+  EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
+  EXPECT_STREQ(s.what, "region page count disagrees with its length");
+}
+
+TEST_F(SnapshotReaderErrors, RebuiltGoodFileStillOpens) {
+  // The builder itself: the same regions and index give a file the reader accepts.
+  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
+  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
+  SnapshotReader r;
+  ReadStatus s = r.open(write_variant("same", rebuild_snapshot(bytes_, regions, index)).c_str());
+  ASSERT_TRUE(s.ok()) << message(s);
+  EXPECT_TRUE(r.verify_all().ok());
+}
+
+TEST_F(SnapshotReaderErrors, DuplicateWithAnotherChecksumIsTheOnlyBadPage) {
+  // verify_all hashes each block once and compares every duplicate with that hash: a duplicate
+  // whose recorded checksum is not its block's is still caught, and blamed alone.
+  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
+  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
+  index[8 + 6].checksum ^= 1;
+  SnapshotReader r;
+  ReadStatus s = r.open(write_variant("dupsum", rebuild_snapshot(bytes_, regions, index)).c_str());
+  ASSERT_TRUE(s.ok()) << message(s);
+  const VerifyReport rep = r.verify_all();
+  EXPECT_EQ(rep.bad_pages, 1u);
+  EXPECT_EQ(rep.first_bad_region, 1u);
+  EXPECT_EQ(rep.first_bad_page, 6u);
+  EXPECT_EQ(rep.pages_checked, 14u);  // 11 data entries (blocks) + 3 duplicates
+  EXPECT_EQ(rep.blocks_checked, 11u);
+  EXPECT_FALSE(r.verify_page(1, 6));
+  EXPECT_TRUE(r.verify_page(1, 5));
+}
+
+TEST_F(SnapshotReaderErrors, MetadataIsNotReadAgainFromTheFile) {
+  // Another process rewrites the file under an open reader: everything the reader checked at
+  // open (regions, page index, module and executable paths) stays as it was checked. Page data
+  // does come from the file, and its checksum (from the private copy) catches the change.
+  const std::string path = write_variant("changing", bytes_);
+  SnapshotReader r;
+  ASSERT_TRUE(r.open(path.c_str()).ok());
+  const RegionRecord region1 = r.region(1);
+  const PageEntry entry = r.entry(1, 6);
+  const std::string module_path = r.module(0).path;
+  const std::string exe = r.exe_path();
+  ASSERT_EQ(exe, "/usr/bin/app");
+
+  const int fd = ::open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  std::vector<uint8_t> junk(bytes_.size() - sizeof(FileHeader), 0xa5);
+  ASSERT_EQ(pwrite(fd, junk.data(), junk.size(), sizeof(FileHeader)), ssize_t(junk.size()));
+  ::close(fd);
+
+  EXPECT_EQ(memcmp(&r.region(1), &region1, sizeof region1), 0);
+  EXPECT_EQ(r.entry(1, 6).offset_kind, entry.offset_kind);
+  EXPECT_EQ(r.entry(1, 6).checksum, entry.checksum);
+  EXPECT_EQ(std::string(r.module(0).path), module_path);
+  EXPECT_EQ(std::string(r.exe_path()), exe);
+  ModuleIdentity same;
+  r.executable_identity(&same);
+  EXPECT_TRUE(r.check_identity(same).ok());
+  EXPECT_EQ(r.page(1, 6).offset, entry_offset(entry));
+  EXPECT_FALSE(r.verify_page(0, 1));  // the block now holds 0xa5 bytes
+  EXPECT_EQ(r.verify_all().bad_pages, 14u);
+}
+
+TEST_F(SnapshotReaderErrors, OpensFromADescriptor) {
+  const int fd = ::open(good_.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  SnapshotReader r;
+  ASSERT_TRUE(r.open_fd(fd).ok());
+  EXPECT_EQ(r.region_count(), 2u);
+  EXPECT_TRUE(r.verify_all().ok());
+  EXPECT_NE(fcntl(fd, F_GETFD), -1);  // the caller's descriptor stays open
+  ::close(fd);
+  EXPECT_EQ(r.open_fd(fd).error, ReadError::kOpenFailed);
+  EXPECT_FALSE(r.is_open());
 }
 
 }  // namespace
