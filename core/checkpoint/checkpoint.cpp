@@ -74,6 +74,9 @@ const char* executable_path() {
 // The checkpoint thread of a resumed process, back at its save point.
 void finish_resume() {
   ResumeBlock& b = resume_block();
+  // Before any program thread runs again: it may end at once, and its exit status depends on this.
+  g.written = false;
+  g.resumed = true;
   hidden_thread_renumbered(g.capture_old_tid, sys::gettid());
   const size_t n = strnlen(b.checkpoint, sizeof b.checkpoint);
   if (n && n < sizeof g.path) {
@@ -90,8 +93,6 @@ void finish_resume() {
     sys::futex(&b.threads_in_zone, FUTEX_WAIT_PRIVATE, int(left));
   }
   if (b.zone_length) sys::munmap(reinterpret_cast<void*>(b.zone_start), b.zone_length);
-  g.written = false;
-  g.resumed = true;
 }
 
 uint32_t old_tid_of(snap::ThreadRole role) {
