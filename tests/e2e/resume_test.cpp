@@ -164,6 +164,21 @@ TEST(Resume, Python3SessionWithThreads) {
   }
 }
 
+// A program that ends the moment it is resumed exits with its own status, 0: not the status of a
+// checkpoint that was never taken.
+TEST(Resume, AProgramThatEndsAtOnceExitsZero) {
+  ResumeCase c("quick");
+  c.args = {"--mb", "1", "--steps", "1", "--pause-at", "0"};
+  c.checkpoint_extra = {"--signal-at", "0"};
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  for (int i = 0; i < 8; i++) {
+    ProcessResult r = run_process({cli_path(), "resume", c.image}, with_input("y", false));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+  }
+}
+
 TEST(Resume, ImageIsPrivateAndVerifies) {
   ResumeCase c("mode");
   c.args = {"--mb", "8", "--steps", "3", "--pause-at", "1"};
