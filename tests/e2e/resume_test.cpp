@@ -45,6 +45,20 @@ TEST(Resume, ForkAfterALazyResumeGivesTheChildEveryPage) {
   EXPECT_NE(summary_line(c.resumed.err).find("fork=1"), std::string::npos) << c.resumed.err;
 }
 
+TEST(Resume, SharedAndPrivateFileMappings) {
+  for (bool lazy : {true, false}) {
+    SCOPED_TRACE(lazy ? "lazy" : "eager");
+    ResumeCase c(lazy ? "mappedl" : "mappede");
+    c.args = {"--mb", "8", "--steps", "10", "--pause-at", "4"};
+    c.checkpoint_extra = {"--signal-at", "4"};
+    c.input = "y";
+    c.mapped = true;
+    c.lazy = lazy;
+    c.run_and_compare();
+    EXPECT_NE(c.resumed.out.find("\nmapped "), std::string::npos) << c.resumed.out;
+  }
+}
+
 TEST(Resume, ManyThreadsStoppedInBarriers) {
   for (int at : {1, 6}) {
     SCOPED_TRACE("pause at step " + std::to_string(at));

@@ -13,6 +13,7 @@ std::vector<std::string> ResumeCase::target(const std::string& log, const std::s
   std::vector<std::string> v = {target_path("resume_target")};
   v.insert(v.end(), args.begin(), args.end());
   v.insert(v.end(), {"--log", dir + "/" + log, "--data", dir + "/" + data});
+  if (mapped) v.insert(v.end(), {"--mapped", dir + "/" + (log == "ref-log" ? "ref-map" : "map")});
   return v;
 }
 
@@ -59,6 +60,9 @@ void ResumeCase::run_and_compare() {
   EXPECT_EQ(checkpoint.out + resumed.out, expected.out) << resumed.err;
   EXPECT_EQ(read_file(dir + "/log"), read_file(dir + "/ref-log"));
   EXPECT_EQ(read_file(dir + "/data"), read_file(dir + "/ref-data"));
+  if (mapped) {
+    EXPECT_EQ(read_file(dir + "/map"), read_file(dir + "/ref-map"));
+  }
 }
 
 long ResumeCase::resumed_data_pages() const { return summary_field(summary_line(resumed.err), "data_pages"); }

@@ -28,7 +28,9 @@ struct ResumeCase {
   std::vector<std::string> resume_options;
   ProcessResult expected, checkpoint, resumed;
 
+  // log, data and (with mapped) the mapped file's name in dir.
   std::vector<std::string> target(const std::string& log, const std::string& data) const;
+  bool mapped = false;  // also --mapped (ref-map / map)
   void reference();
   void take_checkpoint();  // stdin stays open and empty: a read blocks
   void resume();

@@ -4,7 +4,7 @@
 //
 //   resume_target [--mb N] [--steps N] [--threads N] [--log FILE] [--data FILE]
 //                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--nap-ms N] [--list-fds]
-//                 [--exit N] [--fork]
+//                 [--exit N] [--fork] [--mapped FILE]
 //
 // Memory: a large mmap'd array (registered by the shim: lazily served after a resume), malloc'd
 // buffers (the brk heap and glibc's own mappings), a deep recursion (the stack), thread stacks and
@@ -19,7 +19,9 @@
 // between, and the program retries its own sleep). --nap-ms N: sleep N ms per step with usleep and
 // nanosleep, and print what they returned (a checkpoint must not cut them short). --list-fds: print the descriptors below 900 it did not inherit, at the end (the shim
 // keeps its own above). --fork: at the end, a forked child sums the whole array (a child of a
-// lazily resumed process must see every page the parent would).
+// lazily resumed process must see every page the parent would). --mapped FILE: FILE (1 MiB, made
+// if missing) mapped twice, shared (each step writes a page of it) and private (each step changes
+// a page of its own copy); both are summed at the end.
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -120,6 +122,7 @@ int main(int argc, char** argv) {
   bool pause_at[1024] = {}, signal_at[1024] = {}, list_fds = false;
   int exit_code = 0;
   bool fork_at_end = false;
+  const char* mapped_path = nullptr;
   const char* log_path = nullptr;
   const char* data_path = nullptr;
   for (int i = 1; i < argc; i++) {
@@ -135,6 +138,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--list-fds")) list_fds = true;
     else if (!strcmp(a, "--exit")) exit_code = atoi(v), i++;
     else if (!strcmp(a, "--fork")) fork_at_end = true;
+    else if (!strcmp(a, "--mapped")) mapped_path = v, i++;
     else if (!strcmp(a, "--slow-ms")) slow_ms = atoi(v), i++;
     else if (!strcmp(a, "--nap-ms")) nap_ms = atoi(v), i++;
     else {
@@ -188,6 +192,16 @@ int main(int argc, char** argv) {
   int log_fd = log_path ? open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
   int data_fd = data_path ? open(data_path, O_RDWR | O_CREAT | O_TRUNC, 0644) : -1;
 
+  uint64_t* shared_map = nullptr;
+  uint64_t* private_map = nullptr;
+  if (mapped_path) {
+    int fd = open(mapped_path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0 || ftruncate(fd, 1 << 20)) return 6;
+    shared_map = static_cast<uint64_t*>(mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    private_map = static_cast<uint64_t*>(mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+    close(fd);
+    if (shared_map == MAP_FAILED || private_map == MAP_FAILED) return 6;
+  }
   pthread_barrier_init(&g_barrier, nullptr, unsigned(g_threads) + 1);
   pthread_t tids[64];
   for (long t = 0; t < g_threads; t++) pthread_create(&tids[t], nullptr, worker, reinterpret_cast<void*>(t));
@@ -202,6 +216,10 @@ int main(int argc, char** argv) {
     sum ^= small[size_t(s) % nsmall][0] ^ large[(size_t(s) * 4099) % ((4u << 20) / 8)];
     sum ^= recurse(200, sum);
     total = mix(total + sum);
+    if (shared_map) {
+      shared_map[(size_t(s) % 256) * 512] = total;
+      private_map[(size_t(s * 7) % 256) * 512 + 1] = total ^ 1;
+    }
     printf("step %d sum %016llx\n", s, static_cast<unsigned long long>(sum));
     if (log_fd >= 0) dprintf(log_fd, "log %d %016llx\n", s, static_cast<unsigned long long>(total));
     if (data_fd >= 0 && write(data_fd, &total, sizeof total) != sizeof total) return 4;
@@ -230,6 +248,15 @@ int main(int argc, char** argv) {
   pthread_barrier_wait(&g_barrier);
   for (int t = 0; t < g_threads; t++) pthread_join(tids[t], nullptr);
 
+  if (shared_map) {
+    uint64_t a = 0, b = 0;
+    for (size_t i = 0; i < (1u << 20) / 8; i++) {
+      a = mix(a + shared_map[i]);
+      b = mix(b + private_map[i]);
+    }
+    msync(shared_map, 1 << 20, MS_SYNC);
+    printf("mapped %016llx %016llx\n", static_cast<unsigned long long>(a), static_cast<unsigned long long>(b));
+  }
   if (fork_at_end) {
     fflush(stdout);
     pid_t child = fork();
