@@ -15,6 +15,7 @@
 #include "core/checkpoint/image_writer.h"
 #include "core/checkpoint/jump_context.h"
 #include "core/checkpoint/mapping_capture.h"
+#include "core/checkpoint/proc_file.h"
 #include "core/checkpoint/process_capture.h"
 #include "core/checkpoint/resume_block.h"
 #include "core/checkpoint/resume_source.h"
@@ -39,6 +40,7 @@ struct State {
   bool resumed = false;  // this process was resumed from an image (its own checkpoint was taken)
   uint32_t capture_old_tid = 0;
   uint64_t pinned[kMaxPinned] = {};
+  uint64_t never_raised = 0;  // signals not raised again at resume: the stop and trigger signals
   uint32_t pinned_count = 0;
 };
 constinit State g;
@@ -69,6 +71,23 @@ const char* executable_path() {
     if (code >= m->start && code < m->end && m->path.length) return g.mappings.string_at(m->path);
   }
   return "";
+}
+
+// Signals pending for one thread, from /proc/self/task/TID/status.
+uint64_t pending_signals(uint32_t tid) {
+  char path[64] = "/proc/self/task/";
+  char digits[16];
+  size_t n = 16, k = 0;
+  for (uint32_t v = tid; v; v /= 10) digits[k++] = char('0' + v % 10);
+  while (k) path[n++] = digits[--k];
+  memcpy(path + n, "/status", 8);
+  static char text[4096];
+  if (read_small_file(path, text, sizeof text) <= 0) return 0;
+  const char* p = strstr(text, "\nSigPnd:");
+  if (!p) return 0;
+  p += 8;
+  while (*p == ' ' || *p == '\t') p++;
+  return parse_number(&p, p + 16, 16);
 }
 
 // The checkpoint thread of a resumed process, back at its save point.
@@ -217,6 +236,8 @@ bool arm_checkpoint(const Settings& settings, const Hooks& hooks) {
   g.then_stop = settings.then_stop;
   g.stop_timeout_ns = settings.stop_timeout_ns;
   g.hooks = hooks;
+  g.never_raised = uint64_t(1) << (kStopSignal - 1);
+  if (settings.trigger_signal > 0) g.never_raised |= uint64_t(1) << (settings.trigger_signal - 1);
   set_monitor_resumed_hook(monitor_resumed);
   return prepare_thread_stop() && prepare_mapping_capture() && prepare_image_writer() &&
          g.process.reserve(sizeof(snap::ProcessRecord), 1, 64 * 1024) &&
@@ -323,8 +344,12 @@ void checkpoint_now() {
   const uint32_t nthreads = thread_count();
   for (uint32_t i = 0; i < nthreads; i++) {
     snap::ThreadRecord* t = g.threads.add_record<snap::ThreadRecord>();
-    if (t) *t = thread_records()[i];
+    if (t) {
+      *t = thread_records()[i];
+      t->pending = pending_signals(t->old_tid) & ~g.never_raised;
+    }
   }
+  proc->shared_pending &= ~g.never_raised;
   ImageInput in;
   in.path = g.path;
   in.executable = exe;

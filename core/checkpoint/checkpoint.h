@@ -54,6 +54,7 @@ struct Hooks {
 struct Settings {
   const char* path = nullptr;
   bool then_stop = true;
+  int trigger_signal = 0;  // the signal that asks for a checkpoint (never raised again at resume)
   uint64_t stop_timeout_ns = 2000000000ull;
 };
 

@@ -140,6 +140,8 @@ snap::ProcessRecord* capture_process(TableBuilder* table, LineWriter* why) {
     why->str("cannot read /proc/self/status");
     return nullptr;
   }
+  const char* shared = status_field("ShdPnd");
+  if (shared) p->shared_pending = parse_number(&shared, shared + 16, 16);
   const char* seccomp = status_field("Seccomp");
   if (seccomp && *seccomp != '0') {
     why->str("the process runs under seccomp (its filters cannot be read back)");

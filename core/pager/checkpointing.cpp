@@ -87,6 +87,7 @@ bool arm_checkpointing() {
   ckpt::Settings s;
   s.path = g.cfg.checkpoint;
   s.then_stop = !g.cfg.checkpoint_continue;
+  s.trigger_signal = g_capture_at.kind == CaptureMoment::kSignal ? g_capture_at.signal : 0;
   ckpt::Hooks h;
   h.describe = describe;
   h.monitor_resumed = monitor_resumed;

@@ -98,7 +98,8 @@ struct ProcessRecord {
   uint64_t created_ns;     // CLOCK_REALTIME of the checkpoint
   StringRef cwd;
   StringRef kernel_release;
-  StringRef exe;           // /proc/self/exe at checkpoint (informative: resume uses mapped files)
+  StringRef exe;           // the file mapped at start_code (informative: resume uses mapped files)
+  uint64_t shared_pending; // signals pending for the process (bit n-1: signal n), raised again
 };
 
 enum class ThreadRole : uint32_t {
@@ -129,6 +130,7 @@ struct ThreadRecord {
   uint64_t signal_frame;  // the checkpoint signal's ucontext (app threads; informative)
   JumpContext context;
   char comm[16];
+  uint64_t pending;  // signals pending for this thread (bit n-1: signal n), raised again
 };
 
 enum class MappingKind : uint32_t {

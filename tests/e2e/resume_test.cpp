@@ -45,6 +45,15 @@ TEST(Resume, ForkAfterALazyResumeGivesTheChildEveryPage) {
   EXPECT_NE(summary_line(c.resumed.err).find("fork=1"), std::string::npos) << c.resumed.err;
 }
 
+TEST(Resume, ASignalPendingAtTheCheckpointIsDeliveredAfterTheResume) {
+  ResumeCase c("pending");
+  c.args = {"--mb", "8", "--steps", "5", "--pause-at", "2", "--pending"};
+  c.checkpoint_extra = {"--signal-at", "2"};
+  c.input = "y";
+  c.run_and_compare();
+  EXPECT_NE(c.expected.out.find("usr1 after the read 1\n"), std::string::npos) << c.expected.out;
+}
+
 TEST(Resume, SharedAndPrivateFileMappings) {
   for (bool lazy : {true, false}) {
     SCOPED_TRACE(lazy ? "lazy" : "eager");

@@ -4,7 +4,7 @@
 //
 //   resume_target [--mb N] [--steps N] [--threads N] [--log FILE] [--data FILE]
 //                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--nap-ms N] [--list-fds]
-//                 [--exit N] [--fork] [--mapped FILE]
+//                 [--exit N] [--fork] [--mapped FILE] [--pending]
 //
 // Memory: a large mmap'd array (registered by the shim: lazily served after a resume), malloc'd
 // buffers (the brk heap and glibc's own mappings), a deep recursion (the stack), thread stacks and
@@ -21,7 +21,8 @@
 // keeps its own above). --fork: at the end, a forked child sums the whole array (a child of a
 // lazily resumed process must see every page the parent would). --mapped FILE: FILE (1 MiB, made
 // if missing) mapped twice, shared (each step writes a page of it) and private (each step changes
-// a page of its own copy); both are summed at the end.
+// a page of its own copy); both are summed at the end. --pending: at each pause, a SIGUSR1 is left
+// pending (blocked) across the read, and handled after it.
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -123,6 +124,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   bool fork_at_end = false;
   const char* mapped_path = nullptr;
+  bool pending = false;
   const char* log_path = nullptr;
   const char* data_path = nullptr;
   for (int i = 1; i < argc; i++) {
@@ -139,6 +141,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--exit")) exit_code = atoi(v), i++;
     else if (!strcmp(a, "--fork")) fork_at_end = true;
     else if (!strcmp(a, "--mapped")) mapped_path = v, i++;
+    else if (!strcmp(a, "--pending")) pending = true;
     else if (!strcmp(a, "--slow-ms")) slow_ms = atoi(v), i++;
     else if (!strcmp(a, "--nap-ms")) nap_ms = atoi(v), i++;
     else {
@@ -223,6 +226,13 @@ int main(int argc, char** argv) {
     printf("step %d sum %016llx\n", s, static_cast<unsigned long long>(sum));
     if (log_fd >= 0) dprintf(log_fd, "log %d %016llx\n", s, static_cast<unsigned long long>(total));
     if (data_fd >= 0 && write(data_fd, &total, sizeof total) != sizeof total) return 4;
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    if (pending && pause_at[s & 1023]) {
+      sigprocmask(SIG_BLOCK, &usr1, nullptr);
+      raise(SIGUSR1);
+    }
     if (signal_at[s & 1023]) raise(SIGUSR2);
     if (pause_at[s & 1023]) {
       char c;
@@ -231,6 +241,10 @@ int main(int argc, char** argv) {
         r = read(0, &c, 1);
       } while (r < 0 && errno == EINTR);
       printf("read %zd\n", r);
+      if (pending) {
+        sigprocmask(SIG_UNBLOCK, &usr1, nullptr);
+        printf("usr1 after the read %d\n", int(g_usr1));
+      }
     }
     if (nap_ms) {
       const int a = usleep(useconds_t(nap_ms) * 500);

@@ -24,6 +24,7 @@ constexpr uint32_t kMaxThreads = 4104;
 struct Slot {
   const snap::ThreadRecord* record;
   uint32_t go;
+  long tid;  // the new thread's
 };
 Slot g_slots[kMaxThreads];
 uint32_t g_ready = 0;
@@ -129,6 +130,7 @@ void start_threads(int image_fd, int uffd) {
     if (t.role != uint32_t(snap::ThreadRole::kMonitor)) flags |= CLONE_FILES;
     void* top = reinterpret_cast<void*>(kScratch + uint64_t(i + 1) * kStackBytes);
     long r = restorer_spawn(flags, top, thread_main, &g_slots[i]);
+    g_slots[i].tid = r;
     if (r < 0) {
       Line l;
       l.s("uffdlazy: resume ").s(g_options.image).s(": cannot create thread ").u(t.old_tid).s(": ").err(r);
@@ -174,6 +176,19 @@ void release_and_become_leader() {
   b.magic = ckpt::kResumeMagic;
   restore_rlimits();
   restore_itimers();
+  // Signals that were pending at the checkpoint: every thread still blocks them all, so they wait
+  // until the program's own masks are back.
+  const long pid = sys::getpid();
+  for (int sig = 1; sig <= 64; sig++) {
+    const uint64_t bit = uint64_t(1) << (sig - 1);
+    if (sig == 9 || sig == 19) continue;
+    if (p.shared_pending & bit) sys::kill(pid, sig);
+    for (uint32_t i = 0; i < g_image.thread_count; i++) {
+      if (!(g_image.thread(i).pending & bit)) continue;
+      const long tid = g_image.thread(i).role == uint32_t(snap::ThreadRole::kLeader) ? pid : g_slots[i].tid;
+      if (tid > 0) sys::call6(SYS_tgkill, pid, tid, sig);
+    }
+  }
   // Every write of the restorer and of the threads' set-up is done: the lazy ranges are registered
   // now, and from here on only the monitor puts pages there.
   register_lazy(g_uffd, g_options.lazy);
