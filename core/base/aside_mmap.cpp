@@ -13,13 +13,12 @@ namespace {
 constexpr unsigned long kAsideBase = 0x200000000000ul;
 constinit std::atomic<unsigned long> g_next{kAsideBase};
 
-// Every mapping made here, for overlaps_aside().
-constexpr size_t kRemembered = 1024;
-struct Range {
-  uintptr_t start, end;
+struct AsideRange {
+  std::atomic<uintptr_t> start, end;
 };
-constinit Range g_ranges[kRemembered] = {};
-constinit std::atomic<size_t> g_count{0};
+constexpr size_t kRemembered = 1024;
+constinit AsideRange g_made[kRemembered] = {};
+constinit std::atomic<size_t> g_made_count{0};
 
 }  // namespace
 
@@ -28,24 +27,26 @@ long mmap_aside(size_t len, int prot, int flags, int fd, long offset) {
   void* hint = reinterpret_cast<void*>(g_next.fetch_add(rounded + 0x100000ul, std::memory_order_relaxed));
   long r = sys::mmap(hint, len, prot, flags, fd, offset);
   if (!sys::failed(r)) {
-    const size_t i = g_count.fetch_add(1, std::memory_order_acq_rel);
+    size_t i = g_made_count.fetch_add(1, std::memory_order_relaxed);
     if (i < kRemembered) {
-      __atomic_store_n(&g_ranges[i].end, uintptr_t(r) + len, __ATOMIC_RELAXED);
-      __atomic_store_n(&g_ranges[i].start, uintptr_t(r), __ATOMIC_RELEASE);
+      g_made[i].end.store(uintptr_t(r) + len, std::memory_order_relaxed);
+      g_made[i].start.store(uintptr_t(r), std::memory_order_release);
     }
   }
   return r;
 }
 
 bool overlaps_aside(uintptr_t start, uintptr_t end) {
-  const size_t n = g_count.load(std::memory_order_acquire);
-  if (n > kRemembered) return true;
+  size_t n = g_made_count.load(std::memory_order_acquire);
+  if (n > kRemembered) n = kRemembered;
   for (size_t i = 0; i < n; i++) {
-    const uintptr_t s = __atomic_load_n(&g_ranges[i].start, __ATOMIC_ACQUIRE);
-    if (!s) return true;  // being recorded right now
-    if (s < end && start < __atomic_load_n(&g_ranges[i].end, __ATOMIC_RELAXED)) return true;
+    const uintptr_t s = g_made[i].start.load(std::memory_order_acquire);
+    const uintptr_t e = g_made[i].end.load(std::memory_order_relaxed);
+    if (s && s < end && start < e) return true;
   }
   return false;
 }
+
+bool aside_overflowed() { return g_made_count.load(std::memory_order_acquire) > kRemembered; }
 
 }  // namespace uffdlazy

@@ -120,6 +120,12 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       if (!strcmp(v, "stop")) cfg->checkpoint_continue = false;
       else if (!strcmp(v, "continue")) cfg->checkpoint_continue = true;
       else return bad("stop (end the program once the image is written) or continue");
+    } else if (is("INTERCEPT")) {
+      if (strcmp(v, "libc") && strcmp(v, "symbols"))
+        return bad("libc (see libc's own mmap/munmap/mremap/madvise/brk calls) or symbols (exported symbols only)");
+      copy_path(v, cfg->intercept, sizeof cfg->intercept);
+    } else if (is("TEST_ALTER_LIBC")) {
+      if (!copy_path(v, cfg->test_alter_libc, sizeof cfg->test_alter_libc)) return bad("a libc function name");
     } else if (is("LIBRARY")) {
       // Set by the launcher for itself; nothing for the shim to do.
     } else if (is("RUN")) {
@@ -127,7 +133,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
     } else {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
-               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, CHECKPOINT, CHECKPOINT_AT, CHECKPOINT_THEN)");
+               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, CHECKPOINT, CHECKPOINT_AT, CHECKPOINT_THEN, INTERCEPT)");
       return false;
     }
   }

@@ -1,5 +1,5 @@
-// Reads /proc/self/maps line by line with raw system calls into a fixed buffer: usable inside an
-// interposed call (no allocation, no stdio, no loader lock).
+// Reading /proc/self/maps and /proc/self/smaps without allocating: raw system calls into a
+// caller's buffer, one callback per line. Usable inside the hooks, in constructors and at exit.
 #pragma once
 
 #include <cstddef>
@@ -8,61 +8,25 @@
 namespace uffdlazy {
 
 struct MapsEntry {
-  uintptr_t start;
-  uintptr_t end;  // exclusive
-  char perms[5];  // "rw-p"
-  uint64_t offset;
-  uint64_t inode;
-  const char* path;  // the rest of the line ("" for anonymous memory), not NUL-terminated
-  size_t path_length;
+  uintptr_t start = 0;
+  uintptr_t end = 0;  // exclusive
+  bool read = false, write = false, exec = false, shared = false;
+  uint64_t offset = 0;
+  uint64_t inode = 0;
+  const char* path = "";  // not NUL-terminated: path_length bytes; "" for anonymous memory
+  size_t path_length = 0;
+
+  bool path_is(const char* s) const;
+  bool path_starts_with(const char* s) const;
+  // Private memory that is not a file: no path, "[heap]", or a name given with PR_SET_VMA_ANON_NAME.
+  bool private_anonymous() const;
 };
 
-class ProcMaps {
- public:
-  // Calls visit(const MapsEntry&) for every mapping, in address order; visit returns false to
-  // stop. False if /proc/self/maps could not be read. Lines longer than the buffer are skipped.
-  template <class Visit>
-  bool for_each(Visit&& visit);
+// Parses a maps line (also the header line of each smaps entry). False for any other line.
+bool parse_maps_line(const char* line, size_t n, MapsEntry* out);
 
- private:
-  static constexpr size_t kBufSize = 8192;
-  bool open_maps();
-  long fill_at(size_t have);
-  void close_maps();
-  static bool parse(const char* line, size_t n, MapsEntry* out);
-
-  char buf_[kBufSize];
-  int fd_ = -1;
-};
-
-template <class Visit>
-bool ProcMaps::for_each(Visit&& visit) {
-  if (!open_maps()) return false;
-  size_t have = 0;
-  bool skipping = false;  // inside a line longer than the buffer
-  bool go_on = true;
-  while (go_on) {
-    const long r = fill_at(have);
-    if (r <= 0) break;
-    have += size_t(r);
-    size_t line = 0;
-    for (size_t i = 0; i < have && go_on; i++) {
-      if (buf_[i] != '\n') continue;
-      MapsEntry e;
-      if (!skipping && parse(buf_ + line, i - line, &e)) go_on = visit(static_cast<const MapsEntry&>(e));
-      skipping = false;
-      line = i + 1;
-    }
-    if (line == 0 && have == kBufSize) {
-      skipping = true;
-      have = 0;
-      continue;
-    }
-    for (size_t i = line; i < have; i++) buf_[i - line] = buf_[i];
-    have -= line;
-  }
-  close_maps();
-  return true;
-}
+// Calls fn(line, length, ctx) for each line of the file (without its newline); lines longer than
+// the buffer are skipped. Returns 0 or -errno from opening the file.
+int for_each_line(const char* path, char* buf, size_t cap, void (*fn)(const char*, size_t, void*), void* ctx);
 
 }  // namespace uffdlazy

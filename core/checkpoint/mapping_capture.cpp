@@ -147,7 +147,7 @@ bool holds_pinned(const MappingInput& in, uint64_t s, uint64_t e) {
 bool extra_lazy(const MappingInput& in, snap::MappingKind kind, uint32_t flags, uint32_t prot, uint64_t s,
                 uint64_t e) {
   return in.lazy_min_bytes && kind == snap::MappingKind::kAnonymous && !(flags & snap::kMappingGrowsDown) &&
-         prot != PROT_NONE && e - s >= in.lazy_min_bytes && !holds_pinned(in, s, e) && !overlaps_aside(s, e) &&
+         prot != PROT_NONE && e - s >= in.lazy_min_bytes && !holds_pinned(in, s, e) && !overlaps_aside(s, e) && !aside_overflowed() &&
          !in_empty(in, s, e);
 }
 

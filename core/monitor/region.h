@@ -16,6 +16,9 @@ struct Region {
   uint64_t site;          // allocation call site, CallSiteTable::pack()ed; 0 if unknown
   uint32_t ordinal;       // how many mappings that site made before this one
   uint64_t alloc_length;  // the length the mapping was created with
+  // Memory whose content belongs to state a restore does not bring back (the brk heap, .bss,
+  // thread stacks, whose descriptor glibc expects zeroed): never recorded, never restored.
+  bool unrestorable;
 
   static constexpr int32_t kZeroSource = -1;
 

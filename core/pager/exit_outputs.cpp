@@ -7,6 +7,7 @@
 #include "core/pager/lazy_pager.h"
 #include "core/pager/output_names.h"
 #include "core/pager/pager_state.h"
+#include "core/pager/seen_share.h"
 
 namespace uffdlazy::pager {
 
@@ -109,7 +110,9 @@ void at_exit() {
   if ((g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0] || restoring) && mine()) g.monitor.sync();
   if (restoring && out >= 0 && !g.forked) g_restore->write_account(g.cfg.snapshot, out);
   if (g.cfg.stats && out >= 0) {
-    write_exit_summary(g.counters, g_stats, g.active.load(std::memory_order_acquire), g.uffd.origin(), out);
+    const SeenShare seen = measure_seen_share();
+    write_exit_summary(g.counters, g_stats, g.active.load(std::memory_order_acquire), g.uffd.origin(), g.interception,
+                       seen.valid ? int64_t(seen.permille()) : -1, out);
   }
   if (g.cfg.report[0]) write_report(out);
   if (g.cfg.trace[0]) write_trace(out);

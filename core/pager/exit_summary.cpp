@@ -7,7 +7,7 @@
 namespace uffdlazy {
 
 void write_exit_summary(const MonitorCounters& c, const FaultStats& stats, bool active, UffdOrigin origin,
-                        int fd) {
+                        const char* interception, int64_t seen_permille, int fd) {
   auto v = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   LineWriter w;
   w.str("uffdlazy: pid=").i64(sys::getpid());
@@ -37,6 +37,8 @@ void write_exit_summary(const MonitorCounters& c, const FaultStats& stats, bool 
     append_us(&w, h.max());
   }
   w.str(active ? " uffd=" : " inactive uffd=").str(origin_name(origin));
+  w.str(" intercept=").str(interception);
+  if (seen_permille >= 0) w.str(" seen=").fixed(uint64_t(seen_permille), 1).ch('%');
   w.emit(fd);
 }
 

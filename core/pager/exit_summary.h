@@ -7,7 +7,9 @@
 
 namespace uffdlazy {
 
+// interception: "libc" or "symbols"; seen_permille: the share of the program's anonymous memory
+// registered, in tenths of a percent, or -1 when unknown.
 void write_exit_summary(const MonitorCounters& c, const FaultStats& stats, bool active, UffdOrigin origin,
-                        int fd);
+                        const char* interception, int64_t seen_permille, int fd);
 
 }  // namespace uffdlazy

@@ -7,14 +7,32 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+
+#include "core/base/env_config.h"
 
 namespace uffdlazy::pager {
+
+struct AddressRange {
+  uintptr_t start;
+  uintptr_t end;  // exclusive
+};
+
+// Reads and validates the configuration (a bad one stops the program with status 2). Done once;
+// start() calls it too. The front end reads it first to choose how to intercept.
+const Config& configure(char** envp);
 
 // Reads the configuration and, unless disabled or unavailable, starts the monitor. Prints the
 // fail-open line, or exits for a bad configuration or in strict mode. argv is the program's
 // (to tell a wrapper such as env or sh -c from a program a snapshot does not belong to).
 void start(char** envp, char** argv);
 bool active();
+
+// How the front end learns of mappings ("libc" or "symbols"), for the summary line.
+void set_interception(const char* how);
+// Memory the shim itself dirties outside its aside mappings (its own .data/.bss, the code pages
+// it patched): never registered, and left out of the seen share. At most 16 ranges.
+void note_own_memory(AddressRange r);
 
 void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* caller);
 // Carries out the program's mremap (the system call, split per mapping where the shim's
@@ -24,6 +42,17 @@ long remap(void* old_addr, size_t old_len, size_t new_len, int flags, void* new_
 void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, int flags);
 void unmapped(void* addr, size_t len);
 void advised(void* addr, size_t len, int advice);
+
+// The program break moved (brk, sbrk; malloc's main heap). A grown heap is registered; a shrunk
+// one is left to the kernel's UNMAP event. Both are the kernel's answers (page rounding is done here).
+void break_moved(uintptr_t old_break, uintptr_t new_break);
+
+// Memory that existed before the shim could see it mapped: registers the private anonymous
+// mappings lying inside the `wanted` ranges (the .bss of loaded objects), and the brk heap if
+// with_heap. Checked against /proc/self/maps: only what really is private anonymous memory, of
+// at least the minimum size, is registered. Never restored from a snapshot (its content belongs
+// to state the restore does not bring back).
+void adopt_existing(const AddressRange* wanted, size_t n, bool with_heap);
 
 void before_fork();
 void after_fork_parent();

@@ -27,10 +27,14 @@ bool descriptor_usable() {
 
 void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* caller) {
   (void)fd;
+  bool want = lazily_paged_kind(flags) && len >= g.cfg.min_size && !g.monitor.failed();
+  // Most mappings are not for us (small, shared, file-backed). Unless call sites are counted (a
+  // recording or a restore numbers every mapping of a site), they cost nothing more: the table
+  // needs no word about them (a stale entry they overlap goes with its own pending event).
+  if (!want && !g_sites) return;
   if (!mine()) return;
   uintptr_t s = reinterpret_cast<uintptr_t>(addr);
   uintptr_t e = s + align_up(len, g.page_size);
-  bool want = lazily_paged_kind(flags) && len >= g.cfg.min_size && !g.monitor.failed();
   // Identity (recording or restoring only): which call site made this mapping, and the how-many-th
   // of all the mappings that site made (whatever their size or kind, so that the numbering does
   // not depend on the shim's settings).
@@ -40,7 +44,7 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
   if (g_sites) {
     SiteId id = g_sites->record(caller, &ordinal);
     site = CallSiteTable::pack(id);
-    if (want && g_restore && g_restore->ready()) {
+    if (want && !(flags & MAP_STACK) && g_restore && g_restore->ready()) {
       source = g_restore->match(s, len, prot, flags, id, ordinal, *g_sites.get());
     }
   }
@@ -48,12 +52,13 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
     want = false;
     MonitorCounters::bump(g.counters.unregistered);
   }
+  if (!want) return;
   bool inserted = false;
   uint32_t id = 0;
   {
     TableSection section;
     g.table.mapped(s, e);
-    if (want) {
+    {
       Region r = {};
       r.start = s;
       r.end = e;
@@ -64,6 +69,7 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
       r.site = site;
       r.ordinal = ordinal;
       r.alloc_length = len;
+      r.unrestorable = (flags & MAP_STACK) != 0;
       r.id = g.table.next_id();
       id = r.id;
       inserted = g.table.insert(r);

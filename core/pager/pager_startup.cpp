@@ -141,12 +141,27 @@ bool bring_up() {
   return true;
 }
 
+const Config& configure(char** envp) {
+  if (!g.configured) {
+    LineWriter err;
+    if (!parse_config(envp, &g.cfg, &err)) refuse(err, 2);
+    g.configured = true;
+  }
+  return g.cfg;
+}
+
+void set_interception(const char* how) { g.interception = how; }
+
+void note_own_memory(AddressRange r) {
+  if (g.own_count < PagerState::kOwnRanges) g.own[g.own_count++] = r;
+}
+
 void start(char** envp, char** argv) {
-  LineWriter err;
-  if (!parse_config(envp, &g.cfg, &err)) refuse(err, 2);
+  configure(envp);
   if (g.cfg.disabled) return;
   // A checkpoint is of this program only, not of the programs it starts.
   take_checkpoint_variables(envp);
+  LineWriter err;
   if (!parse_capture_moment(g.cfg.record_at, &g_capture_at, &err)) {
     LineWriter w;
     w.str("UFFDLAZY_RECORD_AT: ").str(err.data(), err.size());

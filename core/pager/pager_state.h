@@ -4,6 +4,9 @@
 //   fork_handling.cpp    fork, in parent and child
 //   recording.cpp        the snapshot capture
 //   exit_outputs.cpp     the summary line, the restore account, the report and trace at exit
+//   heap_events.cpp      the program break: the brk heap registered as it grows
+//   existing_memory.cpp  memory that existed before the shim saw it mapped (.bss, initial heap)
+//   seen_share.cpp       the share of the program's anonymous memory the shim registered
 // Internal to core/pager.
 #pragma once
 
@@ -22,6 +25,7 @@
 #include "core/monitor/monitor.h"
 #include "core/monitor/region_table.h"
 #include "core/pager/call_site_table.h"
+#include "core/pager/lazy_pager.h"
 #include "core/pager/capture_trigger.h"
 #include "core/pager/run_state.h"
 #include "core/pager/snapshot_restore.h"
@@ -57,6 +61,13 @@ struct PagerState {
   RunState run;
   uint32_t captures_written = 0;  // snapshots this process wrote
   uint32_t captures_failed = 0;
+  bool configured = false;
+  const char* interception = "symbols";  // how the front end learns of mappings (summary line)
+  // The shim's own memory outside its aside mappings (see note_own_memory).
+  static constexpr size_t kOwnRanges = 16;
+  AddressRange own[kOwnRanges] = {};
+  size_t own_count = 0;
+  uintptr_t heap_start = 0;  // where the brk heap starts (start_brk), once read
 };
 
 extern PagerState g;
@@ -77,6 +88,15 @@ class TableSection : public BlockedSection {
  public:
   TableSection() : BlockedSection(g.lock) {}
 };
+
+// Registers [s, e) (page aligned), memory the program did not map itself (the heap, .bss): a
+// region of its own or, when `extend` and a registered region ends at s, that region grown. Never
+// matched to a snapshot region. False if it was not registered.
+bool register_unmapped_memory(uintptr_t s, uintptr_t e, int prot, bool extend);
+
+// The brk heap (heap_events.cpp): where it starts, and whether [start, end) is large enough to page.
+uintptr_t heap_start();
+bool heap_big_enough(uintptr_t end);
 
 // Brings up the userfaultfd and the monitor; false (with the line printed) if that cannot be done.
 bool bring_up();

@@ -48,23 +48,30 @@ constexpr size_t kMaxPieces = 64;
 
 // The mappings inside [s, e), clipped to it. False unless the move must be split: the range
 // starts inside a mapping and covers more than one.
-bool mappings_in(uintptr_t s, uintptr_t e, Piece* pieces, size_t* count) {
-  *count = 0;
-  bool too_many = false;
-  ProcMaps maps;
-  if (!maps.for_each([&](const MapsEntry& m) {
-        if (m.end <= s) return true;
-        if (m.start >= e) return false;
-        if (*count == kMaxPieces) {
-          too_many = true;
-          return false;
-        }
-        pieces[(*count)++] = Piece{m.start > s ? m.start : s, m.end < e ? m.end : e};
-        return true;
-      })) {
-    return false;
+struct Collect {
+  uintptr_t s, e;
+  Piece* pieces;
+  size_t count;
+  bool too_many;
+};
+
+void collect_piece(const char* line, size_t n, void* ctx) {
+  Collect& c = *static_cast<Collect*>(ctx);
+  MapsEntry m;
+  if (!parse_maps_line(line, n, &m) || m.end <= c.s || m.start >= c.e) return;
+  if (c.count == kMaxPieces) {
+    c.too_many = true;
+    return;
   }
-  return !too_many && *count > 1 && pieces[0].start == s;
+  c.pieces[c.count++] = Piece{m.start > c.s ? m.start : c.s, m.end < c.e ? m.end : c.e};
+}
+
+bool mappings_in(uintptr_t s, uintptr_t e, Piece* pieces, size_t* count) {
+  char buf[4096];
+  Collect c{s, e, pieces, 0, false};
+  if (for_each_line("/proc/self/maps", buf, sizeof buf, collect_piece, &c) < 0) return false;
+  *count = c.count;
+  return !c.too_many && c.count > 1 && pieces[0].start == s;
 }
 
 }  // namespace

@@ -126,9 +126,12 @@ const snap::ModuleIdentity* module_identity(const CaptureInput& in, SiteId site)
   }
   const RegionList& live = in.table->live();
   uint64_t total_pages = 0, written = 0;
-  for (size_t i = 0; i < live.size(); i++) total_pages += live.at(i).length() / in.page_size;
+  for (size_t i = 0; i < live.size(); i++) {
+    if (!live.at(i).unrestorable) total_pages += live.at(i).length() / in.page_size;
+  }
   for (size_t i = 0; i < live.size(); i++) {
     const Region& r = live.at(i);
+    if (r.unrestorable) continue;
     SiteId site = CallSiteTable::unpack(r.site);
     snap::RegionInfo info;
     info.start = r.start;

@@ -6,6 +6,7 @@
 
 #include <sstream>
 
+#include "core/snapshot/snapshot_reader.h"
 #include "tests/e2e/process_runner.h"
 #include "tests/e2e/snapshot_test_util.h"
 
@@ -132,7 +133,9 @@ void run_recorded_then_restored(const std::vector<std::string>& args, int seed) 
   EXPECT_NE(restored.err.find(" pages restored\n"), std::string::npos) << restored.err;
   RestoreLine line = restore_line(restored.err, file);
   EXPECT_TRUE(line.found) << restored.err;
-  EXPECT_EQ(line.matched, 1) << restored.err;
+  // The persistent region, and perhaps mappings glibc's malloc made the same way in both runs
+  // (their call site is in libc: same site, ordinal and length, so they restore too).
+  EXPECT_GE(line.matched, 1) << restored.err;
 }
 
 // (Unmapping right before exit, as the main thread does with lazily paged thread stacks, has a
@@ -193,7 +196,15 @@ TEST(MappingStress, RecordingAtExitHoldsOnlyRegionsStillMapped) {
     ASSERT_EQ(recorded.exit_code, 0) << "uffdlazy record -o FILE -- " << command << "\n" << recorded.out << recorded.err;
     RecordLine line = record_line(recorded.err, file);
     ASSERT_TRUE(line.found) << recorded.err;
-    ASSERT_EQ(line.regions, 0) << "uffdlazy record -o FILE -- " << command << "; uffdlazy inspect FILE\n" << recorded.err;
+    // The program's own regions, that is (glibc's malloc keeps its arenas until the end).
+    snap::SnapshotReader reader;
+    ASSERT_TRUE(reader.open(file.c_str()).ok());
+    int programs = 0;
+    for (uint64_t i = 0; i < reader.region_count(); i++) {
+      snap::ModuleView m;
+      if (reader.region_module(i, &m) && std::string(m.path).ends_with("/mapping_stress")) programs++;
+    }
+    ASSERT_EQ(programs, 0) << "uffdlazy record -o FILE -- " << command << "; uffdlazy inspect FILE\n" << recorded.err;
   }
 }
 
