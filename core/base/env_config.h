@@ -31,6 +31,9 @@ struct Config {
   uint64_t trace_capacity = 1u << 20;  // UFFDLAZY_TRACE_LIMIT: faults kept in the trace
   bool no_aslr = false;           // UFFDLAZY_NO_ASLR: match snapshot regions by address
   char verify[16] = "page";       // UFFDLAZY_VERIFY: page | none (checksum each served page)
+  char checkpoint[kPathMax] = {};    // UFFDLAZY_CHECKPOINT: write a process image to this file
+  char checkpoint_at[64] = {};       // UFFDLAZY_CHECKPOINT_AT: signal=NAME | after=SECONDS
+  bool checkpoint_continue = false;  // UFFDLAZY_CHECKPOINT_THEN: stop (default) | continue
   char intercept[16] = "libc";    // UFFDLAZY_INTERCEPT: libc (patch libc's own entries) | symbols
   // UFFDLAZY_TEST_ALTER_LIBC (tests only, not advertised): the libc function whose body the
   // verifier is shown with one byte changed, so that its refusal path runs on real input.

@@ -44,6 +44,7 @@ class FaultPolicy {
   };
 
   void init(const Setup& s) { s_ = s; }
+  void set_source(PageSource* source) { s_.source = source; }
   // Installs the page at `address` (and perhaps more). The caller handles kExists, kNoEntry and
   // kEventPending (retry after reading events); for a corrupt source page it never returns.
   FaultAnswer answer(uintptr_t address, bool write, void (*on_corrupt)(const Region&, uint64_t, uintptr_t));

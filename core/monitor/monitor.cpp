@@ -167,6 +167,31 @@ void Monitor::answer_requests() {
     sync_done_.store(want, std::memory_order_release);
     sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
   }
+  if (void (*fn)(void*) = on_monitor_fn_.exchange(nullptr, std::memory_order_acq_rel)) {
+    if (!pump()) return;
+    fn(on_monitor_arg_);
+  }
+}
+
+void Monitor::run_on_monitor(void (*fn)(void*), void* arg) {
+  on_monitor_arg_ = arg;
+  on_monitor_fn_.store(fn, std::memory_order_release);
+  ring();
+}
+
+void Monitor::resumed(PageSource* source) {
+  queue_.clear();
+  overflowed_ = false;
+  stopping_ = false;
+  s_.source = source;
+  policy_.set_source(source);
+}
+
+void Monitor::retire() {
+  failed_.store(true, std::memory_order_release);
+  running_.store(false, std::memory_order_release);
+  release_waiters();
+  for (;;) sys::call6(SYS_exit, 0);
 }
 
 void Monitor::queue_fault(const uffd_msg& m, uint64_t read_ns) {

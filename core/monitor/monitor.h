@@ -85,6 +85,16 @@ class Monitor {
 
   void run();  // the thread body
 
+  // Checkpoint hand-over (core/checkpoint/). Has fn(arg) run on the monitor thread at a quiet
+  // point of its loop (every message read, every queued fault answered); returns at once.
+  void run_on_monitor(void (*fn)(void*), void* arg);
+  // On the monitor thread, in a resumed process: forget what was queued before the checkpoint
+  // and serve from `source` (null: zeros) from now on.
+  void resumed(PageSource* source);
+  // On the monitor thread, in a process resumed without a userfaultfd: nothing can be served, so
+  // the thread ends and the shim runs unpaged (failed() is true).
+  [[noreturn]] void retire();
+
  private:
   enum class Served { kOk, kRetry, kExiting };
 
@@ -123,6 +133,8 @@ class Monitor {
   std::atomic<uint32_t> fill_done_{0};
   std::atomic<uint32_t> sync_requested_{0};
   std::atomic<uint32_t> sync_done_{0};
+  std::atomic<void (*)(void*)> on_monitor_fn_{nullptr};
+  void* on_monitor_arg_ = nullptr;
 };
 
 // Receives one call per fault handled (the latency accounting plugs in here).
