@@ -1,6 +1,6 @@
 // Ways of making a child that copies the program's memory without fork()'s pthread_atfork
 // handlers: _Fork(), clone() without CLONE_VM, and the raw clone and clone3 system calls made
-// through syscall(2). Each gets what fork() gets from the handlers in shim_lifecycle.cpp: before
+// through syscall(2) (which also tells the pager of mappings made through it). Each gets what fork() gets from the handlers in shim_lifecycle.cpp: before
 // the copy the pager puts every page a snapshot still owes in place (the child's copy of a
 // registered region is not registered). vfork, posix_spawn and system share the parent's memory
 // (CLONE_VM): nothing to do, the parent's monitor serves the child.
@@ -72,15 +72,10 @@ UFFDLAZY_EXPORT int clone(int (*fn)(void*), void* stack, int flags, void* arg, .
   return r;
 }
 
-// syscall(2) itself, for SYS_clone and SYS_clone3 (a program that makes its children that way,
-// or a runtime that does); every other number goes straight to the kernel, as glibc's does it:
-// six arguments taken whatever the call needs, errno set only on failure.
-UFFDLAZY_EXPORT long syscall(long number, ...) {
-  va_list ap;
-  va_start(ap, number);
-  long a[6];
-  for (long& v : a) v = va_arg(ap, long);
-  va_end(ap);
+namespace {
+
+// A raw system call, with the pre-fork fill when it is a clone that copies the memory.
+long clone_or_call(long number, const long* a) {
   bool copies_memory = false;
   if (number == SYS_clone) {
     copies_memory = !(uint64_t(a[0]) & CLONE_VM);
@@ -88,8 +83,37 @@ UFFDLAZY_EXPORT long syscall(long number, ...) {
     copies_memory = !(reinterpret_cast<const clone_args*>(a[0])->flags & CLONE_VM);
   }
   if (copies_memory) uffdlazy::pager::before_fork();
-  long r = uffdlazy::sys::call6(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+  const long r = uffdlazy::sys::call6(number, a[0], a[1], a[2], a[3], a[4], a[5]);
   if (copies_memory && r != 0) uffdlazy::pager::after_fork_parent();
+  return r;
+}
+
+}  // namespace
+
+// syscall(2) itself, for SYS_clone and SYS_clone3 (a program that makes its children that way,
+// or a runtime that does), and for SYS_mmap and SYS_mremap (a program that maps memory that way:
+// the pager learns of it as of any other mapping). Every other number goes straight to the
+// kernel, as glibc's does it: six arguments taken whatever the call needs, errno set only on
+// failure.
+UFFDLAZY_EXPORT long syscall(long number, ...) {
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (long& v : a) v = va_arg(ap, long);
+  va_end(ap);
+  long r;
+  if (number == SYS_mmap) {
+    r = uffdlazy::sys::call6(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (!uffdlazy::sys::failed(r)) {
+      uffdlazy::pager::mapped(reinterpret_cast<void*>(r), size_t(a[1]), int(a[2]), int(a[3]), int(a[4]),
+                              __builtin_return_address(0));
+    }
+  } else if (number == SYS_mremap) {
+    r = uffdlazy::pager::remap(reinterpret_cast<void*>(a[0]), size_t(a[1]), size_t(a[2]), int(a[3]),
+                               reinterpret_cast<void*>(a[4]));
+  } else {
+    r = clone_or_call(number, a);
+  }
   if (uffdlazy::sys::failed(r)) {
     errno = int(-r);
     return -1;

@@ -18,6 +18,7 @@ extern char** environ;
 
 namespace uffdlazy::preload {
 void process_interposers_init();
+void signal_interposers_init();
 }
 
 namespace {
@@ -58,6 +59,7 @@ __attribute__((constructor(101))) void uffdlazy_start(int argc, char** argv, cha
   (void)argc;
   if (!envp) envp = environ;
   uffdlazy::preload::process_interposers_init();
+  uffdlazy::preload::signal_interposers_init();
   const uffdlazy::Config& cfg = uffdlazy::pager::configure(envp);
   if (cfg.disabled) return;
   const bool libc = intercept_inside_libc(cfg);

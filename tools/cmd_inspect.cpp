@@ -4,7 +4,9 @@
 #include <cstring>
 #include <string>
 
+#include "core/snapshot/process_image.h"
 #include "tools/commands.h"
+#include "tools/inspect_process.h"
 #include "tools/snapshot_cli_common.h"
 
 namespace uffdlazy::cli {
@@ -70,7 +72,7 @@ void print_text(const char* path, const snap::SnapshotReader& r) {
               t.dup * ps, t.dup, t.zero * ps, t.zero, t.absent);
 }
 
-void print_json(const char* path, const snap::SnapshotReader& r) {
+void print_json(const char* path, const snap::SnapshotReader& r, const snap::ProcessImage* process) {
   const snap::FileHeader& h = r.header();
   const snap::ModuleView exe = r.executable();
   const uint64_t ps = r.page_size();
@@ -102,8 +104,13 @@ void print_json(const char* path, const snap::SnapshotReader& r) {
   }
   std::printf("],\"totals\":{\"file_size\":%" PRIu64 ",\"logical_bytes\":%" PRIu64 ",\"pages\":%" PRIu64
               ",\"stored_bytes\":%" PRIu64 ",\"data_pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
-              ",\"duplicate_pages\":%" PRIu64 ",\"absent_pages\":%" PRIu64 ",\"dedup_saved_bytes\":%" PRIu64 "}}\n",
+              ",\"duplicate_pages\":%" PRIu64 ",\"absent_pages\":%" PRIu64 ",\"dedup_saved_bytes\":%" PRIu64 "}",
               r.file_size(), t.logical, t.pages, r.data_length(), t.data, t.zero, t.dup, t.absent, t.dup * ps);
+  if (process) {
+    std::printf(",");
+    print_process_json(r, *process);
+  }
+  std::printf("}\n");
 }
 
 }  // namespace
@@ -134,10 +141,20 @@ int cmd_inspect(int argc, char** argv) {
   }
   snap::SnapshotReader reader;
   if (!open_snapshot(reader, path).ok()) return 2;
+  snap::ProcessImage image;
+  const bool process = snap::ProcessImage::is_process_image(reader);
+  if (process) {
+    snap::ReadStatus st = image.open(reader);
+    if (!st.ok()) {
+      std::fprintf(stderr, "uffdlazy: %s: %s\n", path, read_status_text(st).c_str());
+      return 2;
+    }
+  }
   if (json) {
-    print_json(path, reader);
+    print_json(path, reader, process ? &image : nullptr);
   } else {
     print_text(path, reader);
+    if (process) print_process_text(reader, image);
   }
   return 0;
 }

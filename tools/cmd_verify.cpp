@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/snapshot/process_image.h"
 #include "tools/commands.h"
 #include "tools/snapshot_cli_common.h"
 
@@ -24,6 +25,14 @@ int verify_one(const char* path) {
   snap::SnapshotReader reader;
   const snap::ReadStatus s = open_snapshot(reader, path);
   if (!s.ok()) return is_damage(s) ? 1 : 2;
+  if (snap::ProcessImage::is_process_image(reader)) {
+    snap::ProcessImage image;
+    const snap::ReadStatus ps = image.open(reader);
+    if (!ps.ok()) {
+      std::printf("%s: damaged process image: %s\n", path, read_status_text(ps).c_str());
+      return 1;
+    }
+  }
   const snap::VerifyReport rep = reader.verify_all();
   if (rep.ok()) {
     std::printf("%s: ok (%" PRIu64 " regions, %" PRIu64 " pages, %" PRIu64 " data blocks verified)\n", path,

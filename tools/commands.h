@@ -12,5 +12,7 @@ int cmd_verify(int argc, char** argv);
 int cmd_report(int argc, char** argv);
 int cmd_plot(int argc, char** argv);
 int cmd_trace(int argc, char** argv);
+int cmd_checkpoint(int argc, char** argv);
+int cmd_resume(int argc, char** argv);
 
 }  // namespace uffdlazy::cli

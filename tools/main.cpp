@@ -15,6 +15,8 @@ const Command kCommands[] = {
     {"run", uffdlazy::cli::cmd_run, "run a program with its anonymous memory paged lazily"},
     {"record", uffdlazy::cli::cmd_record, "run a program and write a snapshot of its memory"},
     {"restore", uffdlazy::cli::cmd_restore, "run a program with its memory restored lazily from a snapshot"},
+    {"checkpoint", uffdlazy::cli::cmd_checkpoint, "run a program and write an image of the whole process"},
+    {"resume", uffdlazy::cli::cmd_resume, "continue a checkpointed process where it stopped"},
     {"inspect", uffdlazy::cli::cmd_inspect, "show a snapshot's identity, regions and pages"},
     {"verify", uffdlazy::cli::cmd_verify, "check every checksum of a snapshot"},
     {"report", uffdlazy::cli::cmd_report, "print the summary of a JSON fault report"},
@@ -24,7 +26,7 @@ const Command kCommands[] = {
 
 void usage(FILE* out) {
   std::fprintf(out, "usage: uffdlazy COMMAND [options] [-- program args...]\n\ncommands:\n");
-  for (const auto& c : kCommands) std::fprintf(out, "  %-8s %s\n", c.name, c.summary);
+  for (const auto& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
   std::fprintf(out, "\n'uffdlazy COMMAND --help' describes a command's options.\n");
 }
 

@@ -1,5 +1,7 @@
 #include "tools/snapshot_cli_common.h"
 
+#include "core/snapshot/process_format.h"
+
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -80,7 +82,8 @@ std::string flags_text(uint64_t flags) {
   auto add = [&](const char* name) { s += s.empty() ? name : std::string(",") + name; };
   if (flags & snap::kFlagNoAslr) add("no-aslr");
   if (flags & snap::kFlagPartial) add("partial");
-  const uint64_t unknown = flags & ~(snap::kFlagNoAslr | snap::kFlagPartial);
+  if (flags & snap::kFlagProcessImage) add("process-image");
+  const uint64_t unknown = flags & ~(snap::kFlagNoAslr | snap::kFlagPartial | snap::kFlagProcessImage);
   if (unknown) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)unknown);

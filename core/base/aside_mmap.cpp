@@ -16,7 +16,7 @@ constinit std::atomic<unsigned long> g_next{kAsideBase};
 struct AsideRange {
   std::atomic<uintptr_t> start, end;
 };
-constexpr size_t kRemembered = 256;
+constexpr size_t kRemembered = 1024;
 constinit AsideRange g_made[kRemembered] = {};
 constinit std::atomic<size_t> g_made_count{0};
 
@@ -46,5 +46,7 @@ bool overlaps_aside(uintptr_t start, uintptr_t end) {
   }
   return false;
 }
+
+bool aside_overflowed() { return g_made_count.load(std::memory_order_acquire) > kRemembered; }
 
 }  // namespace uffdlazy

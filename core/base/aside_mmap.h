@@ -13,8 +13,12 @@ namespace uffdlazy {
 // Like sys::mmap(nullptr, ...): the mapping address, or -errno.
 long mmap_aside(size_t len, int prot, int flags, int fd, long offset);
 
-// Whether [start, end) overlaps a mapping made by mmap_aside (the first 256 are remembered), so
+// Whether [start, end) overlaps a mapping made by mmap_aside (the first 1024 are remembered), so
 // that accounts of the program's memory can leave the shim's own out.
 bool overlaps_aside(uintptr_t start, uintptr_t end);
+// More mappings were made aside than overlaps_aside() remembers: a caller that must never take
+// the shim's memory for the program's (a checkpoint deciding what may be paged lazily after a
+// resume) treats everything as the shim's then.
+bool aside_overflowed();
 
 }  // namespace uffdlazy

@@ -131,6 +131,16 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       if (!copy_path(v, cfg->ws, sizeof cfg->ws)) return bad("a file path (1 to 1023 bytes)");
     } else if (is("WS_RECORD")) {
       if (!copy_path(v, cfg->ws_record, sizeof cfg->ws_record)) return bad("a file path (1 to 1023 bytes)");
+    } else if (is("CHECKPOINT")) {
+      if (!copy_path(v, cfg->checkpoint, sizeof cfg->checkpoint)) return bad("a file path (1 to 1023 bytes)");
+    } else if (is("CHECKPOINT_AT")) {
+      bool ok = !strncmp(v, "signal=", 7) || !strncmp(v, "after=", 6);
+      if (!ok || !copy_path(v, cfg->checkpoint_at, sizeof cfg->checkpoint_at))
+        return bad("signal=NAME or after=SECONDS");
+    } else if (is("CHECKPOINT_THEN")) {
+      if (!strcmp(v, "stop")) cfg->checkpoint_continue = false;
+      else if (!strcmp(v, "continue")) cfg->checkpoint_continue = true;
+      else return bad("stop (end the program once the image is written) or continue");
     } else if (is("INTERCEPT")) {
       if (strcmp(v, "libc") && strcmp(v, "symbols"))
         return bad("libc (see libc's own mmap/munmap/mremap/madvise/brk calls) or symbols (exported symbols only)");
@@ -144,7 +154,8 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
     } else {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
-               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, PREFETCH, WS, WS_RECORD, INTERCEPT)");
+               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, PREFETCH, WS, WS_RECORD, CHECKPOINT, CHECKPOINT_AT, "
+               "CHECKPOINT_THEN, INTERCEPT)");
       return false;
     }
   }

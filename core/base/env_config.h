@@ -37,6 +37,9 @@ struct Config {
   uint8_t prefetch = kPrefetchAll;  // UFFDLAZY_PREFETCH: none | ws | all
   char ws[kPathMax] = {};         // UFFDLAZY_WS: replay this working set first
   char ws_record[kPathMax] = {};  // UFFDLAZY_WS_RECORD: write the pages the run touched here
+  char checkpoint[kPathMax] = {};    // UFFDLAZY_CHECKPOINT: write a process image to this file
+  char checkpoint_at[64] = {};       // UFFDLAZY_CHECKPOINT_AT: signal=NAME | after=SECONDS
+  bool checkpoint_continue = false;  // UFFDLAZY_CHECKPOINT_THEN: stop (default) | continue
   char intercept[16] = "libc";    // UFFDLAZY_INTERCEPT: libc (patch libc's own entries) | symbols
   // UFFDLAZY_TEST_ALTER_LIBC (tests only, not advertised): the libc function whose body the
   // verifier is shown with one byte changed, so that its refusal path runs on real input.

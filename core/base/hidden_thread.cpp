@@ -1,6 +1,7 @@
 #include "core/base/hidden_thread.h"
 
 #include <csignal>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -15,7 +16,55 @@ namespace {
 
 constexpr size_t kGuard = 64 * 1024;  // below the stack: an overflow faults instead of corrupting
 
+// The running hidden threads' ids, for is_hidden_thread().
+constexpr size_t kMaxHidden = 16;
+constinit long g_hidden_tids[kMaxHidden] = {};
+
+void remember_tid(long tid, long old) {
+  for (long& slot : g_hidden_tids) {
+    long expected = old;
+    if (__atomic_compare_exchange_n(&slot, &expected, tid, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
+  }
+}
+
 }  // namespace
+
+bool is_hidden_thread(long tid) {
+  for (const long& slot : g_hidden_tids) {
+    if (tid && __atomic_load_n(&slot, __ATOMIC_ACQUIRE) == tid) return true;
+  }
+  return false;
+}
+
+void hidden_thread_renumbered(long old_tid, long new_tid) {
+  for (long& slot : g_hidden_tids) {
+    long expected = old_tid;
+    if (old_tid && __atomic_compare_exchange_n(&slot, &expected, new_tid, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      return;
+    }
+  }
+}
+
+void HiddenThread::forget() {
+  handle_ = 0;
+  const long tid = __atomic_exchange_n(&tid_, 0, __ATOMIC_ACQ_REL);
+  if (tid) remember_tid(0, tid);
+}
+
+void* HiddenThread::trampoline(void* self) {
+  HiddenThread* t = static_cast<HiddenThread*>(self);
+  const long tid = sys::gettid();
+  remember_tid(tid, 0);
+  __atomic_store_n(&t->tid_, tid, __ATOMIC_RELEASE);
+  __atomic_store_n(&t->running_, 1, __ATOMIC_RELEASE);
+  sys::futex(&t->running_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  void* r = t->fn_(t->arg_);
+  // The id may have changed meanwhile (a resumed process has new ids): forget the current one.
+  const long now = sys::gettid();
+  __atomic_store_n(&t->tid_, 0, __ATOMIC_RELEASE);
+  remember_tid(0, now);
+  return r;
+}
 
 void name_this_thread(const char* name) { sys::call6(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>(name)); }
 
@@ -33,8 +82,11 @@ bool HiddenThread::start(void* (*fn)(void*), void* arg, size_t stack_bytes) {
   sigfillset(&all);
   // The thread inherits this mask.
   sys::sigprocmask(SIG_SETMASK, &all, &old);
+  fn_ = fn;
+  arg_ = arg;
+  running_ = 0;
   pthread_t t;
-  int rc = pthread_create(&t, &attr, fn, arg);
+  int rc = pthread_create(&t, &attr, trampoline, this);
   sys::sigprocmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
@@ -44,6 +96,9 @@ bool HiddenThread::start(void* (*fn)(void*), void* arg, size_t stack_bytes) {
   handle_ = t;
   mapping_ = base;
   mapping_bytes_ = bytes;
+  // Known as the shim's before start() returns: a checkpoint must never take it for a thread of
+  // the program's.
+  while (!__atomic_load_n(&running_, __ATOMIC_ACQUIRE)) sys::futex(&running_, FUTEX_WAIT_PRIVATE, 0);
   return true;
 }
 

@@ -18,10 +18,18 @@ class HiddenThread {
   // Waits for the thread to end and unmaps its stack (tests and the monitor's stop()).
   void join();
   bool started() const { return handle_ != 0; }
+  // The thread's id once it runs (0 before, and after it ended).
+  long tid() const { return __atomic_load_n(&tid_, __ATOMIC_ACQUIRE); }
   // In a forked child the thread does not exist: forget it (its stack stays mapped, unused).
-  void forget() { handle_ = 0; }
+  void forget();
 
  private:
+  static void* trampoline(void* self);
+
+  void* (*fn_)(void*) = nullptr;
+  void* arg_ = nullptr;
+  long tid_ = 0;
+  int running_ = 0;  // futex word: the thread has recorded its id
   unsigned long handle_ = 0;
   void* mapping_ = nullptr;
   size_t mapping_bytes_ = 0;
@@ -29,5 +37,11 @@ class HiddenThread {
 
 // Names the calling thread (PR_SET_NAME, truncated to 15 bytes).
 void name_this_thread(const char* name);
+
+// Whether `tid` is one of the shim's own threads of this process (a checkpoint stops the
+// program's threads, never these).
+bool is_hidden_thread(long tid);
+// A hidden thread's id changed (it was resumed from a checkpoint as a new thread).
+void hidden_thread_renumbered(long old_tid, long new_tid);
 
 }  // namespace uffdlazy

@@ -15,6 +15,21 @@ void BackgroundFill::init(const Setup& s) {
   cached_live_ = 0;
 }
 
+void BackgroundFill::set_source(PageSource* source) {
+  s_.source = source;
+  s_.working_set = nullptr;
+  s_.working_set_runs = 0;
+  s_.working_set_pages = nullptr;
+  ws_index_ = 0;
+  ws_offset_ = 0;
+  ws_done_ = true;
+  sweep_cursor_ = 0;
+  sweep_done_ = true;
+  cached_live_ = 0;
+  chunk_ = kMinChunk;
+  quiet_ = 0;
+}
+
 void BackgroundFill::restart() {
   if (!s_.source || s_.mode == PrefetchMode::kNone) return;
   if (s_.working_set_runs) {

@@ -95,6 +95,11 @@ void FaultPolicy::init(const Setup& s) {
   readahead_.init(s.readahead_pages, s.page_size);
 }
 
+void FaultPolicy::set_source(PageSource* source) {
+  s_.source = source;
+  readahead_.clear();
+}
+
 RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max_pages, bool write,
                                    CorruptHandler on_corrupt, bool one_page_on_noent, const PageSet* only) {
   const uint64_t ps = s_.page_size;

@@ -45,8 +45,9 @@ bool Monitor::init(const Setup& setup) {
     zero_pages_ = sys::failed(z) ? nullptr : reinterpret_cast<void*>(z);
   }
   if (!msgs_) msgs_ = static_cast<uffd_msg*>(map_populated(kBatch * sizeof(uffd_msg)));
-  if (!stage_ && s_.source) {
-    // Not populated: only short runs are read into it, so most of it is never used.
+  if (!stage_) {
+    // Not populated: only short runs are read into it, so most of it is never used. Mapped even
+    // without a source: a resumed process gets one later (resumed()).
     long st = mmap_aside(s_.page_size * FaultPolicy::kStagePages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                          -1, 0);
     stage_ = sys::failed(st) ? nullptr : reinterpret_cast<void*>(st);
@@ -57,7 +58,7 @@ bool Monitor::init(const Setup& setup) {
     if (sys::failed(d)) return false;
     doorbell_ = uintptr_t(d);
   }
-  if (!zero_pages_ || !msgs_ || (s_.source && !stage_) || s_.uffd->register_missing(doorbell_, s_.page_size) != 0)
+  if (!zero_pages_ || !msgs_ || !stage_ || s_.uffd->register_missing(doorbell_, s_.page_size) != 0)
     return false;
   FaultPolicy::Setup p;
   p.uffd = s_.uffd;
@@ -272,6 +273,10 @@ bool Monitor::answer_requests() {
     sync_done_.store(want, std::memory_order_release);
     sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
   }
+  if (void (*fn)(void*) = on_monitor_fn_.exchange(nullptr, std::memory_order_acq_rel)) {
+    if (!pump()) return false;
+    fn(on_monitor_arg_);
+  }
   return true;
 }
 
@@ -280,6 +285,29 @@ bool Monitor::take_in() { return pump(); }
 bool Monitor::take_in_events() {
   if (!read_batch()) wait_briefly();
   return serve_queue();
+}
+
+void Monitor::run_on_monitor(void (*fn)(void*), void* arg) {
+  on_monitor_arg_ = arg;
+  on_monitor_fn_.store(fn, std::memory_order_release);
+  ring();
+}
+
+void Monitor::resumed(PageSource* source) {
+  queue_.clear();
+  overflowed_ = false;
+  stopping_ = false;
+  s_.source = source;
+  policy_.set_source(source);
+  // Nothing read ahead or filled before the checkpoint is owed by the new source.
+  fill_.set_source(source);
+}
+
+void Monitor::retire() {
+  failed_.store(true, std::memory_order_release);
+  running_.store(false, std::memory_order_release);
+  release_waiters();
+  for (;;) sys::call6(SYS_exit, 0);
 }
 
 void Monitor::queue_fault(const uffd_msg& m, uint64_t read_ns) {

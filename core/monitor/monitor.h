@@ -99,6 +99,16 @@ class Monitor final : private FillHost {
 
   void run();  // the thread body
 
+  // Checkpoint hand-over (core/checkpoint/). Has fn(arg) run on the monitor thread at a quiet
+  // point of its loop (every message read, every queued fault answered); returns at once.
+  void run_on_monitor(void (*fn)(void*), void* arg);
+  // On the monitor thread, in a resumed process: forget what was queued before the checkpoint
+  // and serve from `source` (null: zeros) from now on.
+  void resumed(PageSource* source);
+  // On the monitor thread, in a process resumed without a userfaultfd: nothing can be served, so
+  // the thread ends and the shim runs unpaged (failed() is true).
+  [[noreturn]] void retire();
+
  private:
   enum class Served { kOk, kRetry, kExiting };
 
@@ -149,6 +159,8 @@ class Monitor final : private FillHost {
   std::atomic<bool> awake_{true};           // the loop is not (about to be) asleep in ppoll
   std::atomic<uint32_t> ws_requested_{0};
   std::atomic<uint32_t> ws_done_{0};
+  std::atomic<void (*)(void*)> on_monitor_fn_{nullptr};
+  void* on_monitor_arg_ = nullptr;
 };
 
 enum class AheadKind { kReadahead, kPrefetch };

@@ -44,6 +44,7 @@ void after_fork_child() {
   // The snapshot, report and trace files are the parent's: a child must not overwrite them, nor
   // report the parent's restore as its own. A capture signal is the parent's business too.
   g.cfg.record[0] = 0;
+  g.cfg.checkpoint[0] = 0;
   g.cfg.report[0] = 0;
   g.cfg.trace[0] = 0;
   g.forked = true;

@@ -5,6 +5,7 @@
 
 #include "core/base/line_writer.h"
 #include "core/base/mono_clock.h"
+#include "core/pager/checkpointing.h"
 #include "core/pager/lazy_pager.h"
 #include "core/pager/pager_state.h"
 #include "core/pager/restore_prefetch.h"
@@ -28,7 +29,8 @@ void say_fail_open(const UffdOpenFailure& why) {
   if (g.cfg.user_mode_only && why.user_mode_errno) w.str("; user-mode-only: ").errno_text(why.user_mode_errno);
   if (g.cfg.strict) {
     const bool restoring = g_restore && g_restore->ready();
-    w.str("); ").str(restoring ? "a restore needs it" : g.cfg.record[0] ? "recording needs it" : "UFFDLAZY_STRICT=1")
+    w.str("); ").str(restoring ? "a restore needs it" : g.cfg.record[0] ? "recording needs it"
+                     : g.cfg.checkpoint[0] ? "a checkpoint needs it" : "UFFDLAZY_STRICT=1")
         .str(", so exiting");
     w.emit();
     sys::exit_group(3);
@@ -160,6 +162,8 @@ void note_own_memory(AddressRange r) {
 void start(char** envp, char** argv) {
   configure(envp);
   if (g.cfg.disabled) return;
+  // A checkpoint is of this program only, not of the programs it starts.
+  take_checkpoint_variables(envp);
   LineWriter err;
   if (!parse_capture_moment(g.cfg.record_at, &g_capture_at, &err)) {
     LineWriter w;
@@ -170,7 +174,7 @@ void start(char** envp, char** argv) {
   if (g.cfg.snapshot[0] || g.cfg.record[0] || g.cfg.report[0] || g.cfg.trace[0]) g.run.attach(envp, true);
   g.strict_asked = g.cfg.strict;
   g.owner_pid = sys::getpid();
-  if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0] || g.cfg.snapshot[0] || g.cfg.record[0]) {
+  if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0] || g.cfg.snapshot[0] || g.cfg.record[0] || g.cfg.checkpoint[0]) {
     // GNU coreutils, among others, close stderr in an atexit handler, before our destructor.
     long fd = sys::call6(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 0);
     if (fd >= 0) g.summary.take(move_fd_high(int(fd)));
@@ -192,7 +196,7 @@ void start(char** envp, char** argv) {
   }
   const bool restoring = g.cfg.snapshot[0] && open_snapshot(argv);
   // Serving zeros where a snapshot holds data would be a silently wrong page: no failing open.
-  if (restoring || g.cfg.record[0]) g.cfg.strict = true;
+  if (restoring || g.cfg.record[0] || g.cfg.checkpoint[0]) g.cfg.strict = true;
   if (restoring) {
     LineWriter problem;
     if (!prepare_restore_prefetch(&problem)) refuse(problem, 2);
@@ -206,6 +210,10 @@ void start(char** envp, char** argv) {
       w.str("uffdlazy: cannot reserve memory for the fault trace; UFFDLAZY_TRACE is ignored");
       w.emit();
     }
+  }
+  if (g.cfg.checkpoint[0]) {
+    if (bring_up() && !arm_checkpointing()) sys::exit_group(2);
+    return;
   }
   if (bring_up() && g.cfg.record[0] && !arm_capture(g_capture_at, capture_now)) {
     LineWriter w;

@@ -10,6 +10,7 @@
 #include "core/base/aside_mmap.h"
 #include "core/base/raw_syscall.h"
 #include "core/snapshot/checksum.h"
+#include "core/snapshot/process_format.h"
 
 namespace uffdlazy::snap {
 
@@ -74,6 +75,8 @@ void SnapshotReader::close() {
   header_ = FileHeader{};
   exe_path_ = nullptr;
   for (Section& s : sections_) s = Section{};
+  for (Section& s : process_) s = Section{};
+  for (SectionView& v : process_views_) v = SectionView{};
   strings_ = nullptr;
   modules_ = nullptr;
   regions_ = nullptr;
@@ -189,6 +192,13 @@ ReadStatus SnapshotReader::validate_sections() {
     SectionEntry e;
     memcpy(&e, table.get() + i * entsize, sizeof e);
     if (!fits(e.offset, e.length, size)) return error(ReadError::kTruncated, map_size_, end_of(e.offset, e.length));
+    if (e.type >= uint32_t(ProcessSection::kProcess) && e.type <= uint32_t(ProcessSection::kDescriptors)) {
+      // A process image's (process_format.h): copied and checked with the metadata below.
+      Section& p = process_[e.type - uint32_t(ProcessSection::kProcess)];
+      if (p.checked || (e.offset % 8)) return malformed("bad process image section");
+      p = Section{e.offset, e.length, e.checksum, true};
+      continue;
+    }
     if (e.type < uint32_t(SectionType::kStrings) || e.type > uint32_t(SectionType::kData)) {
       if (e.flags & kSectionRequired) return error(ReadError::kUnknownRequiredSection, e.type);
       continue;  // a later minor version's optional section
@@ -237,7 +247,12 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
   const uint64_t modules_at = align_up(strings_at + strings.length, 8);
   const uint64_t regions_at = align_up(modules_at + modules.length, 8);
   const uint64_t index_at = align_up(regions_at + regions.length, 8);
-  const uint64_t total = index_at + index.length;
+  uint64_t process_at[4];
+  uint64_t total = align_up(index_at + index.length, 8);
+  for (int i = 0; i < 4; i++) {
+    process_at[i] = total;
+    total = align_up(total + process_[i].length, 8);
+  }
   long m = mmap_aside(size_t(total), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (sys::failed(m)) return ReadStatus{ReadError::kOpenFailed, int(-m)};
   private_ = reinterpret_cast<uint8_t*>(m);
@@ -247,6 +262,14 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
   memcpy(private_ + modules_at, base_ + modules.offset, modules.length);
   memcpy(private_ + regions_at, base_ + regions.offset, regions.length);
   memcpy(private_ + index_at, base_ + index.offset, index.length);
+  for (int i = 0; i < 4; i++) {
+    if (!process_[i].checked) continue;
+    memcpy(private_ + process_at[i], base_ + process_[i].offset, process_[i].length);
+    if (checksum(private_ + process_at[i], process_[i].length) != process_[i].checksum) {
+      return error(ReadError::kIndexChecksum, 0, 0, "process image section");
+    }
+    process_views_[i] = SectionView{private_ + process_at[i], process_[i].length};
+  }
 
   struct {
     SectionType type;
@@ -354,6 +377,12 @@ ReadStatus SnapshotReader::validate_index() {
   }
   if (data_entries != blocks) return malformed("the data area has a block no data entry refers to");
   return ReadStatus{};
+}
+
+SectionView SnapshotReader::process_section(uint32_t type) const {
+  const uint32_t first = uint32_t(ProcessSection::kProcess), last = uint32_t(ProcessSection::kDescriptors);
+  if (type < first || type > last) return SectionView{};
+  return process_views_[type - first];
 }
 
 ModuleView SnapshotReader::executable() const {

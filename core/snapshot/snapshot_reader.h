@@ -36,6 +36,12 @@ struct ModuleView {
   uint32_t id_length = 0;
 };
 
+// The bytes of one section (nullptr and 0 when the file has none).
+struct SectionView {
+  const uint8_t* data = nullptr;
+  uint64_t length = 0;
+};
+
 struct VerifyReport {
   uint64_t regions = 0;
   uint64_t pages = 0;           // all index entries
@@ -92,6 +98,9 @@ class SnapshotReader {
   // True for absent and zero pages, and for data whose XXH3-64 matches the index.
   bool verify_page(uint64_t region, uint64_t page) const;
   VerifyReport verify_all() const;
+  // A process image's section (process_format.h ProcessSection), in private memory, its checksum
+  // verified; ProcessImage interprets them.
+  SectionView process_section(uint32_t type) const;
 
  private:
   struct Section {
@@ -113,6 +122,8 @@ class SnapshotReader {
   FileHeader header_{};
   const char* exe_path_ = nullptr;
   Section sections_[6] = {};  // by SectionType
+  Section process_[4] = {};   // a process image's sections (ProcessSection - 16)
+  SectionView process_views_[4] = {};
   uint64_t data_offset_ = 0;
   uint64_t data_length_ = 0;
   uint64_t index_offset_ = 0;

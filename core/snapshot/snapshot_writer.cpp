@@ -116,10 +116,10 @@ WriteStatus SnapshotWriter::open(const char* final_path, const WriterOptions& op
   // O_EXCL so we never write through a symlink someone planted; a leftover of an earlier
   // process that had our pid is removed once.
   const int oflags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC;
-  long fd = sys::openat(AT_FDCWD, tmp_path_, oflags, 0644);
+  long fd = sys::openat(AT_FDCWD, tmp_path_, oflags, int(options.file_mode));
   if (fd == -EEXIST) {
     sys::unlinkat(AT_FDCWD, tmp_path_, 0);
-    fd = sys::openat(AT_FDCWD, tmp_path_, oflags, 0644);
+    fd = sys::openat(AT_FDCWD, tmp_path_, oflags, int(options.file_mode));
   }
   if (fd < 0) return fail(WriteError::kCreateTemp, int(-fd));
   fd_ = int(fd);
@@ -309,6 +309,15 @@ WriteStatus SnapshotWriter::add_region(const RegionInfo& info, PageProvider& pag
   return status_;
 }
 
+WriteStatus SnapshotWriter::add_section(uint32_t type, uint32_t flags, const void* data, size_t length) {
+  if (state_ != State::kBegun) return fail(WriteError::kBadState, 0);
+  if (extra_count_ == kMaxExtraSections || type <= uint32_t(SectionType::kData)) {
+    return fail(WriteError::kBadArgument, EINVAL);
+  }
+  extra_[extra_count_++] = ExtraSection{type, flags, data, length};
+  return status_;
+}
+
 int SnapshotWriter::write_section(SectionType type, uint32_t flags, const void* data, size_t len, uint64_t* pos,
                                   SectionEntry* entry) {
   *entry = SectionEntry{uint32_t(type), flags, *pos, len, checksum(data, len)};
@@ -323,7 +332,8 @@ WriteStatus SnapshotWriter::commit() {
   if (err) return fail(WriteError::kWrite, err);
 
   // Metadata follows the data, so the data could be streamed before its index was known.
-  SectionEntry table[5];
+  SectionEntry table[5 + kMaxExtraSections];
+  const size_t sections = 5 + extra_count_;
   uint64_t pos = data_end_;
   table[0] = SectionEntry{uint32_t(SectionType::kData), kSectionRequired | kSectionNoChecksum, data_offset_,
                           data_end_ - data_offset_, 0};
@@ -334,8 +344,15 @@ WriteStatus SnapshotWriter::commit() {
       (err = write_section(SectionType::kPageIndex, req, index_.data(), index_.size(), &pos, &table[4]))) {
     return fail(WriteError::kWrite, err);
   }
+  for (size_t i = 0; i < extra_count_; i++) {
+    const ExtraSection& x = extra_[i];
+    if ((err = write_section(SectionType(x.type), x.flags, x.data, x.length, &pos, &table[5 + i]))) {
+      return fail(WriteError::kWrite, err);
+    }
+  }
   const uint64_t table_offset = pos;
-  if ((err = write_all(table, sizeof table, table_offset))) return fail(WriteError::kWrite, err);
+  const size_t table_bytes = sections * sizeof(SectionEntry);
+  if ((err = write_all(table, table_bytes, table_offset))) return fail(WriteError::kWrite, err);
 
   FileHeader* h = reinterpret_cast<FileHeader*>(header_block_);
   memcpy(h->magic, kMagic, sizeof kMagic);
@@ -352,11 +369,11 @@ WriteStatus SnapshotWriter::commit() {
     sys::clock_gettime(CLOCK_REALTIME, &ts);
     h->created_ns = uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
   }
-  h->file_size = table_offset + sizeof table;
+  h->file_size = table_offset + table_bytes;
   h->section_table_offset = table_offset;
-  h->section_count = 5;
+  h->section_count = uint32_t(sections);
   h->section_entry_size = sizeof(SectionEntry);
-  h->section_table_checksum = checksum(table, sizeof table);
+  h->section_table_checksum = checksum(table, table_bytes);
   h->header_checksum = checksum(header_block_, header_size_);
   // The header goes last: until it is written the file has no magic and no reader accepts it.
   if ((err = write_all(header_block_, header_size_, 0))) return fail(WriteError::kWrite, err);

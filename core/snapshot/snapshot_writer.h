@@ -78,6 +78,7 @@ struct WriterOptions {
   uint32_t buffer_pages = 64;        // data pages gathered per write(2)
   bool sync = true;                  // fsync the file before the rename, the directory after
   uint64_t created_ns = 0;           // 0: now
+  uint32_t file_mode = 0644;         // 0600 for a process image: it holds all of the memory
 };
 
 struct WriterStats {
@@ -107,6 +108,9 @@ class SnapshotWriter {
     CallablePages<F> p(page_fn);
     return add_region(region, p);
   }
+  // An extra section written with the metadata at commit (a process image's, process_format.h).
+  // `data` must stay valid until commit. At most kMaxExtraSections.
+  WriteStatus add_section(uint32_t type, uint32_t flags, const void* data, size_t length);
   WriteStatus commit();
   // Drops an unfinished snapshot: closes and unlinks the temporary file. Safe to call any time.
   void abort();
@@ -160,6 +164,15 @@ class SnapshotWriter {
   GrowBuffer regions_;  // RegionRecord[]
   GrowBuffer modules_;  // ModuleRecord[]
   GrowBuffer strings_;  // module paths
+
+  static constexpr size_t kMaxExtraSections = 8;
+  struct ExtraSection {
+    uint32_t type, flags;
+    const void* data;
+    size_t length;
+  };
+  ExtraSection extra_[kMaxExtraSections] = {};
+  size_t extra_count_ = 0;
 
   char final_path_[kMaxPathLength + 1] = {};
   char tmp_path_[kMaxPathLength + 32] = {};

@@ -117,6 +117,24 @@ TEST(MemoryRules, ClosingEveryDescriptorNeverExposesTheProgramsFilesToTheShim) {
   EXPECT_GE(summary_field(r.summary, "remove"), 1) << r.summary;
 }
 
+// Memory mapped through syscall(2) instead of mmap(2) is seen too: with fault-around 1 each of
+// the 256 first touches (and of the 256 tail pages after the grow) is a fault the monitor served.
+TEST(MemoryRules, MemoryMappedThroughSyscallIsPagedToo) {
+  std::vector<std::string> argv = {target_path("memory_rules"), "raw_syscalls"};
+  ProcessResult plain = run_process(argv);
+  RunOptions opt;
+  opt.with_shim = true;
+  opt.env = {{"UFFDLAZY_STATS", "1"}, {"UFFDLAZY_STRICT", "1"}, {"UFFDLAZY_FAULT_AROUND", "1"},
+             {"UFFDLAZY_MIN_SIZE", "512K"}};
+  ProcessResult shim = run_process(argv, opt);
+  EXPECT_EQ(plain.exit_code, 0) << plain.out << plain.err;
+  EXPECT_EQ(shim.exit_code, 0) << shim.out << shim.err;
+  EXPECT_EQ(shim.out, plain.out);
+  const std::string line = summary_line(shim.err);
+  EXPECT_GE(summary_field(line, "faults"), 512) << line;
+  EXPECT_GE(summary_field(line, "remap"), 1) << line;
+}
+
 TEST(MemoryRules, ThreadOnASmallStackMapsMemoryAsWithoutTheShim) {
   Runs r = run_both({"small_stack"});
   expect_same(r);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,8 @@ std::string cli_path() { return UFFDLAZY_CLI; }
 std::string target_path(const std::string& name) { return std::string(UFFDLAZY_TARGETS_DIR) + "/" + name; }
 
 ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions& opt) {
+  // A program that exits before reading all its input must not take the test down with SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
   std::map<std::string, std::string> env;
   for (char** e = environ; *e; e++) {
     std::string kv = *e;
@@ -57,6 +60,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
     setpgid(0, 0);
+    if (opt.close_inherited_fds) syscall(SYS_close_range, 3u, ~0u, 0u);
     execvpe(args[0], args.data(), envp.data());
     dprintf(2, "exec %s: %s\n", args[0], strerror(errno));
     _exit(127);
@@ -69,7 +73,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
   size_t written = 0;
   int in_fd = in_pipe[1];
   if (opt.stdin_data.empty()) {
-    close(in_fd);
+    if (!opt.keep_stdin_open) close(in_fd);
     in_fd = -1;
   } else {
     fcntl(in_fd, F_SETFL, O_NONBLOCK);
@@ -90,7 +94,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
       ssize_t w = write(in_fd, opt.stdin_data.data() + written, opt.stdin_data.size() - written);
       if (w > 0) written += size_t(w);
       if (w < 0 || written == opt.stdin_data.size()) {
-        close(in_fd);
+        if (!opt.keep_stdin_open) close(in_fd);
         in_fd = -1;
       }
     }
@@ -105,6 +109,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
     }
   }
   if (in_fd >= 0) close(in_fd);
+  if (opt.keep_stdin_open) close(in_pipe[1]);
   close(out_pipe[0]);
   close(err_pipe[0]);
   int status = 0;

@@ -18,6 +18,8 @@ struct RunOptions {
   std::map<std::string, std::string> env;  // added to (or overriding) the test's environment
   std::vector<std::string> unset;          // removed from the environment
   std::string stdin_data;
+  bool keep_stdin_open = false;            // stdin stays open (and empty) until the process ends
+  bool close_inherited_fds = false;        // the program gets only stdin, stdout and stderr
   bool with_shim = false;                  // sets LD_PRELOAD to the built libuffdlazy.so
   int timeout_seconds = 120;
 };

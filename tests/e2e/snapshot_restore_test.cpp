@@ -365,7 +365,10 @@ TEST(SnapshotRestore, NoAslrRoundTripMatchesByAddress) {
 // but must never hand a mapping the content of another region that happens to have been recorded
 // at its address. Two ways the layout shifts: the shim's own settings (its buffers must all lie
 // aside, so a different fault-around changes nothing), and the program itself mapping one more
-// region first (every later address and ordinal moves).
+// region first, from a call site of its own (every later address moves; a mapping at a recorded
+// address still needs that region's site and ordinal to get its pages). (Were the extra mapping
+// from one of the recorded sites, the program itself would renumber that site's mappings, and
+// its Nth mapping at the recorded Nth one's address would be, for any identity, the same one.)
 TEST(SnapshotRestore, NoAslrShiftedLayoutNeverServesAnotherRegionsContent) {
   TempDir dir;
   const std::string file = dir.file("noaslr.snap");
@@ -388,7 +391,9 @@ TEST(SnapshotRestore, NoAslrShiftedLayoutNeverServesAnotherRegionsContent) {
   EXPECT_EQ(res.out.find("got duplicate-"), std::string::npos) << res.out << res.err;
   line = restore_line(res.err, file);
   ASSERT_TRUE(line.found) << res.err;
-  EXPECT_EQ(line.matched, 0) << "every address moved, so nothing may match";
+  // A region whose address moved matches nothing (its pages read zeros); one that kept it (the
+  // extra mapping found a hole above it) is the very region recorded there and gets its pages.
+  EXPECT_LT(line.matched, 7) << res.out;
 }
 
 // The ordinal counts every mapping a site makes, whatever the shim's size threshold: a restore

@@ -18,6 +18,7 @@
 #include "core/base/line_writer.h"
 #include "core/snapshot/checksum.h"
 #include "core/snapshot/executable_identity.h"
+#include "core/snapshot/process_image.h"
 #include "core/snapshot/region_matcher.h"
 #include "core/snapshot/snapshot_page_source.h"
 #include "core/snapshot/snapshot_reader.h"
@@ -147,6 +148,30 @@ void restore_setup(const SnapshotReader& r) {
   require(matcher.matched_count() <= r.region_count());
 }
 
+// A process image's sections (uffdlazy checkpoint), as resume, inspect and verify read them: every
+// record and string the checks let through lies inside its section and ends in NUL.
+void process_image(const SnapshotReader& r) {
+  if (!ProcessImage::is_process_image(r)) return;
+  ProcessImage img;
+  if (!img.open(r).ok()) return;
+  const ProcessRecord& p = img.process();
+  for (StringRef s : {p.cwd, p.kernel_release, p.exe}) check_path(img.process_string(s), s.length);
+  for (uint32_t i = 0; i < img.thread_count(); i++) require(img.thread(i).role <= uint32_t(ThreadRole::kCapture));
+  for (uint32_t i = 0; i < img.mapping_count(); i++) {
+    const MappingRecord& m = img.mapping(i);
+    require(m.start < m.end);
+    check_path(img.mapping_string(m.path), m.path.length);
+    require(img.mapping_at(m.start) == long(i));
+  }
+  for (uint32_t i = 0; i < img.descriptor_count(); i++) {
+    const DescriptorRecord& d = img.descriptor(i);
+    check_path(img.descriptor_string(d.path), d.path.length);
+  }
+  for (uint64_t i = 0; i < r.region_count(); i++) {
+    if (img.region_lazy(i)) require(img.mapping_at(r.region(i).start) >= 0);
+  }
+}
+
 void read_snapshot(const uint8_t* data, size_t size) {
   const int fd = input_fd(data, size);
   SnapshotReader r;
@@ -171,6 +196,7 @@ void read_snapshot(const uint8_t* data, size_t size) {
   describe(s, text);
   walk(r);
   restore_setup(r);
+  process_image(r);
 }
 
 }  // namespace

@@ -447,6 +447,26 @@ int handler_maps_memory() {
   return 0;
 }
 
+int raw_syscalls() {
+  // Memory mapped and moved through syscall(2), as some runtimes do it.
+  const size_t n = 256;
+  char* m = static_cast<char*>(reinterpret_cast<void*>(
+      syscall(SYS_mmap, nullptr, n * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)));
+  check(m != MAP_FAILED, "syscall(SYS_mmap)");
+  for (size_t i = 0; i < n; i++) check(all_zero(m + i * kPage, kPage), "fresh page reads zero", i);
+  for (size_t i = 0; i < n; i += 2) stamp(m, i, 20);
+  char* moved = static_cast<char*>(reinterpret_cast<void*>(
+      syscall(SYS_mremap, m, n * kPage, 2 * n * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, map_anon(2 * n))));
+  check(moved != MAP_FAILED, "syscall(SYS_mremap)");
+  for (size_t i = 0; i < 2 * n; i++) {
+    bool ok = i < n && i % 2 == 0 ? stamped(moved, i, 20) : all_zero(moved + i * kPage, kPage);
+    check(ok, "page after syscall(SYS_mremap)", i);
+  }
+  check(syscall(SYS_munmap, moved, 2 * n * kPage) == 0, "syscall(SYS_munmap)");
+  std::printf("raw syscalls ok\n");
+  return 0;
+}
+
 std::atomic<int> g_sigchld{0};
 
 int quiet_while_recorded() {
@@ -475,7 +495,7 @@ int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: memory_rules touch N | dontneed | free | unmap | remap | threads N | "
                          "syscalls | fork | exec | move_across_mappings | grow_and_move | close_every_descriptor | "
-                         "small_stack | handler_maps_memory | quiet_while_recorded\n");
+                         "small_stack | handler_maps_memory | quiet_while_recorded | raw_syscalls\n");
     return 2;
   }
   std::string s = argv[1];
@@ -495,6 +515,7 @@ int main(int argc, char** argv) {
   else if (s == "small_stack") rc = small_stack();
   else if (s == "handler_maps_memory") rc = handler_maps_memory();
   else if (s == "quiet_while_recorded") rc = quiet_while_recorded();
+  else if (s == "raw_syscalls") rc = raw_syscalls();
   else std::fprintf(stderr, "unknown scenario %s\n", argv[1]);
   if (rc == 0 && failures) {
     std::printf("failures=%d\n", failures);

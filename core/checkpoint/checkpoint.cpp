@@ -1,0 +1,385 @@
+#include "core/checkpoint/checkpoint.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <linux/futex.h>
+#include <sys/mman.h>
+
+#include "core/base/aside_mmap.h"
+#include "core/base/hidden_thread.h"
+#include "core/base/line_writer.h"
+#include "core/base/mono_clock.h"
+#include "core/base/raw_syscall.h"
+#include "core/checkpoint/descriptor_capture.h"
+#include "core/checkpoint/image_writer.h"
+#include "core/checkpoint/jump_context.h"
+#include "core/checkpoint/mapping_capture.h"
+#include "core/checkpoint/proc_file.h"
+#include "core/checkpoint/process_capture.h"
+#include "core/checkpoint/resume_block.h"
+#include "core/checkpoint/resume_source.h"
+#include "core/checkpoint/table_builder.h"
+#include "core/checkpoint/thread_stop.h"
+#include "core/monitor/monitor.h"
+
+namespace uffdlazy::ckpt {
+
+namespace {
+
+constexpr uint32_t kMaxPinned = 2 * (kMaxThreads + 8) + 2;
+
+struct State {
+  char path[1024] = {};
+  bool then_stop = true;
+  uint64_t stop_timeout_ns = 0;
+  Hooks hooks;
+  ShimAccess access;
+  TableBuilder process, threads, mappings, descriptors;
+  bool written = false;
+  bool resumed = false;  // this process was resumed from an image (its own checkpoint was taken)
+  uint32_t capture_old_tid = 0;
+  uint64_t pinned[kMaxPinned] = {};
+  uint64_t never_raised = 0;  // signals not raised again at resume: the stop and trigger signals
+  uint32_t pinned_count = 0;
+};
+constinit State g;
+
+void say(const LineWriter& body, int fd) {
+  LineWriter w;
+  w.str("uffdlazy: checkpoint ").str(g.path).str(": ").str(body.data(), body.size());
+  w.emit(fd);
+}
+
+// A checkpoint that cannot be taken: the threads are let go (or already were) and, in stop mode,
+// the process ends with status 2 rather than run on as if it had been saved.
+void refuse(const LineWriter& why) {
+  LineWriter w;
+  w.str("refused: ").str(why.data(), why.size());
+  say(w, g.access.message_fd);
+  if (g.then_stop) {
+    for (;;) sys::exit_group(2);
+  }
+}
+
+const char* executable_path() {
+  // The file mapped at the start of the text: /proc/self/exe names the restorer in a process
+  // that was itself resumed.
+  const uint64_t code = g.process.count() ? static_cast<snap::ProcessRecord*>(g.process.record(0))->mm.start_code : 0;
+  for (uint32_t i = 0; i < g.mappings.count(); i++) {
+    const auto* m = static_cast<const snap::MappingRecord*>(g.mappings.record(i));
+    if (code >= m->start && code < m->end && m->path.length) return g.mappings.string_at(m->path);
+  }
+  return "";
+}
+
+// Signals pending for one thread, from /proc/self/task/TID/status.
+uint64_t pending_signals(uint32_t tid) {
+  char path[64] = "/proc/self/task/";
+  char digits[16];
+  size_t n = 16, k = 0;
+  for (uint32_t v = tid; v; v /= 10) digits[k++] = char('0' + v % 10);
+  while (k) path[n++] = digits[--k];
+  memcpy(path + n, "/status", 8);
+  static char text[4096];
+  if (read_small_file(path, text, sizeof text) <= 0) return 0;
+  const char* p = strstr(text, "\nSigPnd:");
+  if (!p) return 0;
+  p += 8;
+  while (*p == ' ' || *p == '\t') p++;
+  return parse_number(&p, p + 16, 16);
+}
+
+// The checkpoint thread of a resumed process, back at its save point.
+void finish_resume() {
+  ResumeBlock& b = resume_block();
+  // Before any program thread runs again: it may end at once, and its exit status depends on this.
+  g.written = false;
+  g.resumed = true;
+  hidden_thread_renumbered(g.capture_old_tid, sys::gettid());
+  const size_t n = strnlen(b.checkpoint, sizeof b.checkpoint);
+  if (n && n < sizeof g.path) {
+    memcpy(g.path, b.checkpoint, n);
+    g.path[n] = 0;
+  }
+  if (g.hooks.pager_resumed) g.hooks.pager_resumed(b);
+  __atomic_store_n(&b.capture_done, 1, __ATOMIC_RELEASE);
+  sys::futex(&b.capture_done, FUTEX_WAKE_PRIVATE, 1 << 30);
+  // The restorer's zone goes once every program thread has jumped out of it.
+  for (;;) {
+    const uint32_t left = __atomic_load_n(&b.threads_in_zone, __ATOMIC_ACQUIRE);
+    if (left == 0) break;
+    sys::futex(&b.threads_in_zone, FUTEX_WAIT_PRIVATE, int(left));
+  }
+  if (b.zone_length) sys::munmap(reinterpret_cast<void*>(b.zone_start), b.zone_length);
+}
+
+uint32_t old_tid_of(snap::ThreadRole role) {
+  for (uint32_t i = 0; i < thread_count(); i++) {
+    if (thread_records()[i].role == uint32_t(role)) return thread_records()[i].old_tid;
+  }
+  return 0;
+}
+
+void wake(uint32_t* word, uint32_t value) {
+  __atomic_store_n(word, value, __ATOMIC_RELEASE);
+  sys::futex(word, FUTEX_WAKE_PRIVATE, 1 << 30);
+}
+
+[[noreturn]] void monitor_cannot_serve(const LineWriter& why) {
+  LineWriter w;
+  w.str("uffdlazy: resume: the monitor cannot serve the image: ").str(why.data(), why.size())
+      .str("; stopping the process rather than let it read wrong pages");
+  w.emit(2);
+  for (;;) sys::kill(sys::getpid(), SIGKILL);
+}
+
+// Maps each table region onto the image region stored for it; a region the image does not serve
+// lazily was not registered again, so the table forgets it. Lazy image regions the table did not
+// have (memory the program's allocator mapped behind the shim's back) join it.
+void rebuild_table(bool lazy) {
+  const snap::SnapshotReader* reader = resume_reader();
+  const snap::ProcessImage* image = resume_image();
+  const ShimAccess& a = g.access;
+  RegionTable& table = *a.table;
+  LockGuard hold(*a.table_lock);
+  const RegionList& live = table.live();
+  const uint64_t bytes = (live.size() * sizeof(Region) + a.page_size - 1) / a.page_size * a.page_size;
+  Region* copy = nullptr;
+  if (bytes) {
+    long m = mmap_aside(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (sys::failed(m)) {
+      LineWriter why;
+      why.str("no memory to rebuild the region table");
+      monitor_cannot_serve(why);
+    }
+    copy = reinterpret_cast<Region*>(m);
+  }
+  const size_t n = live.size();
+  for (size_t i = 0; i < n; i++) copy[i] = live.at(i);
+  table.clear();
+  size_t i = 0;
+  const uint64_t regions = reader ? reader->region_count() : 0;
+  for (uint64_t r = 0; r < regions; r++) {
+    const snap::RegionRecord& rec = reader->region(r);
+    if (!image->region_lazy(r)) continue;
+    while (i < n && copy[i].start < rec.start) i++;
+    Region reg;
+    if (i < n && copy[i].start == rec.start && copy[i].end == rec.start + rec.length) {
+      reg = copy[i];
+    } else {
+      reg = Region{};
+      reg.start = rec.start;
+      reg.end = rec.start + rec.length;
+      reg.prot = int32_t(rec.prot);
+      reg.flags = int32_t(rec.map_flags);
+      reg.alloc_length = rec.length;
+      reg.id = table.next_id();
+    }
+    reg.source = lazy ? int32_t(r) : Region::kZeroSource;
+    reg.source_page = 0;
+    table.insert(reg);
+  }
+  if (bytes) sys::munmap(copy, bytes);
+}
+
+void serve_from(PageSource* source) {
+  if (g.hooks.monitor_resumed) g.hooks.monitor_resumed();
+  g.access.monitor->resumed(source);
+  wake(&resume_block().monitor_ready, 1);
+}
+
+// The monitor of a resumed process, back at its save point, before it serves again.
+void monitor_resumed() {
+  ResumeBlock& b = resume_block();
+  hidden_thread_renumbered(old_tid_of(snap::ThreadRole::kMonitor), sys::gettid());
+  if (b.uffd_fd < 0) {
+    // No userfaultfd (eager fallback): every page is in place, and nothing can be paged any more.
+    if (b.image_fd >= 0) sys::close(b.image_fd);
+    wake(&b.monitor_ready, 2);
+    g.access.monitor->retire();
+  }
+  const bool lazy = b.flags & kResumeLazy;
+  const bool verify = b.flags & kResumeVerify;
+  LineWriter why;
+  const bool opened = open_resume_source(b.image_fd, verify, &why);
+  sys::close(b.image_fd);
+  if (!opened) {
+    if (lazy) monitor_cannot_serve(why);
+    // Eager: every page is in place. Forgetting the table is safe: a page the program drops from
+    // here on reads zeros, as it should.
+    LockGuard hold(*g.access.table_lock);
+    g.access.table->clear();
+  } else {
+    rebuild_table(lazy);
+  }
+  if (!lazy) {
+    close_resume_source();
+    serve_from(nullptr);
+    return;
+  }
+  PageSource* source = start_resume_source(verify);
+  if (!source) {
+    why.str("cannot map memory for the page source");
+    monitor_cannot_serve(why);
+  }
+  serve_from(source);
+}
+
+}  // namespace
+
+bool arm_checkpoint(const Settings& settings, const Hooks& hooks) {
+  if (!kCanSaveContext) return false;
+  const size_t n = strlen(settings.path);
+  if (n >= sizeof g.path) return false;
+  memcpy(g.path, settings.path, n + 1);
+  g.then_stop = settings.then_stop;
+  g.stop_timeout_ns = settings.stop_timeout_ns;
+  g.hooks = hooks;
+  g.never_raised = uint64_t(1) << (kStopSignal - 1);
+  if (settings.trigger_signal > 0) g.never_raised |= uint64_t(1) << (settings.trigger_signal - 1);
+  set_monitor_resumed_hook(monitor_resumed);
+  return prepare_thread_stop() && prepare_mapping_capture() && prepare_image_writer() &&
+         g.process.reserve(sizeof(snap::ProcessRecord), 1, 64 * 1024) &&
+         g.threads.reserve(sizeof(snap::ThreadRecord), kMaxThreads + 8, 4096) &&
+         g.mappings.reserve(sizeof(snap::MappingRecord), 1u << 18, 16u << 20) &&
+         g.descriptors.reserve(sizeof(snap::DescriptorRecord), 1u << 16, 8u << 20);
+}
+
+bool checkpoint_pending() { return g.path[0] && !g.written && !g.resumed; }
+
+void checkpoint_now() {
+  g.hooks.describe(&g.access);
+  const ShimAccess& a = g.access;
+  LineWriter why;
+  if (!a.uffd_valid) {
+    why.str("the program closed the shim's userfaultfd (descriptor ").i64(a.uffd_fd).str(")");
+    refuse(why);
+    return;
+  }
+  if (a.restoring) {
+    why.str("the program runs under uffdlazy restore; checkpointing it is not supported");
+    refuse(why);
+    return;
+  }
+  if (!stop_program_threads(g.stop_timeout_ns, &why)) {
+    refuse(why);
+    return;
+  }
+  if (!leader_stopped()) {
+    release_threads();
+    why.str("the program's main thread has exited");
+    refuse(why);
+    return;
+  }
+  if (!park_monitor(a.monitor, g.stop_timeout_ns, &why)) {
+    release_threads();
+    refuse(why);
+    return;
+  }
+  // Every other thread is stopped: what follows sees the process as it will be saved.
+  g.process.clear();
+  g.threads.clear();
+  g.mappings.clear();
+  g.descriptors.clear();
+  g.pinned_count = 0;
+  snap::ProcessRecord* proc = capture_process(&g.process, &why);
+  MappingInput mi;
+  mi.table = a.table;
+  mi.table_lock = a.table_lock;
+  mi.page_size = a.page_size;
+  uint64_t skip[2];
+  if (resume_source_range(&skip[0], &skip[1])) {
+    mi.skip = skip;
+    mi.skip_pairs = 1;
+  }
+  uint64_t arena[2];
+  image_writer_arena(&arena[0], &arena[1]);
+  mi.empty = arena;
+  mi.empty_pairs = 1;
+  // The shim's own static data (the resume block, the monitor, the region table's bookkeeping)
+  // is written by the restorer and used by the monitor before it serves anything.
+  g.pinned[g.pinned_count++] = reinterpret_cast<uint64_t>(&resume_block());
+  g.pinned[g.pinned_count++] = reinterpret_cast<uint64_t>(&g);
+  for (uint32_t i = 0; i < thread_count() && g.pinned_count + 2 <= kMaxPinned; i++) {
+    const snap::ThreadRecord& t = thread_records()[i];
+    if (t.tid_address) g.pinned[g.pinned_count++] = t.tid_address;
+    if (t.rseq_area) g.pinned[g.pinned_count++] = t.rseq_area;
+  }
+  mi.pinned = g.pinned;
+  mi.pinned_count = g.pinned_count;
+  mi.lazy_min_bytes = a.lazy_min_bytes;
+  ShimDescriptors sd;
+  sd.uffd = a.uffd_valid ? a.uffd_fd : -1;
+  sd.stderr_copy = a.stderr_copy;
+  if (!proc || !capture_mappings(mi, &g.mappings, proc, &why) || !capture_descriptors(sd, &g.descriptors, &why)) {
+    release_threads();
+    refuse(why);
+    return;
+  }
+  const char* exe = executable_path();
+  proc->exe = g.process.add_string(exe, strlen(exe));
+  proc->resume_block = reinterpret_cast<uint64_t>(&resume_block());
+  proc->doorbell = a.doorbell;
+  proc->page_size = a.page_size;
+  proc->uffd_fd = a.uffd_fd;
+  proc->uffd_origin = a.uffd_origin;
+  proc->uffd_features = a.uffd_features;
+  proc->then_stop = g.then_stop;
+
+  snap::ThreadRecord* self = record_checkpoint_thread();
+  if (!self) {
+    release_threads();
+    why.str("more than 4096 threads");
+    refuse(why);
+    return;
+  }
+  g.capture_old_tid = self->old_tid;
+  if (uffdlazy_save_context(&self->context) != 0) {
+    finish_resume();
+    return;
+  }
+  // From here on, this frame's locals are as the resumed thread will find them: nothing below may
+  // matter to finish_resume(), which reads globals only.
+  const uint32_t nthreads = thread_count();
+  for (uint32_t i = 0; i < nthreads; i++) {
+    snap::ThreadRecord* t = g.threads.add_record<snap::ThreadRecord>();
+    if (t) {
+      *t = thread_records()[i];
+      t->pending = pending_signals(t->old_tid) & ~g.never_raised;
+    }
+  }
+  proc->shared_pending &= ~g.never_raised;
+  ImageInput in;
+  in.path = g.path;
+  in.executable = exe;
+  in.sections[0] = g.process.finish(&in.lengths[0]);
+  in.sections[1] = g.threads.finish(&in.lengths[1]);
+  in.sections[2] = g.mappings.finish(&in.lengths[2]);
+  in.sections[3] = g.descriptors.finish(&in.lengths[3]);
+  in.plan = planned_regions();
+  in.plan_count = planned_region_count();
+  in.page_size = a.page_size;
+  in.owed = resume_source();
+  in.thread_count = nthreads;
+  in.mapping_count = g.mappings.count();
+  in.message_fd = a.message_fd;
+  const long pid = start_image_writer(in);
+  if (pid < 0) {
+    release_threads();
+    why.str("cannot start the writer: ").errno_text(int(-pid));
+    refuse(why);
+    return;
+  }
+  // The child holds the image as of now: the program may go on while it writes.
+  if (!g.then_stop) release_threads();
+  const int status = wait_image_writer(pid);
+  if (status == 0) g.written = true;
+  if (g.then_stop) {
+    // The image is complete (status 0), or the writer said why not: either way the process ends
+    // here, as asked, without running on.
+    for (;;) sys::exit_group(status == 0 ? 0 : 1);
+  }
+}
+
+}  // namespace uffdlazy::ckpt

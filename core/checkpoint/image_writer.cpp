@@ -1,0 +1,226 @@
+#include "core/checkpoint/image_writer.h"
+
+#include <cerrno>
+#include <csignal>
+#include <new>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "core/base/aside_mmap.h"
+#include "core/base/line_writer.h"
+#include "core/base/raw_syscall.h"
+#include "core/snapshot/executable_identity.h"
+#include "core/snapshot/process_format.h"
+#include "core/snapshot/snapshot_page_source.h"
+#include "core/snapshot/snapshot_writer.h"
+
+namespace uffdlazy::ckpt {
+
+namespace {
+
+constexpr uint64_t kChunk = 512;  // pagemap entries read at once
+constexpr uint64_t kPresent = uint64_t(1) << 63;
+constexpr uint64_t kSwapped = uint64_t(1) << 62;
+constexpr uint64_t kFilePage = uint64_t(1) << 61;
+
+struct ChildState {
+  snap::SnapshotWriter writer;
+  snap::ModuleIdentity executable;
+  uint64_t pagemap[kChunk];
+  alignas(4096) unsigned char zeros[4096];
+};
+
+// The child's state and stack live in an arena of their own, which the image maps but does not
+// store: the child changes them while it writes, and a page must not change between being
+// checksummed and being stored.
+constexpr uint64_t kStackBytes = 256 * 1024;
+struct Arena {
+  uint8_t* base = nullptr;
+  uint64_t bytes = 0;
+};
+constinit Arena g_arena;
+ChildState* g_child = nullptr;
+const ImageInput* g_input = nullptr;
+
+#if defined(__x86_64__)
+// long uffdlazy_clone_on_stack(flags, stack_top, fn, arg): clone(2) whose child calls fn(arg) on
+// the given stack and never returns.
+extern "C" long uffdlazy_clone_on_stack(unsigned long flags, void* stack_top, void (*fn)(void*), void* arg);
+__asm__(
+    ".text\n"
+    ".globl uffdlazy_clone_on_stack\n"
+    ".hidden uffdlazy_clone_on_stack\n"
+    ".type uffdlazy_clone_on_stack,@function\n"
+    "uffdlazy_clone_on_stack:\n"
+    "  subq $16, %rsi\n"
+    "  movq %rdx, 0(%rsi)\n"
+    "  movq %rcx, 8(%rsi)\n"
+    "  movl $56, %eax\n"
+    "  xorl %edx, %edx\n"
+    "  xorl %r10d, %r10d\n"
+    "  xorl %r8d, %r8d\n"
+    "  syscall\n"
+    "  testq %rax, %rax\n"
+    "  jnz 1f\n"
+    "  xorl %ebp, %ebp\n"
+    "  popq %rax\n"
+    "  popq %rdi\n"
+    "  andq $-16, %rsp\n"
+    "  callq *%rax\n"
+    "  ud2\n"
+    "1:\n"
+    "  ret\n"
+    ".size uffdlazy_clone_on_stack, .-uffdlazy_clone_on_stack\n");
+#endif
+
+// Pages of one planned region as the writer asks for them.
+struct PlannedPages {
+  const PlannedRegion* region;
+  const ImageInput* in;
+  int pagemap_fd;
+  uint64_t chunk_first = ~uint64_t(0);
+  uint64_t stored = 0;
+
+  uint64_t entry(uint64_t i) {
+    ChildState& c = *g_child;
+    if (i < chunk_first || i >= chunk_first + kChunk) {
+      chunk_first = i;
+      const uint64_t vpn = region->start / in->page_size + i;
+      long r = sys::pread(pagemap_fd, c.pagemap, sizeof c.pagemap, long(vpn * 8));
+      const uint64_t got = r > 0 ? uint64_t(r) / 8 : 0;
+      for (uint64_t k = got; k < kChunk; k++) c.pagemap[k] = 0;
+    }
+    return c.pagemap[i - chunk_first];
+  }
+
+  // In memory and the process's own (not a page-cache page of a file mapping).
+  bool own(uint64_t e) const { return (e & kSwapped) || ((e & kPresent) && !(e & kFilePage)); }
+
+  const void* operator()(uint64_t i) {
+    const uint64_t e = entry(i);
+    if (own(e)) {
+      stored++;
+      return reinterpret_cast<const void*>(region->start + i * in->page_size);
+    }
+    if (region->lazy && region->source != -1 && in->owed) {
+      const uint64_t page = region->source_page + i;
+      if (in->owed->is_owed(region->source, page)) {
+        const snap::SnapshotReader* reader = in->owed->reader();
+        snap::PageRef ref = reader->page(uint64_t(region->source), page);
+        stored++;
+        return ref.data ? ref.data : g_child->zeros;
+      }
+    }
+    return nullptr;
+  }
+
+  bool any_stored() {
+    const uint64_t pages = (region->end - region->start) / in->page_size;
+    for (uint64_t i = 0; i < pages; i++) {
+      if (own(entry(i))) return true;
+    }
+    return false;
+  }
+};
+
+[[noreturn]] void child_main(void*) {
+  const ImageInput& in = *g_input;
+  ChildState& c = *new (g_arena.base) ChildState();
+  g_child = &c;
+  LineWriter w;
+  auto fail = [&](const snap::WriteStatus& st) {
+    w.clear();
+    w.str("uffdlazy: checkpoint ").str(in.path).str(": ");
+    snap::describe(st, w);
+    w.emit(in.message_fd);
+    c.writer.abort();
+    for (;;) sys::exit_group(1);
+  };
+  if (snap::read_module_identity(in.executable, &c.executable) < 0 && !c.executable.path_length) {
+    c.executable.set_path("unknown", 7);
+  }
+  snap::WriterOptions options;
+  options.file_mode = 0600;
+  snap::WriteStatus st = c.writer.open(in.path, options);
+  if (!st.ok()) fail(st);
+  st = c.writer.begin(c.executable, snap::kFlagProcessImage);
+  if (!st.ok()) fail(st);
+  long pagemap = sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0) fail(snap::WriteStatus{snap::WriteError::kSourceFailed, int(-pagemap)});
+  uint64_t lazy_pages = 0;
+  for (uint32_t i = 0; i < in.plan_count; i++) {
+    const PlannedRegion& r = in.plan[i];
+    PlannedPages pages{&r, &in, int(pagemap)};
+    // Eager regions with nothing of their own (reservations, untouched memory, file pages the
+    // process never changed) need no record: the restorer maps them empty or from the file.
+    if (r.lazy != 1 && !pages.any_stored()) continue;
+    // This is the child's private copy: make it readable whatever the program's protections.
+    if (!(r.prot & PROT_READ)) sys::call6(SYS_mprotect, long(r.start), long(r.end - r.start), PROT_READ);
+    snap::RegionInfo info;
+    info.start = r.start;
+    info.length = r.end - r.start;
+    info.prot = r.prot;
+    info.map_flags = r.map_flags;
+    st = c.writer.add_region_with(info, pages);
+    if (!st.ok()) fail(st);
+    if (r.lazy) lazy_pages += pages.stored;
+  }
+  const uint32_t types[4] = {uint32_t(snap::ProcessSection::kProcess), uint32_t(snap::ProcessSection::kThreads),
+                             uint32_t(snap::ProcessSection::kMappings), uint32_t(snap::ProcessSection::kDescriptors)};
+  for (int i = 0; i < 4; i++) {
+    st = c.writer.add_section(types[i], snap::kSectionRequired, in.sections[i], in.lengths[i]);
+    if (!st.ok()) fail(st);
+  }
+  st = c.writer.commit();
+  if (!st.ok()) fail(st);
+  const snap::WriterStats& s = c.writer.stats();
+  w.clear();
+  w.str("uffdlazy: checkpoint ").str(in.path).str(" written: ").u64(in.thread_count).str(" threads, ")
+      .u64(in.mapping_count).str(" mappings, ").u64(s.data_pages + s.duplicate_pages).str(" pages stored (")
+      .u64(lazy_pages).str(" to be served lazily), ").u64(s.file_size).str(" bytes");
+  w.emit(in.message_fd);
+  for (;;) sys::exit_group(0);
+}
+
+}  // namespace
+
+bool prepare_image_writer() {
+  if (g_arena.base) return true;
+  const uint64_t bytes = (sizeof(ChildState) + 4095) / 4096 * 4096 + kStackBytes;
+  long m = mmap_aside(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (sys::failed(m)) return false;
+  g_arena.base = reinterpret_cast<uint8_t*>(m);
+  g_arena.bytes = bytes;
+  return true;
+}
+
+void image_writer_arena(uint64_t* start, uint64_t* end) {
+  *start = reinterpret_cast<uint64_t>(g_arena.base);
+  *end = *start + g_arena.bytes;
+}
+
+long start_image_writer(const ImageInput& in) {
+#if defined(__x86_64__)
+  // A bare clone: no fork handlers (the program's threads are stopped, perhaps holding the locks
+  // those would take); the child uses raw system calls and its own copy of memory only.
+  g_input = &in;
+  return uffdlazy_clone_on_stack(SIGCHLD, g_arena.base + g_arena.bytes, child_main, nullptr);
+#else
+  (void)in;
+  return -ENOSYS;
+#endif
+}
+
+int wait_image_writer(long pid) {
+  int status = 0;
+  long r;
+  do {
+    r = sys::call6(SYS_wait4, pid, reinterpret_cast<long>(&status), __WALL, 0);
+  } while (r == -EINTR);
+  if (r < 0) return int(r);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+}  // namespace uffdlazy::ckpt

@@ -1,0 +1,80 @@
+#include "core/checkpoint/proc_file.h"
+
+#include <cerrno>
+#include <fcntl.h>
+
+#include "core/base/raw_syscall.h"
+
+namespace uffdlazy::ckpt {
+
+long read_small_file(const char* path, char* buf, size_t cap) {
+  long fd = sys::openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fd;
+  size_t have = 0;
+  while (have + 1 < cap) {
+    long r = sys::read(int(fd), buf + have, cap - 1 - have);
+    if (r == -EINTR) continue;
+    if (r < 0) {
+      sys::close(int(fd));
+      return r;
+    }
+    if (r == 0) break;
+    have += size_t(r);
+  }
+  sys::close(int(fd));
+  buf[have] = 0;
+  return long(have);
+}
+
+long read_link(const char* path, char* buf, size_t cap) {
+  long r = sys::call6(SYS_readlinkat, AT_FDCWD, long(path), long(buf), long(cap - 1));
+  if (r < 0) return r;
+  buf[r] = 0;
+  return r;
+}
+
+bool LineReader::open(const char* path) {
+  long fd = sys::openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  fd_ = int(fd);
+  return true;
+}
+
+long LineReader::fill(size_t have) {
+  long r;
+  do {
+    r = sys::read(fd_, buf_ + have, kBuf - have);
+  } while (r == -EINTR);
+  return r;
+}
+
+void LineReader::close() {
+  if (fd_ >= 0) sys::close(fd_);
+  fd_ = -1;
+}
+
+bool starts_with(const char* s, size_t n, const char* prefix) {
+  size_t i = 0;
+  for (; prefix[i]; i++) {
+    if (i >= n || s[i] != prefix[i]) return false;
+  }
+  return true;
+}
+
+uint64_t parse_number(const char** p, const char* end, int base) {
+  uint64_t v = 0;
+  const char* s = *p;
+  for (; s < end; s++) {
+    const char c = *s;
+    uint64_t d;
+    if (c >= '0' && c <= '9') d = uint64_t(c - '0');
+    else if (base == 16 && c >= 'a' && c <= 'f') d = uint64_t(c - 'a' + 10);
+    else if (base == 16 && c >= 'A' && c <= 'F') d = uint64_t(c - 'A' + 10);
+    else break;
+    v = v * uint64_t(base) + d;
+  }
+  *p = s;
+  return v;
+}
+
+}  // namespace uffdlazy::ckpt

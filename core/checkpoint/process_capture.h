@@ -1,0 +1,16 @@
+// The process-wide kernel state of a checkpoint (everything in ProcessRecord but the mappings and
+// the shim's hand-over fields), and the refusals that follow from it: seccomp, POSIX timers,
+// child processes, a shadow stack, a deleted working directory.
+#pragma once
+
+#include "core/base/line_writer.h"
+#include "core/checkpoint/table_builder.h"
+#include "core/snapshot/process_format.h"
+
+namespace uffdlazy::ckpt {
+
+// Adds the one process record to `table` and fills it; false (with why) when the process
+// cannot be checkpointed.
+snap::ProcessRecord* capture_process(TableBuilder* table, LineWriter* why);
+
+}  // namespace uffdlazy::ckpt

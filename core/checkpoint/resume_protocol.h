@@ -1,0 +1,47 @@
+// The hand-over between the freestanding restorer (tools/restorer/) and the shim inside the
+// resumed process. Header-only, no C++ library: both sides compile against it.
+//
+// The ResumeBlock is a global of the shim, so it comes back with the shim's memory; the image
+// records its address. The restorer fills it in before any thread of the process runs again,
+// then lets the threads go in this order, each step waiting for the previous one:
+//   1. the monitor: adopts the new userfaultfd and the image as its page source, sets
+//      monitor_ready;
+//   2. the checkpoint thread: points the shim at the new descriptors and pid, sets capture_done;
+//   3. the application threads, the leader last. Each leaves the restorer's zone for good the
+//      moment it jumps; in the shim it then decrements threads_in_zone, and once that is zero
+//      the checkpoint thread unmaps the zone.
+#pragma once
+
+#include <cstdint>
+
+namespace uffdlazy::ckpt {
+
+inline constexpr uint64_t kResumeMagic = 0x454d55534552554cull;  // "LURESUME"
+
+inline constexpr uint32_t kResumeLazy = 1u << 0;    // lazy ranges are registered and owed
+inline constexpr uint32_t kResumeStats = 1u << 1;   // --stats
+inline constexpr uint32_t kResumeVerify = 1u << 2;  // checksum each page before it is served
+
+struct ResumeBlock {
+  uint64_t magic;       // kResumeMagic once the restorer has filled the block in
+  uint32_t flags;       // kResume*
+  int32_t image_fd;     // the image, in the monitor's descriptor table (lazy only), else -1
+  int32_t uffd_fd;      // the new userfaultfd (at the number the shim used), or -1: none
+  uint32_t uffd_origin;  // UffdOrigin
+  uint64_t uffd_features;
+  uint64_t zone_start, zone_length;  // the restorer's zone, unmapped once every thread left it
+  uint64_t launch_ns;   // CLOCK_MONOTONIC when `uffdlazy resume` started
+  uint64_t running_ns;  // CLOCK_MONOTONIC when the restorer let the first thread go
+  uint64_t eager_pages; // pages the restorer put in place
+  uint64_t lazy_pages;  // stored pages left to the monitor
+  uint32_t monitor_ready;    // futex word: 1 once the monitor serves (2: it could not)
+  uint32_t capture_done;     // futex word: 1 once the checkpoint thread has finished
+  uint32_t threads_in_zone;  // futex word: threads still to leave the restorer's zone
+  uint32_t resumes;          // how many times this process was resumed
+  char report[1024];         // --report FILE, or empty
+  char image[1024];          // the image's path, for messages
+  char checkpoint[1024];     // where a later checkpoint of the resumed process goes (empty: where
+                             // the first one went)
+};
+
+}  // namespace uffdlazy::ckpt

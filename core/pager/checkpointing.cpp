@@ -1,0 +1,115 @@
+// Wires the checkpoint (core/checkpoint/) to the pager's state: what it needs to know at a
+// checkpoint, and what changes for the pager in a resumed process (pid, descriptors, options,
+// a fresh fault account).
+#include "core/pager/checkpointing.h"
+
+#include <cstring>
+
+#include "core/base/line_writer.h"
+#include "core/base/mono_clock.h"
+#include "core/checkpoint/checkpoint.h"
+#include "core/pager/pager_state.h"
+
+namespace uffdlazy::pager {
+
+namespace {
+
+void describe(ckpt::ShimAccess* a) {
+  a->monitor = &g.monitor;
+  a->table = &g.table;
+  a->table_lock = &g.lock;
+  a->page_size = g.page_size;
+  a->doorbell = g.monitor.doorbell();
+  a->uffd_fd = g.uffd.fd();
+  a->uffd_valid = g.uffd.still_open() && !g.descriptor_lost.load(std::memory_order_relaxed);
+  a->uffd_features = g.uffd.features();
+  a->uffd_origin = uint32_t(g.uffd.origin());
+  a->stderr_copy = g.summary.fd;
+  const int out = exit_line_fd();
+  a->message_fd = out >= 0 ? out : 2;
+  a->restoring = g_restore && g_restore->ready();
+  a->lazy_min_bytes = g.cfg.min_size;
+}
+
+void monitor_resumed() {
+  g.counters.reset();
+  g_stats.reset();
+  g_stats.start(mono_now_ns());
+  g_trace.clear();
+}
+
+void pager_resumed(const ckpt::ResumeBlock& b) {
+  g.owner_pid = sys::getpid();
+  if (b.uffd_fd >= 0) {
+    g.uffd.adopt(b.uffd_fd, b.uffd_features, UffdOrigin(b.uffd_origin));
+  } else {
+    g.uffd.close();
+  }
+  g.descriptor_lost.store(false, std::memory_order_relaxed);
+  // The restorer put the resumer's stderr at our copy's number.
+  if (g.summary.fd >= 0) g.summary.take(g.summary.fd);
+  g.cfg.stats = b.flags & ckpt::kResumeStats;
+  size_t n = strnlen(b.report, sizeof b.report);
+  if (n >= sizeof g.cfg.report) n = 0;
+  memcpy(g.cfg.report, b.report, n);
+  g.cfg.report[n] = 0;
+  g.cfg.trace[0] = 0;
+  g.forked = false;
+}
+
+}  // namespace
+
+void take_checkpoint_variables(char** envp) {
+  static const char* const kOwn[] = {"UFFDLAZY_CHECKPOINT=", "UFFDLAZY_CHECKPOINT_AT=", "UFFDLAZY_CHECKPOINT_THEN="};
+  char** out = envp;
+  for (char** e = envp; e && *e; e++) {
+    bool drop = false;
+    for (const char* prefix : kOwn) drop |= strncmp(*e, prefix, strlen(prefix)) == 0;
+    if (!drop) *out++ = *e;
+  }
+  if (out) *out = nullptr;
+}
+
+bool arm_checkpointing() {
+  LineWriter err;
+  const char* at = g.cfg.checkpoint_at[0] ? g.cfg.checkpoint_at : "signal=USR2";
+  if (g.cfg.record[0]) {
+    err.str("uffdlazy: UFFDLAZY_CHECKPOINT and UFFDLAZY_RECORD cannot be used together");
+    err.emit();
+    return false;
+  }
+  if (!parse_capture_moment(at, &g_capture_at, &err) || g_capture_at.kind == CaptureMoment::kExit) {
+    LineWriter w;
+    w.str("uffdlazy: UFFDLAZY_CHECKPOINT_AT: ").str(err.data(), err.size());
+    w.emit();
+    return false;
+  }
+  ckpt::Settings s;
+  s.path = g.cfg.checkpoint;
+  s.then_stop = !g.cfg.checkpoint_continue;
+  s.trigger_signal = g_capture_at.kind == CaptureMoment::kSignal ? g_capture_at.signal : 0;
+  ckpt::Hooks h;
+  h.describe = describe;
+  h.monitor_resumed = monitor_resumed;
+  h.pager_resumed = pager_resumed;
+  if (!ckpt::arm_checkpoint(s, h) || !arm_capture(g_capture_at, ckpt::checkpoint_now)) {
+    LineWriter w;
+    w.str("uffdlazy: cannot arm the checkpoint (").str(at).str(")");
+    w.emit();
+    return false;
+  }
+  return true;
+}
+
+int checkpoint_exit_status(int status) {
+  if (status != 0 || !g.cfg.checkpoint[0] || g.forked || sys::getpid() != g.owner_pid || !ckpt::checkpoint_pending()) {
+    return status;
+  }
+  LineWriter w;
+  w.str("uffdlazy: checkpoint ").str(g.cfg.checkpoint).str(": the program ended with no image written; exit status 2");
+  const int out = exit_line_fd();
+  if (out >= 0) w.emit(out);
+  return 2;
+}
+
+}  // namespace uffdlazy::pager

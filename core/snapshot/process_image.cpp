@@ -1,0 +1,136 @@
+#include "core/snapshot/process_image.h"
+
+#include <cstring>
+#include <sys/mman.h>
+
+#include "core/base/aside_mmap.h"
+#include "core/base/raw_syscall.h"
+
+namespace uffdlazy::snap {
+
+namespace {
+
+ReadStatus malformed(const char* what) { return ReadStatus{ReadError::kMalformed, 0, 0, 0, what}; }
+
+}  // namespace
+
+ProcessImage::~ProcessImage() {
+  if (lazy_regions_) sys::munmap(lazy_regions_, lazy_bytes_);
+}
+
+bool ProcessImage::is_process_image(const SnapshotReader& r) {
+  return r.is_open() && r.process_section(uint32_t(ProcessSection::kProcess)).data != nullptr;
+}
+
+ReadStatus ProcessImage::table(SectionView v, uint32_t min_record, Table* out) {
+  if (!v.data) return malformed("a process image section is missing");
+  if (v.length < sizeof(TableHeader)) return malformed("process image section too short");
+  TableHeader h;
+  memcpy(&h, v.data, sizeof h);
+  if (h.record_size < min_record || h.record_size % 8) return malformed("process image record size");
+  const uint64_t records_end = sizeof(TableHeader) + uint64_t(h.count) * h.record_size;
+  if (records_end > v.length || h.strings_offset < records_end ||
+      uint64_t(h.strings_offset) + h.strings_length > v.length) {
+    return malformed("process image table out of its section");
+  }
+  out->base = v.data;
+  out->count = h.count;
+  out->record_size = h.record_size;
+  out->strings = reinterpret_cast<const char*>(v.data + h.strings_offset);
+  out->strings_length = h.strings_length;
+  return ReadStatus{};
+}
+
+long ProcessImage::mapping_at(uint64_t addr) const {
+  long lo = 0, hi = long(mappings_.count) - 1;
+  while (lo <= hi) {
+    const long mid = (lo + hi) / 2;
+    const MappingRecord& m = mapping(uint32_t(mid));
+    if (addr < m.start) {
+      hi = mid - 1;
+    } else if (addr >= m.end) {
+      lo = mid + 1;
+    } else {
+      return mid;
+    }
+  }
+  return -1;
+}
+
+ReadStatus ProcessImage::open(const SnapshotReader& reader) {
+  ReadStatus s;
+  if (!(s = table(reader.process_section(uint32_t(ProcessSection::kProcess)), sizeof(ProcessRecord), &process_table_)).ok() ||
+      !(s = table(reader.process_section(uint32_t(ProcessSection::kThreads)), sizeof(ThreadRecord), &threads_)).ok() ||
+      !(s = table(reader.process_section(uint32_t(ProcessSection::kMappings)), sizeof(MappingRecord), &mappings_)).ok() ||
+      !(s = table(reader.process_section(uint32_t(ProcessSection::kDescriptors)), sizeof(DescriptorRecord),
+                  &descriptors_)).ok()) {
+    return s;
+  }
+  if (process_table_.count != 1) return malformed("process record count");
+  process_ = record<ProcessRecord>(process_table_, 0);
+  const ProcessRecord& p = *process_;
+  if (!string_ok(process_table_, p.cwd) || !string_ok(process_table_, p.kernel_release) ||
+      !string_ok(process_table_, p.exe)) {
+    return malformed("process record string out of range");
+  }
+  if (p.auxv_words > kMaxAuxvWords || p.auxv_words % 2) return malformed("auxiliary vector size");
+  if (p.page_size != reader.page_size()) return malformed("process page size disagrees with the header");
+  bool leader = false;
+  for (uint32_t i = 0; i < threads_.count; i++) {
+    const ThreadRecord& t = thread(i);
+    if (t.role > uint32_t(ThreadRole::kCapture)) return malformed("unknown thread role");
+    if (t.role == uint32_t(ThreadRole::kLeader)) {
+      if (leader) return malformed("two thread-group leaders");
+      leader = true;
+    }
+  }
+  if (!leader) return malformed("no thread-group leader");
+  const uint64_t ps = reader.page_size();
+  uint64_t prev_end = 0;
+  for (uint32_t i = 0; i < mappings_.count; i++) {
+    const MappingRecord& m = mapping(i);
+    if (m.start >= m.end || m.start % ps || m.end % ps || m.start < prev_end) return malformed("mapping out of order");
+    if (m.kind > uint32_t(MappingKind::kVsyscall)) return malformed("unknown mapping kind");
+    if (!string_ok(mappings_, m.path)) return malformed("mapping path out of range");
+    prev_end = m.end;
+  }
+  for (uint32_t i = 0; i < descriptors_.count; i++) {
+    const DescriptorRecord& d = descriptor(i);
+    if (d.fd < 0 || d.kind > uint32_t(DescriptorKind::kShimStderr)) return malformed("bad descriptor record");
+    if (!string_ok(descriptors_, d.path)) return malformed("descriptor path out of range");
+  }
+  // Every stored region lies inside mappings (without gaps) that agree on laziness, and only
+  // private mappings hold pages.
+  const uint64_t n = reader.region_count();
+  if (n) {
+    lazy_bytes_ = (n + 63) / 64 * 8;
+    lazy_bytes_ = (lazy_bytes_ + ps - 1) / ps * ps;
+    long m = mmap_aside(lazy_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (sys::failed(m)) return ReadStatus{ReadError::kOpenFailed, int(-m)};
+    lazy_regions_ = reinterpret_cast<uint64_t*>(m);
+  }
+  for (uint64_t r = 0; r < n; r++) {
+    const RegionRecord& rec = reader.region(r);
+    long i = mapping_at(rec.start);
+    if (i < 0) return malformed("a stored region lies outside every mapping");
+    const bool lazy = mapping(uint32_t(i)).flags & kMappingLazy;
+    uint64_t at = rec.start;
+    const uint64_t end = rec.start + rec.page_count * ps;
+    while (at < end) {
+      if (i >= long(mappings_.count)) return malformed("a stored region lies outside every mapping");
+      const MappingRecord& mm = mapping(uint32_t(i));
+      if (mm.start != at && at != rec.start) return malformed("a stored region spans a hole");
+      if (bool(mm.flags & kMappingLazy) != lazy) return malformed("a stored region is partly lazy");
+      if (mm.kind == uint32_t(MappingKind::kFileShared) || mm.kind == uint32_t(MappingKind::kVdso) ||
+          mm.kind == uint32_t(MappingKind::kVsyscall)) {
+        return malformed("a stored region lies in a mapping that holds no pages");
+      }
+      at = mm.end;
+      i++;
+    }
+    if (lazy) lazy_regions_[r / 64] |= uint64_t(1) << (r % 64);
+  }
+  return ReadStatus{};
+}
+
+}  // namespace uffdlazy::snap

@@ -1,0 +1,311 @@
+// Everything a checkpoint or a resume cannot bring back is refused with one line naming it and
+// exit status 2: no image is written, no process is half resumed.
+#include <gtest/gtest.h>
+#include <csignal>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "core/snapshot/checksum.h"
+#include "core/snapshot/format.h"
+#include "core/snapshot/process_format.h"
+#include "core/snapshot/process_image.h"
+#include "core/snapshot/snapshot_reader.h"
+#include "tests/e2e/process_runner.h"
+#include "tests/e2e/resume_test_util.h"
+#include "tests/e2e/snapshot_test_util.h"
+
+namespace uffdlazy::test {
+namespace {
+
+struct Refusal {
+  const char* mode;
+  const char* says;
+};
+
+TEST(CheckpointRefusal, EachUnsupportedStateIsNamedAndNoImageIsWritten) {
+  const Refusal cases[] = {
+      {"socket", "descriptor 3 is a socket"},
+      {"pipe", "descriptor 3 is a pipe"},
+      {"eventfd", "descriptor 3 is an [eventfd]"},
+      {"child", "the process has child processes"},
+      {"shared-anon", "shared anonymous memory at"},
+      {"sysv", "SysV shared memory at"},
+      {"memfd", "a memfd mapping (/memfd:refusal"},
+      {"deleted-map", "a mapping of the deleted file /tmp/uffdlazy-refusal-"},
+      {"deleted-fd", "is the deleted file /tmp/uffdlazy-refusal-"},
+      {"posix-timer", "the process has POSIX timers"},
+      {"seccomp", "the process runs under seccomp"},
+      {"blocked-signal", "threads did not stop within 2000 ms"},
+      {"leader-exited", "the program's main thread has exited"},
+      {"zone", "inside the range the restorer needs"},
+      {"dontfork", "MADV_DONTFORK"},
+      {"wipeonfork", "MADV_WIPEONFORK"},
+      {"deleted-cwd", "the working directory /tmp/uffdlazy-refusal-cwd-"},
+      {"close-all", "the program closed the shim's userfaultfd"},
+  };
+  TempDir tmp;
+  for (const Refusal& c : cases) {
+    SCOPED_TRACE(c.mode);
+    const std::string image = tmp.file(std::string(c.mode) + ".img");
+    ProcessResult r = run_process({cli_path(), "checkpoint", "-o", image, "--", target_path("checkpoint_refusals"), c.mode},
+                                  with_input("", true));
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_NE(r.err.find("uffdlazy: checkpoint " + image + ": refused: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_EQ(count_of(r.err, "\n"), 1u) << r.err;
+    EXPECT_FALSE(file_exists(image));
+    EXPECT_EQ(r.out, "");
+  }
+  EXPECT_EQ(tmp.list(), std::vector<std::string>{});
+}
+
+TEST(CheckpointRefusal, TheProgramRunsNormallyWithoutACheckpoint) {
+  for (const char* mode : {"socket", "child", "shared-anon", "seccomp"}) {
+    ProcessResult r = run_process({target_path("checkpoint_refusals"), mode, "--no-signal"}, with_input("x", false));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, std::string("ran ") + mode + "\n");
+  }
+}
+
+TEST(CheckpointRefusal, NoImageMeansNoSuccessStatus) {
+  TempDir tmp;
+  // The program ends before anything asks for the checkpoint: its output is all there, its
+  // status is not 0.
+  const std::string image = tmp.file("never.img");
+  ProcessResult early = run_process({cli_path(), "checkpoint", "-o", image, "--", target_path("resume_target"), "--mb",
+                                     "4", "--steps", "2"});
+  EXPECT_EQ(early.exit_code, 2) << early.err;
+  EXPECT_NE(early.out.find("\ntotal "), std::string::npos) << early.out;
+  EXPECT_NE(early.err.find("the program ended with no image written; exit status 2"), std::string::npos) << early.err;
+  EXPECT_FALSE(file_exists(image));
+  // Refused in continue mode: the program goes on to its end (its input arrives once the refusal
+  // was printed), and still does not exit 0.
+  const std::string refused = tmp.file("refused.img");
+  const char* script =
+      "d=$1; mkfifo \"$d/in\"\n"
+      "\"$2\" checkpoint -o \"$4\" --then continue -- \"$3\" socket <\"$d/in\" >\"$d/out\" 2>\"$d/err\" &\n"
+      "pid=$!\n"
+      "exec 3>\"$d/in\"\n"
+      "n=0; while ! grep -q refused \"$d/err\" && [ $n -lt 1200 ]; do sleep 0.05; n=$((n+1)); done\n"
+      "echo x >&3; exec 3>&-\n"
+      "wait $pid; echo \"status $?\"; cat \"$d/out\"; cat \"$d/err\" >&2\n";
+  ProcessResult cont = run_process({"/bin/sh", "-c", script, "sh", tmp.path(), cli_path(),
+                                    target_path("checkpoint_refusals"), refused});
+  EXPECT_EQ(cont.out, "status 2\nran socket\n") << cont.err;
+  EXPECT_NE(cont.err.find("refused: descriptor 3 is a socket"), std::string::npos) << cont.err;
+  EXPECT_NE(cont.err.find("the program ended with no image written; exit status 2"), std::string::npos) << cont.err;
+  EXPECT_FALSE(file_exists(refused));
+  // A program that exits with a status of its own keeps it.
+  ProcessResult own = run_process({cli_path(), "checkpoint", "-o", image, "--", target_path("resume_target"), "--mb",
+                                   "4", "--steps", "1", "--exit", "5"});
+  EXPECT_EQ(own.exit_code, 5) << own.err;
+}
+
+// Not refusable here, so not tested: a shadow stack (this kernel has user shadow stacks off) and
+// hugetlb memory (no huge pages are reserved).
+
+TEST(CheckpointRefusal, AProgramUnderRestore) {
+  TempDir tmp;
+  const std::string snap = tmp.file("plain.snap");
+  ProcessResult rec = record(snap, {}, {target_path("resume_target"), "--mb", "4", "--steps", "1"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  const std::string image = tmp.file("restored.img");
+  RunOptions o = with_input("", true);
+  o.with_shim = true;
+  o.env["UFFDLAZY_SNAPSHOT"] = snap;
+  o.env["UFFDLAZY_CHECKPOINT"] = image;
+  ProcessResult r = run_process({target_path("resume_target"), "--mb", "4", "--steps", "3", "--signal-at", "1",
+                                 "--pause-at", "1"}, o);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("refused: the program runs under uffdlazy restore"), std::string::npos) << r.err;
+  EXPECT_FALSE(file_exists(image));
+}
+
+// A resumable image of resume_target, paused in a read at step 1.
+ResumeCase paused(const std::string& name, std::vector<std::string> extra = {}) {
+  ResumeCase c(name);
+  c.args = {"--mb", "8", "--steps", "4", "--pause-at", "1"};
+  c.args.insert(c.args.end(), extra.begin(), extra.end());
+  c.checkpoint_extra = {"--signal-at", "1"};
+  c.input = "y";
+  return c;
+}
+
+void expect_refused(const ProcessResult& r, const std::string& says) {
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_EQ(r.signal, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+  EXPECT_EQ(count_of(r.err, "\n"), 1u) << r.err;
+}
+
+TEST(ResumeRefusal, AnOpenFileThatWasReplaced) {
+  ResumeCase c = paused("replaced");
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  const std::string log = c.dir + "/log";
+  const std::string content = read_file(log);
+  ASSERT_EQ(rename(log.c_str(), (log + ".old").c_str()), 0);
+  write_file(log, content);
+  c.resume();
+  expect_refused(c.resumed, "descriptor 3: " + log + " is gone or was replaced since the checkpoint");
+  EXPECT_EQ(read_file(log), content);
+}
+
+TEST(ResumeRefusal, AMappedFileThatChanged) {
+  // The target's own executable is mapped: a copy of it, changed after the checkpoint.
+  TempDir tmp;
+  const std::string exe = tmp.file("resume_target");
+  write_file(exe, read_file(target_path("resume_target")));
+  chmod(exe.c_str(), 0755);
+  const std::string image = tmp.file("changed.img");
+  ProcessResult r = run_process({cli_path(), "checkpoint", "-o", image, "--", exe, "--mb", "8", "--steps", "3",
+                                 "--signal-at", "1", "--pause-at", "1"},
+                                with_input("", true));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string bytes = read_file(exe);
+  bytes.push_back('\0');
+  write_file(exe, bytes);
+  ProcessResult res = run_process({cli_path(), "resume", image}, with_input("y", false));
+  expect_refused(res, "the mapped file " + exe + " changed since the checkpoint");
+}
+
+TEST(ResumeRefusal, AWorkingDirectoryThatIsGone) {
+  TempDir tmp;
+  const std::string dir = tmp.file("cwd");
+  mkdir(dir.c_str(), 0755);
+  const std::string image = tmp.file("cwd.img");
+  ProcessResult r = run_process({"/bin/sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", dir, cli_path(),
+                                 "checkpoint", "-o", image, "--", target_path("resume_target"), "--mb", "8", "--steps",
+                                 "3", "--signal-at", "1", "--pause-at", "1"},
+                                with_input("", true));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  rmdir(dir.c_str());
+  ProcessResult res = run_process({cli_path(), "resume", image}, with_input("y", false));
+  expect_refused(res, "cannot enter the working directory " + dir);
+}
+
+TEST(ResumeRefusal, ASnapshotThatIsNotAProcessImage) {
+  TempDir tmp;
+  const std::string snap = tmp.file("plain.snap");
+  ProcessResult rec = record(snap, {}, {target_path("resume_target"), "--mb", "4", "--steps", "1"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  ProcessResult res = run_process({cli_path(), "resume", snap});
+  expect_refused(res, "not a process image");
+}
+
+TEST(ResumeRefusal, AnotherUser) {
+  ResumeCase c = paused("uid");
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  chmod(c.image.c_str(), 0644);
+  chmod(c.dir.c_str(), 0755);
+  ProcessResult r = run_process({target_path("as_nobody"), cli_path(), "resume", c.image}, with_input("y", false));
+  expect_refused(r, "the process ran as uid 0, and this is uid 65534");
+}
+
+// Rewrites one field of the process record and every checksum that covers it, as an image
+// written on another machine would look.
+void forge_process_record(const std::string& image, size_t field_offset, const std::string& bytes) {
+  std::string f = read_file(image);
+  snap::FileHeader h;
+  memcpy(&h, f.data(), sizeof h);
+  for (uint32_t i = 0; i < h.section_count; i++) {
+    const size_t at = h.section_table_offset + size_t(i) * h.section_entry_size;
+    snap::SectionEntry e;
+    memcpy(&e, f.data() + at, sizeof e);
+    if (e.type != uint32_t(snap::ProcessSection::kProcess)) continue;
+    memcpy(&f[e.offset + sizeof(snap::TableHeader) + field_offset], bytes.data(), bytes.size());
+    e.checksum = snap::checksum(f.data() + e.offset, e.length);
+    memcpy(&f[at], &e, sizeof e);
+  }
+  h.section_table_checksum = snap::checksum(f.data() + h.section_table_offset, size_t(h.section_count) * h.section_entry_size);
+  memcpy(&f[0], &h, sizeof h);
+  memset(&f[offsetof(snap::FileHeader, header_checksum)], 0, 8);
+  const uint64_t sum = snap::checksum(f.data(), h.header_size);
+  memcpy(&f[offsetof(snap::FileHeader, header_checksum)], &sum, 8);
+  write_file(image, f);
+}
+
+std::string u64_bytes(uint64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); }
+
+TEST(ResumeRefusal, AnotherKernelOrCpu) {
+  ResumeCase c = paused("foreign");
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  const std::string original = read_file(c.image);
+  forge_process_record(c.image, offsetof(snap::ProcessRecord, vdso_checksum), u64_bytes(0x1234));
+  ProcessResult vdso = run_process({cli_path(), "resume", c.image}, with_input("y", false));
+  expect_refused(vdso, "this kernel's vDSO differs from the one the process used");
+  write_file(c.image, original);
+  forge_process_record(c.image, offsetof(snap::ProcessRecord, xcr0), u64_bytes(0x7));
+  ProcessResult cpu = run_process({cli_path(), "resume", c.image}, with_input("y", false));
+  expect_refused(cpu, "the CPU's XSAVE features differ");
+  // The untouched image still resumes.
+  write_file(c.image, original);
+  c.resume();
+  EXPECT_EQ(c.resumed.exit_code, 0) << c.resumed.err;
+}
+
+TEST(ResumeRefusal, DamagedPagesNeverReachTheProgram) {
+  ResumeCase c = paused("damaged");
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  snap::SnapshotReader reader;
+  ASSERT_TRUE(reader.open(c.image.c_str()).ok());
+  snap::ProcessImage image;
+  ASSERT_TRUE(image.open(reader).ok());
+  uint64_t eager_block = 0, lazy_block = 0;
+  for (uint64_t r = 0; r < reader.region_count(); r++) {
+    if (reader.region(r).page_count < 3) continue;
+    const snap::PageRef p = reader.page(r, 2);
+    if (p.kind != snap::PageKind::kData) continue;
+    // The lazily served array (8 MiB): the target touches its page 2 at step 2, after the resume.
+    if (image.region_lazy(r) && reader.region(r).page_count == 2048 && !lazy_block) lazy_block = p.offset;
+    if (!image.region_lazy(r) && !eager_block) eager_block = p.offset;
+  }
+  ASSERT_NE(eager_block, 0u);
+  ASSERT_NE(lazy_block, 0u);
+  // Eagerly restored memory: the restorer stops before the program runs.
+  const std::string bad_eager = c.dir + "/eager.img";
+  copy_flipped(c.image, bad_eager, eager_block + 100);
+  ProcessResult eager = run_process({cli_path(), "resume", bad_eager}, with_input("y", false));
+  EXPECT_EQ(eager.exit_code, 1);
+  EXPECT_NE(eager.err.find("failed its checksum; the image is damaged"), std::string::npos) << eager.err;
+  EXPECT_EQ(eager.out, "");
+  // Lazily served memory: the monitor stops the process the moment the page is asked for.
+  const std::string bad_lazy = c.dir + "/lazy.img";
+  copy_flipped(c.image, bad_lazy, lazy_block + 100);
+  ProcessResult lazy = run_process({cli_path(), "resume", bad_lazy}, with_input("y", false));
+  EXPECT_EQ(lazy.signal, SIGKILL) << lazy.err;
+  EXPECT_NE(lazy.err.find("failed its checksum; stopping the process rather than hand it a wrong page"),
+            std::string::npos) << lazy.err;
+  EXPECT_EQ(lazy.out, "");
+  // With --eager the same page is checked by the restorer.
+  ProcessResult lazy_eagerly = run_process({cli_path(), "resume", bad_lazy, "--eager"}, with_input("y", false));
+  EXPECT_EQ(lazy_eagerly.exit_code, 1);
+  EXPECT_NE(lazy_eagerly.err.find("failed its checksum; the image is damaged"), std::string::npos) << lazy_eagerly.err;
+}
+
+TEST(ResumeRefusal, WithoutUserfaultfdItResumesEagerlyOrRefusesWhenStrict) {
+  ResumeCase c = paused("nouffd");
+  c.reference();
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  ProcessResult strict = run_process({target_path("no_userfaultfd"), cli_path(), "resume", c.image, "--strict"},
+                                     with_input("y", false));
+  EXPECT_EQ(strict.exit_code, 3) << strict.err;
+  EXPECT_EQ(strict.out, "");
+  EXPECT_NE(strict.err.find("no userfaultfd that handles kernel faults"), std::string::npos) << strict.err;
+  ProcessResult eager = run_process({target_path("no_userfaultfd"), cli_path(), "resume", c.image},
+                                    with_input("y", false));
+  EXPECT_EQ(eager.exit_code, 0) << eager.err;
+  EXPECT_EQ(count_of(eager.err, "resuming eagerly"), 1u) << eager.err;
+  EXPECT_EQ(c.checkpoint.out + eager.out, c.expected.out);
+}
+
+}  // namespace
+}  // namespace uffdlazy::test

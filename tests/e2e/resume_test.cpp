@@ -1,0 +1,219 @@
+// Whole-process checkpoint and resume: a program checkpointed at any point and resumed must print
+// exactly what an uninterrupted run prints, leave exactly the same files, and exit with the same
+// status, eagerly or lazily, with one or several threads, and across generations.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/e2e/process_runner.h"
+#include "tests/e2e/resume_test_util.h"
+
+namespace uffdlazy::test {
+namespace {
+
+TEST(Resume, PausedInAReadAtSeveralPointsEagerAndLazy) {
+  for (int at : {0, 4, 9}) {
+    for (bool lazy : {true, false}) {
+      SCOPED_TRACE("pause at step " + std::to_string(at) + (lazy ? ", lazy" : ", eager"));
+      ResumeCase c("pause" + std::to_string(at) + (lazy ? "l" : "e"));
+      c.args = {"--mb", "32", "--steps", "12", "--pause-at", std::to_string(at)};
+      c.checkpoint_extra = {"--signal-at", std::to_string(at)};
+      c.input = "y";
+      c.lazy = lazy;
+      c.run_and_compare();
+      if (lazy) {
+        EXPECT_GT(c.resumed_data_pages(), 0) << c.resumed.err;
+      } else {
+        EXPECT_EQ(c.resumed_data_pages(), 0) << c.resumed.err;
+      }
+    }
+  }
+}
+
+TEST(Resume, ForkAfterALazyResumeGivesTheChildEveryPage) {
+  ResumeCase c("fork");
+  c.args = {"--mb", "32", "--steps", "6", "--threads", "2", "--pause-at", "1", "--fork"};
+  c.checkpoint_extra = {"--signal-at", "1"};
+  c.input = "y";
+  c.run_and_compare();
+  EXPECT_NE(c.resumed.out.find("child status 0\n"), std::string::npos) << c.resumed.out;
+  EXPECT_NE(summary_line(c.resumed.err).find("fork=1"), std::string::npos) << c.resumed.err;
+}
+
+TEST(Resume, ASignalPendingAtTheCheckpointIsDeliveredAfterTheResume) {
+  ResumeCase c("pending");
+  c.args = {"--mb", "8", "--steps", "5", "--pause-at", "2", "--pending"};
+  c.checkpoint_extra = {"--signal-at", "2"};
+  c.input = "y";
+  c.run_and_compare();
+  EXPECT_NE(c.expected.out.find("usr1 after the read 1\n"), std::string::npos) << c.expected.out;
+}
+
+TEST(Resume, SharedAndPrivateFileMappings) {
+  for (bool lazy : {true, false}) {
+    SCOPED_TRACE(lazy ? "lazy" : "eager");
+    ResumeCase c(lazy ? "mappedl" : "mappede");
+    c.args = {"--mb", "8", "--steps", "10", "--pause-at", "4"};
+    c.checkpoint_extra = {"--signal-at", "4"};
+    c.input = "y";
+    c.mapped = true;
+    c.lazy = lazy;
+    c.run_and_compare();
+    EXPECT_NE(c.resumed.out.find("\nmapped "), std::string::npos) << c.resumed.out;
+  }
+}
+
+TEST(Resume, ManyThreadsStoppedInBarriers) {
+  for (int at : {1, 6}) {
+    SCOPED_TRACE("pause at step " + std::to_string(at));
+    ResumeCase c("threads" + std::to_string(at));
+    c.args = {"--mb", "32", "--steps", "8", "--threads", "6", "--pause-at", std::to_string(at)};
+    c.checkpoint_extra = {"--signal-at", std::to_string(at)};
+    c.input = "y";
+    c.run_and_compare();
+    EXPECT_NE(c.checkpoint.err.find(" 9 threads,"), std::string::npos) << c.checkpoint.err;
+  }
+}
+
+TEST(Resume, CheckpointAfterADelayMidComputation) {
+  for (bool lazy : {true, false}) {
+    SCOPED_TRACE(lazy ? "lazy" : "eager");
+    ResumeCase c(lazy ? "delayl" : "delaye");
+    c.args = {"--mb", "32", "--steps", "30", "--threads", "2", "--slow-ms", "20"};
+    c.at = "after=0.25";
+    c.lazy = lazy;
+    c.run_and_compare();
+  }
+}
+
+TEST(Resume, CheckpointDuringSleepsDoesNotCutThemShort) {
+  ResumeCase c("naps");
+  c.args = {"--mb", "16", "--steps", "16", "--nap-ms", "20"};
+  c.at = "after=0.15";
+  c.run_and_compare();
+  EXPECT_EQ(c.expected.out.find("nap -1"), std::string::npos) << c.expected.out;
+}
+
+TEST(Resume, ExitStatusIsTheProgramsAndCallerDescriptorsDoNotLeak) {
+  ResumeCase c("status");
+  c.args = {"--mb", "16", "--steps", "6", "--pause-at", "2", "--list-fds", "--exit", "7"};
+  c.checkpoint_extra = {"--signal-at", "2"};
+  c.input = "y";
+  c.expected_status = 7;
+  // The resumer holds descriptors of its own (3, 5, 8 and 9); none may reach the program, which
+  // had its log and data files at 3 and 4.
+  c.resume_wrapper = {"/bin/sh", "-c", "exec 3</dev/null 5</dev/null 8>/dev/null 9</dev/null; exec \"$@\"", "sh"};
+  c.run_and_compare();
+  EXPECT_NE(c.resumed.out.find("fds 3 4\n"), std::string::npos) << c.resumed.out;
+}
+
+TEST(Resume, ContinueModeKeepsRunningAndTheImageResumesToo) {
+  ResumeCase c("continue");
+  c.args = {"--mb", "16", "--steps", "20", "--slow-ms", "10"};
+  c.at = "after=0.1";
+  c.then = "continue";
+  c.reference();
+  c.take_checkpoint();
+  // The checkpointed run went on to the end, undisturbed.
+  EXPECT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  EXPECT_EQ(c.checkpoint.out, c.expected.out);
+  EXPECT_EQ(read_file(c.dir + "/data"), read_file(c.dir + "/ref-data"));
+  // Its output was still buffered at the checkpoint: the resumed copy prints all of it again, and
+  // writes the same data at the same offsets.
+  c.resume();
+  EXPECT_EQ(c.resumed.exit_code, 0) << c.resumed.err;
+  EXPECT_EQ(c.resumed.out, c.expected.out);
+  EXPECT_EQ(read_file(c.dir + "/data"), read_file(c.dir + "/ref-data"));
+}
+
+TEST(Resume, ThreeGenerationsPagesNeverServedComeFromTheFirstImage) {
+  ResumeCase c("chain");
+  c.args = {"--mb", "64", "--steps", "10", "--threads", "2", "--pause-at", "2", "--pause-at", "6"};
+  c.checkpoint_extra = {"--signal-at", "2", "--signal-at", "6"};
+  c.input = "yz";
+  c.reference();
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  // Generation 2: resumed lazily, serves a few pages, and is checkpointed again at step 6.
+  const std::string second = c.dir + "/img2";
+  ProcessResult g2 = run_process({cli_path(), "resume", c.image, "--stats", "--checkpoint-to", second},
+                                 with_input("y", /*keep_open=*/true));
+  ASSERT_EQ(g2.exit_code, 0) << g2.err;
+  EXPECT_NE(g2.err.find("checkpoint " + second + " written"), std::string::npos) << g2.err;
+  // Generation 3 finishes the run.
+  ProcessResult g3 = run_process({cli_path(), "resume", second, "--stats"}, with_input("z", false));
+  EXPECT_EQ(g3.exit_code, 0) << g3.err;
+  EXPECT_EQ(c.checkpoint.out + g2.out + g3.out, c.expected.out);
+  EXPECT_EQ(read_file(c.dir + "/log"), read_file(c.dir + "/ref-log"));
+  EXPECT_EQ(read_file(c.dir + "/data"), read_file(c.dir + "/ref-data"));
+}
+
+// CPython with three threads blocked on a queue and a few hundred MB of objects, checkpointed in
+// its read of stdin: resumed lazily and eagerly it prints and writes what it prints and writes
+// without the checkpoint.
+TEST(Resume, Python3SessionWithThreads) {
+  const std::string python = "/usr/bin/python3";
+  ASSERT_EQ(access(python.c_str(), X_OK), 0);
+  const std::string script = std::string(UFFDLAZY_SOURCE_DIR) + "/tests/data/resume/python_session.py";
+  TempDir tmp;
+  RunOptions ref = with_input("go\n", false);
+  ref.close_inherited_fds = true;
+  ref.env["PYTHONHASHSEED"] = "0";
+  ProcessResult expected = run_process({python, "-I", script, tmp.file("ref.json")}, ref);
+  ASSERT_EQ(expected.exit_code, 0) << expected.err;
+  for (bool lazy : {true, false}) {
+    SCOPED_TRACE(lazy ? "lazy" : "eager");
+    const std::string image = tmp.file(lazy ? "lazy.img" : "eager.img");
+    const std::string out = tmp.file(lazy ? "lazy.json" : "eager.json");
+    RunOptions ck = with_input("", true);
+    ck.env["PYTHONHASHSEED"] = "0";
+    ck.env["CHECKPOINT_HERE"] = "1";
+    ProcessResult c = run_process({cli_path(), "checkpoint", "-o", image, "--", python, "-I", script, out}, ck);
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    std::vector<std::string> resume = {cli_path(), "resume", image, "--stats"};
+    if (!lazy) resume.push_back("--eager");
+    ProcessResult r = run_process(resume, with_input("go\n", false));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(c.out + r.out, expected.out) << r.err;
+    EXPECT_EQ(read_file(out), read_file(tmp.file("ref.json")));
+    if (lazy) {
+      EXPECT_GT(summary_field(summary_line(r.err), "data_pages"), 1000) << r.err;
+    }
+  }
+}
+
+// A program that ends the moment it is resumed exits with its own status, 0: not the status of a
+// checkpoint that was never taken.
+TEST(Resume, AProgramThatEndsAtOnceExitsZero) {
+  ResumeCase c("quick");
+  c.args = {"--mb", "1", "--steps", "1", "--pause-at", "0"};
+  c.checkpoint_extra = {"--signal-at", "0"};
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  for (int i = 0; i < 8; i++) {
+    ProcessResult r = run_process({cli_path(), "resume", c.image}, with_input("y", false));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+  }
+}
+
+TEST(Resume, ImageIsPrivateAndVerifies) {
+  ResumeCase c("mode");
+  c.args = {"--mb", "8", "--steps", "3", "--pause-at", "1"};
+  c.checkpoint_extra = {"--signal-at", "1"};
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  struct stat st;
+  ASSERT_EQ(stat(c.image.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ProcessResult v = run_process({cli_path(), "verify", c.image});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+}
+
+}  // namespace
+}  // namespace uffdlazy::test

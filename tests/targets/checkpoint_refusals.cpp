@@ -1,0 +1,140 @@
+// Puts itself in one state a checkpoint must refuse, then asks for the checkpoint (SIGUSR2) and
+// waits on stdin: `checkpoint_refusals MODE [--no-signal]`. With --no-signal (no checkpoint) it
+// prints "ran MODE" and exits 0.
+//
+// Modes: socket, pipe, eventfd, child, shared-anon, sysv, memfd, deleted-map, deleted-fd,
+// posix-timer, seccomp, blocked-signal (a thread blocks the stop signal with a raw system call),
+// leader-exited (the main thread has called pthread_exit), zone (memory where the restorer
+// runs), dontfork (MADV_DONTFORK memory), wipeonfork (MADV_WIPEONFORK memory), deleted-cwd (the
+// working directory was removed), close-all (every descriptor above 2 closed, the shim's too).
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/shm.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string_view>
+
+namespace {
+
+const char* g_mode = "";
+bool g_signal = true;
+
+void wait_for_input() {
+  char c;
+  while (read(0, &c, 1) < 0) {
+  }
+}
+
+void checkpoint_and_wait() {
+  if (g_signal) raise(SIGUSR2);
+  wait_for_input();
+  printf("ran %s\n", g_mode);
+  fflush(stdout);
+}
+
+void* blocker(void*) {
+  uint64_t set = uint64_t(1) << (38 - 1);  // the shim's stop signal, behind libc's back
+  syscall(SYS_rt_sigprocmask, SIG_BLOCK, &set, nullptr, 8);
+  for (;;) pause();
+}
+
+void* late_worker(void*) {
+  sleep(1);
+  checkpoint_and_wait();
+  exit(0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return 2;
+  g_mode = argv[1];
+  g_signal = !(argc > 2 && !strcmp(argv[2], "--no-signal"));
+  const std::string_view m = g_mode;
+  static char path[] = "/tmp/uffdlazy-refusal-XXXXXX";
+  if (m == "socket") {
+    if (socket(AF_UNIX, SOCK_STREAM, 0) < 0) return 3;
+  } else if (m == "pipe") {
+    int p[2];
+    if (pipe(p)) return 3;
+  } else if (m == "eventfd") {
+    if (eventfd(0, 0) < 0) return 3;
+  } else if (m == "child") {
+    pid_t pid = fork();
+    if (pid == 0) {
+      // Not holding the test's pipes open after the parent is gone.
+      for (int fd = 0; fd < 3; fd++) close(fd);
+      sleep(3);
+      _exit(0);
+    }
+  } else if (m == "shared-anon") {
+    if (mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) return 3;
+  } else if (m == "sysv") {
+    int id = shmget(IPC_PRIVATE, 1 << 16, IPC_CREAT | 0600);
+    if (id < 0 || shmat(id, nullptr, 0) == reinterpret_cast<void*>(-1)) return 3;
+    shmctl(id, IPC_RMID, nullptr);
+  } else if (m == "memfd") {
+    int fd = memfd_create("refusal", 0);
+    if (fd < 0 || ftruncate(fd, 1 << 16) || mmap(nullptr, 1 << 16, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED) return 3;
+    close(fd);
+  } else if (m == "deleted-map" || m == "deleted-fd") {
+    int fd = mkstemp(path);
+    if (fd < 0 || write(fd, "data", 4) != 4) return 3;
+    if (m == "deleted-map") {
+      if (mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED) return 3;
+      close(fd);
+    }
+    unlink(path);
+  } else if (m == "posix-timer") {
+    timer_t t;
+    sigevent ev = {};
+    ev.sigev_notify = SIGEV_NONE;
+    if (timer_create(CLOCK_MONOTONIC, &ev, &t)) return 3;
+  } else if (m == "seccomp") {
+    sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    sock_fprog prog = {1, allow};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) return 3;
+  } else if (m == "blocked-signal") {
+    pthread_t t;
+    pthread_create(&t, nullptr, blocker, nullptr);
+    usleep(100000);
+  } else if (m == "leader-exited") {
+    pthread_t t;
+    pthread_create(&t, nullptr, late_worker, nullptr);
+    pthread_exit(nullptr);
+  } else if (m == "zone") {
+    if (mmap(reinterpret_cast<void*>(0x100000000000ull), 1 << 16, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED) {
+      return 3;
+    }
+  } else if (m == "wipeonfork") {
+    void* p = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED || madvise(p, 1 << 16, MADV_WIPEONFORK)) return 3;
+  } else if (m == "deleted-cwd") {
+    static char dir[] = "/tmp/uffdlazy-refusal-cwd-XXXXXX";
+    if (!mkdtemp(dir) || chdir(dir) || rmdir(dir)) return 3;
+  } else if (m == "close-all") {
+    syscall(SYS_close_range, 3u, ~0u, 0u);
+  } else if (m == "dontfork") {
+    void* p = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED || madvise(p, 1 << 16, MADV_DONTFORK)) return 3;
+  } else {
+    fprintf(stderr, "checkpoint_refusals: unknown mode %s\n", g_mode);
+    return 2;
+  }
+  checkpoint_and_wait();
+  return 0;
+}

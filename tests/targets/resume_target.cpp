@@ -1,0 +1,335 @@
+// A deterministic program for checkpoint/resume tests: whatever point it is checkpointed at and
+// resumed from, it must print exactly the same lines and leave exactly the same files as an
+// uninterrupted run.
+//
+//   resume_target [--mb N] [--steps N] [--threads N] [--log FILE] [--data FILE]
+//                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--nap-ms N] [--list-fds]
+//                 [--exit N] [--fork] [--mapped FILE] [--pending]
+//
+// Memory: a large mmap'd array (registered by the shim: lazily served after a resume), malloc'd
+// buffers (the brk heap and glibc's own mappings), a deep recursion (the stack), thread stacks and
+// TLS. Each step updates the array, mixes in heap and TLS state, prints a line, appends to --log
+// (O_APPEND) and writes to --data (a regular file at its offset). Checks that a resumed process
+// needs: raise() (glibc's cached tid), clock_gettime (the vDSO), sbrk growth (brk), rseq, a
+// handler installed before the checkpoint, the signal mask, the alternate stack, cwd and umask.
+//
+// --signal-at K: raise SIGUSR2 (the checkpoint trigger) at step K. --pause-at K: at step K,
+// after the signal, read one byte from stdin (a blocked, restartable system call to checkpoint
+// in). Both may be repeated. --slow-ms N: sleep N ms per step (a checkpoint lands somewhere in
+// between, and the program retries its own sleep). --nap-ms N: sleep N ms per step with usleep and
+// nanosleep, and print what they returned (a checkpoint must not cut them short). --list-fds: print the descriptors below 900 it did not inherit, at the end (the shim
+// keeps its own above). --fork: at the end, a forked child sums the whole array (a child of a
+// lazily resumed process must see every page the parent would). --mapped FILE: FILE (1 MiB, made
+// if missing) mapped twice, shared (each step writes a page of it) and private (each step changes
+// a page of its own copy); both are summed at the end. --pending: at each pause, a SIGUSR1 is left
+// pending (blocked) across the read, and handled after it.
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <dirent.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <sys/rseq.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace {
+
+uint64_t* g_array = nullptr;
+size_t g_words = 0;
+int g_threads = 1;
+pthread_barrier_t g_barrier;
+uint64_t g_partial[64];
+thread_local uint64_t t_mix = 0x9e3779b97f4a7c15ull;
+volatile sig_atomic_t g_usr1 = 0;
+int g_step = 0;
+
+uint64_t mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  return x;
+}
+
+void on_usr1(int) { g_usr1 = g_usr1 + 1; }
+
+uint64_t recurse(int depth, uint64_t v) {
+  volatile char pad[512];
+  pad[depth % 512] = char(v);
+  if (depth == 0) return v + uint64_t(pad[0]);
+  return recurse(depth - 1, mix(v + uint64_t(depth))) ^ uint64_t(pad[depth % 512]);
+}
+
+void* worker(void* arg) {
+  const long id = long(arg);
+  t_mix = 0x1234 + uint64_t(id);
+  for (;;) {
+    pthread_barrier_wait(&g_barrier);
+    if (g_step < 0) return nullptr;
+    const size_t chunk = g_words / size_t(g_threads);
+    const size_t from = chunk * size_t(id), to = id == g_threads - 1 ? g_words : from + chunk;
+    uint64_t sum = 0;
+    // Touch a stride of the array (1/64th of the pages per step, varying with the step).
+    for (size_t i = from + size_t(g_step) * 512; i < to; i += 64 * 512) {
+      g_array[i] = mix(g_array[i] + uint64_t(g_step) + t_mix);
+      sum += g_array[i];
+    }
+    t_mix = mix(t_mix + sum);
+    g_partial[id] = sum ^ t_mix;
+    pthread_barrier_wait(&g_barrier);
+  }
+}
+
+int rseq_registered() {
+#ifdef SYS_rseq
+  if (__rseq_size == 0) return -1;
+  char* tp = static_cast<char*>(__builtin_thread_pointer());
+  long r = syscall(SYS_rseq, tp + __rseq_offset, 32, 0, 0x53053053);
+  return r == -1 && errno == EBUSY ? 1 : 0;
+#else
+  return -1;
+#endif
+}
+
+}  // namespace
+
+// Descriptors below 900 open now.
+void open_fds(bool* out) {
+  DIR* d = opendir("/proc/self/fd");
+  const int own = dirfd(d);
+  while (dirent* e = readdir(d)) {
+    const int fd = atoi(e->d_name);
+    if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fd != own && fd < 900) out[fd] = true;
+  }
+  closedir(d);
+}
+
+int main(int argc, char** argv) {
+  static bool inherited[900];
+  open_fds(inherited);
+  size_t mb = 64;
+  int steps = 40, slow_ms = 0, nap_ms = 0;
+  bool pause_at[1024] = {}, signal_at[1024] = {}, list_fds = false;
+  int exit_code = 0;
+  bool fork_at_end = false;
+  const char* mapped_path = nullptr;
+  bool pending = false;
+  const char* log_path = nullptr;
+  const char* data_path = nullptr;
+  for (int i = 1; i < argc; i++) {
+    const char* a = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : "0";
+    if (!strcmp(a, "--mb")) mb = size_t(atol(v)), i++;
+    else if (!strcmp(a, "--steps")) steps = atoi(v), i++;
+    else if (!strcmp(a, "--threads")) g_threads = atoi(v), i++;
+    else if (!strcmp(a, "--log")) log_path = v, i++;
+    else if (!strcmp(a, "--data")) data_path = v, i++;
+    else if (!strcmp(a, "--pause-at")) pause_at[atoi(v) & 1023] = true, i++;
+    else if (!strcmp(a, "--signal-at")) signal_at[atoi(v) & 1023] = true, i++;
+    else if (!strcmp(a, "--list-fds")) list_fds = true;
+    else if (!strcmp(a, "--exit")) exit_code = atoi(v), i++;
+    else if (!strcmp(a, "--fork")) fork_at_end = true;
+    else if (!strcmp(a, "--mapped")) mapped_path = v, i++;
+    else if (!strcmp(a, "--pending")) pending = true;
+    else if (!strcmp(a, "--slow-ms")) slow_ms = atoi(v), i++;
+    else if (!strcmp(a, "--nap-ms")) nap_ms = atoi(v), i++;
+    else {
+      fprintf(stderr, "resume_target: unknown option %s\n", a);
+      return 2;
+    }
+  }
+  if (g_threads < 1 || g_threads > 64) return 2;
+  setvbuf(stdout, nullptr, _IOFBF, 1 << 16);  // buffered output crosses the checkpoint
+  umask(027);
+  char start_cwd[4096];
+  if (!getcwd(start_cwd, sizeof start_cwd)) return 5;
+  // Process state that must come back: a soft limit and an interval timer far in the future.
+  rlimit nofile;
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = 500;
+  setrlimit(RLIMIT_NOFILE, &nofile);
+  signal(SIGALRM, SIG_IGN);
+  itimerval itv = {{0, 0}, {100000, 0}};
+  setitimer(ITIMER_REAL, &itv, nullptr);
+  g_words = mb * (1u << 20) / sizeof(uint64_t);
+  void* m = mmap(nullptr, g_words * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return 3;
+  g_array = static_cast<uint64_t*>(m);
+  for (size_t i = 0; i < g_words; i += 512) g_array[i] = mix(i);  // every page written once
+  // Heap: small blocks (brk) and a large one (glibc's own mmap).
+  const size_t nsmall = 2000;
+  uint64_t** small = static_cast<uint64_t**>(malloc(nsmall * sizeof(uint64_t*)));
+  for (size_t i = 0; i < nsmall; i++) {
+    small[i] = static_cast<uint64_t*>(malloc(64));
+    small[i][0] = mix(i + 7);
+  }
+  uint64_t* large = static_cast<uint64_t*>(malloc(4 << 20));
+  for (size_t i = 0; i < (4u << 20) / 8; i += 256) large[i] = mix(i + 11);
+  // Another of glibc's own mappings, grown (mremap) after the checkpoint.
+  uint64_t* grown = static_cast<uint64_t*>(malloc(6 << 20));
+  for (size_t i = 0; i < (6u << 20) / 8; i += 64) grown[i] = mix(i + 13);
+  struct sigaction sa = {};
+  sa.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &sa, nullptr);
+  static char altstack[64 * 1024];
+  stack_t ss = {};
+  ss.ss_sp = altstack;
+  ss.ss_size = sizeof altstack;
+  sigaltstack(&ss, nullptr);
+  sigset_t blocked;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGWINCH);
+  sigprocmask(SIG_BLOCK, &blocked, nullptr);
+
+  int log_fd = log_path ? open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
+  int data_fd = data_path ? open(data_path, O_RDWR | O_CREAT | O_TRUNC, 0644) : -1;
+
+  uint64_t* shared_map = nullptr;
+  uint64_t* private_map = nullptr;
+  if (mapped_path) {
+    int fd = open(mapped_path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0 || ftruncate(fd, 1 << 20)) return 6;
+    shared_map = static_cast<uint64_t*>(mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    private_map = static_cast<uint64_t*>(mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+    close(fd);
+    if (shared_map == MAP_FAILED || private_map == MAP_FAILED) return 6;
+  }
+  pthread_barrier_init(&g_barrier, nullptr, unsigned(g_threads) + 1);
+  pthread_t tids[64];
+  for (long t = 0; t < g_threads; t++) pthread_create(&tids[t], nullptr, worker, reinterpret_cast<void*>(t));
+
+  uint64_t total = 0;
+  for (int s = 0; s < steps; s++) {
+    g_step = s;
+    pthread_barrier_wait(&g_barrier);
+    pthread_barrier_wait(&g_barrier);
+    uint64_t sum = 0;
+    for (int t = 0; t < g_threads; t++) sum ^= g_partial[t];
+    sum ^= small[size_t(s) % nsmall][0] ^ large[(size_t(s) * 4099) % ((4u << 20) / 8)];
+    sum ^= recurse(200, sum);
+    total = mix(total + sum);
+    if (shared_map) {
+      shared_map[(size_t(s) % 256) * 512] = total;
+      private_map[(size_t(s * 7) % 256) * 512 + 1] = total ^ 1;
+    }
+    printf("step %d sum %016llx\n", s, static_cast<unsigned long long>(sum));
+    if (log_fd >= 0) dprintf(log_fd, "log %d %016llx\n", s, static_cast<unsigned long long>(total));
+    if (data_fd >= 0 && write(data_fd, &total, sizeof total) != sizeof total) return 4;
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    if (pending && pause_at[s & 1023]) {
+      sigprocmask(SIG_BLOCK, &usr1, nullptr);
+      raise(SIGUSR1);
+    }
+    if (signal_at[s & 1023]) raise(SIGUSR2);
+    if (pause_at[s & 1023]) {
+      char c;
+      ssize_t r;
+      do {
+        r = read(0, &c, 1);
+      } while (r < 0 && errno == EINTR);
+      printf("read %zd\n", r);
+      if (pending) {
+        sigprocmask(SIG_UNBLOCK, &usr1, nullptr);
+        printf("usr1 after the read %d\n", int(g_usr1));
+      }
+    }
+    if (nap_ms) {
+      const int a = usleep(useconds_t(nap_ms) * 500);
+      timespec half = {0, long(nap_ms) * 500000L};
+      const int b = nanosleep(&half, nullptr);
+      printf("nap %d %d\n", a, b);
+    }
+    if (slow_ms) {
+      timespec ts = {slow_ms / 1000, (slow_ms % 1000) * 1000000L};
+      while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  g_step = -1;
+  pthread_barrier_wait(&g_barrier);
+  for (int t = 0; t < g_threads; t++) pthread_join(tids[t], nullptr);
+
+  if (shared_map) {
+    uint64_t a = 0, b = 0;
+    for (size_t i = 0; i < (1u << 20) / 8; i++) {
+      a = mix(a + shared_map[i]);
+      b = mix(b + private_map[i]);
+    }
+    msync(shared_map, 1 << 20, MS_SYNC);
+    printf("mapped %016llx %016llx\n", static_cast<unsigned long long>(a), static_cast<unsigned long long>(b));
+  }
+  if (fork_at_end) {
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+      uint64_t sum = 0;
+      for (size_t i = 0; i < g_words; i += 512) sum = mix(sum + g_array[i]);
+      printf("child %016llx\n", static_cast<unsigned long long>(sum));
+      fflush(stdout);
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    printf("child status %d\n", status);
+  }
+  // glibc's memory, served lazily after a resume, moved, freed and trimmed by glibc itself.
+  grown = static_cast<uint64_t*>(realloc(grown, 24 << 20));
+  uint64_t heap_sum = 0;
+  for (size_t i = 0; i < (6u << 20) / 8; i += 64) heap_sum = mix(heap_sum + grown[i]);
+  for (size_t i = 0; i < nsmall; i += 3) {
+    heap_sum = mix(heap_sum + small[i][0]);
+    free(small[i]);
+  }
+  free(large);
+  malloc_trim(0);
+  for (size_t i = 1; i < nsmall; i += 3) heap_sum = mix(heap_sum + small[i][0]);
+  printf("heap %016llx\n", static_cast<unsigned long long>(heap_sum));
+  // What a resumed process must still do right.
+  raise(SIGUSR1);
+  timespec now;
+  const bool clock_ok = clock_gettime(CLOCK_MONOTONIC, &now) == 0 && now.tv_sec > 0;
+  void* before = sbrk(0);
+  const bool brk_ok = sbrk(1 << 20) == before && sbrk(0) == static_cast<char*>(before) + (1 << 20);
+  sigset_t mask;
+  sigprocmask(SIG_BLOCK, nullptr, &mask);
+  stack_t cur = {};
+  sigaltstack(nullptr, &cur);
+  const mode_t um = umask(027);
+  char cwd[4096];
+  const bool cwd_ok = getcwd(cwd, sizeof cwd) != nullptr && !strcmp(cwd, start_cwd);
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  itimerval left;
+  getitimer(ITIMER_REAL, &left);
+  const bool timer_ok = left.it_value.tv_sec > 99000 && left.it_value.tv_sec <= 100000;
+  printf("total %016llx usr1=%d clock=%d brk=%d rseq=%d mask=%d altstack=%d umask=%03o cwd=%d nofile=%llu itimer=%d\n",
+         static_cast<unsigned long long>(total), int(g_usr1), clock_ok, brk_ok, rseq_registered(),
+         sigismember(&mask, SIGWINCH), cur.ss_sp == altstack, unsigned(um), cwd_ok,
+         static_cast<unsigned long long>(nofile.rlim_cur), timer_ok);
+  if (data_fd >= 0) {
+    off_t end = lseek(data_fd, 0, SEEK_CUR);
+    printf("data offset %lld\n", static_cast<long long>(end));
+  }
+  if (list_fds) {
+    printf("fds");
+    static bool now[900];
+    open_fds(now);
+    for (int fd = 0; fd < 900; fd++) {
+      if (now[fd] && !inherited[fd]) printf(" %d", fd);
+    }
+    printf("\n");
+  }
+  return exit_code;
+}

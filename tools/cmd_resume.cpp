@@ -1,0 +1,178 @@
+// `uffdlazy resume FILE [--eager] [--strict] [--stats] [--report FILE] [--verify page|none]`:
+// continues a checkpointed process where it stopped, in this terminal (stdin, stdout and stderr
+// are the caller's), with its exit status. Checks the image, then execs the freestanding
+// restorer (tools/restorer/), which becomes the process.
+#include <fcntl.h>
+#include <limits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/base/line_writer.h"
+#include "core/snapshot/process_image.h"
+#include "core/snapshot/snapshot_reader.h"
+#include "core/uffd/userfaultfd.h"
+#include "tools/commands.h"
+#include "tools/launcher.h"
+
+namespace uffdlazy::cli {
+
+namespace {
+
+const char kUsage[] =
+    "usage: uffdlazy resume FILE [options]\n"
+    "\n"
+    "Continues the process checkpointed in FILE (uffdlazy checkpoint) where it stopped: same\n"
+    "memory layout, threads, registers, files and signal state, with this terminal's stdin,\n"
+    "stdout and stderr; exits with the program's status. Its large anonymous memory is served\n"
+    "lazily by the shim's monitor inside the resumed process; the rest is put in place first.\n"
+    "\n"
+    "options:\n"
+    "  --eager           put every page in place before the program continues\n"
+    "  --strict          exit with status 3 rather than resume eagerly when no userfaultfd\n"
+    "                    that handles kernel faults is available\n"
+    "  --stats           print how long the resume took, and the fault account at exit\n"
+    "  --report FILE     write the JSON fault report at exit\n"
+    "  --verify page|none  checksum every page before it is used (default page)\n"
+    "  --checkpoint-to FILE  a later checkpoint of the resumed process (its trigger is armed\n"
+    "                    as it was) writes FILE instead of the path it was started with\n"
+    "\n"
+    "Exit status: the program's; 2 when the image cannot be resumed here (one line says why),\n"
+    "3 with --strict and no userfaultfd.\n";
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+std::string find_restorer() {
+  if (const char* r = getenv("UFFDLAZY_RESTORER"); r && *r) return r;
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return "";
+  self[n] = 0;
+  std::string dir(self);
+  dir = dir.substr(0, dir.rfind('/'));
+  for (const std::string& c : {dir + "/uffdlazy-restorer", dir + "/../lib/uffdlazy/uffdlazy-restorer"}) {
+    if (access(c.c_str(), X_OK) == 0) return c;
+  }
+  return "";
+}
+
+}  // namespace
+
+int cmd_resume(int argc, char** argv) {
+  const uint64_t launch = now_ns();
+  const char* path = nullptr;
+  bool eager = false, strict = false, stats = false, verify = true;
+  std::string report, checkpoint_to;
+  for (int i = 1; i < argc; i++) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--eager") {
+      eager = true;
+    } else if (a == "--strict") {
+      strict = true;
+    } else if (a == "--stats") {
+      stats = true;
+    } else if ((a == "--report" || a == "--verify" || a == "--checkpoint-to") && i + 1 < argc) {
+      const std::string v = argv[++i];
+      if (a == "--checkpoint-to") {
+        checkpoint_to = absolute_path(v);
+      } else if (a == "--report") {
+        report = absolute_path(v);
+      } else if (v == "page" || v == "none") {
+        verify = v == "page";
+      } else {
+        std::fprintf(stderr, "uffdlazy resume: --verify takes page or none\n");
+        return 2;
+      }
+    } else if (!a.empty() && a[0] == '-') {
+      std::fprintf(stderr, "uffdlazy resume: unknown option '%s'\n%s", a.c_str(), kUsage);
+      return 2;
+    } else if (!path) {
+      path = argv[i];
+    } else {
+      std::fprintf(stderr, "uffdlazy resume: one image at a time\n%s", kUsage);
+      return 2;
+    }
+  }
+  if (!path) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string image = absolute_path(path);
+  // Everything but the page data is checked here, before the restorer takes over.
+  snap::SnapshotReader reader;
+  snap::ReadStatus st = reader.open(image.c_str());
+  snap::ProcessImage process;
+  if (st.ok() && !snap::ProcessImage::is_process_image(reader)) {
+    std::fprintf(stderr, "uffdlazy: resume %s: not a process image (a snapshot for `uffdlazy restore`?)\n",
+                 image.c_str());
+    return 2;
+  }
+  if (st.ok()) st = process.open(reader);
+  if (!st.ok()) {
+    LineWriter w;
+    snap::describe(st, w);
+    std::fprintf(stderr, "uffdlazy: resume %s: %.*s\n", image.c_str(), int(w.size()), w.data());
+    return 2;
+  }
+  // The same user (the restorer checks this too, with the rest, before it changes anything).
+  if (process.process().uid != getuid() || process.process().euid != geteuid()) {
+    std::fprintf(stderr, "uffdlazy: resume %s: the process ran as uid %u, and this is uid %u\n", image.c_str(),
+                 process.process().uid, unsigned(getuid()));
+    return 2;
+  }
+  bool lazy = !eager;
+  if (lazy) {
+    Userfaultfd probe;
+    UffdOpenFailure why;
+    if (probe.open(false, &why)) {
+      probe.close();
+    } else {
+      const int e = why.syscall_errno ? why.syscall_errno : why.api_errno;
+      std::fprintf(stderr, "uffdlazy: resume %s: no userfaultfd that handles kernel faults (userfaultfd(2): %s; "
+                   "/dev/userfaultfd: %s)%s\n", image.c_str(), std::strerror(e),
+                   why.device_errno ? std::strerror(why.device_errno) : "refused", strict ? ", and --strict was given" : "; resuming eagerly");
+      if (strict) return 3;
+      lazy = false;
+    }
+  }
+  const std::string restorer = find_restorer();
+  if (restorer.empty()) {
+    std::fprintf(stderr, "uffdlazy resume: cannot find uffdlazy-restorer next to the uffdlazy binary; set "
+                         "UFFDLAZY_RESTORER to its path\n");
+    return 2;
+  }
+  reader.close();
+  int fd = open(image.c_str(), O_RDONLY);
+  if (fd < 0) {
+    std::fprintf(stderr, "uffdlazy: resume %s: %s\n", image.c_str(), std::strerror(errno));
+    return 2;
+  }
+  std::vector<std::string> args = {"uffdlazy-restorer", "fd=" + std::to_string(fd), "launch=" + std::to_string(launch),
+                                    std::string("lazy=") + (lazy ? "1" : "0"), std::string("strict=") + (strict ? "1" : "0"),
+                                    std::string("stats=") + (stats ? "1" : "0"), std::string("verify=") + (verify ? "1" : "0"),
+                                    "image=" + image};
+  if (!report.empty()) args.push_back("report=" + report);
+  if (!checkpoint_to.empty()) args.push_back("checkpoint=" + checkpoint_to);
+  if (const char* t = getenv("UFFDLAZY_RESTORER_TRACE"); t && *t == '1') args.push_back("trace=1");
+  std::vector<char*> argp;
+  for (auto& a : args) argp.push_back(a.data());
+  argp.push_back(nullptr);
+  char* no_env[] = {nullptr};
+  execve(restorer.c_str(), argp.data(), no_env);
+  std::fprintf(stderr, "uffdlazy resume: cannot run %s: %s\n", restorer.c_str(), std::strerror(errno));
+  return 2;
+}
+
+}  // namespace uffdlazy::cli
