@@ -59,6 +59,18 @@ int note_shim_memory(dl_phdr_info* info, size_t, void*) {
   return 1;
 }
 
+// libc's code: what it maps is the allocator's (see pager::note_allocator_code).
+int note_libc_code(dl_phdr_info* info, size_t, void*) {
+  if (info->dlpi_addr != g_objects.libc_bias) return 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+    const uintptr_t s = info->dlpi_addr + ph.p_vaddr, e = s + ph.p_memsz;
+    pager::note_allocator_code({uintptr_t(align_down(s, page_size())), uintptr_t(align_up(e, page_size()))});
+  }
+  return 1;
+}
+
 void collect_all() {
   g_objects.count = 0;
   dl_iterate_phdr(collect_bss, nullptr);
@@ -83,6 +95,7 @@ bool init_loaded_objects() {
   if (have_libc) o.libc_bias = lm->l_addr;
   dlclose(libc);
   if (!have_libc) return false;
+  dl_iterate_phdr(note_libc_code, nullptr);
   // ld.so: the object that defines _r_debug (whether it was started by the kernel or by hand).
   o.debug = static_cast<r_debug*>(dlsym(RTLD_DEFAULT, "_r_debug"));
   lm = nullptr;

@@ -157,10 +157,14 @@ cost_symbols=$(LD_PRELOAD=$shim UFFDLAZY_STRICT=1 UFFDLAZY_INTERCEPT=symbols "$c
   echo
   echo "## Cost of one intercepted call (bench/targets/call_cost.cpp)"
   echo
-  echo "ns per call, median of 31 batches (each way warmed up, the order rotated), raw system call, libc's own body and the exported"
-  echo "symbol measured in the same process. 4 KiB mappings are below"
-  echo "UFFDLAZY_MIN_SIZE, so the shim intercepts them and registers nothing: the added cost is the interception's."
-  echo "1 MiB mappings are registered (one UFFDIO_REGISTER each) under the shim."
+  echo "ns per call in the same process: the raw system call's median over 101 batches (each way warmed up, the order"
+  echo "rotated), and in parentheses the median over the same batches of each way minus the raw call timed in that batch"
+  echo "(the VM's speed drifts by more than the shim adds; pairing within a batch cancels the drift). 4 KiB mappings are"
+  echo "below UFFDLAZY_MIN_SIZE, so the shim intercepts them and registers nothing: the added cost is the interception's"
+  echo "(goal: at most 100 ns per pair). 1 MiB mappings are registered under the shim: one UFFDIO_REGISTER, and munmap"
+  echo "waits until the monitor has read the kernel's UNMAP event (a thread round trip), which is what keeps a later"
+  echo "mapping at that address from ever receiving the old region's pages. malloc+free of 512 KiB above a pinned mmap"
+  echo "threshold is such a pair inside libc."
   echo
   echo "Without the shim:"
   echo '```'

@@ -51,7 +51,7 @@ long raw(long n, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, lon
 #endif
 }
 
-constexpr int kBatches = 31;
+constexpr int kBatches = 101;
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -61,7 +61,9 @@ double median(std::vector<double> v) {
 // Times `calls` calls of each way in turn, batch after batch, so that the VM's changing speed
 // (other tenants, frequency) falls on every way alike; each batch starts with a different way and
 // warms each up before timing it, since whichever runs first after another way pays for the
-// switch. Medians of the per-call times.
+// switch. out[0] is the median per-call time of the first way; out[k] for the others is the
+// median over batches of (way k - way 0) measured in the same batch: the VM's speed drifts by
+// more than the shim adds (~3 us pairs, tens of ns added), and pairing within a batch cancels it.
 template <class... Fn>
 void per_call_ns(int calls, double* out, Fn&&... fns) {
   std::vector<std::function<void()>> ways = {std::function<void()>(fns)...};
@@ -76,7 +78,12 @@ void per_call_ns(int calls, double* out, Fn&&... fns) {
       v[k].push_back(double(now_ns() - t0) / calls);
     }
   }
-  for (size_t k = 0; k < n; k++) out[k] = median(v[k]);
+  out[0] = median(v[0]);
+  for (size_t k = 1; k < n; k++) {
+    std::vector<double> diff(v[k].size());
+    for (size_t b = 0; b < diff.size(); b++) diff[b] = v[k][b] - v[0][b];
+    out[k] = median(diff);
+  }
 }
 
 void pair_row(const char* what, size_t len, int calls, MmapFn libc_mmap, MunmapFn libc_munmap) {
@@ -86,8 +93,8 @@ void pair_row(const char* what, size_t len, int calls, MmapFn libc_mmap, MunmapF
       calls, t, [&] { raw(SYS_munmap, raw(SYS_mmap, 0, long(len), prot, flags, -1, 0), long(len)); },
       [&] { libc_munmap(libc_mmap(nullptr, len, prot, flags, -1, 0), len); },
       [&] { munmap(mmap(nullptr, len, prot, flags, -1, 0), len); });
-  std::printf("%-28s raw %8.0f ns   libc body %8.0f ns (%+6.0f)   symbol %8.0f ns (%+6.0f)\n", what, t[0], t[1],
-              t[1] - t[0], t[2], t[2] - t[0]);
+  std::printf("%-28s raw %8.0f ns   libc body %8.0f ns (%+6.0f)   symbol %8.0f ns (%+6.0f)\n", what, t[0],
+              t[0] + t[1], t[1], t[0] + t[2], t[2]);
 }
 
 }  // namespace
@@ -105,7 +112,8 @@ int main() {
   per_call_ns(
       5000, t, [&] { raw(SYS_madvise, long(page), 4096, MADV_NORMAL); },
       [&] { libc_madvise(page, 4096, MADV_NORMAL); });
-  std::printf("%-28s raw %8.0f ns   libc body %8.0f ns (%+6.0f)\n", "madvise(MADV_NORMAL)", t[0], t[1], t[1] - t[0]);
+  std::printf("%-28s raw %8.0f ns   libc body %8.0f ns (%+6.0f)\n", "madvise(MADV_NORMAL)", t[0], t[0] + t[1],
+              t[1]);
   // What a program feels: malloc/free above the mmap threshold (pinned, so that it does not grow)
   // are an mmap/munmap pair inside libc.
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);

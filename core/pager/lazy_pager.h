@@ -33,6 +33,11 @@ void set_interception(const char* how);
 // Memory the shim itself dirties outside its aside mappings (its own .data/.bss, the code pages
 // it patched): never registered, and left out of the seen share. At most 16 ranges.
 void note_own_memory(AddressRange r);
+// Where the C library's code lies. A mapping made from there is the allocator's (malloc's chunks
+// and arenas, stdio's buffers): recorded as seen but never given a snapshot's content, because the
+// allocator assumes fresh memory reads zeros (calloc does not clear an mmapped chunk or a freshly
+// grown heap). At most 4 ranges.
+void note_allocator_code(AddressRange r);
 
 void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* caller);
 // Carries out the program's mremap (the system call, split per mapping where the shim's

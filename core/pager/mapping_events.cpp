@@ -24,6 +24,15 @@ bool descriptor_usable() {
   return false;
 }
 
+// Made by the C library itself on the program's behalf (see note_allocator_code).
+bool made_by_allocator(const void* caller) {
+  const uintptr_t pc = reinterpret_cast<uintptr_t>(caller);
+  for (size_t i = 0; i < g.allocator_code_count; i++) {
+    if (pc >= g.allocator_code[i].start && pc < g.allocator_code[i].end) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* caller) {
@@ -42,10 +51,13 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
   uint64_t site = 0;
   uint32_t ordinal = 0;
   int32_t source = Region::kZeroSource;
+  // Thread stacks (glibc expects a new stack's descriptor area zeroed) and the allocator's memory
+  // must read zeros when fresh: never recorded, never restored.
+  const bool unrestorable = (flags & MAP_STACK) || made_by_allocator(caller);
   if (g_sites) {
     SiteId id = g_sites->record(caller, &ordinal);
     site = CallSiteTable::pack(id);
-    if (want && !(flags & MAP_STACK) && g_restore && g_restore->ready()) {
+    if (want && !unrestorable && g_restore && g_restore->ready()) {
       source = g_restore->match(s, len, prot, flags, id, ordinal, *g_sites.get());
     }
   }
@@ -70,7 +82,7 @@ void mapped(void* addr, size_t len, int prot, int flags, int fd, const void* cal
       r.site = site;
       r.ordinal = ordinal;
       r.alloc_length = len;
-      r.unrestorable = (flags & MAP_STACK) != 0;
+      r.unrestorable = unrestorable;
       r.id = g.table.next_id();
       id = r.id;
       inserted = g.table.insert(r);

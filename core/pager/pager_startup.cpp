@@ -159,6 +159,10 @@ void note_own_memory(AddressRange r) {
   if (g.own_count < PagerState::kOwnRanges) g.own[g.own_count++] = r;
 }
 
+void note_allocator_code(AddressRange r) {
+  if (g.allocator_code_count < PagerState::kAllocatorRanges) g.allocator_code[g.allocator_code_count++] = r;
+}
+
 void start(char** envp, char** argv) {
   configure(envp);
   if (g.cfg.disabled) return;

@@ -67,6 +67,10 @@ struct PagerState {
   static constexpr size_t kOwnRanges = 16;
   AddressRange own[kOwnRanges] = {};
   size_t own_count = 0;
+  // The C library's code (see note_allocator_code).
+  static constexpr size_t kAllocatorRanges = 4;
+  AddressRange allocator_code[kAllocatorRanges] = {};
+  size_t allocator_code_count = 0;
   uintptr_t heap_start = 0;  // where the brk heap starts (start_brk), once read
 };
 

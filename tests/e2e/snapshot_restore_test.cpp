@@ -479,5 +479,31 @@ TEST(SnapshotRestore, PartiallyRestoredProcessRecordsTheOriginal) {
   EXPECT_EQ(lost, 0u);
 }
 
+// ---- memory the C library maps for the program reads zeros when fresh ----
+
+// calloc does not clear an mmapped chunk, a freshly grown heap or a new arena: it relies on the
+// kernel's zero fill. A restore must therefore never give such memory a recording's bytes (the
+// allocator's call sites inside libc would otherwise match by ordinal), while the program's own
+// mapping beside it is restored. Both interception modes.
+TEST(SnapshotRestore, AllocatorMemoryIsNeverGivenRecordedBytes) {
+  for (const char* intercept : {"libc", "symbols"}) {
+    SCOPED_TRACE(intercept);
+    TempDir dir;
+    const std::string file = dir.file("alloc.snap");
+    RunOptions opt;
+    opt.env = {{"UFFDLAZY_INTERCEPT", intercept}};
+    ProcessResult rec = record(file, {}, {target_path("allocator_memory"), "fill"}, opt);
+    ASSERT_EQ(rec.exit_code, 0) << rec.out << rec.err;
+    ProcessResult res = restore(file, {}, {target_path("allocator_memory"), "check"}, opt);
+    EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+    EXPECT_EQ(res.out,
+              "calloc mmapped chunk: 0 non-zero bytes\n"
+              "calloc from the heap: 0 non-zero bytes\n"
+              "calloc in a thread's arena: 0 non-zero bytes\n"
+              "own mapping: as recorded\n")
+        << res.err;
+  }
+}
+
 }  // namespace
 }  // namespace uffdlazy::test
