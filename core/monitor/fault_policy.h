@@ -104,7 +104,7 @@ class FaultPolicy {
   static constexpr uint32_t kSyncPages = 16;
   // A zero run copied for a writer comes from this many zeroed pages.
   static constexpr uint32_t kMaxZeroCopy = 512;
-  // A data run is read into a staging buffer this large, checked there, and installed from it.
+  // Room for the data runs a source copies out before installing them (see PageSource::read_pages).
   static constexpr uint32_t kStagePages = 256;
 
   // Never returns. err: 0 for a checksum mismatch, else why the page could not be read.
@@ -131,8 +131,8 @@ class FaultPolicy {
   FaultAnswer answer(uintptr_t address, bool write, CorruptHandler on_corrupt);
 
   // Installs owed pages of `r` from `page` on: at most max_pages, one ioctl, as far as they are
-  // owed and of the first page's kind. Data is read into the staging buffer and checked there
-  // (PageSource::read_pages), then installed from it. A partially installed run is consumed as
+  // owed and of the first page's kind. Data comes checked from PageSource::read_pages: a snapshot
+  // copies short runs into the staging buffer and hands long ones out from its file mapping. A partially installed run is consumed as
   // far as it went. On ENOENT (the run crosses the end of a VMA: mprotect split the region) it
   // retries shorter: halving, or straight to one page with `one_page_on_noent`. on_corrupt ==
   // nullptr: a first page that fails its checksum or cannot be read is reported (result.corrupt)

@@ -148,10 +148,11 @@ TEST(MappingStress, RestoredRegionIsServedLazilyWhileThreadsMapAdviseRemapAndSig
   }
 }
 
-// Known to fail on the current shim (kept separate so each class shows by name).
+// Each class of failure the harness found first, kept separate so each shows by name.
 
-// Many threads faulting while others madvise: all of them end up waiting in handle_userfault while
-// the monitor spins (from about 40 threads; 96 hang every time here).
+// Many threads faulting while others madvise: before the fault queue stopped blocking the
+// monitor's reads, all of them ended up waiting in handle_userfault (from about 40 threads; 96
+// hung every time here).
 TEST(MappingStress, NinetySixThreadsFaultingWhileOthersDropPages) {
   run_variant({{"--threads", "96", "--steps", "300", "--ops", "advise"}, {1, 2}});
 }
@@ -208,8 +209,8 @@ TEST(MappingStress, RecordingAtExitHoldsOnlyRegionsStillMapped) {
   }
 }
 
-// Children made without the fork() wrapper (_Fork, clone) get no pthread_atfork fill: pages the
-// snapshot still owes read as zeros in them.
+// Children made without the fork() wrapper (_Fork, clone) run no pthread_atfork handlers: before
+// the shim filled owed pages for those too, pages the snapshot still owed read as zeros in them.
 TEST(MappingStress, RestoredProcessChildrenSeeTheSnapshotsPages) {
   for (int seed : {3, 4}) {
     run_recorded_then_restored({"--threads", "4", "--steps", "300", "--ops", "fork,advise"}, seed);
