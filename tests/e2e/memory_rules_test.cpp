@@ -182,5 +182,25 @@ TEST(MemoryStress, ThreadsFaultingAdvisingRemappingAndUnmappingTogetherSeeNoWron
   EXPECT_GT(summary_field(line, "remap"), 100) << line;
 }
 
+// A thousand threads faulting while others drop, move and unmap: more blocked faults than the
+// monitor reads in a batch, and events queued behind them. Before the queue stopped blocking
+// reads, 32 threads were enough to hang the process.
+TEST(MemoryStress, AThousandThreadsFaultingThroughEventsNeverHang) {
+  std::vector<std::string> argv = {target_path("stress_mix"), "1000", "30"};
+  ProcessResult plain = run_process(argv);
+  RunOptions opt;
+  opt.with_shim = true;
+  opt.env = {{"UFFDLAZY_STATS", "1"}, {"UFFDLAZY_STRICT", "1"}, {"UFFDLAZY_MIN_SIZE", "4K"}};
+  ProcessResult shim = run_process(argv, opt);
+  ASSERT_EQ(plain.exit_code, 0) << plain.out << plain.err;
+  ASSERT_EQ(shim.exit_code, 0) << shim.out << shim.err;
+  EXPECT_EQ(shim.out, plain.out);
+  EXPECT_NE(shim.out.find("mismatches=0\n"), std::string::npos);
+  std::string line = summary_line(shim.err);
+  EXPECT_GT(summary_field(line, "faults"), 100000) << line;
+  EXPECT_GT(summary_field(line, "remove"), 1000) << line;
+  EXPECT_GT(summary_field(line, "unmap"), 1000) << line;
+}
+
 }  // namespace
 }  // namespace uffdlazy::test
