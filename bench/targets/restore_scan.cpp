@@ -19,7 +19,7 @@
 // touch prints one line: pages, bad pages, and the time the program spent from start to the end
 // of its reads. With --wait-resident it then waits until every page of the region is in place
 // (mincore; nothing is touched) and prints how long that took from start, and with --idle-ms it
-// then measures the CPU time the shim's monitor thread (named uffdlazy-mon) used while the program
+// then measures the CPU time the shim's threads (uffdlazy-mon, uffdlazy-copy) used while the program
 // slept that long. Plain C++ and system calls: no uffdlazy code.
 #include <dirent.h>
 #include <fcntl.h>
@@ -82,8 +82,9 @@ int usage() {
   return 2;
 }
 
-// CPU time (ns) of the thread named `name` in this process (schedstat: ns precision), or -1.
-int64_t thread_cpu_ns(const char* name) {
+// CPU time (ns) of the threads whose name starts with `prefix` in this process (schedstat: ns
+// precision), summed, or -1 if there is none.
+int64_t thread_cpu_ns(const char* prefix) {
   DIR* d = opendir("/proc/self/task");
   if (!d) return -1;
   int64_t found = -1;
@@ -96,14 +97,13 @@ int64_t thread_cpu_ns(const char* name) {
     ssize_t n = read(fd, comm, sizeof comm - 1);
     close(fd);
     if (n > 0 && comm[n - 1] == '\n') comm[n - 1] = 0;
-    if (strcmp(comm, name) != 0) continue;
+    if (strncmp(comm, prefix, strlen(prefix)) != 0) continue;
     snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
     fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) break;
+    if (fd < 0) continue;
     n = read(fd, stat, sizeof stat - 1);
     close(fd);
-    if (n > 0) found = int64_t(strtoull(stat, nullptr, 10));
-    break;
+    if (n > 0) found = (found < 0 ? 0 : found) + int64_t(strtoull(stat, nullptr, 10));
   }
   closedir(d);
   return found;
@@ -302,10 +302,10 @@ int main(int argc, char** argv) {
     }
   }
   if (idle_ms) {
-    const int64_t before = thread_cpu_ns("uffdlazy-mon");
+    const int64_t before = thread_cpu_ns("uffdlazy-");
     const uint64_t s0 = now_ns();
     usleep(useconds_t(idle_ms * 1000));
-    const int64_t after = thread_cpu_ns("uffdlazy-mon");
+    const int64_t after = thread_cpu_ns("uffdlazy-");
     const double wall = double(now_ns() - s0);
     if (before >= 0 && after >= 0) {
       std::printf(" monitor_idle_cpu_pct=%.3f", double(after - before) * 100.0 / wall);

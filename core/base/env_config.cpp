@@ -115,6 +115,9 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       if (!parse_size(v, &cfg->readahead) || cfg->readahead < 1 || cfg->readahead > Config::kMaxReadahead)
         return bad("a number of pages from 1 to 4096 (1 turns readahead off)");
       readahead_set = true;
+    } else if (is("COPY_THREADS")) {
+      if (!parse_size(v, &cfg->copy_threads) || cfg->copy_threads < 1 || cfg->copy_threads > 2)
+        return bad("1 (the monitor copies alone) or 2 (a second thread copies half of each long run)");
     } else if (is("PREFETCH")) {
       if (!strcmp(v, "none")) {
         cfg->prefetch = Config::kPrefetchNone;
@@ -154,7 +157,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
     } else {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
-               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, PREFETCH, WS, WS_RECORD, CHECKPOINT, CHECKPOINT_AT, "
+               "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, COPY_THREADS, PREFETCH, WS, WS_RECORD, CHECKPOINT, CHECKPOINT_AT, "
                "CHECKPOINT_THEN, INTERCEPT)");
       return false;
     }

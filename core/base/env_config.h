@@ -34,6 +34,7 @@ struct Config {
   bool no_aslr = false;           // UFFDLAZY_NO_ASLR: match snapshot regions by address
   char verify[16] = "page";       // UFFDLAZY_VERIFY: page | none (checksum each served page)
   uint64_t readahead = 1024;      // UFFDLAZY_READAHEAD: most pages one snapshot fault brings in
+  uint64_t copy_threads = 2;      // UFFDLAZY_COPY_THREADS: threads copying long runs (1 or 2)
   uint8_t prefetch = kPrefetchAll;  // UFFDLAZY_PREFETCH: none | ws | all
   char ws[kPathMax] = {};         // UFFDLAZY_WS: replay this working set first
   char ws_record[kPathMax] = {};  // UFFDLAZY_WS_RECORD: write the pages the run touched here

@@ -156,7 +156,7 @@ RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max
   }
   for (;;) {
     const uint64_t len = uint64_t(n) * ps;
-    out.fill = data ? s_.uffd->copy(page, content, len) : zero_fill(page, len, write);
+    out.fill = data ? copy_data(r, sp, page, content, len) : zero_fill(page, len, write);
     if (out.fill.status != FillStatus::kNoEntry || n == 1) break;
     n = one_page_on_noent ? 1 : n / 2;
     out.end_of_owed = false;
@@ -234,6 +234,27 @@ FaultAnswer FaultPolicy::answer(uintptr_t address, bool write, CorruptHandler on
   if (a.fill.status == FillStatus::kDone || a.fill.status == FillStatus::kPartial) {
     // Partial: pages up to an already present one were installed (the faulting page first).
     a.pages = uint32_t(a.fill.bytes / ps ? a.fill.bytes / ps : 1);
+  }
+  return a;
+}
+
+FillResult FaultPolicy::copy_data(const Region& r, uint64_t sp, uintptr_t page, const void* content, uint64_t len) {
+  const uint64_t ps = s_.page_size;
+  CopyHelper* helper = s_.copy_helper;
+  if (!helper || len < uint64_t(kSplitPages) * ps || !helper->available()) return s_.uffd->copy(page, content, len);
+  const uint64_t first = len / ps / 2 * ps;
+  helper->post(page + first, static_cast<const char*>(content) + first, len - first);
+  const FillResult a = s_.uffd->copy(page, content, first);
+  const FillResult b = helper->wait();
+  if (a.status == FillStatus::kDone) {
+    if (b.status == FillStatus::kDone) return FillResult{FillStatus::kDone, len, 0};
+    // Installed up to the first page the second half could not: the caller goes on from there
+    // and meets that page's own answer (present, gone, an event to read).
+    const uint64_t more = b.status == FillStatus::kPartial ? b.bytes : 0;
+    return FillResult{FillStatus::kPartial, first + more, b.err ? b.err : EAGAIN};
+  }
+  if (b.status == FillStatus::kDone || b.status == FillStatus::kPartial) {
+    for (uint64_t i = 0; i < b.bytes / ps; i++) s_.source->consume(r.source, sp + first / ps + i);
   }
   return a;
 }

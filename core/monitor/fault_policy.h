@@ -22,6 +22,7 @@
 #include <cstdint>
 
 #include "core/base/spin_lock.h"
+#include "core/monitor/copy_helper.h"
 #include "core/monitor/page_set.h"
 #include "core/monitor/page_source.h"
 #include "core/monitor/region.h"
@@ -106,6 +107,8 @@ class FaultPolicy {
   static constexpr uint32_t kMaxZeroCopy = 512;
   // Room for the data runs a source copies out before installing them (see PageSource::read_pages).
   static constexpr uint32_t kStagePages = 256;
+  // A data run this long or longer is copied in two halves at once when there is a copy helper.
+  static constexpr uint32_t kSplitPages = 32;
 
   // Never returns. err: 0 for a checksum mismatch, else why the page could not be read.
   using CorruptHandler = void (*)(const Region&, uint64_t, uintptr_t, int err);
@@ -121,6 +124,7 @@ class FaultPolicy {
     const void* zero_pages = nullptr;  // kMaxZeroCopy zeroed pages, never registered
     void* stage = nullptr;             // kStagePages pages, never registered
     TouchLog* touches = nullptr;       // optional: owed pages faults served, in order
+    CopyHelper* copy_helper = nullptr;  // optional: copies half of each long data run
   };
 
   void init(const Setup& s);
@@ -147,6 +151,10 @@ class FaultPolicy {
 
  private:
   FillResult zero_fill(uintptr_t start, uint64_t len, bool write);
+  // Copies a checked data run of r from page `page` (source page sp) on: in two halves at once
+  // when it is long and there is a copy helper. The result is that of one copy of the whole run;
+  // if the first half stops short, pages the second half did install are consumed here.
+  FillResult copy_data(const Region& r, uint64_t sp, uintptr_t page, const void* content, uint64_t len);
 
   Setup s_;
   ReadaheadWindow readahead_;

@@ -9,6 +9,7 @@
 #include "core/base/aside_mmap.h"
 #include "core/base/line_writer.h"
 #include "core/base/mono_clock.h"
+#include "core/base/private_fd_table.h"
 #include "core/base/program_stderr.h"
 #include "core/base/raw_syscall.h"
 
@@ -27,6 +28,19 @@ void* map_populated(size_t bytes) {
 void* thread_main(void* self) {
   static_cast<Monitor*>(self)->run();
   return nullptr;
+}
+
+// How long the copy helper keeps looking for the next job: the fill posts them back to back.
+constexpr uint64_t kCopierSpinNs = 200 * 1000;
+
+// The CPUs this thread may run on (at least 1).
+int usable_cpus() {
+  uint64_t mask[16] = {};
+  long n = sys::call6(SYS_sched_getaffinity, 0, sizeof mask, reinterpret_cast<long>(mask));
+  if (n <= 0) return 1;
+  int count = 0;
+  for (long i = 0; i < n / 8; i++) count += __builtin_popcountll(mask[i]);
+  return count ? count : 1;
 }
 
 }  // namespace
@@ -71,6 +85,9 @@ bool Monitor::init(const Setup& setup) {
   p.zero_pages = zero_pages_;
   p.stage = stage_;
   p.touches = s_.touches;
+  // A second copying thread pays only where there is much to copy: a snapshot still owing pages.
+  want_copier_ = s_.copy_threads >= 2 && s_.source && s_.source->owed_pages() > 0 && usable_cpus() >= 2;
+  p.copy_helper = want_copier_ ? &copier_ : nullptr;
   policy_.init(p);
   BackgroundFill::Setup f;
   f.policy = &policy_;
@@ -93,9 +110,12 @@ bool Monitor::init(const Setup& setup) {
 }
 
 bool Monitor::start() {
+  // Without it the monitor copies everything itself (available() stays false).
+  if (want_copier_) copier_.start(s_.uffd, kCopierSpinNs);
   running_.store(true, std::memory_order_release);
   if (!thread_.start(thread_main, this, kStackSize)) {
     running_.store(false, std::memory_order_release);
+    copier_.stop();
     return false;
   }
   return true;
@@ -108,10 +128,12 @@ void Monitor::stop() {
     ring();
   }
   thread_.join();
+  copier_.stop();
 }
 
 void Monitor::forget_after_fork() {
   thread_.forget();
+  copier_.forget();
   queue_.clear();
   stopping_ = false;
   overflowed_ = false;
@@ -184,26 +206,9 @@ void Monitor::release_waiters() {
 }
 
 void Monitor::own_descriptor_table() {
-  // A table of our own, holding nothing but the userfaultfd (and the file the page source reads,
-  // if any): the program may close or reuse any number in its table without affecting us, and we
-  // hold no reference to its files (a pipe the program closes must reach EOF for its reader).
-  if (sys::call6(SYS_unshare, CLONE_FILES) != 0) return;  // old kernel: stay on the shared table
-  unsigned keep[2] = {unsigned(s_.uffd->fd()), ~0u};
+  // The userfaultfd, and the file the page source reads, if any (see private_fd_table.h).
   const int source_fd = s_.source ? s_.source->descriptor() : -1;
-  if (source_fd >= 0 && unsigned(source_fd) != keep[0]) {
-    keep[1] = unsigned(source_fd);
-    if (keep[1] < keep[0]) {
-      keep[1] = keep[0];
-      keep[0] = unsigned(source_fd);
-    }
-  }
-  unsigned from = 0;
-  for (unsigned k : keep) {
-    if (k == ~0u) break;
-    if (k > from) sys::call6(SYS_close_range, from, k - 1, 0);
-    from = k + 1;
-  }
-  sys::call6(SYS_close_range, from, ~0u, 0);
+  take_private_descriptor_table(s_.uffd->fd(), source_fd != s_.uffd->fd() ? source_fd : -1);
 }
 
 void Monitor::run() {
@@ -298,6 +303,8 @@ void Monitor::resumed(PageSource* source) {
   overflowed_ = false;
   stopping_ = false;
   s_.source = source;
+  // The copy helper was not part of the image: a resumed process copies on the monitor alone.
+  copier_.forget();
   policy_.set_source(source);
   // Nothing read ahead or filled before the checkpoint is owed by the new source.
   fill_.set_source(source);

@@ -21,6 +21,7 @@
 
 #include "core/base/hidden_thread.h"
 #include "core/base/spin_lock.h"
+#include "core/monitor/copy_helper.h"
 #include "core/monitor/background_fill.h"
 #include "core/monitor/fault_policy.h"
 #include "core/monitor/fault_queue.h"
@@ -59,6 +60,9 @@ class Monitor final : private FillHost {
     const SourceRun* working_set = nullptr;  // the recorded working set to replay first
     size_t working_set_runs = 0;
     TouchLog* touches = nullptr;             // told each owed page a fault served (recording one)
+    // Threads that copy long runs of snapshot pages (see CopyHelper): 1 or 2. The second is
+    // started only with a source and when the process may run on more than one CPU.
+    uint32_t copy_threads = 2;
   };
   static constexpr uint32_t kMaxFaultAround = 512;
   // Distinct pages with a fault waiting for its answer (see FaultQueue).
@@ -141,6 +145,8 @@ class Monitor final : private FillHost {
   PageSet working_set_pages_;  // the working set's pages as a set (built at init)
   FaultQueue queue_;
   HiddenThread thread_;
+  CopyHelper copier_;
+  bool want_copier_ = false;
   void* zero_pages_ = nullptr;
   void* stage_ = nullptr;  // where snapshot pages are read and checked before they are installed
   uffd_msg* msgs_ = nullptr;

@@ -125,6 +125,7 @@ bool bring_up() {
   setup.observer = &g_observer;
   setup.cpu = g.cfg.monitor_cpu;
   setup.spin_ns = g.cfg.spin_us * 1000;
+  setup.copy_threads = uint32_t(g.cfg.copy_threads);
   configure_restore_prefetch(&setup);
   if (!g.monitor.init(setup) || !g.monitor.start()) {
     g.uffd.close();

@@ -1,7 +1,9 @@
 // Readahead and the background fill, with an in-process Monitor serving a real snapshot file
 // (SnapshotPageSource) into regions this test registers itself. Every test checks page contents
 // exactly, and which pages are in place (mincore) where the point is what was installed when.
+#include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -10,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -99,7 +102,7 @@ struct Harness {
   Monitor monitor;
 
   void set_up(PageSource* source, uint32_t readahead, PrefetchMode prefetch, const SourceRun* ws = nullptr,
-              size_t ws_runs = 0) {
+              size_t ws_runs = 0, uint32_t copy_threads = 2) {
     ASSERT_TRUE(uffd.open(false, nullptr)) << "userfaultfd must be available on this machine";
     ASSERT_TRUE(table.init(64, 16, kPs));
     Monitor::Setup s;
@@ -113,6 +116,7 @@ struct Harness {
     s.prefetch = prefetch;
     s.working_set = ws;
     s.working_set_runs = ws_runs;
+    s.copy_threads = copy_threads;
     ASSERT_TRUE(monitor.init(s));
     ASSERT_TRUE(monitor.start());
   }
@@ -253,17 +257,19 @@ TEST(Readahead, RunAcrossAVmaBoundaryIsRetriedShorter) {
 
 // The background fill against the program dropping pages meanwhile: whichever comes first, a
 // dropped page reads zeros and every other page holds the snapshot's content.
+// With one copying thread and with two (the copy helper installs half of each long run).
 TEST(BackgroundFill, DroppedPagesDuringTheFillReadZeros) {
   constexpr size_t kPages = 16384;  // 64 MiB: the fill takes long enough to be under way
-  for (int round = 0; round < 3; round++) {
-    SCOPED_TRACE(round);
+  for (int round = 0; round < 6; round++) {
+    const uint32_t copy_threads = 1 + round % 2;
+    SCOPED_TRACE("round " + std::to_string(round) + ", copy threads " + std::to_string(copy_threads));
     SnapshotFile f(kPages);
     ASSERT_TRUE(f.ok());
     Harness h;
-    h.set_up(&f.source(), 1024, PrefetchMode::kAll);
+    h.set_up(&f.source(), 1024, PrefetchMode::kAll, nullptr, 0, copy_threads);
     char* r = h.region(kPages);
     h.monitor.region_restored(0);  // the fill starts
-    const size_t dropped_at[] = {size_t(40 + round * 700), 8000, kPages - 100};
+    const size_t dropped_at[] = {size_t(40 + round * 700), size_t(8000 + round * 33), kPages - 100};
     for (size_t at : dropped_at) ASSERT_EQ(madvise(r + at * kPs, 64 * kPs, MADV_DONTNEED), 0);
     auto dropped = [&](size_t i) {
       for (size_t at : dropped_at)
@@ -296,6 +302,63 @@ TEST(BackgroundFill, DroppedPagesDuringTheFillReadZeros) {
     EXPECT_EQ(f.source().served_pages() + f.source().dropped_pages(), kPages);
     munmap(r, kPages * kPs);
   }
+}
+
+// The copy helper's half of a run may succeed where the monitor's half meets a VMA boundary (an
+// mprotect split the region; the copy then fails with ENOENT): every page still ends up in place
+// with its content, and served exactly once.
+TEST(BackgroundFill, SplitCopiesAcrossVmaBoundariesInstallEveryPageOnce) {
+  constexpr size_t kPages = 4096;
+  SnapshotFile f(kPages);
+  ASSERT_TRUE(f.ok());
+  Harness h;
+  h.set_up(&f.source(), 1024, PrefetchMode::kNone, nullptr, 0, 2);
+  char* r = h.region(kPages);
+  // VMAs of odd lengths, so that the halves of many runs straddle a boundary.
+  const size_t cuts[] = {7, 100, 133, 1000, 1017, 2049, 3001, 3002, 4000};
+  for (size_t i = 0; i + 1 < sizeof cuts / sizeof cuts[0]; i += 2)
+    ASSERT_EQ(mprotect(r + cuts[i] * kPs, (cuts[i + 1] - cuts[i]) * kPs, PROT_READ), 0);
+  h.monitor.fill_all_owed();
+  EXPECT_EQ(f.source().owed_all_pages(), 0u);
+  EXPECT_EQ(count_present(r, kPages), kPages);
+  size_t bad = 0;
+  for (size_t i = 0; i < kPages; i++) bad += !SnapshotFile::holds_page(r + i * kPs, i);
+  EXPECT_EQ(bad, 0u);
+  h.monitor.sync();
+  EXPECT_EQ(f.source().served_pages(), kPages);
+  EXPECT_EQ(h.counters.faults.load(), 0u);
+}
+
+// The second copying thread exists only where it can help: a source owing pages, two threads asked
+// for (the default) and more than one CPU to run on.
+TEST(BackgroundFill, CopyHelperRunsOnlyWhenAsked) {
+  auto copy_threads_running = [] {
+    int n = 0;
+    DIR* d = opendir("/proc/self/task");
+    while (dirent* e = d ? readdir(d) : nullptr) {
+      std::string comm;
+      std::ifstream in(std::string("/proc/self/task/") + e->d_name + "/comm");
+      if (std::getline(in, comm) && comm == "uffdlazy-copy") n++;
+    }
+    if (d) closedir(d);
+    return n;
+  };
+  ASSERT_EQ(copy_threads_running(), 0);
+  SnapshotFile f(64);
+  ASSERT_TRUE(f.ok());
+  {
+    Harness h;
+    h.set_up(&f.source(), 64, PrefetchMode::kNone, nullptr, 0, 1);
+    EXPECT_EQ(copy_threads_running(), 0);
+  }
+  {
+    cpu_set_t cpus;
+    ASSERT_EQ(sched_getaffinity(0, sizeof cpus, &cpus), 0);
+    Harness h;
+    h.set_up(&f.source(), 64, PrefetchMode::kNone, nullptr, 0, 2);
+    EXPECT_EQ(copy_threads_running(), CPU_COUNT(&cpus) >= 2 ? 1 : 0);
+  }
+  EXPECT_EQ(copy_threads_running(), 0) << "stop() ends the copy helper too";
 }
 
 TEST(BackgroundFill, PrefetchNoneInstallsNothingUnasked) {
