@@ -97,6 +97,31 @@ TEST(MemoryRules, MoveAcrossSeveralMappingsGivesWhatTheKernelGivesWithoutTheShim
   EXPECT_GE(summary_field(r.summary, "remap"), 3) << r.summary;  // one per mapping
 }
 
+// More mappings than the shim gathers at once (300, alternating protection, a gap in the middle):
+// the same pages, the same result and the same old range as without the shim.
+TEST(MemoryRules, MoveAcrossHundredsOfMappingsGivesWhatTheKernelGivesWithoutTheShim) {
+  Runs r = run_both({"move_many_mappings", "300"});
+  expect_same(r);
+  EXPECT_NE(r.plain.out.find("move many mappings (300)"), std::string::npos) << r.plain.out;
+  if (r.plain.out.find("ok") != std::string::npos) {
+    EXPECT_GE(summary_field(r.summary, "remap"), 299) << r.summary;  // one per mapping
+  }
+}
+
+// Without /proc the shim cannot read the mappings; it learns them otherwise and moves exactly
+// what the kernel would move without it.
+TEST(MemoryRules, MoveAcrossMappingsWithoutProcGivesWhatTheKernelGivesWithoutTheShim) {
+  Runs few = run_both({"move_across_mappings", "noproc"});
+  expect_same(few);
+  Runs many = run_both({"move_many_mappings", "300", "noproc"});
+  expect_same(many);
+  EXPECT_NE(many.plain.out.find("move many mappings (300)"), std::string::npos) << many.plain.out;
+  if (many.plain.out.find("ok") != std::string::npos) {
+    EXPECT_GE(summary_field(few.summary, "remap"), 3) << few.summary;     // one per mapping
+    EXPECT_GE(summary_field(many.summary, "remap"), 299) << many.summary;
+  }
+}
+
 // The tail of a grow that moves is part of the region: with fault-around 16, 96 fresh tail pages
 // cost 6 round trips, not 96 (they would if the table did not know the tail).
 TEST(MemoryRules, GrowThatMovesKeepsTheTailInItsRegion) {

@@ -38,6 +38,9 @@ int g_worker_count = 0;
 namespace {
 
 constexpr int kMaxVmaBound = 9;
+// Blocks of more than 64 pages are shattered into a VMA per page (move_multi_vma) only in runs of
+// at most this many threads: 16 x the page budget stays far below vm.max_map_count.
+constexpr int kMaxShatterThreads = 16;
 #ifndef MADV_COLLAPSE
 constexpr int MADV_COLLAPSE = 25;  // Linux 6.1; older libc headers lack it
 #endif
@@ -805,7 +808,23 @@ Op Thread::op_move_multi() {
   size_t idx = pick_block();
   Block& b = w_.blocks[idx];
   if (b.pages.size() < 2) return op_move();
-  if (b.one_vma) {
+  if (b.pages.size() > 16 && w_.opt->threads <= kMaxShatterThreads && rng_.chance(60)) {
+    // Shatter it: every other page gets another protection, so it is as many VMAs as pages, more
+    // than the shim learns at once (64). Its bound stays true (one VMA a page at most); the
+    // thread count bounds the process's map count (page budget x threads).
+    doing("mprotect every other page", b.base);
+    for (size_t i = 1; i < b.pages.size(); i += 2) {
+      int prot = b.pages[i].prot == kRw ? PROT_READ : kRw;
+      if (mprotect(b.base + i * kPage, kPage, prot) != 0) {
+        failed("mprotect of one page", errno, &b);
+        return Op::kMoveMulti;
+      }
+      b.pages[i].prot = uint8_t(prot);
+    }
+    b.one_vma = false;
+    b.vma_bound = std::max(b.vma_bound, int(b.pages.size()));
+    b.dirty = true;
+  } else if (b.one_vma) {
     // Split it: a part of it gets another protection, so it is two or three VMAs.
     Range r = pick_partial(b);
     int prot = b.pages[r.first].prot == kRw ? PROT_READ : kRw;

@@ -6,7 +6,9 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -277,10 +279,13 @@ int exec_child() {
   return 0;
 }
 
-int move_across_mappings() {
+void hide_proc();
+
+int move_across_mappings(bool without_proc) {
   // One allocation split into three mappings by mprotect, half written, moved as one range: since
   // Linux 6.17 the kernel moves ranges that span several mappings. The result must be the same
   // with and without the shim (on an older kernel both refuse with EFAULT).
+  if (without_proc) hide_proc();
   const size_t n = 64;
   char* m = map_anon(n);
   for (size_t i = 0; i < n / 2; i++) stamp(m, i, 11);
@@ -302,6 +307,68 @@ int move_across_mappings() {
   for (size_t i = 0; i < n; i++) stamp(moved, i, 12);
   for (size_t i = 0; i < n; i++) check(stamped(moved, i, 12), "moved range is ordinary memory afterwards", i);
   std::printf("move across mappings ok\n");
+  return 0;
+}
+
+// Hides /proc from this process: a private mount namespace with an empty tmpfs over /proc, so
+// that /proc/self/maps cannot be opened (as in a container or chroot without /proc).
+void hide_proc() {
+  if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      mount("none", "/proc", "tmpfs", 0, nullptr) != 0) {
+    std::perror("hiding /proc");
+    std::exit(2);
+  }
+  if (access("/proc/self/maps", R_OK) == 0) {
+    std::fprintf(stderr, "/proc/self/maps still readable\n");
+    std::exit(2);
+  }
+}
+
+int move_many_mappings(size_t n, bool without_proc) {
+  // n pages, every other one made read-only (n mappings), two of every three written, one page in
+  // the middle unmapped (a gap), moved as one range. Since Linux 6.17 the kernel moves such a range
+  // whatever the number of mappings and keeps the gap; before, it refuses with EFAULT. The result
+  // must be the same with and without the shim, page by page, with and without /proc.
+  if (without_proc) hide_proc();
+  char* m = map_anon(n);
+  for (size_t i = 0; i < n; i++) {
+    if (i % 3 != 2) stamp(m, i, 21);
+  }
+  for (size_t i = 1; i < n; i += 2) mprotect(m + i * kPage, kPage, PROT_READ);
+  const size_t gap = n / 2 | 1;
+  munmap(m + gap * kPage, kPage);
+  char* dst = map_anon(n, PROT_NONE);
+  errno = 0;
+  char* moved = static_cast<char*>(mremap(m, n * kPage, n * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, dst));
+  if (moved == MAP_FAILED) {
+    std::printf("move many mappings (%zu): %s\n", n, std::strerror(errno));
+    // Nothing may have moved: every page is still where it was, with its data.
+    for (size_t i = 0; i < n; i++) {
+      if (i == gap) continue;
+      check(i % 3 == 2 ? all_zero(m + i * kPage, kPage) : stamped(m, i, 21), "page left in place", i);
+    }
+    return 0;
+  }
+  check(moved == dst, "moved to the address asked for");
+  unsigned char v;
+  for (size_t i = 0; i < n; i++) {
+    check(mincore(m + i * kPage, kPage, &v) != 0 && errno == ENOMEM, "old range unmapped", i);
+    if (i == gap) {
+      // The kernel leaves the destination's page facing the gap as it was.
+      check(mincore(moved + i * kPage, kPage, &v) == 0, "destination facing the gap still mapped", i);
+      continue;
+    }
+    check(i % 3 == 2 ? all_zero(moved + i * kPage, kPage) : stamped(moved, i, 21), "moved page", i);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (i == gap) continue;
+    mprotect(moved + i * kPage, kPage, PROT_READ | PROT_WRITE);
+    stamp(moved, i, 22);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (i != gap) check(stamped(moved, i, 22), "moved range is ordinary memory afterwards", i);
+  }
+  std::printf("move many mappings (%zu) ok\n", n);
   return 0;
 }
 
@@ -494,7 +561,7 @@ int quiet_while_recorded() {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: memory_rules touch N | dontneed | free | unmap | remap | threads N | "
-                         "syscalls | fork | exec | move_across_mappings | grow_and_move | close_every_descriptor | "
+                         "syscalls | fork | exec | move_across_mappings [noproc] | move_many_mappings N [noproc] | grow_and_move | close_every_descriptor | "
                          "small_stack | handler_maps_memory | quiet_while_recorded | raw_syscalls\n");
     return 2;
   }
@@ -509,7 +576,9 @@ int main(int argc, char** argv) {
   else if (s == "syscalls") rc = read_syscall();
   else if (s == "fork") rc = fork_child_sees_parent();
   else if (s == "exec") rc = exec_child();
-  else if (s == "move_across_mappings") rc = move_across_mappings();
+  else if (s == "move_across_mappings") rc = move_across_mappings(argc > 2 && std::string(argv[2]) == "noproc");
+  else if (s == "move_many_mappings")
+    rc = move_many_mappings(argc > 2 ? size_t(std::atol(argv[2])) : 300, argc > 3 && std::string(argv[3]) == "noproc");
   else if (s == "grow_and_move") rc = grow_and_move();
   else if (s == "close_every_descriptor") rc = close_every_descriptor();
   else if (s == "small_stack") rc = small_stack();
