@@ -12,7 +12,7 @@ namespace uffdlazy {
 
 namespace {
 
-constexpr size_t kStackSize = 64 * 1024;
+constexpr size_t kStackSize = 256 * 1024;  // as the monitor's: sanitizer runtimes need >128 KiB
 // The monitor waits this long, yielding, before it sleeps on the job: a half run takes tens to
 // hundreds of microseconds.
 constexpr uint64_t kWaitSpinNs = 2000000;
