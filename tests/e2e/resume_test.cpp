@@ -28,10 +28,13 @@ TEST(Resume, PausedInAReadAtSeveralPointsEagerAndLazy) {
       c.input = "y";
       c.lazy = lazy;
       c.run_and_compare();
+      // Pages the monitor served from the image, by fault or by the background fill (which of
+      // the two got a page first is up to the scheduler).
+      const long served = c.resumed_data_pages() + c.resumed_field("prefetched");
       if (lazy) {
-        EXPECT_GT(c.resumed_data_pages(), 0) << c.resumed.err;
+        EXPECT_GT(served, 0) << c.resumed.err;
       } else {
-        EXPECT_EQ(c.resumed_data_pages(), 0) << c.resumed.err;
+        EXPECT_EQ(served, 0) << c.resumed.err;
       }
     }
   }
@@ -184,7 +187,9 @@ TEST(Resume, Python3SessionWithThreads) {
     EXPECT_EQ(c.out + r.out, expected.out) << r.err;
     EXPECT_EQ(read_file(out), read_file(tmp.file("ref.json")));
     if (lazy) {
-      EXPECT_GT(summary_field(summary_line(r.err), "data_pages"), 1000) << r.err;
+      // Served from the image by the monitor: on a fault, or by the background fill first.
+      const std::string line = summary_line(r.err);
+      EXPECT_GT(summary_field(line, "data_pages") + summary_field(line, "prefetched"), 1000) << r.err;
     }
   }
 }
