@@ -1,4 +1,5 @@
-// `uffdlazy resume FILE [--eager] [--strict] [--stats] [--report FILE] [--verify page|none]`:
+// `uffdlazy resume FILE [--eager] [--strict] [--stats] [--report FILE] [--verify page|none]
+// [--prefetch MODE] [--readahead N]`:
 // continues a checkpointed process where it stopped, in this terminal (stdin, stdout and stderr
 // are the caller's), with its exit status. Checks the image, then execs the freestanding
 // restorer (tools/restorer/), which becomes the process.
@@ -13,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "core/base/env_config.h"
 #include "core/base/line_writer.h"
+#include "core/checkpoint/resume_protocol.h"
 #include "core/snapshot/process_image.h"
 #include "core/snapshot/snapshot_reader.h"
 #include "core/uffd/userfaultfd.h"
@@ -36,11 +39,23 @@ const char kUsage[] =
     "  --eager           put every page in place before the program continues\n"
     "  --strict          exit with status 3 rather than resume eagerly when no userfaultfd\n"
     "                    that handles kernel faults is available\n"
-    "  --stats           print how long the resume took, and the fault account at exit\n"
+    "  --prefetch MODE   what the monitor installs while the program runs without faulting:\n"
+    "                    all (every lazy page, in the background; default), none (on demand\n"
+    "                    only) or ws (as none: a process image has no working set);\n"
+    "                    UFFDLAZY_PREFETCH does the same\n"
+    "  --readahead N     most pages one fault brings in (1 to 4096, default 1024; 1: one\n"
+    "                    page per fault); UFFDLAZY_READAHEAD does the same\n"
+    "  --stats           at exit: how long the resume took (launch to running, and with\n"
+    "                    prefetch all to every page in place) and the fault account\n"
     "  --report FILE     write the JSON fault report at exit\n"
     "  --verify page|none  checksum every page before it is used (default page)\n"
     "  --checkpoint-to FILE  a later checkpoint of the resumed process (its trigger is armed\n"
     "                    as it was) writes FILE instead of the path it was started with\n"
+    "\n"
+    "\n"
+    "Paging settings (prefetch, readahead) are this call's, not the checkpointed process's;\n"
+    "verification, stats and the report too (options above). The rest of the shim's settings\n"
+    "are the checkpointed process's.\n"
     "\n"
     "Exit status: the program's; 2 when the image cannot be resumed here (one line says why),\n"
     "3 with --strict and no userfaultfd.\n";
@@ -65,6 +80,40 @@ std::string find_restorer() {
   return "";
 }
 
+// The resume call's UFFDLAZY_PREFETCH and UFFDLAZY_READAHEAD (then --prefetch, --readahead, which
+// win), checked as the shim checks them. UFFDLAZY_WS and UFFDLAZY_WS_RECORD are refused: a working
+// set names the pages of a snapshot for `restore`, and nothing records one for a process image.
+bool paging_settings(const std::vector<std::string>& given, uint32_t* prefetch, uint32_t* readahead) {
+  std::vector<std::string> vars;
+  for (char** e = environ; e && *e; e++) {
+    for (const char* name : {"UFFDLAZY_PREFETCH=", "UFFDLAZY_READAHEAD="}) {
+      if (!std::strncmp(*e, name, std::strlen(name))) vars.push_back(*e);
+    }
+    for (const char* name : {"UFFDLAZY_WS=", "UFFDLAZY_WS_RECORD="}) {
+      if (!std::strncmp(*e, name, std::strlen(name))) {
+        std::fprintf(stderr, "uffdlazy resume: %.*s cannot be used with resume: a working set belongs to a snapshot "
+                     "for `uffdlazy restore`, and a process image has none\n", int(std::strlen(name) - 1), name);
+        return false;
+      }
+    }
+  }
+  vars.insert(vars.end(), given.begin(), given.end());
+  std::vector<char*> envp;
+  for (auto& v : vars) envp.push_back(v.data());
+  envp.push_back(nullptr);
+  Config cfg;
+  LineWriter err;
+  if (!parse_config(envp.data(), &cfg, &err)) {
+    std::fprintf(stderr, "uffdlazy resume: %.*s\n", int(err.size()), err.data());
+    return false;
+  }
+  *prefetch = cfg.prefetch == Config::kPrefetchNone          ? ckpt::kResumePrefetchNone
+              : cfg.prefetch == Config::kPrefetchWorkingSet ? ckpt::kResumePrefetchWorkingSet
+                                                            : ckpt::kResumePrefetchAll;
+  *readahead = uint32_t(cfg.readahead);
+  return true;
+}
+
 }  // namespace
 
 int cmd_resume(int argc, char** argv) {
@@ -72,6 +121,7 @@ int cmd_resume(int argc, char** argv) {
   const char* path = nullptr;
   bool eager = false, strict = false, stats = false, verify = true;
   std::string report, checkpoint_to;
+  std::vector<std::string> paging;  // --prefetch, --readahead as the variables they stand for
   for (int i = 1; i < argc; i++) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -83,6 +133,8 @@ int cmd_resume(int argc, char** argv) {
       strict = true;
     } else if (a == "--stats") {
       stats = true;
+    } else if ((a == "--prefetch" || a == "--readahead") && i + 1 < argc) {
+      paging.push_back((a == "--prefetch" ? "UFFDLAZY_PREFETCH=" : "UFFDLAZY_READAHEAD=") + std::string(argv[++i]));
     } else if ((a == "--report" || a == "--verify" || a == "--checkpoint-to") && i + 1 < argc) {
       const std::string v = argv[++i];
       if (a == "--checkpoint-to") {
@@ -109,6 +161,8 @@ int cmd_resume(int argc, char** argv) {
     std::fputs(kUsage, stderr);
     return 2;
   }
+  uint32_t prefetch = ckpt::kResumePrefetchAll, readahead = 1024;
+  if (!paging_settings(paging, &prefetch, &readahead)) return 2;
   const std::string image = absolute_path(path);
   // Everything but the page data is checked here, before the restorer takes over.
   snap::SnapshotReader reader;
@@ -162,6 +216,7 @@ int cmd_resume(int argc, char** argv) {
   std::vector<std::string> args = {"uffdlazy-restorer", "fd=" + std::to_string(fd), "launch=" + std::to_string(launch),
                                     std::string("lazy=") + (lazy ? "1" : "0"), std::string("strict=") + (strict ? "1" : "0"),
                                     std::string("stats=") + (stats ? "1" : "0"), std::string("verify=") + (verify ? "1" : "0"),
+                                    "prefetch=" + std::to_string(prefetch), "readahead=" + std::to_string(readahead),
                                     "image=" + image};
   if (!report.empty()) args.push_back("report=" + report);
   if (!checkpoint_to.empty()) args.push_back("checkpoint=" + checkpoint_to);

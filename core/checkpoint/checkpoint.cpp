@@ -185,7 +185,12 @@ void rebuild_table(bool lazy) {
 
 void serve_from(PageSource* source) {
   if (g.hooks.monitor_resumed) g.hooks.monitor_resumed();
-  g.access.monitor->resumed(source);
+  // The resume call's paging settings (resume_protocol.h), not the checkpoint-time ones.
+  const uint32_t flags = resume_block().flags;
+  PrefetchMode prefetch = PrefetchMode::kAll;
+  if (resume_prefetch(flags) == kResumePrefetchNone) prefetch = PrefetchMode::kNone;
+  if (resume_prefetch(flags) == kResumePrefetchWorkingSet) prefetch = PrefetchMode::kWorkingSet;
+  g.access.monitor->resumed(source, prefetch, resume_readahead(flags));
   wake(&resume_block().monitor_ready, 1);
 }
 

@@ -22,9 +22,33 @@ inline constexpr uint32_t kResumeLazy = 1u << 0;    // lazy ranges are registere
 inline constexpr uint32_t kResumeStats = 1u << 1;   // --stats
 inline constexpr uint32_t kResumeVerify = 1u << 2;  // checksum each page before it is served
 
+// The resume call's paging settings (UFFDLAZY_PREFETCH, UFFDLAZY_READAHEAD of `uffdlazy resume`),
+// kept inside `flags` so that the block's layout, and so every image written before, stays the
+// same. Prefetch: kResumePrefetch* in bits 8-9. Readahead: the window's cap in pages (1 to 4096)
+// in bits 16-28; 0 there means "not given" (a restorer that did not set it): the monitor then
+// keeps the settings it had at the checkpoint.
+inline constexpr uint32_t kResumePrefetchShift = 8;
+inline constexpr uint32_t kResumePrefetchMask = 0x3;
+inline constexpr uint32_t kResumePrefetchNone = 0, kResumePrefetchWorkingSet = 1, kResumePrefetchAll = 2;
+inline constexpr uint32_t kResumeReadaheadShift = 16;
+inline constexpr uint32_t kResumeReadaheadMask = 0x1fff;
+
+inline constexpr uint32_t resume_paging_flags(uint32_t prefetch, uint32_t readahead) {
+  return (prefetch & kResumePrefetchMask) << kResumePrefetchShift |
+         (readahead & kResumeReadaheadMask) << kResumeReadaheadShift;
+}
+inline constexpr uint32_t resume_prefetch(uint32_t flags) {
+  return (flags >> kResumePrefetchShift) & kResumePrefetchMask;
+}
+inline constexpr uint32_t resume_readahead(uint32_t flags) {
+  return (flags >> kResumeReadaheadShift) & kResumeReadaheadMask;
+}
+static_assert(resume_readahead(resume_paging_flags(2, 4096)) == 4096);
+static_assert(resume_prefetch(resume_paging_flags(2, 4096)) == 2);
+
 struct ResumeBlock {
   uint64_t magic;       // kResumeMagic once the restorer has filled the block in
-  uint32_t flags;       // kResume*
+  uint32_t flags;       // kResume*, and the paging settings (resume_paging_flags)
   int32_t image_fd;     // the image, in the monitor's descriptor table (lazy only), else -1
   int32_t uffd_fd;      // the new userfaultfd (at the number the shim used), or -1: none
   uint32_t uffd_origin;  // UffdOrigin

@@ -15,8 +15,9 @@ void BackgroundFill::init(const Setup& s) {
   cached_live_ = 0;
 }
 
-void BackgroundFill::set_source(PageSource* source) {
+void BackgroundFill::set_source(PageSource* source, PrefetchMode mode) {
   s_.source = source;
+  s_.mode = mode;
   s_.working_set = nullptr;
   s_.working_set_runs = 0;
   s_.working_set_pages = nullptr;

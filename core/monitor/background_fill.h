@@ -86,9 +86,10 @@ class BackgroundFill {
   };
 
   void init(const Setup& s);
-  // Serves `source` from now on (null: nothing owed); everything under way is forgotten, and the
-  // working set (which names the old source's pages) is not replayed again.
-  void set_source(PageSource* source);
+  // Serves `source` from now on (null: nothing owed) in `mode`; everything under way is forgotten,
+  // and the working set (which names the old source's pages) is not replayed again. Nothing runs
+  // until restart().
+  void set_source(PageSource* source, PrefetchMode mode);
 
   // Regions with owed pages may have appeared: start the working set and the sweep over (pages
   // already in place cost a bit test each).

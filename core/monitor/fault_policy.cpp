@@ -95,9 +95,10 @@ void FaultPolicy::init(const Setup& s) {
   readahead_.init(s.readahead_pages, s.page_size);
 }
 
-void FaultPolicy::set_source(PageSource* source) {
+void FaultPolicy::set_source(PageSource* source, uint32_t readahead_pages) {
   s_.source = source;
-  readahead_.clear();
+  s_.readahead_pages = readahead_pages;
+  readahead_.init(readahead_pages, s_.page_size);
 }
 
 RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max_pages, bool write,

@@ -128,8 +128,9 @@ class FaultPolicy {
   };
 
   void init(const Setup& s);
-  // A new source (a resumed process serves from its image): forget the readahead streams.
-  void set_source(PageSource* source);
+  // A new source (a resumed process serves from its image): forget the readahead streams, and
+  // cap the window at readahead_pages from now on.
+  void set_source(PageSource* source, uint32_t readahead_pages);
   // Installs the page at `address` (and perhaps more). The caller handles kExists, kNoEntry and
   // kEventPending (retry after reading events); for a corrupt source page it never returns.
   FaultAnswer answer(uintptr_t address, bool write, CorruptHandler on_corrupt);

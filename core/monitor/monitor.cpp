@@ -243,6 +243,10 @@ void Monitor::run() {
     if (stopping_) break;
     if (fill_.has_work()) {
       if (!fill_.step(*this)) break;
+      if (watch_resume_fill_ && fill_.sweep_done()) {
+        watch_resume_fill_ = false;
+        resume_filled_ns_.store(mono_now_ns(), std::memory_order_release);
+      }
       continue;
     }
     const int more = spin_for_more();
@@ -298,16 +302,27 @@ void Monitor::run_on_monitor(void (*fn)(void*), void* arg) {
   ring();
 }
 
-void Monitor::resumed(PageSource* source) {
+void Monitor::resumed(PageSource* source, PrefetchMode prefetch, uint32_t readahead_pages) {
   queue_.clear();
   overflowed_ = false;
   stopping_ = false;
   s_.source = source;
   // The copy helper was not part of the image: a resumed process copies on the monitor alone.
   copier_.forget();
-  policy_.set_source(source);
-  // Nothing read ahead or filled before the checkpoint is owed by the new source.
-  fill_.set_source(source);
+  if (readahead_pages) {
+    s_.readahead_pages = readahead_pages;
+    s_.prefetch = prefetch;
+  }
+  policy_.set_source(source, s_.readahead_pages);
+  // Nothing read ahead or filled before the checkpoint is owed by the new source. Everything the
+  // restorer registered is: the fill starts from the lowest region (the working set, which named
+  // pages of the old source, is not replayed). It consults the owed bitmap page by page, and the
+  // monitor applies every event (a madvise or munmap of the resumed program) before it installs
+  // anything else, so a page dropped after the resume never comes back.
+  fill_.set_source(source, s_.prefetch);
+  fill_.restart();
+  resume_filled_ns_.store(0, std::memory_order_release);
+  watch_resume_fill_ = source && s_.prefetch == PrefetchMode::kAll;
 }
 
 void Monitor::retire() {

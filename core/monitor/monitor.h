@@ -107,8 +107,13 @@ class Monitor final : private FillHost {
   // point of its loop (every message read, every queued fault answered); returns at once.
   void run_on_monitor(void (*fn)(void*), void* arg);
   // On the monitor thread, in a resumed process: forget what was queued before the checkpoint
-  // and serve from `source` (null: zeros) from now on.
-  void resumed(PageSource* source);
+  // and serve from `source` (null: zeros) from now on, with the resume call's readahead cap and
+  // prefetch mode (readahead_pages 0: keep the checkpoint-time settings). The background fill
+  // starts over: every lazy range the restorer registered is owed.
+  void resumed(PageSource* source, PrefetchMode prefetch, uint32_t readahead_pages);
+  // CLOCK_MONOTONIC when the background fill started by resumed() had gone over every region
+  // (every owed page it could install is in place); 0 until then, or when no such fill runs.
+  uint64_t resume_filled_ns() const { return resume_filled_ns_.load(std::memory_order_acquire); }
   // On the monitor thread, in a process resumed without a userfaultfd: nothing can be served, so
   // the thread ends and the shim runs unpaged (failed() is true).
   [[noreturn]] void retire();
@@ -166,6 +171,8 @@ class Monitor final : private FillHost {
   std::atomic<uint32_t> ws_requested_{0};
   std::atomic<uint32_t> ws_done_{0};
   std::atomic<void (*)(void*)> on_monitor_fn_{nullptr};
+  bool watch_resume_fill_ = false;  // resumed() started a full fill: note when it is done
+  std::atomic<uint64_t> resume_filled_ns_{0};
   void* on_monitor_arg_ = nullptr;
 };
 

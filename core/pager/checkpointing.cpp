@@ -49,6 +49,15 @@ void pager_resumed(const ckpt::ResumeBlock& b) {
   // The restorer put the resumer's stderr at our copy's number.
   if (g.summary.fd >= 0) g.summary.take(g.summary.fd);
   g.cfg.stats = b.flags & ckpt::kResumeStats;
+  // The resume call's paging settings (the monitor took them already; a forked child's monitor
+  // reads them from here).
+  if (const uint32_t ra = ckpt::resume_readahead(b.flags)) {
+    g.cfg.readahead = ra;
+    const uint32_t pf = ckpt::resume_prefetch(b.flags);
+    g.cfg.prefetch = pf == ckpt::kResumePrefetchNone          ? Config::kPrefetchNone
+                     : pf == ckpt::kResumePrefetchWorkingSet ? Config::kPrefetchWorkingSet
+                                                             : Config::kPrefetchAll;
+  }
   size_t n = strnlen(b.report, sizeof b.report);
   if (n >= sizeof g.cfg.report) n = 0;
   memcpy(g.cfg.report, b.report, n);

@@ -2,6 +2,7 @@
 // restore account, the summary line, the JSON report and the trace. The monitor keeps serving
 // afterwards, since destructors that run later may still touch lazy memory.
 #include "core/base/line_writer.h"
+#include "core/checkpoint/resume_block.h"
 #include "core/latency/json_report_writer.h"
 #include "core/pager/exit_summary.h"
 #include "core/pager/lazy_pager.h"
@@ -101,6 +102,27 @@ void say_what_the_run_missed(int out) {
   }
 }
 
+// `uffdlazy resume --stats`: how long the resume took, from the times the restorer left in the
+// hand-over block, and (lazy, prefetch all) when the background fill had put everything in place.
+void write_resume_times(int out) {
+  const ckpt::ResumeBlock& b = ckpt::resume_block();
+  if (b.magic != ckpt::kResumeMagic || !b.resumes || g.forked || out < 0) return;
+  if (!b.launch_ns || b.running_ns < b.launch_ns) return;
+  auto ms = [](LineWriter& w, uint64_t ns) { w.fixed(ns / 10000, 2).str(" ms"); };
+  LineWriter w;
+  w.str("uffdlazy: resume: running ");
+  ms(w, b.running_ns - b.launch_ns);
+  w.str(" after launch (").str(b.flags & ckpt::kResumeLazy ? "lazy" : "eager").str("), ").u64(b.eager_pages)
+      .str(" pages put in place first, ").u64(b.lazy_pages).str(" left to the monitor");
+  const uint64_t filled = g.monitor.resume_filled_ns();
+  if (filled >= b.launch_ns) {
+    w.str("; all in place ");
+    ms(w, filled - b.launch_ns);
+    w.str(" after launch");
+  }
+  w.emit(out);
+}
+
 }  // namespace
 
 void at_exit() {
@@ -112,6 +134,7 @@ void at_exit() {
   if (restoring && out >= 0 && !g.forked) g_restore->write_account(g.cfg.snapshot, out);
   if (restoring) write_working_set_at_exit(out);
   if (g.cfg.stats && out >= 0) {
+    write_resume_times(out);
     const SeenShare seen = measure_seen_share();
     write_exit_summary(g.counters, g_stats, g.active.load(std::memory_order_acquire), g.uffd.origin(), g.interception,
                        seen.valid ? int64_t(seen.permille()) : -1, out);

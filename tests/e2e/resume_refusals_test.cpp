@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "tests/e2e/process_runner.h"
 #include "tests/e2e/resume_test_util.h"
 #include "tests/e2e/snapshot_test_util.h"
+#include "tools/report_json.h"
 
 namespace uffdlazy::test {
 namespace {
@@ -288,6 +291,95 @@ TEST(ResumeRefusal, DamagedPagesNeverReachTheProgram) {
   ProcessResult lazy_eagerly = run_process({cli_path(), "resume", bad_lazy, "--eager"}, with_input("y", false));
   EXPECT_EQ(lazy_eagerly.exit_code, 1);
   EXPECT_NE(lazy_eagerly.err.find("failed its checksum; the image is damaged"), std::string::npos) << lazy_eagerly.err;
+}
+
+TEST(ResumeRefusal, BadPagingSettingsAreNamed) {
+  ResumeCase c = paused("paging");
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  struct Bad {
+    std::map<std::string, std::string> env;
+    std::vector<std::string> options;
+    const char* says;
+  };
+  const Bad bad[] = {
+      {{{"UFFDLAZY_PREFETCH", "sometimes"}}, {}, "UFFDLAZY_PREFETCH='sometimes' is not valid; use none"},
+      {{{"UFFDLAZY_READAHEAD", "0"}}, {}, "UFFDLAZY_READAHEAD='0' is not valid; use a number of pages from 1 to 4096"},
+      {{}, {"--readahead", "9999"}, "UFFDLAZY_READAHEAD='9999' is not valid"},
+      {{}, {"--prefetch", "most"}, "UFFDLAZY_PREFETCH='most' is not valid"},
+      {{{"UFFDLAZY_WS", c.dir + "/ws"}}, {}, "UFFDLAZY_WS cannot be used with resume"},
+      {{{"UFFDLAZY_WS_RECORD", c.dir + "/ws"}}, {}, "UFFDLAZY_WS_RECORD cannot be used with resume"},
+  };
+  for (const Bad& b : bad) {
+    SCOPED_TRACE(b.says);
+    std::vector<std::string> argv = {cli_path(), "resume", c.image};
+    argv.insert(argv.end(), b.options.begin(), b.options.end());
+    RunOptions o = with_input("y", false);
+    o.env = b.env;
+    expect_refused(run_process(argv, o), b.says);
+  }
+  // Nothing was half resumed: the image still resumes.
+  c.resume();
+  EXPECT_EQ(c.resumed.exit_code, 0) << c.resumed.err;
+}
+
+TEST(ResumeRefusal, InspectShowsAProcessImage) {
+  ResumeCase c = paused("inspect");
+  c.args.insert(c.args.end(), {"--threads", "3"});
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  ProcessResult text = run_process({cli_path(), "inspect", c.image});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  for (const char* what : {"\nprocess     pid ", "\nthreads     6\n", "\nmappings    ", "\ndescriptors "}) {
+    EXPECT_NE(text.out.find(what), std::string::npos) << what << "\n" << text.out.substr(0, 8000);
+  }
+  EXPECT_NE(text.out.find(c.dir + "/log"), std::string::npos) << text.out.substr(0, 8000);
+  ProcessResult json = run_process({cli_path(), "inspect", c.image, "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  std::string error;
+  std::optional<report::JsonValue> v = report::parse_json(json.out, &error);
+  ASSERT_TRUE(v.has_value()) << error << "\n" << json.out.substr(0, 4000);
+  const report::JsonValue* process = v->find("process");
+  ASSERT_NE(process, nullptr);
+  for (const char* key : {"threads", "mappings", "descriptors"}) {
+    const report::JsonValue* list = process->find(key);
+    ASSERT_NE(list, nullptr) << key;
+    EXPECT_FALSE(list->items.empty()) << key;
+  }
+  // The leader, three workers, the shim's monitor and checkpoint thread.
+  EXPECT_EQ(process->find("threads")->items.size(), 6u);
+  // The two files the target writes, at their offsets.
+  EXPECT_NE(json.out.find("\"path\":\"" + c.dir + "/log\""), std::string::npos);
+  EXPECT_NE(json.out.find("\"path\":\"" + c.dir + "/data\""), std::string::npos);
+}
+
+TEST(ResumeRefusal, ADamagedProcessSectionFailsVerifyAndIsNotResumed) {
+  ResumeCase c = paused("section");
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  const std::string f = read_file(c.image);
+  snap::FileHeader h;
+  memcpy(&h, f.data(), sizeof h);
+  for (snap::ProcessSection which : {snap::ProcessSection::kProcess, snap::ProcessSection::kThreads,
+                                     snap::ProcessSection::kMappings, snap::ProcessSection::kDescriptors}) {
+    SCOPED_TRACE(int(which));
+    uint64_t offset = 0, length = 0;
+    for (uint32_t i = 0; i < h.section_count; i++) {
+      snap::SectionEntry e;
+      memcpy(&e, f.data() + h.section_table_offset + size_t(i) * h.section_entry_size, sizeof e);
+      if (e.type == uint32_t(which)) offset = e.offset, length = e.length;
+    }
+    ASSERT_GT(length, 64u);
+    const std::string bad = c.dir + "/bad-section.img";
+    copy_flipped(c.image, bad, offset + length / 2);
+    ProcessResult v = run_process({cli_path(), "verify", bad});
+    EXPECT_NE(v.exit_code, 0) << v.out << v.err;
+    EXPECT_NE((v.out + v.err).find("section"), std::string::npos) << v.out << v.err;
+    EXPECT_NE((v.out + v.err).find("checksum"), std::string::npos) << v.out << v.err;
+    ProcessResult r = run_process({cli_path(), "resume", bad}, with_input("y", false));
+    expect_refused(r, bad);
+    EXPECT_NE(r.err.find("checksum"), std::string::npos) << r.err;
+  }
 }
 
 TEST(ResumeRefusal, WithoutUserfaultfdItResumesEagerlyOrRefusesWhenStrict) {

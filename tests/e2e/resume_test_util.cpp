@@ -45,7 +45,13 @@ void ResumeCase::resume() {
   argv.insert(argv.end(), {cli_path(), "resume", image, "--stats"});
   if (!lazy) argv.push_back("--eager");
   argv.insert(argv.end(), resume_options.begin(), resume_options.end());
-  resumed = run_process(argv, with_input(input, false));
+  RunOptions o = with_input(input, false);
+  o.env = resume_env;
+  // The resume call's paging settings are under test: none leaks in from the test's environment.
+  for (const char* v : {"UFFDLAZY_PREFETCH", "UFFDLAZY_READAHEAD", "UFFDLAZY_WS", "UFFDLAZY_WS_RECORD"}) {
+    if (!resume_env.count(v)) o.unset.push_back(v);
+  }
+  resumed = run_process(argv, o);
 }
 
 void ResumeCase::run_and_compare() {
@@ -66,5 +72,7 @@ void ResumeCase::run_and_compare() {
 }
 
 long ResumeCase::resumed_data_pages() const { return summary_field(summary_line(resumed.err), "data_pages"); }
+
+long ResumeCase::resumed_field(const std::string& key) const { return summary_field(summary_line(resumed.err), key); }
 
 }  // namespace uffdlazy::test

@@ -3,6 +3,7 @@
 // printed and wrote.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@ struct ResumeCase {
   int expected_status = 0;
   std::vector<std::string> resume_wrapper;    // prepended to the resume command
   std::vector<std::string> resume_options;
+  std::map<std::string, std::string> resume_env;  // added to the resume's environment
   ProcessResult expected, checkpoint, resumed;
 
   // log, data and (with mapped) the mapped file's name in dir.
@@ -38,6 +40,7 @@ struct ResumeCase {
   // mode), and stdout, the log, the data file and the status equal the reference's.
   void run_and_compare();
   long resumed_data_pages() const;  // data_pages= of the resumed run's summary line
+  long resumed_field(const std::string& key) const;  // key= of the resumed run's summary line
 };
 
 RunOptions with_input(const std::string& data, bool keep_open);

@@ -4,7 +4,8 @@
 //
 //   resume_target [--mb N] [--steps N] [--threads N] [--log FILE] [--data FILE]
 //                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--nap-ms N] [--list-fds]
-//                 [--exit N] [--fork] [--mapped FILE] [--pending]
+//                 [--exit N] [--fork] [--mapped FILE] [--pending] [--drop-at K] [--resident-wait-ms N]
+//                 [--sum-all]
 //
 // Memory: a large mmap'd array (registered by the shim: lazily served after a resume), malloc'd
 // buffers (the brk heap and glibc's own mappings), a deep recursion (the stack), thread stacks and
@@ -23,6 +24,13 @@
 // if missing) mapped twice, shared (each step writes a page of it) and private (each step changes
 // a page of its own copy); both are summed at the end. --pending: at each pause, a SIGUSR1 is left
 // pending (blocked) across the read, and handled after it.
+//
+// The background fill after a resume (all three act at step K, after its pause, in this order):
+// --drop-at K drops the last 16 pages of every 4 MiB of the array with MADV_DONTNEED (they must
+// read zeros from then on, whatever the shim installs meanwhile); --resident-wait-ms N waits up to
+// N ms for every other page of the array to be resident (mincore, which touches nothing) and says
+// on stderr how many were, and after how long; then --drop-at prints how many dropped pages read
+// zeros. --sum-all: at the end, print a sum over every word of the array.
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -115,6 +123,71 @@ void open_fds(bool* out) {
   closedir(d);
 }
 
+uint64_t elapsed_ms(const timespec& from) {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return uint64_t(now.tv_sec - from.tv_sec) * 1000 + uint64_t(now.tv_nsec / 1000000) - uint64_t(from.tv_nsec / 1000000);
+}
+
+constexpr size_t kPage = 4096, kDropEvery = 1024, kDropPages = 16;  // pages
+
+bool dropped_page(size_t page) { return page % kDropEvery >= kDropEvery - kDropPages; }
+
+// Resident pages of the array, leaving out the dropped ones when `skip_dropped`.
+size_t resident_pages(bool skip_dropped, size_t* of) {
+  const size_t pages = g_words * sizeof(uint64_t) / kPage;
+  static unsigned char* vec = static_cast<unsigned char*>(malloc(pages));
+  mincore(g_array, pages * kPage, vec);
+  size_t n = 0, total = 0;
+  for (size_t p = 0; p < pages; p++) {
+    if (skip_dropped && dropped_page(p)) continue;
+    total++;
+    n += vec[p] & 1;
+  }
+  *of = total;
+  return n;
+}
+
+void drop_and_wait(bool drop, int wait_ms) {
+  const size_t pages = g_words * sizeof(uint64_t) / kPage;
+  timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  size_t ahead = 0, dropped = 0;
+  if (drop) {
+    // How many of the pages about to be dropped are not in place yet (the fill is still to come).
+    static unsigned char* vec = static_cast<unsigned char*>(malloc(pages));
+    mincore(g_array, pages * kPage, vec);
+    for (size_t p = kDropEvery - kDropPages; p < pages; p += kDropEvery) {
+      for (size_t i = 0; i < kDropPages && p + i < pages; i++) ahead += !(vec[p + i] & 1);
+      madvise(reinterpret_cast<char*>(g_array) + p * kPage, kDropPages * kPage, MADV_DONTNEED);
+      dropped += kDropPages;
+    }
+    fprintf(stderr, "resume_target: dropped %zu pages, %zu not yet resident\n", dropped, ahead);
+  }
+  if (wait_ms) {
+    size_t of = 0, n = 0;
+    for (;;) {
+      n = resident_pages(drop, &of);
+      if (n == of || elapsed_ms(start) >= uint64_t(wait_ms)) break;
+      usleep(1000);
+    }
+    fprintf(stderr, "resume_target: resident %zu of %zu pages after %llu ms\n", n, of,
+            static_cast<unsigned long long>(elapsed_ms(start)));
+  }
+  if (drop) {
+    size_t zero = 0;
+    for (size_t p = kDropEvery - kDropPages; p < pages; p += kDropEvery) {
+      for (size_t i = 0; i < kDropPages && p + i < pages; i++) {
+        const uint64_t* w = g_array + (p + i) * (kPage / sizeof(uint64_t));
+        bool all = true;
+        for (size_t k = 0; k < kPage / sizeof(uint64_t); k++) all &= w[k] == 0;
+        zero += all;
+      }
+    }
+    printf("dropped %zu pages, %zu read zeros\n", dropped, zero);
+  }
+}
+
 int main(int argc, char** argv) {
   static bool inherited[900];
   open_fds(inherited);
@@ -127,6 +200,8 @@ int main(int argc, char** argv) {
   bool pending = false;
   const char* log_path = nullptr;
   const char* data_path = nullptr;
+  int drop_at = -1, resident_wait_ms = 0;
+  bool sum_all = false;
   for (int i = 1; i < argc; i++) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : "0";
@@ -144,6 +219,9 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--pending")) pending = true;
     else if (!strcmp(a, "--slow-ms")) slow_ms = atoi(v), i++;
     else if (!strcmp(a, "--nap-ms")) nap_ms = atoi(v), i++;
+    else if (!strcmp(a, "--drop-at")) drop_at = atoi(v), i++;
+    else if (!strcmp(a, "--resident-wait-ms")) resident_wait_ms = atoi(v), i++;
+    else if (!strcmp(a, "--sum-all")) sum_all = true;
     else {
       fprintf(stderr, "resume_target: unknown option %s\n", a);
       return 2;
@@ -246,6 +324,8 @@ int main(int argc, char** argv) {
         printf("usr1 after the read %d\n", int(g_usr1));
       }
     }
+    if (s == drop_at) drop_and_wait(true, resident_wait_ms);
+    else if (resident_wait_ms && pause_at[s & 1023]) drop_and_wait(false, resident_wait_ms);
     if (nap_ms) {
       const int a = usleep(useconds_t(nap_ms) * 500);
       timespec half = {0, long(nap_ms) * 500000L};
@@ -262,6 +342,11 @@ int main(int argc, char** argv) {
   pthread_barrier_wait(&g_barrier);
   for (int t = 0; t < g_threads; t++) pthread_join(tids[t], nullptr);
 
+  if (sum_all) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < g_words; i++) sum = mix(sum + g_array[i] + i);
+    printf("array %016llx\n", static_cast<unsigned long long>(sum));
+  }
   if (shared_map) {
     uint64_t a = 0, b = 0;
     for (size_t i = 0; i < (1u << 20) / 8; i++) {

@@ -30,7 +30,7 @@ bool starts(const char* s, const char* prefix, const char** value) {
 }
 
 // uffdlazy-restorer fd=N launch=NS [lazy=0|1] [strict=1] [stats=1] [verify=0] [trace=1]
-//                   [report=PATH] image=PATH
+//                   [prefetch=0|1|2] [readahead=PAGES] [report=PATH] [checkpoint=PATH] image=PATH
 void parse(long* sp) {
   const long argc = sp[0];
   char** argv = reinterpret_cast<char**>(sp + 1);
@@ -43,6 +43,8 @@ void parse(long* sp) {
     else if (starts(argv[i], "stats=", &v)) g_options.stats = *v == '1';
     else if (starts(argv[i], "verify=", &v)) g_options.verify = *v == '1';
     else if (starts(argv[i], "trace=", &v)) g_options.trace = *v == '1';
+    else if (starts(argv[i], "prefetch=", &v)) g_options.prefetch = uint32_t(number(v)) & ckpt::kResumePrefetchMask;
+    else if (starts(argv[i], "readahead=", &v)) g_options.readahead = uint32_t(number(v));
     else if (starts(argv[i], "report=", &v)) copy(g_options.report, sizeof g_options.report, v);
     else if (starts(argv[i], "image=", &v)) copy(g_options.image, sizeof g_options.image, v);
     else if (starts(argv[i], "checkpoint=", &v)) copy(g_options.checkpoint, sizeof g_options.checkpoint, v);
@@ -53,6 +55,7 @@ void parse(long* sp) {
     die(kRefused, l);
   }
   if (!g_options.launch_ns) g_options.launch_ns = now_ns();
+  if (g_options.readahead < 1 || g_options.readahead > 4096) g_options.readahead = 1024;
 }
 
 }  // namespace

@@ -69,6 +69,8 @@ struct Options {
   bool verify = true;
   bool trace = false;
   uint64_t launch_ns = 0;
+  uint32_t prefetch = ckpt::kResumePrefetchAll;  // kResumePrefetch* (UFFDLAZY_PREFETCH of the caller)
+  uint32_t readahead = 1024;                     // pages (UFFDLAZY_READAHEAD of the caller)
   char report[1024] = {};
   char image[1024] = {};
   char checkpoint[1024] = {};
