@@ -85,9 +85,10 @@ TEXT_IDLE = """\
 
 `restore_scan` reads 1% of the region under the default configuration (the background fill
 installs everything), waits until every page of the region is present (`mincore`, which touches
-nothing), then sleeps one second while it measures the CPU time of the monitor thread
-(`/proc/self/task/*/schedstat`). The monitor then blocks in `ppoll` until the kernel has something
-for it; the background fill never polls for work."""
+nothing), then sleeps one second while it measures the CPU time of the shim's threads, the
+monitor and the copy helper (`/proc/self/task/*/schedstat`). The monitor then blocks in `ppoll`
+until the kernel has something for it, and the copy helper in a futex wait until the monitor hands
+it a copy; the background fill never polls for work."""
 
 TEXT_SINGLE = """\
 ## The single-page fault: the shim's monitor beside a minimal handler
@@ -317,7 +318,7 @@ def render_restore(work, env, goals):
     if idle:
         print(TEXT_IDLE)
         print()
-        print("| run | pages in place | all in place after | monitor CPU while idle (1 s) |")
+        print("| run | pages in place | all in place after | shim threads' CPU while idle (1 s) |")
         print("|---:|---:|---:|---:|")
         for i, (pct, res, res_ms, pages) in enumerate(idle, 1):
             print(f"| {i} | {res} of {pages} | {res_ms} ms | {pct:.3f}% |")

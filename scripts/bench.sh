@@ -149,8 +149,9 @@ if [[ -z "$only" || "$only" == faults ]]; then
         esac
         for phase in read write; do
           tag="shim-spin$spin-$pl-$phase.$run"
-          # taskset first: the shim must be preloaded into felt_latency only.
-          "${pin[@]}" env "${clean_env[@]}" LD_PRELOAD="$shim" UFFDLAZY_FAULT_AROUND=1 UFFDLAZY_SPIN_US="$spin" \
+          # taskset first: the shim must be preloaded into felt_latency only. Symbols only: the
+          # report must count the faults of felt_latency's own region, not of memory libc maps.
+          "${pin[@]}" env "${clean_env[@]}" LD_PRELOAD="$shim" UFFDLAZY_INTERCEPT=symbols UFFDLAZY_FAULT_AROUND=1 UFFDLAZY_SPIN_US="$spin" \
             ${mon:+UFFDLAZY_MONITOR_CPU=$mon} UFFDLAZY_REPORT="$f/$tag.json" \
             "$bin/felt_latency" --pages "$felt_pages" --phase "$phase" >"$f/$tag.out" 2>"$f/$tag.err"
         done
