@@ -8,9 +8,12 @@
 //                                its number, then runs itself ("touch 4") as a child that loads the
 //                                shim too, and checks that FILE still holds what it wrote.
 //   fd_numbers touch [MIB]       maps and touches MIB MiB (2).
+//   fd_numbers closefrom_exec PROG ARGS...
+//                                a wrapper that closes every descriptor from 3 up, then execs PROG.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -136,6 +139,12 @@ int main(int argc, char** argv) {
     touch(argc >= 3 ? size_t(std::atoi(argv[2])) : 2);
     return 0;
   }
+  if (argc >= 3 && !std::strcmp(argv[1], "closefrom_exec")) {
+    syscall(SYS_close_range, 3u, ~0u, 0u);
+    execvp(argv[2], argv + 2);
+    std::perror(argv[2]);
+    return 127;
+  }
   if (argc >= 3 && !std::strcmp(argv[1], "reuse_run_fd")) {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -143,6 +152,6 @@ int main(int argc, char** argv) {
     self[n] = 0;
     return reuse_run_fd(argv[2], self);
   }
-  std::fprintf(stderr, "usage: fd_numbers first_open | reuse_run_fd FILE | touch\n");
+  std::fprintf(stderr, "usage: fd_numbers first_open | reuse_run_fd FILE | touch [MIB] | closefrom_exec PROG ARGS...\n");
   return 2;
 }
