@@ -90,15 +90,18 @@ int exec_under_shim(const Launch& launch, const char* command) {
 int spawn_under_shim(const Launch& launch, const char* command, RunOutcome* out) {
   std::string shim = shim_or_complain(command);
   if (shim.empty()) return 2;
+  // The run's page: at a high descriptor, inherited by the program; this process holds it until
+  // the program ends, so a program whose wrapper closed its copy still finds it (run_state.h).
   RunShared* run = nullptr;
-  int run_fd = RunState::create_page(&run);
+  char run_name[RunState::kValueMax];
+  int run_fd = RunState::create_page(&run, run_name, getpid());
   if (run_fd < 0) {
     std::fprintf(stderr, "uffdlazy %s: cannot create the run's shared page: %s\n", command, std::strerror(-run_fd));
     return 2;
   }
   run->launcher_pid = uint32_t(getpid());
   Launch child_launch = launch;
-  child_launch.env["UFFDLAZY_RUN"] = std::to_string(run_fd);
+  child_launch.env["UFFDLAZY_RUN"] = run_name;
 
   static const int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGWINCH, SIGURG, SIGPWR};
   struct sigaction sa = {};

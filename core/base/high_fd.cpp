@@ -8,12 +8,16 @@
 
 namespace uffdlazy {
 
-int move_fd_high(int fd) {
+long high_fd_floor() {
   rlimit lim = {};
   sys::call6(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, reinterpret_cast<long>(&lim));
   // Near the top of the usual 1024 (a larger limit gains nothing and would make the kernel grow
   // the descriptor table); below a small limit, three quarters of it.
-  long floor = lim.rlim_cur >= 1024 ? 1000 : long(lim.rlim_cur * 3 / 4);
+  return lim.rlim_cur >= 1024 ? 1000 : long(lim.rlim_cur * 3 / 4);
+}
+
+int move_fd_high(int fd) {
+  const long floor = high_fd_floor();
   if (floor <= fd) return fd;
   long high = sys::call6(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor);
   if (high < 0) return fd;

@@ -12,6 +12,9 @@ namespace uffdlazy {
 // number, or fd itself if it could not be moved.
 int move_fd_high(int fd);
 
+// The lowest number move_fd_high aims for: 1000, or three quarters of a smaller RLIMIT_NOFILE.
+long high_fd_floor();
+
 struct FdIdentity {
   int fd = -1;
   uint64_t dev = 0;

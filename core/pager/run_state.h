@@ -4,9 +4,15 @@
 // Several of them may load the shim with the same UFFDLAZY_* settings. The rules that keep them
 // from stepping on each other need a little shared memory: which process restored the snapshot,
 // which snapshot, report and trace hold the plain file names. One page (a memfd), created by the
-// uffdlazy command or by the first process of the run that needs it, and named in UFFDLAZY_RUN
-// (the descriptor number, inherited through fork and exec); each process maps it when it starts.
-// Updates take a futex lock in the page (shared between processes).
+// uffdlazy command or by the first process of the run that needs it. Its descriptor sits at a high
+// number (core/base/high_fd.h) and is inherited through fork and exec; UFFDLAZY_RUN names it as
+// FD:DEV:INO:PID: the number, the file's identity, and the process that holds it for the run (the
+// uffdlazy command, else the creator). Each process maps the page when it starts, after checking
+// that the number still names that file; if it does not (the program or a wrapper closed it, maybe
+// reusing the number), it opens the holder's descriptor through /proc/PID/fd, checked the same
+// way, and keeps no descriptor of its own; failing that the page is lost to it and it starts a run
+// of its own (README "Descriptors"). Updates take a futex lock in the page (shared between
+// processes).
 //
 // The rules (README "Several processes in one run"):
 //  - a snapshot is restored by the processes whose executable it was recorded from; the others
@@ -16,6 +22,7 @@
 //    served the most faults. A name with %p gets one file per process instead.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace uffdlazy {
@@ -55,8 +62,12 @@ class RunState {
   }
   const RunShared* shared() const { return shared_; }
 
-  // For the uffdlazy command: a new page, its descriptor inheritable. Returns the fd or -errno.
-  static int create_page(RunShared** mapped);
+  // UFFDLAZY_RUN's value: "FD:DEV:INO:PID" and its terminating zero.
+  static constexpr size_t kValueMax = 4 * 21;
+  // A new page at a high descriptor, inherited across exec (the uffdlazy command, or a process
+  // starting a run). Sets *value to UFFDLAZY_RUN's value naming `holder` as the process that keeps
+  // it open. Returns the fd, or -errno (nothing is left open then).
+  static int create_page(RunShared** mapped, char (&value)[kValueMax], long holder);
 
  private:
   void lock();

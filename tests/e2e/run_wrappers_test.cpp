@@ -80,6 +80,28 @@ INSTANTIATE_TEST_SUITE_P(RunWrappers, Wrapped,
                                            std::vector<std::string>{"sh", "-c", rules() + " check all; true"}),
                          [](const ::testing::TestParamInfo<std::vector<std::string>>& i) { return i.param[0]; });
 
+// A wrapper that closes every descriptor before it execs the program (closefrom, Python's
+// subprocess): the program no longer inherits the run page's descriptor, and reaches the page
+// through the uffdlazy command's own (README "Descriptors"), so the command still sees its
+// restore and its snapshot.
+TEST(RunWrappers, WrapperThatClosesEveryDescriptorStillPassesTheRunOn) {
+  Recorded& rec = recording();
+  ASSERT_EQ(rec.result.exit_code, 0) << rec.result.err;
+  const std::string closer = target_path("fd_numbers");
+  ProcessResult res = restore(rec.file, {}, {closer, "closefrom_exec", rules(), "check", "all"});
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  EXPECT_EQ(res.out, kCheckAll) << res.err;
+  EXPECT_EQ(count_of(res.err, "uffdlazy: restore "), 1u) << res.err;
+
+  TempDir dir;
+  const std::string file = dir.file("closed.snap");
+  ProcessResult rec2 = record(file, {}, {closer, "closefrom_exec", rules(), "fill"});
+  EXPECT_EQ(rec2.exit_code, 0) << rec2.out << rec2.err;
+  RecordLine line = record_line(rec2.err, file);
+  ASSERT_TRUE(line.found) << rec2.err;
+  EXPECT_EQ(line.regions, 7) << rec2.err;
+}
+
 TEST(RunWrappers, SnapshotThatNoProgramOfTheRunMatchesIsAnError) {
   Recorded& rec = recording();
   ASSERT_EQ(rec.result.exit_code, 0) << rec.result.err;
