@@ -74,27 +74,33 @@ void CopyHelper::run() {
     }
     seen = now;
     if (stop_.load(std::memory_order_acquire)) return;
-    result_ = uffd_->copy(dst_, src_, len_);
+    const Job& j = job_;
+    const void* data = nullptr;
+    Outcome o;
+    o.read = j.source->read_pages(j.region, j.first, j.count, nullptr, j.page_size, &data);
+    o.fill = o.read.pages ? uffd_->copy(j.dst, data, uint64_t(o.read.pages) * j.page_size)
+                          : FillResult{FillStatus::kError, 0, 0};
+    outcome_ = o;
     done_.store(seen, std::memory_order_release);
     sys::futex(&done_, FUTEX_WAKE_PRIVATE, 1);
   }
 }
 
-void CopyHelper::post(uintptr_t dst, const void* src, uint64_t len) {
-  dst_ = dst;
-  src_ = src;
-  len_ = len;
+void CopyHelper::post(const Job& job) {
+  job_ = job;
   posted_.fetch_add(1, std::memory_order_seq_cst);
   if (sleeping_.load(std::memory_order_seq_cst)) sys::futex(&posted_, FUTEX_WAKE_PRIVATE, 1);
 }
 
-FillResult CopyHelper::wait() {
+CopyHelper::Outcome CopyHelper::wait() {
   const uint32_t want = posted_.load(std::memory_order_relaxed);
   const uint64_t spin_until = mono_now_ns() + kWaitSpinNs;
   for (;;) {
     const uint32_t d = done_.load(std::memory_order_acquire);
-    if (d == want) return result_;
-    if (!running_.load(std::memory_order_acquire)) return FillResult{FillStatus::kError, 0, ESRCH};
+    if (d == want) return outcome_;
+    if (!running_.load(std::memory_order_acquire)) {
+      return Outcome{PagesRead{0, PagesRead::kIoError, ESRCH}, FillResult{FillStatus::kError, 0, ESRCH}};
+    }
     if (mono_now_ns() < spin_until) {
       sys::call6(SYS_sched_yield);
     } else {

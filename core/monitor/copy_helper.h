@@ -6,11 +6,13 @@
 // MiB in 90 ms with two, 180 ms with one, 340 ms by read(2)).
 //
 // The helper decides nothing. The monitor hands it the second half of a run it has already chosen
-// and checked, copies the first half itself, and waits for the helper before it does anything
-// else: it reads no event and answers no fault in between. So the pages installed are exactly
-// those one copy of the whole run would have installed, with the same guarantee against dropped
-// pages (an event queued meanwhile makes either copy fail with EAGAIN; no event is read and
-// applied while a handed-off copy is under way).
+// (owed pages, adjacent in the snapshot file), reads, checks and copies the first half itself, and
+// waits for the helper before it does anything else: it reads no event and answers no fault in
+// between. The helper reads and checks its half the same way (PageSource::read_pages, in place)
+// and copies the good prefix. So the pages installed are at most those one copy of the whole run
+// would have installed, with the same guarantee against dropped pages (an event queued meanwhile
+// makes either copy fail with EAGAIN; no event is read and applied while a handed-off copy is
+// under way), and a page that fails its checksum is never installed.
 //
 // Like the monitor it runs with every signal blocked, on a stack of its own aside, on a descriptor
 // table of its own that holds only the userfaultfd; it allocates nothing and takes no lock.
@@ -20,6 +22,7 @@
 #include <cstdint>
 
 #include "core/base/hidden_thread.h"
+#include "core/monitor/page_source.h"
 #include "core/uffd/userfaultfd.h"
 
 namespace uffdlazy {
@@ -35,9 +38,22 @@ class CopyHelper {
   void forget();
   bool available() const { return running_.load(std::memory_order_acquire); }
 
+  // Pages [first, first + count) of source region `region`, to be installed at dst.
+  struct Job {
+    PageSource* source;
+    int32_t region;
+    uint64_t first;
+    uint32_t count;
+    uintptr_t dst;
+    uint64_t page_size;
+  };
+  struct Outcome {
+    PagesRead read;   // the prefix that was read and checked
+    FillResult fill;  // the copy of that prefix (nothing copied if the prefix is empty)
+  };
   // Monitor only, one job at a time: post() then wait().
-  void post(uintptr_t dst, const void* src, uint64_t len);
-  FillResult wait();
+  void post(const Job& job);
+  Outcome wait();
 
  private:
   static void* thread_main(void* self);
@@ -53,11 +69,10 @@ class CopyHelper {
   // Futex words: jobs posted and jobs done, counted.
   std::atomic<uint32_t> posted_{0};
   std::atomic<uint32_t> done_{0};
-  // The job, written by the monitor before posted_ moves, read by the helper after.
-  uintptr_t dst_ = 0;
-  const void* src_ = nullptr;
-  uint64_t len_ = 0;
-  FillResult result_ = {};
+  // The job, written by the monitor before posted_ moves, read by the helper after; the outcome,
+  // written by the helper before done_ moves.
+  Job job_ = {};
+  Outcome outcome_ = {};
 };
 
 }  // namespace uffdlazy

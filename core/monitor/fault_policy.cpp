@@ -139,28 +139,61 @@ RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max
     n++;
   }
   if (n == room && n < max_pages) out.end_of_owed = true;  // the region ends here
+  // A long data run is shared with the copy helper: it reads, checks and copies the second half
+  // while this thread does the first (see copy_helper.h).
+  CopyHelper* helper = s_.copy_helper;
+  const bool split = data && helper && n >= kSplitPages && src->reads_in_place(n / 2) && helper->available();
+  const uint32_t half = split ? n / 2 : n;
+  if (split) helper->post(CopyHelper::Job{src, r.source, sp + half, n - half, page + uint64_t(half) * ps, ps});
+  uint32_t mine = half;
   const void* content = nullptr;
+  bool first_bad = false;
   if (data) {
-    const PagesRead got = src->read_pages(r.source, sp, n, s_.stage, ps, &content);
+    const PagesRead got = src->read_pages(r.source, sp, mine, s_.stage, ps, &content);
     if (got.pages == 0) {
-      // The first page itself failed its checksum or could not be read: never installed.
-      if (on_corrupt) on_corrupt(r, sp, page, got.stop == PagesRead::kIoError ? (got.err ? got.err : EIO) : 0);
-      out.corrupt = true;
+      first_bad = true;
       out.read_error = got.stop == PagesRead::kIoError ? (got.err ? got.err : EIO) : 0;
-      out.end_of_owed = false;
-      return out;
-    }
-    if (got.pages < n) {
-      n = got.pages;  // install what was good; the bad page is left for its own fault
+    } else if (got.pages < mine) {
+      mine = got.pages;  // install what was good; the bad page is left for its own fault
       out.end_of_owed = false;
     }
   }
-  for (;;) {
-    const uint64_t len = uint64_t(n) * ps;
-    out.fill = data ? copy_data(r, sp, page, content, len) : zero_fill(page, len, write);
-    if (out.fill.status != FillStatus::kNoEntry || n == 1) break;
-    n = one_page_on_noent ? 1 : n / 2;
+  if (!first_bad) {
+    for (;;) {
+      const uint64_t len = uint64_t(mine) * ps;
+      out.fill = data ? s_.uffd->copy(page, content, len) : zero_fill(page, len, write);
+      if (out.fill.status != FillStatus::kNoEntry || mine == 1) break;
+      mine = one_page_on_noent ? 1 : mine / 2;
+      out.end_of_owed = false;
+    }
+  }
+  if (split) {
+    const CopyHelper::Outcome b = helper->wait();
+    const uint64_t b_pages = (b.fill.status == FillStatus::kDone || b.fill.status == FillStatus::kPartial)
+                                 ? b.fill.bytes / ps : 0;
+    const bool mine_whole = !first_bad && mine == half && out.fill.status == FillStatus::kDone;
+    if (mine_whole && b_pages) {
+      // One run, as if copied at once: up to where the second half stopped.
+      const bool b_whole = b.read.pages == n - half && b.fill.status == FillStatus::kDone;
+      out.fill = FillResult{b_whole ? FillStatus::kDone : FillStatus::kPartial, uint64_t(half + b_pages) * ps,
+                            b_whole ? 0 : EAGAIN};
+      if (!b_whole) out.end_of_owed = false;
+    } else {
+      // The first half stopped short (or the second installed nothing): the run is the first
+      // half's; what the second did install is in place and owed no more.
+      for (uint64_t i = 0; i < b_pages; i++) src->consume(r.source, sp + half + i);
+      if (mine_whole) {
+        out.fill = FillResult{FillStatus::kPartial, uint64_t(half) * ps, EAGAIN};
+        out.end_of_owed = false;
+      }
+    }
+  }
+  if (first_bad) {
+    // The first page itself failed its checksum or could not be read: never installed.
+    if (on_corrupt) on_corrupt(r, sp, page, out.read_error ? out.read_error : 0);
+    out.corrupt = true;
     out.end_of_owed = false;
+    return out;
   }
   switch (out.fill.status) {
     case FillStatus::kDone:
@@ -235,27 +268,6 @@ FaultAnswer FaultPolicy::answer(uintptr_t address, bool write, CorruptHandler on
   if (a.fill.status == FillStatus::kDone || a.fill.status == FillStatus::kPartial) {
     // Partial: pages up to an already present one were installed (the faulting page first).
     a.pages = uint32_t(a.fill.bytes / ps ? a.fill.bytes / ps : 1);
-  }
-  return a;
-}
-
-FillResult FaultPolicy::copy_data(const Region& r, uint64_t sp, uintptr_t page, const void* content, uint64_t len) {
-  const uint64_t ps = s_.page_size;
-  CopyHelper* helper = s_.copy_helper;
-  if (!helper || len < uint64_t(kSplitPages) * ps || !helper->available()) return s_.uffd->copy(page, content, len);
-  const uint64_t first = len / ps / 2 * ps;
-  helper->post(page + first, static_cast<const char*>(content) + first, len - first);
-  const FillResult a = s_.uffd->copy(page, content, first);
-  const FillResult b = helper->wait();
-  if (a.status == FillStatus::kDone) {
-    if (b.status == FillStatus::kDone) return FillResult{FillStatus::kDone, len, 0};
-    // Installed up to the first page the second half could not: the caller goes on from there
-    // and meets that page's own answer (present, gone, an event to read).
-    const uint64_t more = b.status == FillStatus::kPartial ? b.bytes : 0;
-    return FillResult{FillStatus::kPartial, first + more, b.err ? b.err : EAGAIN};
-  }
-  if (b.status == FillStatus::kDone || b.status == FillStatus::kPartial) {
-    for (uint64_t i = 0; i < b.bytes / ps; i++) s_.source->consume(r.source, sp + first / ps + i);
   }
   return a;
 }

@@ -152,10 +152,6 @@ class FaultPolicy {
 
  private:
   FillResult zero_fill(uintptr_t start, uint64_t len, bool write);
-  // Copies a checked data run of r from page `page` (source page sp) on: in two halves at once
-  // when it is long and there is a copy helper. The result is that of one copy of the whole run;
-  // if the first half stops short, pages the second half did install are consumed here.
-  FillResult copy_data(const Region& r, uint64_t sp, uintptr_t page, const void* content, uint64_t len);
 
   Setup s_;
   ReadaheadWindow readahead_;

@@ -77,6 +77,9 @@ class PageSource {
   // checked wherever the source checks: *data points at it afterwards, either in `stage` (room for
   // `count` pages, filled by the call) or in memory of the source's own that stays valid. Stops at
   // the first page that fails.
+  // Whether read_pages(..., stage = nullptr, ...) of runs of at least `count` pages works in
+  // place and may run on another thread (the copy helper) while this one uses the source.
+  virtual bool reads_in_place(uint32_t count) const { (void)count; return false; }
   virtual PagesRead read_pages(int32_t source, uint64_t first, uint32_t count, void* stage, uint64_t page_size,
                                const void** data) {
     for (uint32_t i = 0; i < count; i++) {

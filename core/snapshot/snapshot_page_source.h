@@ -87,6 +87,9 @@ class SnapshotPageSource final : public uffdlazy::PageSource {
   // From the index alone: `where` is the block's file offset.
   uffdlazy::PageLocation locate(int32_t source, uint64_t page) override;
   static constexpr uint32_t kMappedRun = 8;
+  // Runs of kMappedRun pages or more come straight from the mapping, checked with atomic updates
+  // only: the copy helper may read its half of a run while the monitor reads the other.
+  bool reads_in_place(uint32_t count) const override { return count >= kMappedRun; }
   uffdlazy::PagesRead read_pages(int32_t source, uint64_t first, uint32_t count, void* stage, uint64_t page_size,
                                  const void** data) override;
   int descriptor() const override { return fd_; }
