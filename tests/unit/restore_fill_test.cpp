@@ -37,7 +37,10 @@ uint64_t tag(uint64_t page) { return 0x5eed000000000000ull | page; }
 // others, except pages listed as zero (stored zero pages) or absent.
 class SnapshotFile {
  public:
-  SnapshotFile(size_t pages, std::set<size_t> zero = {}, std::set<size_t> absent = {}) : pages_(pages) {
+  // Pages in `corrupt` have one byte of their stored block changed after the file was written, so
+  // their checksums fail.
+  SnapshotFile(size_t pages, std::set<size_t> zero = {}, std::set<size_t> absent = {}, std::set<size_t> corrupt = {})
+      : pages_(pages) {
     char tmpl[] = "/tmp/uffdlazy-fill-XXXXXX";
     EXPECT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
@@ -62,6 +65,14 @@ class SnapshotFile {
     // Pages are read with pread from a descriptor of the monitor's own, as the shim does.
     fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     ok_ = ok_ && fd_ >= 0 && source_.init(&reader_, true, fd_) == 0;
+    if (ok_ && !corrupt.empty()) {
+      int wfd = open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+      for (size_t i : corrupt) {
+        const char bad = 0x5a;
+        ok_ = ok_ && wfd >= 0 && pwrite(wfd, &bad, 1, off_t(snap::entry_offset(reader_.entry(0, i)) + 100)) == 1;
+      }
+      if (wfd >= 0) close(wfd);
+    }
   }
   ~SnapshotFile() {
     source_.release();
@@ -327,6 +338,39 @@ TEST(BackgroundFill, SplitCopiesAcrossVmaBoundariesInstallEveryPageOnce) {
   h.monitor.sync();
   EXPECT_EQ(f.source().served_pages(), kPages);
   EXPECT_EQ(h.counters.faults.load(), 0u);
+}
+
+// A page that fails its checksum is never installed, whichever thread reads it: here one in the
+// monitor's half and one in the copy helper's half of long runs. The background fill leaves them
+// owed (a fault on one would stop the process, as SnapshotBadInput tests); every other page is in
+// place with its content.
+TEST(BackgroundFill, CorruptPagesAreNeverInstalledByEitherCopyingThread) {
+  constexpr size_t kPages = 2048;
+  const std::set<size_t> corrupt = {300, 1500 + 200};
+  for (uint32_t copy_threads : {1u, 2u}) {
+    SCOPED_TRACE(copy_threads);
+    SnapshotFile f(kPages, {}, {}, corrupt);
+    ASSERT_TRUE(f.ok());
+    Harness h;
+    h.set_up(&f.source(), 1024, PrefetchMode::kAll, nullptr, 0, copy_threads);
+    char* r = h.region(kPages);
+    h.monitor.region_restored(0);
+    EXPECT_TRUE(wait_until([&] { return f.source().owed_all_pages() <= corrupt.size(); }))
+        << f.source().owed_all_pages() << " pages still owed";
+    h.monitor.sync();
+    std::vector<bool> in = present(r, kPages);
+    size_t bad = 0;
+    for (size_t i = 0; i < kPages; i++) {
+      if (corrupt.count(i)) {
+        EXPECT_FALSE(in[i]) << "page " << i << " failed its checksum and must not be in place";
+        EXPECT_TRUE(f.source().is_owed(0, i)) << "page " << i;
+      } else {
+        bad += !in[i] || !SnapshotFile::holds_page(r + i * kPs, i);
+      }
+    }
+    EXPECT_EQ(bad, 0u);
+    munmap(r, kPages * kPs);
+  }
 }
 
 // The second copying thread exists only where it can help: a source owing pages, two threads asked
