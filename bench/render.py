@@ -48,8 +48,10 @@ content comes from:
 | mmap | the image is mapped (`MAP_PRIVATE`) instead of the region; the reads fault its pages in from the page cache, 16 at a time |
 | zero | no content at all: the kernel's demand-zero fill (what a cold start without data costs to touch) |
 | none | `uffdlazy restore --prefetch none --readahead 1`: one page per fault, nothing else (the shim before this work) |
-| readahead | `--prefetch none`: each fault brings in a run of owed pages, growing while the reads are sequential |
-| all | the default: readahead, and the monitor fills everything else in the background |
+| readahead-1t | `--prefetch none` with `UFFDLAZY_COPY_THREADS=1`: each fault brings in a run of owed pages, growing while the reads are sequential; the monitor copies alone |
+| readahead | `--prefetch none`: the same, with the copy helper copying half of each long run (the default) |
+| all-1t | readahead, and the monitor fills everything else in the background, copying alone (`UFFDLAZY_COPY_THREADS=1`) |
+| all | the default: the same with the copy helper |
 | ws | `--prefetch ws --ws FILE`: the working set recorded by an earlier run of the same pattern is installed while the region is mapped, then nothing more |
 
 The access patterns: every page in address order (*seq 100%*), every page in a fixed random order
@@ -72,13 +74,15 @@ run read, before the program reads it: the program never waits on a fault for th
 TEXT_FLOOR = """\
 ### What the kernel's copy costs
 
-Why a lazy restore cannot finish much ahead of an eager load here: `restore_scan floor` fills the
-region from one thread with `UFFDIO_COPY` from the mapped image, 256 pages per call, with no fault
-and no monitor at all (checking each page's XXH3 first, or not), and beside it fills the region by
-`read(2)` of the image; both timed inside the process, from mapping the region to the last page in
-place. Everything the shim adds (faults, round trips, the snapshot index) comes on top of the copy
-column, and the whole-process times above add the same start-up and exit (tearing down 512 MiB)
-to every method."""
+How far a lazy restore can get ahead of an eager load here: `restore_scan floor` fills the region
+with `UFFDIO_COPY` from the mapped image, 256 pages per call, with no fault and no monitor at all
+(checking each page's XXH3 first, or not), from one thread and from two taking runs in turn (what
+the monitor and its copy helper do), and beside it fills the region by `read(2)` of the image; all
+timed inside the process, from mapping the region to the last page in place. Everything the shim
+adds (faults, round trips, the snapshot index) comes on top of the copy column, and the
+whole-process times above add the same start-up and exit (tearing down 512 MiB) to every method.
+With two vCPUs, the second copying thread only helps while the program itself waits: a program
+that reads as fast as it can shares the CPUs with both."""
 
 TEXT_IDLE = """\
 ### The monitor once everything is in place
@@ -195,7 +199,7 @@ def count(v):
 
 
 PATTERNS = [("seq-100", "seq 100%"), ("random-100", "random 100%"), ("random-1", "random 1%")]
-METHODS = ["eager", "mmap", "zero", "none", "readahead", "all", "ws"]
+METHODS = ["eager", "mmap", "zero", "none", "readahead-1t", "readahead", "all-1t", "all", "ws"]
 
 
 def restore_runs(rdir, tag, method):
@@ -246,7 +250,7 @@ def render_restore(work, env, goals):
             r = data.get((tag, m))
             if not r:
                 continue
-            lazy = m in ("none", "readahead", "all", "ws")
+            lazy = m in ("none", "readahead-1t", "readahead", "all-1t", "all", "ws")
             failed = "" if r["ok_runs"] == r["runs"] else f" ({r['runs'] - r['ok_runs']} of {r['runs']} runs failed)"
             print(f"| {label} | {m}{failed} | {ms(r['wall'])} | {ms(r['wall_min'])} | {ratio(r['wall'], eager)} | "
                   f"{count(r['requests']) if lazy else '-'} | {count(r['readahead']) if lazy else '-'} | "
@@ -289,11 +293,13 @@ def render_restore(work, env, goals):
     if os.path.exists(os.path.join(rdir, "floor.out")):
         floor = [kv_line(l) for l in open(os.path.join(rdir, "floor.out")) if "copy_ms=" in l]
     if floor:
-        plain = [f for f in floor if f.get("hash") == "0"]
-        hashed = [f for f in floor if f.get("hash") == "1"]
+        plain = [f for f in floor if f.get("hash") == "0" and f.get("threads", "1") == "1"]
+        hashed = [f for f in floor if f.get("hash") == "1" and f.get("threads", "1") == "1"]
+        hashed2 = [f for f in floor if f.get("hash") == "1" and f.get("threads") == "2"]
         rd = med([float(f["read_ms"]) for f in floor])
         cp = med([float(f["copy_ms"]) for f in plain])
         ch = med([float(f["copy_ms"]) for f in hashed])
+        ch2 = med([float(f["copy_ms"]) for f in hashed2])
         print(TEXT_FLOOR)
         print()
         print("| filling the region | time (median) | vs read(2) |")
@@ -303,6 +309,8 @@ def render_restore(work, env, goals):
             print(f"| UFFDIO_COPY, 256 pages per call | {cp:.1f} ms | {cp / rd:.2f}x |")
         if ch is not None:
             print(f"| UFFDIO_COPY after checking each page (XXH3) | {ch:.1f} ms | {ch / rd:.2f}x |")
+        if ch2 is not None:
+            print(f"| the same from two threads taking runs in turn | {ch2:.1f} ms | {ch2 / rd:.2f}x |")
         bad = sum(int(f.get("bad", 0)) for f in floor)
         print()
         print(f"Pages checked after each fill: {len(floor)} fills, {bad} wrong pages.")

@@ -83,7 +83,7 @@ if [[ -z "$only" || "$only" == restore ]]; then
     env "${clean_env[@]}" "$bin/uffdlazy" restore "$r/snapshot" --ws-record "$r/ws.$(tag_of "$p")" -- \
       "$scan" touch --mib "$mib" --order "$order" --percent "$pct" >/dev/null 2>>"$r/ws-record.err"
   done
-  methods=(eager mmap zero none readahead all ws)
+  methods=(eager mmap zero none readahead-1t readahead all-1t all ws)
   echo "bench.sh: restore: ${#methods[@]} methods x ${#patterns[@]} access patterns x $restore_runs runs..." >&2
   for ((run = 1; run <= restore_runs; run++)); do
     for p in "${patterns[@]}"; do
@@ -95,7 +95,9 @@ if [[ -z "$only" || "$only" == restore ]]; then
           mmap) cmd=("$scan" "${touch_args[@]}" --from mmap --image "$r/image") ;;
           zero) cmd=("$scan" "${touch_args[@]}" --from zero) ;;
           none) cmd=("$bin/uffdlazy" restore "$r/snapshot" --stats --prefetch none --readahead 1 -- "$scan" "${touch_args[@]}") ;;
+          readahead-1t) cmd=(env UFFDLAZY_COPY_THREADS=1 "$bin/uffdlazy" restore "$r/snapshot" --stats --prefetch none -- "$scan" "${touch_args[@]}") ;;
           readahead) cmd=("$bin/uffdlazy" restore "$r/snapshot" --stats --prefetch none -- "$scan" "${touch_args[@]}") ;;
+          all-1t) cmd=(env UFFDLAZY_COPY_THREADS=1 "$bin/uffdlazy" restore "$r/snapshot" --stats --prefetch all -- "$scan" "${touch_args[@]}") ;;
           all) cmd=("$bin/uffdlazy" restore "$r/snapshot" --stats --prefetch all -- "$scan" "${touch_args[@]}") ;;
           ws) cmd=("$bin/uffdlazy" restore "$r/snapshot" --stats --prefetch ws --ws "$r/ws.$(tag_of "$p")" -- "$scan" "${touch_args[@]}") ;;
         esac
@@ -121,6 +123,7 @@ if [[ -z "$only" || "$only" == restore ]]; then
   for ((run = 1; run <= restore_runs; run++)); do
     "$scan" floor --mib "$mib" --image "$r/image" >>"$r/floor.out" 2>&1 || true
     "$scan" floor --mib "$mib" --image "$r/image" --hash >>"$r/floor.out" 2>&1 || true
+    "$scan" floor --mib "$mib" --image "$r/image" --hash --threads 2 >>"$r/floor.out" 2>&1 || true
   done
   rm -f "$r/image" "$r/snapshot"
 fi

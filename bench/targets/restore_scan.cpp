@@ -9,11 +9,12 @@
 //   restore_scan image --mib N FILE            write the raw image of the pattern to FILE
 //   restore_scan touch --mib N [--order seq|random] [--percent P] [--from lazy|read|mmap|zero]
 //                      [--image FILE] [--wait-resident] [--idle-ms M]
-//   restore_scan floor --mib N --image FILE [--hash]
+//   restore_scan floor --mib N --image FILE [--hash] [--threads T]
 //                      what installing the image costs the kernel at best, without any fault:
-//                      one thread registers the region with a userfaultfd of its own and fills it
-//                      with UFFDIO_COPY from the mapped image, 256 pages per call (checking each
-//                      page's XXH3 first with --hash), as the shim's monitor does for a long run;
+//                      the region is registered with a userfaultfd of its own and filled with
+//                      UFFDIO_COPY from the mapped image, 256 pages per call (checking each page's
+//                      XXH3 first with --hash), by T threads (1 or 2) taking runs in turn, as the
+//                      shim's monitor (and its copy helper) do for long runs;
 //                      beside it, the same region filled by read(2) of the image, timed the same way
 //
 // touch prints one line: pages, bad pages, and the time the program spent from start to the end
@@ -35,8 +36,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <atomic>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #define XXH_INLINE_ALL
@@ -78,7 +81,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: restore_scan fill --mib N | image --mib N FILE | touch --mib N [--order seq|random] "
                "[--percent P] [--from lazy|read|mmap|zero] [--image FILE] [--wait-resident] [--idle-ms M] | "
-               "floor --mib N --image FILE [--hash]\n");
+               "floor --mib N --image FILE [--hash] [--threads 1|2]\n");
   return 2;
 }
 
@@ -117,6 +120,7 @@ int main(int argc, char** argv) {
   uint64_t mib = 512, percent = 100, idle_ms = 0;
   std::string order = "seq", from = "lazy", image;
   bool wait_resident = false;
+  unsigned threads = 1;
   std::vector<std::string> rest;
   for (int i = 2; i < argc; i++) {
     std::string a = argv[i];
@@ -136,6 +140,9 @@ int main(int argc, char** argv) {
       image = value();
     } else if (a == "--wait-resident") {
       wait_resident = true;
+    } else if (a == "--threads") {
+      threads = unsigned(strtoul(value().c_str(), nullptr, 10));
+      if (threads < 1 || threads > 2) return usage();
     } else if (a == "--idle-ms") {
       idle_ms = strtoull(value().c_str(), nullptr, 10);
     } else {
@@ -205,23 +212,34 @@ int main(int argc, char** argv) {
       std::perror("restore_scan: register");
       return 1;
     }
-    uint64_t sum = 0;
     const size_t run = 256 * kPage;
-    for (size_t off = 0; off < bytes; off += run) {
-      if (hash) {
-        for (size_t p = 0; p < run; p += kPage) sum += XXH3_64bits(src + off + p, kPage);
+    std::atomic<uint64_t> sum{0};
+    std::atomic<bool> failed{false};
+    auto fill = [&](unsigned t) {
+      uint64_t s = 0;
+      for (size_t off = t * run; off < bytes; off += threads * run) {
+        if (hash) {
+          for (size_t p = 0; p < run; p += kPage) s += XXH3_64bits(src + off + p, kPage);
+        }
+        uffdio_copy c = {uint64_t(uintptr_t(lazy + off)), uint64_t(uintptr_t(src + off)), run, 0, 0};
+        if (ioctl(uffd, UFFDIO_COPY, &c) != 0) {
+          std::perror("restore_scan: UFFDIO_COPY");
+          failed = true;
+          return;
+        }
       }
-      uffdio_copy c = {uint64_t(uintptr_t(lazy + off)), uint64_t(uintptr_t(src + off)), run, 0, 0};
-      if (ioctl(uffd, UFFDIO_COPY, &c) != 0) {
-        std::perror("restore_scan: UFFDIO_COPY");
-        return 1;
-      }
-    }
+      sum += s;
+    };
+    std::vector<std::thread> helpers;
+    for (unsigned t = 1; t < threads; t++) helpers.emplace_back(fill, t);
+    fill(0);
+    for (std::thread& h : helpers) h.join();
+    if (failed) return 1;
     const uint64_t copy_ns = now_ns() - a;
     size_t bad = 0;
     for (size_t p = 0; p < pages; p++) bad += *reinterpret_cast<const uint64_t*>(lazy + p * kPage) != word(p, 0);
-    std::printf("pages=%zu read_ms=%.3f copy_ms=%.3f hash=%d bad=%zu%s\n", pages, double(read_ns) / 1e6,
-                double(copy_ns) / 1e6, hash ? 1 : 0, bad, sum == 42 ? " " : "");
+    std::printf("pages=%zu read_ms=%.3f copy_ms=%.3f hash=%d threads=%u bad=%zu%s\n", pages, double(read_ns) / 1e6,
+                double(copy_ns) / 1e6, hash ? 1 : 0, threads, bad, sum == 42 ? " " : "");
     close(uffd);
     return bad ? 1 : 0;
   }
