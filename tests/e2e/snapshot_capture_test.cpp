@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <time.h>
 
+#include <filesystem>
 #include <string>
 
 #include "core/snapshot/snapshot_reader.h"
@@ -78,6 +79,21 @@ TEST(SnapshotCapture, RegionGrownByAMovingMremapIsRecordedWhole) {
     if (rec.page_count == 128 && rec.data_pages + rec.duplicate_pages == 128) whole++;
   }
   EXPECT_EQ(whole, 1) << "regions (pages/data pages):" << seen;
+}
+
+// A capture process killed before it finishes (here by a thread of the program itself, while the
+// program exits) leaves nothing behind, says so, and `uffdlazy record` fails.
+TEST(SnapshotCapture, KilledCaptureSaysSoLeavesNothingAndFails) {
+  TempDir dir;
+  const std::string file = dir.file("killed.snap");
+  ProcessResult r = record(file, {}, {target_path("capture_victim")});
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_NE(r.err.find("uffdlazy: snapshot " + file + ": the capture process was killed by signal 9; nothing written"),
+            std::string::npos)
+      << r.err;
+  std::string left;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) left += " " + e.path().filename().string();
+  EXPECT_EQ(left, "") << "files left behind";
 }
 
 TEST(SnapshotCapture, CheckWithoutRestoreFails) {
