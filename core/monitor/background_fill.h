@@ -19,8 +19,9 @@
 // fill is working (a scan that caught up with it) leaves the chunks as they are: that program
 // wants exactly what the fill is doing, as fast as it can.
 //
-// Safety: only the monitor thread installs pages, and it applies every event it reads before it
-// installs anything else, so the owed bitmap is the truth: a page the program dropped is never
+// Safety: only the monitor thread decides which pages to install (the copy helper only copies
+// half of a run the monitor chose, while the monitor waits for it), and it applies every event it
+// reads before it installs anything else, so the owed bitmap is the truth: a page the program dropped is never
 // owed again and never gets old content. A fill attempted while an event is still unread fails
 // with EAGAIN (the kernel's protection); the fill then takes the events in and looks the region
 // up again. Runs stop at the first page that is not owed and never pass a region's end; a run
