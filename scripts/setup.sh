@@ -6,7 +6,7 @@ set -euo pipefail
 # clang-14 and its runtimes (libclang-rt-14-dev: ASan, UBSan, TSan, libFuzzer) build the sanitized
 # unit tests and the fuzzers (scripts/test.sh, scripts/fuzz.sh).
 packages=(g++ cmake make libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev sqlite3 python3 nodejs
-          clang-14 libclang-rt-14-dev)
+          gawk xz-utils perl clang-14 libclang-rt-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do

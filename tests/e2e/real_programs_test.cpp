@@ -5,8 +5,8 @@
 //
 // Each also asserts a minimum share of its anonymous memory that the shim registered, sampled at
 // its peak (the coverage probe reads /proc/PID/smaps while it runs): python3 and node map their
-// heaps with mmap() themselves; sqlite3 and sort allocate through glibc's malloc, whose own
-// mmap/brk calls the shim sees by patching libc (intercept=libc). What stays unseen is the main
+// heaps with mmap() themselves; sqlite3, sort, xz, gawk and perl allocate through glibc's malloc,
+// whose own mmap/brk calls the shim sees by patching libc (intercept=libc). What stays unseen is the main
 // stack, libc's and ld.so's own data, and pages of file mappings written by relocation; the small
 // workloads of sqlite3 and sort here (12 and 4 MiB) make that fixed part weigh more than in
 // scripts/coverage.sh (bench/COVERAGE.md).
@@ -295,6 +295,71 @@ TEST(RealPrograms, SortOfALargeFileIsByteIdentical) {
     EXPECT_GE(summary_field(r.summary, "regions"), 1) << r.summary;
   }
   EXPECT_GE(r.registered_share, 90.0) << "of " << r.anonymous_kb << " KiB";
+}
+
+// xz -7: its 8 MiB dictionary and match finder (~94 MiB) come from glibc's malloc, mmapped inside
+// libc. The compressed stream must be the same bytes, and decompress to the input.
+TEST(RealPrograms, XzCompressionIsByteIdentical) {
+  const std::string xz = "/usr/bin/xz";
+  ASSERT_TRUE(installed(xz));
+  TempDir dir;
+  std::mt19937_64 rng(11);
+  std::string input;
+  while (input.size() < (2u << 20)) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%08" PRIx64 " line %" PRIu64 "\n", rng() % 0xffffffffu, rng() % 5000);
+    input += b;
+  }
+  const std::string file = dir.path() + "/input.txt";
+  {
+    std::ofstream f(file, std::ios::binary);
+    f << input;
+    ASSERT_TRUE(f.good()) << file;
+  }
+  Runs r = run_both("xz", {xz, "-7", "-T1", "-c", file});
+  RunOptions back;
+  back.stdin_data = r.shim.out;
+  ProcessResult d = run_process({xz, "-d", "-c"}, back);
+  EXPECT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_TRUE(d.out == input) << "the stream written under the shim does not decompress to the input";
+  ASSERT_FALSE(r.summary.empty());
+  EXPECT_GT(summary_field(r.summary, "faults"), 1000) << r.summary;
+  EXPECT_GE(r.registered_share, 95.0) << "of " << r.anonymous_kb << " KiB";
+}
+
+// gawk building a 300 000-entry associative array: its nodes and strings come from malloc's heap
+// (brk) and mmapped chunks. The sum is known to the test.
+TEST(RealPrograms, GawkArraysAreByteIdentical) {
+  const std::string gawk = "/usr/bin/gawk";
+  ASSERT_TRUE(installed(gawk));
+  Runs r = run_both("gawk", {gawk, "BEGIN { for (i = 0; i < 300000; i++) a[i] = sprintf(\"%07d-%s\", i * 7, "
+                                   "substr(\"abcdefghij\", 1 + i % 10)); n = 0; for (k in a) n += length(a[k]); "
+                                   "print length(a), n }"});
+  long expect_chars = 0;
+  for (long i = 0; i < 300000; i++) expect_chars += 8 + (10 - i % 10);
+  EXPECT_EQ(r.plain.out, "300000 " + std::to_string(expect_chars) + "\n");
+  ASSERT_FALSE(r.summary.empty());
+  EXPECT_GT(summary_field(r.summary, "faults"), 1000) << r.summary;
+  EXPECT_GE(r.registered_share, 95.0) << "of " << r.anonymous_kb << " KiB";
+}
+
+// perl building a 200 000-key hash of strings: perl's own allocator is off in Debian's build, so
+// everything comes from glibc's malloc.
+TEST(RealPrograms, PerlHashesAreByteIdentical) {
+  const std::string perl = "/usr/bin/perl";
+  ASSERT_TRUE(installed(perl));
+  RunOptions opt;
+  opt.env["PERL_HASH_SEED"] = "0";
+  opt.env["PERL_PERTURB_KEYS"] = "0";
+  Runs r = run_both("perl", {perl, "-e", "my %h; $h{$_} = ('v' x 50) . $_ for 1 .. 200000; my $n = 0; "
+                                         "$n += length($h{$_}) for keys %h; print scalar(keys %h), ' ', $n, qq(\\n);"},
+                    opt);
+  long expect_chars = 0;
+  for (long i = 1; i <= 200000; i++) expect_chars += 50 + long(std::to_string(i).size());
+  EXPECT_EQ(r.plain.out, "200000 " + std::to_string(expect_chars) + "\n");
+  ASSERT_FALSE(r.summary.empty());
+  EXPECT_GT(summary_field(r.summary, "faults"), 1000) << r.summary;
+  EXPECT_GE(r.registered_share, 95.0) << "of " << r.anonymous_kb << " KiB";
 }
 
 // Node.js: V8 reserves its pointer-compression cage and maps heap pages with mmap(), moves and
