@@ -363,6 +363,8 @@ size_t Monitor::read_batch() {
   for (long i = 0; i < n; i++) {
     if (msgs_[i].event != UFFD_EVENT_PAGEFAULT) handle_event(msgs_[i]);
   }
+  // Before any fault of this batch is answered: a page of a lost piece must never get zeros.
+  check_lost_pieces();
   for (long i = 0; i < n; i++) {
     if (msgs_[i].event == UFFD_EVENT_PAGEFAULT) queue_fault(msgs_[i], t);
   }
@@ -549,6 +551,31 @@ void Monitor::fatal(const char* what, int err) {
   // End this thread only. pthread_exit would unwind through libgcc, which may load a library and
   // take the loader's and malloc's locks; a bare exit leaves nothing for a faulting thread to wait on.
   for (;;) sys::call6(SYS_exit, 0);
+}
+
+void Monitor::check_lost_pieces() {
+  const uint64_t ps = s_.page_size;
+  bool owes = false;
+  {
+    LockGuard g(*s_.table_lock);
+    const uint64_t lost = s_.table->lost_sourced();
+    if (lost == lost_seen_) return;
+    const uint64_t unseen = lost - lost_seen_;
+    lost_seen_ = lost;
+    if (!s_.source) return;
+    if (unseen > RegionTable::kLostKept) {
+      // More pieces lost than the table remembers: any of them may owe pages.
+      owes = s_.source->owed_all_pages() > 0;
+    } else {
+      for (uint64_t i = lost - unseen; i < lost && !owes; i++) {
+        const Region& r = s_.table->lost_piece(i);
+        const uint64_t end = r.source_page + r.length() / ps;
+        owes = s_.source->next_owed(r.source, r.source_page, end) < end;
+      }
+    }
+  }
+  // Outside the lock: fatal() takes it when nothing is owed any more.
+  if (owes) fatal("the region table is full and could not keep a piece of a restored region", ENOSPC);
 }
 
 void Monitor::fatal_corrupt(const Region& r, uint64_t page_index, uintptr_t address, int err) {

@@ -132,6 +132,10 @@ class Monitor final : private FillHost {
   bool serve_queue();
   int spin_for_more();  // 1: something arrived and was answered, 0: nothing came, -1: exiting
   size_t read_batch();  // messages read (0: none waiting)
+  // Stops the process if the region table, full, lost a piece of a restored region that still
+  // owes pages (they could only be served as zeros).
+  void check_lost_pieces();
+  uint64_t lost_seen_ = 0;
   void queue_fault(const uffd_msg& m, uint64_t read_ns);
   void wake_everyone();
   void wait_briefly();

@@ -33,7 +33,9 @@ class RegionList {
   // sink(const Region&). False if a split needed room the list did not have (the piece beyond e
   // is then lost, which only ever drops state, never invents it).
   template <class Sink>
-  bool cut(uintptr_t s, uintptr_t e, uint64_t page_size, Sink&& sink);
+  // False when the list was full and the piece to the right of [s, e) could not be kept; *lost (if
+  // given) is then that piece.
+  bool cut(uintptr_t s, uintptr_t e, uint64_t page_size, Sink&& sink, Region* lost = nullptr);
 
   // Lets a region grow in place (mremap without a move): extends the one ending at old_end.
   bool extend(uintptr_t start, uintptr_t old_end, uintptr_t new_end);
@@ -52,7 +54,7 @@ class RegionList {
 };
 
 template <class Sink>
-bool RegionList::cut(uintptr_t s, uintptr_t e, uint64_t page_size, Sink&& sink) {
+bool RegionList::cut(uintptr_t s, uintptr_t e, uint64_t page_size, Sink&& sink, Region* lost) {
   bool ok = true;
   size_t i = lower_bound(s);
   while (i < size_ && items_[i].start < e) {
@@ -62,7 +64,10 @@ bool RegionList::cut(uintptr_t s, uintptr_t e, uint64_t page_size, Sink&& sink) 
     bool keep_right = cur.end > e;
     if (keep_left && keep_right) {
       items_[i] = cur.clipped(cur.start, s, page_size);
-      if (!insert_at(i + 1, cur.clipped(e, cur.end, page_size))) ok = false;
+      if (!insert_at(i + 1, cur.clipped(e, cur.end, page_size))) {
+        ok = false;
+        if (lost) *lost = cur.clipped(e, cur.end, page_size);
+      }
       return ok;
     }
     if (keep_left) {

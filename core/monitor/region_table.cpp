@@ -28,25 +28,52 @@ void RegionTable::clear() {
   live_.clear();
   limbo_.clear();
   dropped_pieces_ = 0;
+  lost_sourced_ = 0;
+}
+
+void RegionTable::note_lost(const Region& piece) {
+  dropped_pieces_++;
+  if (piece.source == Region::kZeroSource || piece.id == kTombstoneId) return;
+  lost_[lost_sourced_ % kLostKept] = piece;
+  lost_sourced_++;
+}
+
+uintptr_t RegionTable::batch_end(const RegionList* only, uintptr_t s, uintptr_t e) const {
+  size_t n = 0;
+  uintptr_t stop = e;
+  auto count = [&](const Region& r) {
+    if (++n == kMaxPieces && r.end < stop) stop = r.end;
+  };
+  if (only) {
+    for (size_t i = only->lower_bound(s); i < only->size() && only->at(i).start < e; i++) count(only->at(i));
+  } else {
+    for_each_piece_an_event_reaches(s, e, count);
+  }
+  return stop;
 }
 
 void RegionTable::to_limbo(const Region& r) {
-  // Limbo already covering part of r holds an older pending mapping; it keeps its place.
+  // Limbo already covering part of r holds an older pending mapping; it keeps its place. (A
+  // stale piece that finds no room is lost; its pending events then reach nothing or, at worst,
+  // drop state of the new mapping: never old state applied to new memory.)
   if (limbo_.overlaps_any(r.start, r.end) || !limbo_.insert(r)) dropped_pieces_++;
 }
 
 void RegionTable::mapped(uintptr_t s, uintptr_t e) {
   if (!live_.overlaps_any(s, e)) return;
-  size_t n = 0;
   // Collect first, then move: cutting live while inserting into limbo keeps both lists sorted.
-  live_.cut(s, e, page_size_, [&](const Region& r) {
-    if (n < kMaxPieces) {
-      pieces_[n++] = r;
-    } else {
-      dropped_pieces_++;
-    }
-  });
-  for (size_t i = 0; i < n; i++) to_limbo(pieces_[i]);
+  // Batch by batch, so that a new mapping over any number of old pieces sends each to limbo.
+  for (uintptr_t cursor = s; cursor < e;) {
+    const uintptr_t stop = batch_end(&live_, cursor, e);
+    size_t n = 0;
+    Region lost;
+    auto collect = [&](const Region& r) {
+      if (n < kMaxPieces) pieces_[n++] = r;
+    };
+    if (!live_.cut(cursor, stop, page_size_, collect, &lost)) note_lost(lost);
+    for (size_t i = 0; i < n; i++) to_limbo(pieces_[i]);
+    cursor = stop;
+  }
 }
 
 bool RegionTable::insert(Region r) {
@@ -55,7 +82,8 @@ bool RegionTable::insert(Region r) {
 }
 
 void RegionTable::forget(uintptr_t s, uintptr_t e) {
-  live_.cut(s, e, page_size_, [](const Region&) {});
+  Region lost;
+  if (!live_.cut(s, e, page_size_, [](const Region&) {}, &lost)) note_lost(lost);
 }
 
 bool RegionTable::grew(uintptr_t start, uintptr_t old_end, uintptr_t new_end) {
@@ -69,13 +97,14 @@ void RegionTable::take(uintptr_t s, uintptr_t e, Sink&& sink) {
   while (cursor < e) {
     size_t i = limbo_.lower_bound(cursor);
     uintptr_t next_limbo = (i < limbo_.size() && limbo_.at(i).start < e) ? limbo_.at(i).start : e;
+    Region lost;
     if (next_limbo > cursor) {
-      if (!live_.cut(cursor, next_limbo, page_size_, sink)) dropped_pieces_++;
+      if (!live_.cut(cursor, next_limbo, page_size_, sink, &lost)) note_lost(lost);
       cursor = next_limbo;
       continue;
     }
     uintptr_t limbo_end = limbo_.at(i).end < e ? limbo_.at(i).end : e;
-    if (!limbo_.cut(cursor, limbo_end, page_size_, sink)) dropped_pieces_++;
+    if (!limbo_.cut(cursor, limbo_end, page_size_, sink, &lost)) note_lost(lost);
     cursor = limbo_end;
   }
 }
@@ -85,26 +114,32 @@ void RegionTable::unmapped(uintptr_t s, uintptr_t e) {
 }
 
 void RegionTable::moved(uintptr_t from, uintptr_t to, uint64_t len) {
-  size_t n = 0;
-  take(from, from + len, [&](const Region& r) {
-    if (r.id == kTombstoneId) return;
-    if (n < kMaxPieces) {
-      pieces_[n++] = r;
-    } else {
-      dropped_pieces_++;
+  // Batch by batch: one VMA the kernel moves may hold any number of regions (adjacent mappings
+  // with the same attributes share a VMA).
+  for (uintptr_t cursor = from; cursor < from + len;) {
+    const uintptr_t stop = batch_end(nullptr, cursor, from + len);
+    size_t n = 0;
+    take(cursor, stop, [&](const Region& r) {
+      if (r.id == kTombstoneId) return;
+      if (n < kMaxPieces) {
+        pieces_[n++] = r;
+      } else {
+        note_lost(r);
+      }
+    });
+    for (size_t i = 0; i < n; i++) {
+      Region r = pieces_[i];
+      uintptr_t shift_start = r.start - from;
+      r.end = to + (r.end - from);
+      r.start = to + shift_start;
+      // Something newer already lives at the destination: this move is older news.
+      if (live_.overlaps_any(r.start, r.end)) {
+        to_limbo(r);
+      } else {
+        insert_merged(r);
+      }
     }
-  });
-  for (size_t i = 0; i < n; i++) {
-    Region r = pieces_[i];
-    uintptr_t shift_start = r.start - from;
-    r.end = to + (r.end - from);
-    r.start = to + shift_start;
-    // Something newer already lives at the destination: this move is older news.
-    if (live_.overlaps_any(r.start, r.end)) {
-      to_limbo(r);
-    } else {
-      insert_merged(r);
-    }
+    cursor = stop;
   }
   Region tomb = {};
   tomb.start = from;
@@ -116,7 +151,7 @@ void RegionTable::moved(uintptr_t from, uintptr_t to, uint64_t len) {
 
 void RegionTable::insert_merged(const Region& r) {
   if (!live_.insert(r)) {
-    dropped_pieces_++;
+    note_lost(r);
     return;
   }
   live_.merge_neighbours(r.start, page_size_);

@@ -60,6 +60,11 @@ class RegionTable {
   const RegionList& limbo() const { return limbo_; }
   uint32_t next_id() { return ++last_id_; }
   uint64_t dropped_pieces() const { return dropped_pieces_; }
+  // Pieces of restored regions (a source) the table could not keep because it was full: their
+  // owed pages can no longer be served. The monitor stops the process if any still owes pages.
+  static constexpr size_t kLostKept = 8;
+  uint64_t lost_sourced() const { return lost_sourced_; }
+  const Region& lost_piece(uint64_t i) const { return lost_[i % kLostKept]; }
 
  private:
   // Removes [s, e) from limbo where limbo covers it and from live elsewhere, handing every removed
@@ -70,6 +75,10 @@ class RegionTable {
   void insert_merged(const Region& r);
   // The tail a grow that moved added after the piece ending at `end` (if it is ours).
   void add_grown_tail(uintptr_t end, uint64_t grown);
+  // Where a batch of at most kMaxPieces pieces starting at s ends (take's order: limbo where it
+  // covers, live elsewhere), so that a range of any number of pieces is handled batch by batch.
+  uintptr_t batch_end(const RegionList* only, uintptr_t s, uintptr_t e) const;
+  void note_lost(const Region& piece);
 
   // Scratch for pieces on their way between the lists: the table's callers hold its lock with
   // little stack to spare (see core/base/blocked_section.h), so no large local arrays.
@@ -80,7 +89,9 @@ class RegionTable {
   RegionList limbo_;
   uint64_t page_size_ = 4096;
   uint32_t last_id_ = 0;
-  uint64_t dropped_pieces_ = 0;  // state lost to a full table; reported, never silent
+  uint64_t dropped_pieces_ = 0;  // pieces lost to a full table
+  uint64_t lost_sourced_ = 0;
+  Region lost_[kLostKept] = {};
 };
 
 template <class Fn>

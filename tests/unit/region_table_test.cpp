@@ -165,5 +165,60 @@ TEST_F(RegionTableTest, MoveOfAnUnregisteredMappingIsNotOurs) {
   EXPECT_FALSE(t.note_applied_move(10 * P, 70 * P, 10 * P, 12 * P, false, &m));
 }
 
+// One VMA the kernel moves can hold many regions (adjacent mappings with the same attributes
+// share a VMA): every one of them arrives, with its source pages, however many there are.
+TEST_F(RegionTableTest, MoveOfManyRegionsCarriesEveryOne) {
+  for (uintptr_t i = 0; i < 40; i++) ASSERT_TRUE(t.insert(make((100 + i) * P, (101 + i) * P, int32_t(i), 7 * i)));
+  t.moved(100 * P, 1000 * P, 40 * P);
+  for (uintptr_t i = 0; i < 40; i++) {
+    Region r;
+    ASSERT_TRUE(t.lookup((1000 + i) * P, &r)) << "region " << i << " was lost in the move";
+    EXPECT_EQ(r.source, int32_t(i));
+    EXPECT_EQ(r.source_page + ((1000 + i) * P - r.start) / P, 7 * i);
+    EXPECT_FALSE(t.lookup((100 + i) * P, &r));
+  }
+  EXPECT_EQ(t.dropped_pieces(), 0u);
+  EXPECT_EQ(t.lost_sourced(), 0u);
+}
+
+// A new mapping over many stale regions sends each to limbo, so the kernel's late UNMAP for the
+// old range reaches them and never the new region.
+TEST(RegionTableMany, NewMappingOverManyStaleRegionsKeepsTheirLateUnmapAway) {
+  RegionTable t;
+  ASSERT_TRUE(t.init(256, 256, P));
+  for (uintptr_t i = 0; i < 40; i++) ASSERT_TRUE(t.insert(make((100 + i) * P, (101 + i) * P, int32_t(i), 0)));
+  t.mapped(100 * P, 140 * P);
+  ASSERT_TRUE(t.insert(make(100 * P, 140 * P, 99, 0)));
+  t.unmapped(100 * P, 140 * P);  // the old mappings' event, read late
+  Region r;
+  ASSERT_TRUE(t.lookup(120 * P, &r));
+  EXPECT_EQ(r.source, 99);
+  EXPECT_EQ(r.start, 100 * P);
+  EXPECT_EQ(r.end, 140 * P);
+  EXPECT_EQ(t.dropped_pieces(), 0u);
+  t.release();
+}
+
+TEST(RegionTableFull, LostPieceOfARestoredRegionIsReported) {
+  RegionTable t;
+  ASSERT_TRUE(t.init(1, 4, P));
+  ASSERT_TRUE(t.insert(make(10 * P, 20 * P, 3, 100)));
+  t.unmapped(12 * P, 13 * P);
+  //LS1
+  const Region& lost = t.lost_piece(0);
+  EXPECT_EQ(lost.start, 13 * P);
+  EXPECT_EQ(lost.end, 20 * P);
+  EXPECT_EQ(lost.source, 3);
+  EXPECT_EQ(lost.source_page, 103u);
+  // A region without a source losing a piece loses nothing anyone needs: zeros are its content.
+  RegionTable z;
+  ASSERT_TRUE(z.init(1, 4, P));
+  ASSERT_TRUE(z.insert(make(10 * P, 20 * P, Region::kZeroSource, 0)));
+  z.unmapped(12 * P, 13 * P);
+  EXPECT_EQ(z.lost_sourced(), 0u);
+  t.release();
+  z.release();
+}
+
 }  // namespace
 }  // namespace uffdlazy

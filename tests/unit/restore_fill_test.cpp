@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -113,9 +114,9 @@ struct Harness {
   Monitor monitor;
 
   void set_up(PageSource* source, uint32_t readahead, PrefetchMode prefetch, const SourceRun* ws = nullptr,
-              size_t ws_runs = 0, uint32_t copy_threads = 2) {
+              size_t ws_runs = 0, uint32_t copy_threads = 2, size_t table_capacity = 4096) {
     ASSERT_TRUE(uffd.open(false, nullptr)) << "userfaultfd must be available on this machine";
-    ASSERT_TRUE(table.init(64, 16, kPs));
+    ASSERT_TRUE(table.init(table_capacity, 64, kPs));
     Monitor::Setup s;
     s.uffd = &uffd;
     s.table = &table;
@@ -313,6 +314,69 @@ TEST(BackgroundFill, DroppedPagesDuringTheFillReadZeros) {
     EXPECT_EQ(f.source().served_pages() + f.source().dropped_pages(), kPages);
     munmap(r, kPages * kPs);
   }
+}
+
+// The program drops and replaces pages at random while both copying threads fill the region: every
+// page it dropped (MADV_DONTNEED) or mapped afresh over (MAP_FIXED) reads zeros, whichever came
+// first, the drop or the fill; every other page holds the snapshot's content.
+TEST(BackgroundFill, RandomDropsRacingBothCopyingThreadsNeverBringBackOldContent) {
+  constexpr size_t kPages = 16384;
+  std::mt19937_64 rng(4242);
+  for (int round = 0; round < 4; round++) {
+    SCOPED_TRACE(round);
+    SnapshotFile f(kPages);
+    ASSERT_TRUE(f.ok());
+    Harness h;
+    h.set_up(&f.source(), 1024, PrefetchMode::kAll, nullptr, 0, 2);
+    char* r = h.region(kPages);
+    std::vector<bool> dropped(kPages, false);
+    h.monitor.region_restored(0);  // the fill starts
+    for (int i = 0; i < 300; i++) {
+      const size_t at = rng() % kPages;
+      const size_t want = 1 + rng() % 96;
+      const size_t n = want < kPages - at ? want : kPages - at;
+      if (rng() % 4 == 0) {
+        ASSERT_NE(mmap(r + at * kPs, n * kPs, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
+                  MAP_FAILED);
+      } else {
+        ASSERT_EQ(madvise(r + at * kPs, n * kPs, MADV_DONTNEED), 0);
+      }
+      for (size_t k = at; k < at + n; k++) dropped[k] = true;
+      if (i % 16 == 0) std::this_thread::yield();
+    }
+    // Until nothing the fill can still install is owed (the replaced ranges are not registered
+    // any more: the monitor dropped them from the table and the source when it read the UNMAP).
+    EXPECT_TRUE(wait_until([&] { return f.source().owed_all_pages() == 0; }))
+        << f.source().owed_all_pages() << " pages still owed";
+    h.monitor.sync();
+    size_t bad = 0, first_bad = kPages;
+    for (size_t i = 0; i < kPages; i++) {
+      const char* p = r + i * kPs;
+      const bool ok = dropped[i] ? SnapshotFile::zeros(p) : SnapshotFile::holds_page(p, i);
+      if (!ok && bad++ == 0) first_bad = i;
+    }
+        EXPECT_EQ(bad, 0u) << "first wrong page " << first_bad << (first_bad < kPages && dropped[first_bad] ? " (dropped)" : "");
+    munmap(r, kPages * kPs);
+  }
+}
+
+// A region table too full to keep a piece of a restored region that still owes pages: the monitor
+// stops the process with a message rather than answer that piece's faults with zeros.
+TEST(BackgroundFillDeathTest, FullTableThatLosesARestoredPieceStopsTheProcess) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        SnapshotFile f(256);
+        if (!f.ok()) std::_Exit(2);
+        Harness h;
+        h.set_up(&f.source(), 1, PrefetchMode::kNone, nullptr, 0, 1, 1);  // room for one region
+        char* r = h.region(256);
+        // Punching a hole needs a second entry for the right-hand piece: there is no room.
+        mmap(r + 100 * kPs, kPs, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        (void)*(volatile char*)(r + 200 * kPs);  // a page of the lost piece
+        std::_Exit(0);
+      },
+      ::testing::KilledBySignal(SIGKILL), "region table is full and could not keep a piece of a restored region");
 }
 
 // The copy helper's half of a run may succeed where the monitor's half meets a VMA boundary (an
