@@ -80,7 +80,8 @@ bool kernel_moves_several_mappings() {
     yes = !sys::failed(sys::mremap(reinterpret_cast<void*>(src), 2 * ps, 2 * ps, MREMAP_MAYMOVE | MREMAP_FIXED,
                                    reinterpret_cast<void*>(dst)));
   }
-  if (!sys::failed(src)) sys::munmap(reinterpret_cast<void*>(src), 2 * ps);
+  // After a move the old range is a hole another thread may already have mapped into: leave it.
+  if (!sys::failed(src) && !yes) sys::munmap(reinterpret_cast<void*>(src), 2 * ps);
   if (!sys::failed(dst)) sys::munmap(reinterpret_cast<void*>(dst), 2 * ps);
   g_multi_vma_moves.store(yes ? 1 : -1, std::memory_order_relaxed);
   return yes;
@@ -97,22 +98,34 @@ struct Collect {
   uintptr_t s, e;
   Piece* pieces;
   size_t count;
+  bool torn;
 };
 
 void collect_piece(const char* line, size_t n, void* ctx) {
   Collect& c = *static_cast<Collect*>(ctx);
   MapsEntry m;
   if (c.count == kMaxPieces || !parse_maps_line(line, n, &m) || m.end <= c.s || m.start >= c.e) return;
-  c.pieces[c.count++] = Piece{m.start > c.s ? m.start : c.s, m.end < c.e ? m.end : c.e};
+  const Piece p{m.start > c.s ? m.start : c.s, m.end < c.e ? m.end : c.e};
+  // The file is read in chunks, each under the mmap lock but not together: another thread that
+  // changes mappings in between can make a line repeat a range an earlier line covered (the same
+  // page reported twice, as it was and as it is). Moving by such a view would move one page twice.
+  if (c.count && p.start < c.pieces[c.count - 1].end) {
+    c.torn = true;
+    return;
+  }
+  c.pieces[c.count++] = p;
 }
 
 // The first kMaxPieces mappings inside [s, e), clipped to it, in address order; -1 when the file
-// cannot be read.
+// cannot be read, or does not give one consistent view in a few tries (mappings changing fast).
 long pieces_from_maps(uintptr_t s, uintptr_t e, Piece* pieces) {
   char buf[4096];
-  Collect c{s, e, pieces, 0};
-  if (for_each_line("/proc/self/maps", buf, sizeof buf, collect_piece, &c) < 0) return -1;
-  return long(c.count);
+  for (int attempt = 0; attempt < 4; attempt++) {
+    Collect c{s, e, pieces, 0, false};
+    if (for_each_line("/proc/self/maps", buf, sizeof buf, collect_piece, &c) < 0) return -1;
+    if (!c.torn) return long(c.count);
+  }
+  return -1;  // ask the kernel instead (pieces_by_probing)
 }
 
 // --- by probing --------------------------------------------------------------------------------
