@@ -3,10 +3,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <sys/mman.h>
 
 #include "core/base/blocked_section.h"
+#include "core/base/proc_maps.h"
 #include "core/base/raw_syscall.h"
 
 namespace uffdlazy {
@@ -20,29 +20,6 @@ uint64_t mix(uint64_t a, uint64_t b) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
-}
-
-// Parses hex digits at *p, advancing it; false when there are none.
-bool hex(const char*& p, const char* end, uint64_t* out) {
-  uint64_t v = 0;
-  const char* s = p;
-  for (; p < end; p++) {
-    const char c = *p;
-    uint64_t d;
-    if (c >= '0' && c <= '9') d = uint64_t(c - '0');
-    else if (c >= 'a' && c <= 'f') d = uint64_t(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') d = uint64_t(c - 'A' + 10);
-    else break;
-    v = v << 4 | d;
-  }
-  *out = v;
-  return p > s;
-}
-
-const char* skip_field(const char* p, const char* end) {
-  while (p < end && *p != ' ') p++;
-  while (p < end && *p == ' ') p++;
-  return p;
 }
 
 }  // namespace
@@ -122,54 +99,19 @@ int32_t CallSiteTable::module_for(const char* path, size_t n, uintptr_t base) {
 
 // "start-end perms offset dev inode    path"
 void CallSiteTable::parse_line(const char* line, size_t n) {
-  const char* p = line;
-  const char* end = line + n;
-  uint64_t start, stop, offset;
-  if (!hex(p, end, &start) || p >= end || *p != '-') return;
-  p++;
-  if (!hex(p, end, &stop) || p >= end || *p != ' ') return;
-  p++;
-  if (end - p < 4 || p[2] != 'x') return;  // not executable
-  p = skip_field(p, end);
-  if (!hex(p, end, &offset)) return;
-  p = skip_field(p, end);  // to dev
-  p = skip_field(p, end);  // to inode
-  p = skip_field(p, end);  // to the path, if any
-  if (range_count_ >= kMaxRanges) return;
+  MapsEntry m;
+  if (!parse_maps_line(line, n, &m) || !m.exec || range_count_ >= kMaxRanges) return;
   int32_t module = -1;
-  if (p < end && *p == '/') module = module_for(p, size_t(end - p), uintptr_t(start - offset));
-  ranges_[range_count_++] = Range{uintptr_t(start), uintptr_t(stop), module};
+  if (m.path_length && m.path[0] == '/') module = module_for(m.path, m.path_length, uintptr_t(m.start - m.offset));
+  ranges_[range_count_++] = Range{m.start, m.end, module};
 }
 
 void CallSiteTable::read_maps() {
-  const long fd = sys::openat(AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  __atomic_fetch_add(&maps_reads_, 1, __ATOMIC_RELAXED);
   range_count_ = 0;  // rebuilt from scratch; modules keep their indices
-  size_t have = 0;
-  bool skipping = false;  // inside a line longer than the buffer
-  for (;;) {
-    const long r = sys::read(int(fd), buf_ + have, kBufSize - have);
-    if (r == -EINTR) continue;
-    if (r <= 0) break;
-    have += size_t(r);
-    size_t line = 0;
-    for (size_t i = 0; i < have; i++) {
-      if (buf_[i] != '\n') continue;
-      if (!skipping) parse_line(buf_ + line, i - line);
-      skipping = false;
-      line = i + 1;
-    }
-    if (line == 0 && have == kBufSize) {  // no newline in a full buffer
-      skipping = true;
-      have = 0;
-      continue;
-    }
-    memmove(buf_, buf_ + line, have - line);
-    have -= line;
+  auto line = [](const char* l, size_t n, void* self) { static_cast<CallSiteTable*>(self)->parse_line(l, n); };
+  if (for_each_line("/proc/self/maps", buf_, kBufSize, line, this) == 0) {
+    __atomic_fetch_add(&maps_reads_, 1, __ATOMIC_RELAXED);
   }
-  if (have && !skipping) parse_line(buf_, have);
-  sys::close(int(fd));
 }
 
 SiteId CallSiteTable::resolve_locked(uintptr_t address) {
