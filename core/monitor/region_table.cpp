@@ -35,7 +35,7 @@ void RegionTable::note_lost(const Region& piece) {
   dropped_pieces_++;
   if (piece.source == Region::kZeroSource || piece.id == kTombstoneId) return;
   lost_[lost_sourced_ % kLostKept] = piece;
-  lost_sourced_++;
+  __atomic_store_n(&lost_sourced_, lost_sourced_ + 1, __ATOMIC_RELEASE);
 }
 
 uintptr_t RegionTable::batch_end(const RegionList* only, uintptr_t s, uintptr_t e) const {

@@ -63,7 +63,8 @@ class RegionTable {
   // Pieces of restored regions (a source) the table could not keep because it was full: their
   // owed pages can no longer be served. The monitor stops the process if any still owes pages.
   static constexpr size_t kLostKept = 8;
-  uint64_t lost_sourced() const { return lost_sourced_; }
+  // Readable without the table's lock (the monitor looks at it after every batch it reads).
+  uint64_t lost_sourced() const { return __atomic_load_n(&lost_sourced_, __ATOMIC_ACQUIRE); }
   const Region& lost_piece(uint64_t i) const { return lost_[i % kLostKept]; }
 
  private:
