@@ -2,6 +2,7 @@
 // exit status 2: no image is written, no process is half resumed.
 #include <gtest/gtest.h>
 #include <csignal>
+#include <filesystem>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -206,7 +207,17 @@ TEST(ResumeRefusal, AnotherUser) {
   ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
   chmod(c.image.c_str(), 0644);
   chmod(c.dir.c_str(), 0755);
-  ProcessResult r = run_process({target_path("as_nobody"), cli_path(), "resume", c.image}, with_input("y", false));
+  // The build tree may lie where nobody cannot reach (a clone in a mktemp -d directory, 0700):
+  // nobody runs copies of the CLI and the restorer from a directory of the test's own.
+  const std::string bin = c.dir + "/bin";
+  ASSERT_EQ(mkdir(bin.c_str(), 0755), 0);
+  const std::string built = cli_path().substr(0, cli_path().rfind('/'));
+  for (const char* name : {"uffdlazy", "uffdlazy-restorer"}) {
+    std::filesystem::copy_file(built + "/" + name, bin + "/" + name);
+    chmod((bin + "/" + name).c_str(), 0755);
+  }
+  ProcessResult r =
+      run_process({target_path("as_nobody"), bin + "/uffdlazy", "resume", c.image}, with_input("y", false));
   expect_refused(r, "the process ran as uid 0, and this is uid 65534");
 }
 
