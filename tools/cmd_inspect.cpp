@@ -7,22 +7,16 @@
 #include "core/snapshot/process_image.h"
 #include "tools/commands.h"
 #include "tools/inspect_process.h"
+#include "tools/option_parser.h"
 #include "tools/snapshot_cli_common.h"
 
 namespace uffdlazy::cli {
 
 namespace {
 
-const char kUsage[] =
-    "usage: uffdlazy inspect [--json] FILE\n"
-    "\n"
-    "Prints a snapshot's identity (executable, build-id, page size, format version, capture\n"
-    "time), one line per region (address, length, protection, allocation site, ordinal, and\n"
-    "how many pages are stored as data, zero, duplicate or absent), and totals.\n"
-    "\n"
-    "  --json   print the same as one JSON object\n"
-    "\n"
-    "Exit status: 0 shown, 2 usage error or unreadable snapshot.\n";
+const OptionSpec kOptions[] = {
+    {.name = "--json", .help = "print the same as one JSON object"},
+};
 
 struct Totals {
   uint64_t pages = 0, data = 0, zero = 0, dup = 0, absent = 0, logical = 0;
@@ -113,32 +107,11 @@ void print_json(const char* path, const snap::SnapshotReader& r, const snap::Pro
   std::printf("}\n");
 }
 
-}  // namespace
-
-int cmd_inspect(int argc, char** argv) {
-  bool json = false;
-  const char* path = nullptr;
-  for (int i = 1; i < argc; i++) {
-    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if (!std::strcmp(argv[i], "--json")) {
-      json = true;
-    } else if (argv[i][0] == '-' && argv[i][1] && !path) {
-      std::fprintf(stderr, "uffdlazy inspect: unknown option '%s'\n%s", argv[i], kUsage);
-      return 2;
-    } else if (!path) {
-      path = argv[i];
-    } else {
-      std::fprintf(stderr, "uffdlazy inspect: one FILE at a time\n%s", kUsage);
-      return 2;
-    }
-  }
-  if (!path) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+int inspect(int argc, char** argv) {
+  ParsedArgs args;
+  if (const int rc = parse_args(inspect_verb, argc, argv, &args); rc != kParsed) return rc;
+  const bool json = args.has("--json");
+  const char* path = args.operands[0].c_str();
   snap::SnapshotReader reader;
   if (!open_snapshot(reader, path).ok()) return 2;
   snap::ProcessImage image;
@@ -158,5 +131,29 @@ int cmd_inspect(int argc, char** argv) {
   }
   return 0;
 }
+
+}  // namespace
+
+const VerbSpec inspect_verb = {
+    .name = "inspect",
+    .summary = "show what a snapshot or process image holds",
+    .synopsis = "FILE [--json]",
+    .description =
+        "Prints a snapshot's identity (executable, build-id, page size, format version, capture time), one "
+        "line per region (address, length, protection, allocation site, ordinal, and how many pages are "
+        "stored as data, zero, duplicate or absent) and totals; for a process image (uffdlazy checkpoint), "
+        "also the process, its threads, mappings and descriptors. Page data is not checked (that is "
+        "uffdlazy verify).",
+    .options = kOptions,
+    .operand = "FILE",
+    .min_operands = 1,
+    .max_operands = 1,
+    .operand_complete = Complete::kFile,
+    .exit_status = "0    shown\n"
+                   "2    a usage error, or a file that cannot be read as a snapshot",
+    .example = "uffdlazy inspect app.snap\n"
+               "uffdlazy inspect --json app.img",
+    .run = inspect,
+};
 
 }  // namespace uffdlazy::cli

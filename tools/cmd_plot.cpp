@@ -10,6 +10,7 @@
 #include <string>
 
 #include "tools/commands.h"
+#include "tools/option_parser.h"
 #include "tools/report_model.h"
 #include "tools/svg_axis.h"
 #include "tools/svg_writer.h"
@@ -234,31 +235,20 @@ std::string render(const Report& r) {
   return d.str();
 }
 
-void usage(FILE* out) { std::fprintf(out, "usage: uffdlazy plot FILE.json -o OUT.svg\n"); }
+const OptionSpec kOptions[] = {
+    {.name = "--output",
+     .alias = "-o",
+     .value = "OUT.svg",
+     .help = "where to write the SVG",
+     .complete = Complete::kFile,
+     .required = true},
+};
 
-}  // namespace
-
-int cmd_plot(int argc, char** argv) {
-  const char* path = nullptr;
-  const char* out_path = nullptr;
-  for (int i = 1; i < argc; i++) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      return 0;
-    } else if ((a == "-o" || a == "--output") && i + 1 < argc) {
-      out_path = argv[++i];
-    } else if (a[0] != '-' && !path) {
-      path = argv[i];
-    } else {
-      usage(stderr);
-      return 2;
-    }
-  }
-  if (!path || !out_path) {
-    usage(stderr);
-    return 2;
-  }
+int plot(int argc, char** argv) {
+  ParsedArgs args;
+  if (const int rc = parse_args(plot_verb, argc, argv, &args); rc != kParsed) return rc;
+  const char* path = args.operands[0].c_str();
+  const char* out_path = args.value("--output")->c_str();
   Report r;
   std::string err;
   if (!report::load_report(path, &r, &err)) {
@@ -275,5 +265,27 @@ int cmd_plot(int argc, char** argv) {
   }
   return 0;
 }
+
+}  // namespace
+
+const VerbSpec plot_verb = {
+    .name = "plot",
+    .summary = "draw a fault report as an SVG",
+    .synopsis = "FILE.json -o OUT.svg",
+    .description =
+        "Draws a fault report (written by --report or UFFDLAZY_REPORT) as a self-contained SVG: the "
+        "distribution of fault latencies (a CDF per resolution kind, on a log scale; a kind with too few "
+        "faults for a curve is drawn as points) and the faults over the run's time.",
+    .options = kOptions,
+    .operand = "FILE.json",
+    .min_operands = 1,
+    .max_operands = 1,
+    .operand_complete = Complete::kFile,
+    .exit_status = "0    written\n"
+                   "2    a usage error, a file that is not a fault report this build reads, or OUT.svg "
+                   "cannot be written",
+    .example = "uffdlazy plot run.json -o run.svg",
+    .run = plot,
+};
 
 }  // namespace uffdlazy::cli

@@ -10,55 +10,77 @@ namespace uffdlazy::cli {
 
 namespace {
 
-void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: uffdlazy record -o FILE [options] -- program [args...]\n"
-               "\n"
-               "Runs program under uffdlazy and writes a snapshot of its anonymous memory to FILE\n"
-               "(a consistent point-in-time image taken by a forked child; see FORMAT.md).\n"
-               "\n"
-               "options:\n"
-               "  -o, --output FILE     where to write the snapshot (required)\n"
-               "  --at MOMENT           exit (default), signal=NAME (e.g. signal=USR2) or after=SECONDS\n"
-               "  --no-aslr             run with address-space randomisation off, so a restore\n"
-               "                        (also with --no-aslr) can match regions by address\n"
-               "  --min-size SIZE       leave mappings smaller than SIZE alone (default 64K)\n"
-               "  --stats               print the one-line account at exit\n"
-               "\n"
-               "Exit status: the program's; 4 if it succeeded but no snapshot was written (the\n"
-               "capture failed or its moment never came). A name with %%p gets one snapshot per\n"
-               "process of the run; a plain name holds the process with the most lazily paged memory.\n");
-}
+const OptionSpec kOptions[] = {
+    {.name = "--output",
+     .alias = "-o",
+     .value = "FILE",
+     .help = "where to write the snapshot; %p in the name stands for the pid (one snapshot per process "
+             "of the run; a plain name holds the process with the most lazily paged memory)",
+     .complete = Complete::kFile,
+     .variable = "UFFDLAZY_RECORD",
+     .path = true,
+     .required = true},
+    {.name = "--at",
+     .value = "MOMENT",
+     .help = "when to take the snapshot: exit (after the program's exit handlers), signal=NAME (on that "
+             "signal sent to the program, e.g. signal=USR2; not one the program handles) or after=SECONDS",
+     .fallback = "exit",
+     .complete = Complete::kWords,
+     .words = "exit signal=USR2 after=",
+     .variable = "UFFDLAZY_RECORD_AT"},
+    {.name = "--no-aslr",
+     .help = "run the program with address-space randomisation off, so that a restore (also with "
+             "--no-aslr) matches regions by address as well",
+     .variable = "UFFDLAZY_NO_ASLR",
+     .no_aslr = true},
+    {.name = "--min-size",
+     .value = "SIZE",
+     .help = "leave mappings smaller than SIZE alone (bytes, with an optional K, M or G suffix)",
+     .fallback = "64K",
+     .variable = "UFFDLAZY_MIN_SIZE"},
+    {.name = "--stats",
+     .help = "print the one-line account of each process that registered memory at exit",
+     .variable = "UFFDLAZY_STATS"},
+};
 
-}  // namespace
-
-int cmd_record(int argc, char** argv) {
-  static const std::vector<LaunchOption> kOptions = {
-      {"--output", "-o", "UFFDLAZY_RECORD", true, true},
-      {"--at", nullptr, "UFFDLAZY_RECORD_AT", true},
-      {"--no-aslr", nullptr, "UFFDLAZY_NO_ASLR", false, false, true},
-      {"--min-size", nullptr, "UFFDLAZY_MIN_SIZE", true},
-      {"--stats", nullptr, "UFFDLAZY_STATS", false},
-  };
-  Launch launch;
-  std::vector<std::string> none;
-  bool done;
-  int rc = parse_launch("record", argc, argv, kOptions, 0, usage, &launch, &none, &done);
-  if (done) return rc;
-  if (!launch.env.count("UFFDLAZY_RECORD")) {
-    std::fprintf(stderr, "uffdlazy record: no output file (-o FILE)\n");
-    return 2;
-  }
+int record(int argc, char** argv) {
+  ParsedArgs args;
+  if (const int rc = parse_args(record_verb, argc, argv, &args); rc != kParsed) return rc;
+  const Launch launch = launch_of(args);
   RunOutcome run;
-  rc = spawn_under_shim(launch, "record", &run);
-  if (rc) return rc;
+  if (const int rc = spawn_under_shim(launch, "record", &run)) return rc;
   if (!run.captures_ok) {
     // The shim said why (a failed capture, or the moment never came).
-    std::fprintf(stderr, "uffdlazy record: no snapshot was written to %s\n", launch.env["UFFDLAZY_RECORD"].c_str());
+    std::fprintf(stderr, "uffdlazy record: no snapshot was written to %s\n", launch.env.at("UFFDLAZY_RECORD").c_str());
     const int program = pass_on_status(run.wait_status);
     return program ? program : 4;
   }
   return pass_on_status(run.wait_status);
 }
+
+}  // namespace
+
+const VerbSpec record_verb = {
+    .name = "record",
+    .summary = "run a program and write a snapshot of its memory",
+    .synopsis = "-o FILE [options] [--] program [args...]",
+    .description =
+        "Runs program under the shim and writes a snapshot of its lazily paged anonymous memory to FILE at "
+        "the chosen moment: a consistent point-in-time image taken by a child cloned at that instant, "
+        "written to a temporary name and renamed once complete. uffdlazy restore gives a later run of the "
+        "same program that memory back, page by page as it touches it.\n\n"
+        "uffdlazy waits for the program and passes on the signals sent to it.",
+    .options = kOptions,
+    .takes_program = true,
+    .exit_status = "N    the program's own status (a program killed by a signal: the same signal)\n"
+                   "2    a bad option or variable, or the shim could not start the recording\n"
+                   "3    userfaultfd cannot be used\n"
+                   "4    the program succeeded but no snapshot was written (the capture failed, or its "
+                   "moment never came; a line says which)\n"
+                   "127  the program was not found",
+    .example = "uffdlazy record -o app.snap -- ./app --warm-up\n"
+               "uffdlazy record -o app.snap --at signal=USR2 -- ./server   # kill -USR2 PID",
+    .run = record,
+};
 
 }  // namespace uffdlazy::cli

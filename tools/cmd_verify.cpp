@@ -2,24 +2,16 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 #include "core/snapshot/process_image.h"
 #include "tools/commands.h"
+#include "tools/option_parser.h"
 #include "tools/snapshot_cli_common.h"
 
 namespace uffdlazy::cli {
 
 namespace {
-
-const char kUsage[] =
-    "usage: uffdlazy verify FILE...\n"
-    "\n"
-    "Checks a snapshot's header, section table, region table and page index checksums and the\n"
-    "XXH3 checksum of every stored page, and names the first bad thing it finds.\n"
-    "\n"
-    "Exit status: 0 every file is intact; 1 a file is damaged (checksum mismatch, truncated or\n"
-    "inconsistent); 2 usage error, or a file that cannot be opened or is not a snapshot this\n"
-    "build reads.\n";
 
 int verify_one(const char* path) {
   snap::SnapshotReader reader;
@@ -46,31 +38,37 @@ int verify_one(const char* path) {
   return 1;
 }
 
-}  // namespace
-
-int cmd_verify(int argc, char** argv) {
-  int files = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if (argv[i][0] == '-' && argv[i][1]) {
-      std::fprintf(stderr, "uffdlazy verify: unknown option '%s'\n%s", argv[i], kUsage);
-      return 2;
-    }
-    files++;
-  }
-  if (!files) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+int verify(int argc, char** argv) {
+  ParsedArgs args;
+  if (const int rc = parse_args(verify_verb, argc, argv, &args); rc != kParsed) return rc;
   int worst = 0;
-  for (int i = 1; i < argc; i++) {
-    const int rc = verify_one(argv[i]);
+  for (const std::string& path : args.operands) {
+    const int rc = verify_one(path.c_str());
     if (rc > worst) worst = rc;
   }
   return worst;
 }
+
+}  // namespace
+
+const VerbSpec verify_verb = {
+    .name = "verify",
+    .summary = "check every checksum of snapshots and process images",
+    .synopsis = "FILE...",
+    .description =
+        "Checks a snapshot's (or process image's) header, section table, region table and page index "
+        "checksums and the XXH3 checksum of every stored page, and names the first bad thing it finds.",
+    .options = {},
+    .operand = "FILE",
+    .min_operands = 1,
+    .max_operands = VerbSpec::kAnyNumber,
+    .operand_complete = Complete::kFile,
+    .exit_status = "0    every file is intact\n"
+                   "1    a file is damaged (a checksum mismatch, truncated or inconsistent)\n"
+                   "2    a usage error, or a file that cannot be opened or is not a snapshot this build "
+                   "reads",
+    .example = "uffdlazy verify app.snap app.img",
+    .run = verify,
+};
 
 }  // namespace uffdlazy::cli

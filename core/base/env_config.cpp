@@ -150,8 +150,8 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       copy_path(v, cfg->intercept, sizeof cfg->intercept);
     } else if (is("TEST_ALTER_LIBC")) {
       if (!copy_path(v, cfg->test_alter_libc, sizeof cfg->test_alter_libc)) return bad("a libc function name");
-    } else if (is("LIBRARY")) {
-      // Set by the launcher for itself; nothing for the shim to do.
+    } else if (is("LIBRARY") || is("RESTORER")) {
+      // Where the uffdlazy command finds its parts (tools/part_paths.h); nothing for the shim to do.
     } else if (is("RUN")) {
       // The page the processes of one run share (core/pager/run_state.h); read there.
     } else {
