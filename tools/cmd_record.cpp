@@ -39,7 +39,7 @@ const OptionSpec kOptions[] = {
      .fallback = "64K",
      .variable = "UFFDLAZY_MIN_SIZE"},
     {.name = "--stats",
-     .help = "print the one-line account of each process that registered memory at exit",
+     .help = "print the program's one-line account at exit (UFFDLAZY_STATS=all: every process's)",
      .variable = "UFFDLAZY_STATS"},
 };
 

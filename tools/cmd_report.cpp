@@ -52,6 +52,7 @@ std::string size_text(uint64_t bytes) {
 void print(Report r) {
   std::sort(r.regions.begin(), r.regions.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   std::printf("program    %s (pid %" PRIu64 ")\n", r.program.empty() ? "?" : r.program.c_str(), r.pid);
+  if (!r.writer.empty()) std::printf("written by uffdlazy %s\n", r.writer.c_str());
   std::printf("duration   %.3f s, page size %" PRIu64 ", clock read ~%" PRIu64 " ns (included in each latency)\n",
               double(r.duration_ns) / 1e9, r.page_size, r.overhead_ns);
 

@@ -66,8 +66,8 @@ const OptionSpec kOptions[] = {
      .variable = "UFFDLAZY_REPORT",
      .path = true},
     {.name = "--stats",
-     .help = "at exit, print the restore account (regions matched, pages served) and the one-line fault "
-             "account of each process that registered memory",
+     .help = "at exit, print the restore account (regions matched, pages served) and the program's one-line "
+             "fault account (UFFDLAZY_STATS=all: every process's)",
      .variable = "UFFDLAZY_STATS"},
 };
 

@@ -9,8 +9,9 @@ namespace {
 
 const OptionSpec kOptions[] = {
     {.name = "--stats",
-     .help = "at exit, print one line of counts and fault latencies on stderr for each process that "
-             "registered memory, marking the program you named (UFFDLAZY_STATS=all: every process)",
+     .help = "at exit, print one line of counts and fault latencies on stderr for the program (whatever "
+             "a wrapper script exec'd it as); UFFDLAZY_STATS=all: a line from every process of the run, the "
+             "program's marked",
      .variable = "UFFDLAZY_STATS"},
     {.name = "--strict",
      .help = "exit with status 3 if userfaultfd cannot be used, instead of running the program without "

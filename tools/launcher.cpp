@@ -34,6 +34,9 @@ int exec_program(const Launch& launch, const char* command, const std::string& s
   if (const char* old = getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
   setenv("LD_PRELOAD", preload.c_str(), 1);
   for (const char* own : kPartVariables) unsetenv(own);  // the command's, not the shim's
+  // The process the program runs in (the same through every exec of a wrapper): its summary line
+  // is marked as the program's among the lines of a wrapper's other processes.
+  setenv("UFFDLAZY_PROGRAM_PID", std::to_string(getpid()).c_str(), 1);
   std::vector<char*> args;
   for (const auto& a : launch.argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);

@@ -76,7 +76,12 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
     } else if (is("STRICT")) {
       if (!parse_bool(v, &cfg->strict)) return bad(kBoolWords);
     } else if (is("STATS")) {
-      if (!parse_bool(v, &cfg->stats)) return bad(kBoolWords);
+      // 1: a line from each process that registered memory; all: from every process.
+      cfg->stats_all = !strcmp(v, "all");
+      if (!cfg->stats_all && !parse_bool(v, &cfg->stats)) {
+        return bad("1 (a line from the program), all (from every process of the run) or 0");
+      }
+      if (cfg->stats_all) cfg->stats = true;
     } else if (is("USER_MODE_ONLY")) {
       if (!parse_bool(v, &cfg->user_mode_only)) return bad(kBoolWords);
     } else if (is("NO_ASLR")) {
@@ -144,6 +149,9 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       if (!strcmp(v, "stop")) cfg->checkpoint_continue = false;
       else if (!strcmp(v, "continue")) cfg->checkpoint_continue = true;
       else return bad("stop (end the program once the image is written) or continue");
+    } else if (is("PROGRAM_PID")) {
+      if (!parse_size(v, &cfg->program_pid) || cfg->program_pid == 0 || cfg->program_pid > (1u << 22))
+        return bad("a process id (the uffdlazy command sets it)");
     } else if (is("INTERCEPT")) {
       if (strcmp(v, "libc") && strcmp(v, "symbols"))
         return bad("libc (see libc's own mmap/munmap/mremap/madvise/brk calls) or symbols (exported symbols only)");
@@ -158,7 +166,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
                "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, COPY_THREADS, PREFETCH, WS, WS_RECORD, CHECKPOINT, CHECKPOINT_AT, "
-               "CHECKPOINT_THEN, INTERCEPT)");
+               "CHECKPOINT_THEN, PROGRAM_PID, INTERCEPT)");
       return false;
     }
   }

@@ -176,7 +176,8 @@ struct PlannedPages {
   if (!st.ok()) fail(st);
   const snap::WriterStats& s = c.writer.stats();
   w.clear();
-  w.str("uffdlazy: checkpoint ").str(in.path).str(" written: ").u64(in.thread_count).str(" threads, ")
+  w.str("uffdlazy: checkpoint ").str(in.path).str(" written: ").u64(in.program_thread_count)
+      .str(in.program_thread_count == 1 ? " thread, " : " threads, ")
       .u64(in.mapping_count).str(" mappings, ").u64(s.data_pages + s.duplicate_pages).str(" pages stored (")
       .u64(lazy_pages).str(" to be served lazily), ").u64(s.file_size).str(" bytes");
   w.emit(in.message_fd);
