@@ -89,7 +89,7 @@ void frame(Document& d, double x0, double y0, double x1, double y1) {
 // Fewer faults than this make no curve (one fault would be a vertical line from 0 to 100%, read as
 // a threshold): they are drawn as points, one per fault (or per bucket of equal latencies).
 constexpr uint64_t kCurveMinFaults = 20;
-constexpr double kPointRadius = 4;
+constexpr double kPointRadius = 5;
 
 Style series_style(const std::string& name, bool all) {
   if (all) return {"#c4c4c4", 7};

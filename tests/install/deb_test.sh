@@ -95,5 +95,6 @@ while read -r f; do
   [[ -d $f ]] && continue  # directories shared with other packages stay
   [[ ! -e $f ]] || fail "dpkg -r left $f"
 done <files
+hash -r
 ! command -v uffdlazy >/dev/null || fail "uffdlazy is still on PATH after dpkg -r"
 step "ok"

@@ -42,7 +42,7 @@ fi
 
 tmp=$2 src=$3 build=$4
 cd "$tmp"
-[[ -z $(ls -A "$build") ]] || fail "the build tree is still visible"
+[[ ! -e $build || -z $(ls -A "$build") ]] || fail "the build tree is still visible"
 bin=$(command -v uffdlazy)
 [[ $bin == "$tmp/moved/bin/uffdlazy" ]] || fail "uffdlazy on PATH is $bin"
 step() { echo "install_test: $*"; }
