@@ -17,9 +17,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 step() { printf '[%d:%02d] %s\n' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) "$*"; }
-echo "uffdlazy demo. A first run on a 2-core machine takes about @FIRST_RUN@: missing Debian packages"
-echo "(scripts/setup.sh build, once), building the CLI, the shim and the demo program (once; seconds"
-echo "after that), then the demo itself (about a minute). Progress is shown as it goes."
+echo "uffdlazy demo. A first run installs the missing Debian packages (scripts/setup.sh build) and"
+echo "builds the CLI, the shim and the demo program: about 2.5 CPU-minutes of compiling, a few minutes"
+echo "on an idle 2-core machine, up to 20 or more on a busy one. The demo itself takes about a minute."
+echo "Every step prints its elapsed time; the build prints a line per file."
 step "packages (scripts/setup.sh build)"
 scripts/setup.sh build
 step "building uffdlazy and the demo program (scripts/build.sh)"

@@ -13,9 +13,7 @@
 # (the unit tests, the monitor tests among them, and the CLI they run).
 #
 # Each stage starts with a line saying what it is and how long the run has taken so far, and
-# ends with how long it took. On a loaded 2-core machine, from a fresh clone: packages a few
-# minutes (once), build @BUILD_TIME@, ctest @CTEST_TIME@, each sanitizer build and its unit tests
-# @SANITIZER_TIME@, fuzzing about a minute.
+# ends with how long it took (times measured here: docs/development.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS stage_start=$SECONDS stage_name=
