@@ -148,6 +148,14 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       if (strcmp(v, "libc") && strcmp(v, "symbols"))
         return bad("libc (see libc's own mmap/munmap/mremap/madvise/brk calls) or symbols (exported symbols only)");
       copy_path(v, cfg->intercept, sizeof cfg->intercept);
+    } else if (is("FETCH_TIMEOUT")) {
+      if (!parse_size(v, &cfg->fetch_timeout_s) || cfg->fetch_timeout_s < 1 || cfg->fetch_timeout_s > 86400)
+        return bad("seconds from 1 to 86400");
+    } else if (is("CACHE_DIR")) {
+      if (!copy_path(v, cfg->cache_dir, sizeof cfg->cache_dir)) return bad("a directory path (1 to 1023 bytes)");
+    } else if (is("CACHE_MAX")) {
+      if (!parse_size(v, &cfg->cache_max) || cfg->cache_max < (1u << 20))
+        return bad("a byte count of at least 1M with an optional K, M or G suffix, e.g. 4G");
     } else if (is("TEST_ALTER_LIBC")) {
       if (!copy_path(v, cfg->test_alter_libc, sizeof cfg->test_alter_libc)) return bad("a libc function name");
     } else if (is("LIBRARY")) {
@@ -158,7 +166,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
                "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, COPY_THREADS, PREFETCH, WS, WS_RECORD, CHECKPOINT, CHECKPOINT_AT, "
-               "CHECKPOINT_THEN, INTERCEPT)");
+               "CHECKPOINT_THEN, INTERCEPT, FETCH_TIMEOUT, CACHE_DIR, CACHE_MAX)");
       return false;
     }
   }
