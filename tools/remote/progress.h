@@ -15,6 +15,7 @@ class Progress {
   // Bytes done so far (from any thread); redraws if it is time.
   void update(uint64_t bytes);
   void done();
+  void set_total(uint64_t total) { total_ = total; }
 
  private:
   std::string what_;

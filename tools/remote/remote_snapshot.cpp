@@ -87,6 +87,10 @@ SnapshotDigest file_digest(const std::string& path) {
 }
 
 bool check_index_digest(const FetchedObject& object, const std::string& pinned, std::string* err) {
+  char magic[sizeof snap::kMagic] = {};
+  if (pread(object.fd, magic, sizeof magic, 0) != ssize_t(sizeof magic) || memcmp(magic, snap::kMagic, sizeof magic)) {
+    return true;  // not a snapshot: the reader says so
+  }
   void* m = mmap(nullptr, object.size, PROT_READ, MAP_PRIVATE, object.fd, 0);
   if (m == MAP_FAILED) {
     *err = std::string("cannot map the fetched metadata: ") + std::strerror(errno);
@@ -208,6 +212,7 @@ bool fetch_whole_object(const ObjectClient& client, FetchedObject* out, std::str
     return false;
   }
   if (!make_memfd(out, s.total, err)) return false;
+  if (progress) progress->set_total(s.total);
   const uint64_t chunks = (s.total + kChunk - 1) / kChunk;
   std::atomic<uint64_t> next{0}, done{0};
   std::atomic<bool> failed{false};
