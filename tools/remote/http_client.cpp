@@ -282,8 +282,14 @@ Response ObjectClient::attempt(Request& req) {
   out.total_known = req.total_known || (!req.ranged && req.content_length_known);
   if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && req.overflow)) {
     out.error = std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(" (") + errbuf + ")" : "");
+    // Refused, reset, timed out, cut short: the network or the server may recover. A name that
+    // does not resolve, a malformed URL or a refused TLS certificate will not.
+    out.transient = rc != CURLE_COULDNT_RESOLVE_HOST && rc != CURLE_URL_MALFORMAT && rc != CURLE_UNSUPPORTED_PROTOCOL &&
+                    rc != CURLE_PEER_FAILED_VERIFICATION && rc != CURLE_SSL_CACERT_BADFILE && rc != CURLE_WRITE_ERROR &&
+                    rc != CURLE_OUT_OF_MEMORY && rc != CURLE_LOGIN_DENIED;
     return out;
   }
+  out.transient = http >= 500 || http == 429 || http == 408;
   if (http >= 200 && http < 300) {
     if (req.dst && (req.suffix || req.allow_short)) {
       // A head or tail: whatever the server sent, as long as it is what the range allows.
@@ -291,6 +297,7 @@ Response ObjectClient::attempt(Request& req) {
       const uint64_t want = std::min<uint64_t>(req.length, total);
       if (req.received != want || (http == 200 && req.received != total)) {
         out.error = "truncated body: " + std::to_string(req.received) + " of " + std::to_string(want) + " bytes";
+        out.transient = true;
         return out;
       }
       out.total = total;
@@ -301,7 +308,7 @@ Response ObjectClient::attempt(Request& req) {
         // the whole object; a 200 then says the total in Content-Length).
         if (!(req.from == 0 && req.content_length_known && req.content_length == req.length)) {
           out.error = "the server ignores Range requests (it answered 200 with the whole object)";
-          out.http = -1;  // not worth retrying
+          out.transient = false;
           return out;
         }
         out.total = req.content_length;
@@ -309,12 +316,14 @@ Response ObjectClient::attempt(Request& req) {
       }
       if (req.overflow || req.received != req.length) {
         out.error = "truncated body: " + std::to_string(req.received) + " of " + std::to_string(req.length) + " bytes";
+        out.transient = true;
         return out;
       }
     }
     const std::string err_code = xml_value(req.text, "Code");
     if (req.text.find("<Error>") != std::string::npos && !err_code.empty()) {
       out.error = "HTTP " + std::to_string(http) + " but the answer is an error (" + err_code + ")";
+      out.transient = err_code == "InternalError" || err_code == "SlowDown";
       return out;
     }
     out.ok = true;
@@ -338,11 +347,7 @@ Response ObjectClient::perform(Request& req) {
     Response r = attempt(req);
     r.attempts = ++attempts;
     if (r.ok) return r;
-    const bool transient = r.http == 0 || r.http >= 500 || r.http == 429 || r.http == 408;
-    if (!transient || r.error.rfind("Could not resolve", 0) == 0 || r.error.rfind("URL using bad", 0) == 0 ||
-        r.error.rfind("Unsupported protocol", 0) == 0) {
-      return r;
-    }
+    if (!r.transient) return r;
     const uint64_t now = now_ms();
     if (!deadline) deadline = now + timeout_s_ * 1000;
     if (now >= deadline) {

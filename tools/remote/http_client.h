@@ -26,6 +26,7 @@ struct Response {
   bool total_known = false;
   std::string error;      // one line naming the problem, when !ok
   uint32_t attempts = 0;  // requests sent, retries included
+  bool transient = false; // the failure may go away (retried until the deadline)
 };
 
 class ObjectClient {
