@@ -20,6 +20,9 @@ bool parse_bool(const char* v, bool* out) {
   return false;
 }
 
+// An s3:// or http(s):// location (docs/remote.md); the shim itself reads local files only.
+bool is_url(const char* v) { return !strncmp(v, "s3://", 5) || !strncmp(v, "http://", 7) || !strncmp(v, "https://", 8); }
+
 bool copy_path(const char* v, char* dst, size_t cap) {
   size_t n = strlen(v);
   if (n == 0 || n >= cap) return false;
@@ -97,6 +100,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       if (!parse_size(v, &cfg->trace_capacity) || cfg->trace_capacity == 0 || cfg->trace_capacity > (1ull << 28))
         return bad("a number of faults from 1 to 268435456, e.g. 1M");
     } else if (is("SNAPSHOT")) {
+      if (is_url(v)) return bad("a local file path: restoring from a URL is not built yet (uffdlazy pull URL FILE first)");
       if (!copy_path(v, cfg->snapshot, sizeof cfg->snapshot)) return bad("a file path (1 to 1023 bytes)");
     } else if (is("RECORD")) {
       if (!copy_path(v, cfg->record, sizeof cfg->record)) return bad("a file path (1 to 1023 bytes)");
@@ -131,6 +135,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       }
       prefetch_set = true;
     } else if (is("WS")) {
+      if (is_url(v)) return bad("a local file path: a working set at a URL is not read yet (uffdlazy pull URL FILE first)");
       if (!copy_path(v, cfg->ws, sizeof cfg->ws)) return bad("a file path (1 to 1023 bytes)");
     } else if (is("WS_RECORD")) {
       if (!copy_path(v, cfg->ws_record, sizeof cfg->ws_record)) return bad("a file path (1 to 1023 bytes)");

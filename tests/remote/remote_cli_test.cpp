@@ -131,6 +131,14 @@ TEST(RemoteCli, EveryBadRemoteSourceIsOneLineNamingIt) {
   EXPECT_EQ(verify.exit_code, 1) << verify.err;
   EXPECT_NE(verify.err.find("index digest mismatch"), std::string::npos) << verify.err;
   expect_one_line(cli({"inspect", "s3://bucket-only"}), 2, "s3://bucket-only", "needs a bucket and a key");
+  // Not built yet (docs/remote.md, slices 4 and 6): said in one line, before anything runs.
+  ProcessResult restore = cli({"restore", url, "--", target_path("snapshot_rules"), "check", "plain"});
+  EXPECT_EQ(restore.exit_code, 2) << restore.err;
+  EXPECT_EQ(count_of(restore.err, "\n"), 1u) << restore.err;
+  EXPECT_NE(restore.err.find("UFFDLAZY_SNAPSHOT='" + url + "' is not valid; use a local file path"), std::string::npos)
+      << restore.err;
+  EXPECT_EQ(restore.out, "");
+  expect_one_line(cli({"resume", url}), 2, "resume " + url, "not built yet");
 }
 
 TEST(RemoteCli, PullContinuesWhereAnInterruptedPullOfTheSameObjectStopped) {
@@ -192,6 +200,46 @@ TEST(RemoteCli, StoreThatGoesAwayIsRetriedAndThenReportedAndComesBack) {
   start_gateway();
   expect_one_line(down, 2, url, "attempts in");
   EXPECT_EQ(inspect_body(url), inspect_body(local));
+}
+
+TEST(RemoteCli, RecordWritesStraightToS3KeepingTheLocalCopyOnlyWhenAsked) {
+  TempDir dir;
+  const std::string url = s3_url("recorded.snap");
+  auto record_in_dir = [&](const std::string& extra) {
+    return run_process({"/bin/sh", "-c", "cd '" + dir.path() + "' && exec '" + cli_path() + "' record -o " + url +
+                                             " " + extra + " -- '" + target_path("snapshot_rules") + "' fill"},
+                       s3_options());
+  };
+  ProcessResult r = record_in_dir("");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("uffdlazy record: " + url + ": uploaded"), std::string::npos) << r.err;
+  EXPECT_TRUE(dir.list().empty());  // nothing left behind
+  ProcessResult verify = cli({"verify", url});
+  EXPECT_EQ(verify.exit_code, 0) << verify.err;
+  EXPECT_NE(verify.out.find("ok (7 regions, 496 pages"), std::string::npos) << verify.out;
+
+  r = record_in_dir("--keep-local");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(dir.list(), std::vector<std::string>{"recorded.snap"});
+  const std::string key = "index digest sha256=";
+  const size_t at = r.err.find(key);
+  ASSERT_NE(at, std::string::npos) << r.err;
+  // The local copy is the uploaded snapshot: the same digest, and the object pulls back identical.
+  EXPECT_NE(cli({"inspect", dir.file("recorded.snap")}).out.find("sha256=" + r.err.substr(at + key.size(), 64)),
+            std::string::npos);
+  ASSERT_EQ(cli({"pull", url, dir.file("back.snap")}).exit_code, 0);
+  EXPECT_EQ(read_file(dir.file("back.snap")), read_file(dir.file("recorded.snap")));
+
+  // A location that cannot work is refused before the program runs.
+  RunOptions none = s3_options();
+  none.env.erase("AWS_ACCESS_KEY_ID");
+  none.env.erase("AWS_SECRET_ACCESS_KEY");
+  none.unset.insert(none.unset.end(), {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"});
+  none.env["HOME"] = dir.path();
+  ProcessResult refused = run_process({cli_path(), "record", "-o", url, "--", target_path("snapshot_rules"), "fill"}, none);
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("no S3 credentials"), std::string::npos) << refused.err;
+  EXPECT_EQ(refused.out.find("fill regions"), std::string::npos) << refused.out;
 }
 
 }  // namespace
