@@ -17,7 +17,7 @@
 #
 # The ports are free ones, checked just before use, outside 6800-7300 (where the OSD binds).
 # Start-up takes a few seconds on a quiet machine, more under load: each wait below is bounded
-# (UFFDLAZY_S3_START_TIMEOUT seconds, default 120, for the whole start). The data lives in
+# (UFFDLAZY_S3_START_TIMEOUT seconds, default 240, for the whole start). The data lives in
 # memory: a stopped store is gone, and each start begins empty. See shared notes ceph-s3.md.
 set -euo pipefail
 
@@ -90,7 +90,7 @@ stop_all  # a previous start from the same directory
 rm -rf "$dir/mon" "$dir/osd" "$dir/run" "$dir/log" "$dir/env" "$dir/monmap"
 mkdir -p "$dir/mon" "$dir/osd/ceph-0" "$dir/run" "$dir/log" "$dir/crash"
 
-deadline=$((SECONDS + ${UFFDLAZY_S3_START_TIMEOUT:-120}))
+deadline=$((SECONDS + ${UFFDLAZY_S3_START_TIMEOUT:-240}))
 fail() {
   echo "s3_server.sh: $*" >&2
   local f
@@ -191,7 +191,14 @@ launch mon ceph-mon -f -c "$conf" -i a
 wait_for "the Ceph monitor" ceph_cli mon stat
 
 osd_uuid=$(cat /proc/sys/kernel/random/uuid)
-osd_id=$(ceph_cli osd new "$osd_uuid") || fail "ceph osd new failed"
+# The same uuid gives the same id, so the command is retried freely (a loaded monitor may not
+# answer within one try).
+osd_id=
+new_osd() { osd_id=$(ceph_cli osd new "$osd_uuid"); }
+until new_osd; do
+  ((SECONDS < deadline)) || fail "ceph osd new failed"
+  sleep 0.5
+done
 [[ $osd_id == 0 ]] || fail "unexpected OSD id '$osd_id'"
 ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >/dev/null 2>&1 || fail "ceph-osd --mkfs failed"
 launch osd ceph-osd -f -c "$conf" -i 0

@@ -189,6 +189,32 @@ TEST(RemoteCli, ConnectionsResetMidBodyAreRetried) {
   EXPECT_FALSE(file_exists(dir.file("never")));
 }
 
+TEST(RemoteCli, ObjectReplacedDuringAPullIsDetectedAndNeverMixed) {
+  TempDir dir;
+  const std::string a = random_file(dir, "a", (9u << 20) + 5, 5), b = random_file(dir, "b", (9u << 20) + 5, 6);
+  const std::string url = s3_url("replaced");
+  ASSERT_EQ(cli({"push", a, url}).exit_code, 0);
+  // The pull's first connection is reset 1 MiB into its first 8 MiB; before its retry reaches the
+  // store, the object is replaced by another of the same size.
+  const std::string endpoint = servers().at("AWS_ENDPOINT_URL");
+  const int port = std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
+  BreakingProxy proxy(port, 1, 1u << 20, [&](int n) {
+    if (n == 1) EXPECT_EQ(cli({"push", b, url}).exit_code, 0);
+  });
+  RunOptions via = s3_options();
+  via.env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:" + std::to_string(proxy.port());
+  ProcessResult pull = cli({"pull", url, dir.file("back")}, via);
+  EXPECT_EQ(pull.exit_code, 1) << pull.err;
+  EXPECT_NE(pull.err.find("HTTP 412 Precondition Failed (the object was replaced (its ETag changed))"),
+            std::string::npos) << pull.err;
+  EXPECT_FALSE(file_exists(dir.file("back")));
+  // Pulled again: the new object whole, nothing of the old one continued.
+  pull = cli({"pull", url, dir.file("back")});
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+  EXPECT_EQ(pull.err.find("continuing"), std::string::npos) << pull.err;
+  EXPECT_EQ(read_file(dir.file("back")), read_file(b));
+}
+
 TEST(RemoteCli, StoreThatGoesAwayIsRetriedAndThenReportedAndComesBack) {
   TempDir dir;
   const std::string local = rules_snapshot(), url = s3_url("rules.snap");

@@ -77,8 +77,10 @@ std::string http_url_of(const std::string& local_file, const std::string& name) 
 void stop_gateway() { run_script("stop-gateway"); }
 void start_gateway() { run_script("start-gateway"); }
 
-BreakingProxy::BreakingProxy(int upstream_port, int bad_connections, size_t good_bytes)
-    : upstream_(upstream_port), bad_(bad_connections), good_bytes_(good_bytes) {
+BreakingProxy::BreakingProxy(int upstream_port, int bad_connections, size_t good_bytes,
+                             std::function<void(int)> before_forwarding)
+    : upstream_(upstream_port), bad_(bad_connections), good_bytes_(good_bytes),
+      before_forwarding_(std::move(before_forwarding)) {
   listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -106,6 +108,7 @@ void BreakingProxy::serve() {
     if (client < 0) continue;
     const int n = accepted_.fetch_add(1);
     const bool breaks = n < bad_;
+    if (before_forwarding_) before_forwarding_(n);
     const int up = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -30,7 +31,10 @@ void start_gateway();
 // connection (RST): a server that dies mid-body. Later connections are forwarded whole.
 class BreakingProxy {
  public:
-  BreakingProxy(int upstream_port, int bad_connections, size_t good_bytes);
+  // before_forwarding(n), when given, runs as connection n (from 0) is accepted, before anything
+  // of it is forwarded: a change made there lands between two requests of the client.
+  BreakingProxy(int upstream_port, int bad_connections, size_t good_bytes,
+                std::function<void(int)> before_forwarding = nullptr);
   ~BreakingProxy();
   int port() const { return port_; }
   int connections() const { return accepted_.load(); }
@@ -42,6 +46,7 @@ class BreakingProxy {
   int upstream_;
   int bad_;
   size_t good_bytes_;
+  std::function<void(int)> before_forwarding_;
   std::atomic<int> accepted_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
