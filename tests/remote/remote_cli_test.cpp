@@ -205,7 +205,7 @@ TEST(RemoteCli, ObjectReplacedDuringAPullIsDetectedAndNeverMixed) {
   via.env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:" + std::to_string(proxy.port());
   ProcessResult pull = cli({"pull", url, dir.file("back")}, via);
   EXPECT_EQ(pull.exit_code, 1) << pull.err;
-  EXPECT_NE(pull.err.find("HTTP 412 Precondition Failed (the object was replaced (its ETag changed))"),
+  EXPECT_NE(pull.err.find("HTTP 412 Precondition Failed (PreconditionFailed: the object was replaced (its ETag changed))"),
             std::string::npos) << pull.err;
   EXPECT_FALSE(file_exists(dir.file("back")));
   // Pulled again: the new object whole, nothing of the old one continued.
