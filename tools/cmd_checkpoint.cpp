@@ -75,6 +75,9 @@ const VerbSpec checkpoint_verb = {
                    "1    writing the image failed\n"
                    "2    a bad option, or the process cannot be checkpointed (one line says why), or "
                    "the program ended before the checkpoint with status 0\n"
+                   "4    no image, because the checkpoint could not have been taken: the program took the "
+                   "trigger signal for itself, or its process ended while a child it forked ran on "
+                   "(daemon)\n"
                    "N    with --then continue, or when the program ends first: the program's status\n"
                    "127  the program was not found",
     .example = "uffdlazy checkpoint -o app.img -- ./app   # once it is warm: kill -USR2 PID\n"

@@ -8,6 +8,7 @@
 #include "tools/commands.h"
 #include "tools/inspect_process.h"
 #include "tools/option_parser.h"
+#include "tools/remote/location.h"
 #include "tools/snapshot_cli_common.h"
 
 namespace uffdlazy::cli {
@@ -16,6 +17,10 @@ namespace {
 
 const OptionSpec kOptions[] = {
     {.name = "--json", .help = "print the same as one JSON object"},
+    {.name = "--digest",
+     .value = "HEX",
+     .help = "the index digest the snapshot must have (64 hex digits, as push printed it); URL#sha256=HEX "
+             "is the same"},
 };
 
 struct Totals {
@@ -44,6 +49,8 @@ void print_text(const char* path, const snap::SnapshotReader& r) {
   std::printf("format      %u.%u, %" PRIu64 "-byte pages, flags %s\n", h.version_major, h.version_minor, ps,
               flags_text(h.flags).c_str());
   std::printf("captured    %s\n", utc_time_text(h.created_ns).c_str());
+  const std::string digest = recorded_digest_text(r);
+  std::printf("digest      %s\n", digest.empty() ? "none (format 1.0)" : ("sha256=" + digest).c_str());
   std::printf("executable  %s\n", exe.path);
   std::printf("build-id    %s\n", id_text(exe.id_kind, exe.id, exe.id_length).c_str());
   std::printf("regions     %" PRIu64 "\n\n", r.region_count());
@@ -75,6 +82,8 @@ void print_json(const char* path, const snap::SnapshotReader& r, const snap::Pro
               ",\"flags_text\":\"%s\",\"created_ns\":%" PRIu64 ",\"created\":\"%s\",",
               json_string(path, std::strlen(path)).c_str(), h.version_major, h.version_minor, ps, h.flags,
               flags_text(h.flags).c_str(), h.created_ns, utc_time_text(h.created_ns).c_str());
+  const std::string digest = recorded_digest_text(r);
+  std::printf("\"index_digest\":%s,", digest.empty() ? "null" : ("\"" + digest + "\"").c_str());
   std::printf("\"executable\":{\"path\":%s,\"id_kind\":\"%s\",\"id\":\"%s\"},",
               json_string(exe.path, exe.path_length).c_str(), id_kind_name(exe.id_kind),
               hex_bytes(exe.id, exe.id_length).c_str());
@@ -112,8 +121,11 @@ int inspect(int argc, char** argv) {
   if (const int rc = parse_args(inspect_verb, argc, argv, &args); rc != kParsed) return rc;
   const bool json = args.has("--json");
   const char* path = args.operands[0].c_str();
+  std::string digest;
+  if (const std::string* d = args.value("--digest"); d && !remote::normalize_digest(*d, &digest))
+    return usage_error(inspect_verb, "--digest takes 64 hex digits (the index digest push printed)");
   snap::SnapshotReader reader;
-  if (!open_snapshot(reader, path).ok()) return 2;
+  if (!open_snapshot(reader, path, /*whole=*/false, digest).ok()) return 2;
   snap::ProcessImage image;
   const bool process = snap::ProcessImage::is_process_image(reader);
   if (process) {
@@ -137,22 +149,25 @@ int inspect(int argc, char** argv) {
 const VerbSpec inspect_verb = {
     .name = "inspect",
     .summary = "show what a snapshot or process image holds",
-    .synopsis = "FILE [--json]",
+    .synopsis = "[--json] [--digest HEX] FILE|URL",
     .description =
         "Prints a snapshot's identity (executable, build-id, page size, format version, capture time), one "
         "line per region (address, length, protection, allocation site, ordinal, and how many pages are "
         "stored as data, zero, duplicate or absent) and totals; for a process image (uffdlazy checkpoint), "
         "also the process, its threads, mappings and descriptors. Page data is not checked (that is "
-        "uffdlazy verify).",
+        "uffdlazy verify). A URL (s3://BUCKET/KEY, http(s)://...) is read remotely: only its header and "
+        "metadata are fetched, and its index digest is checked against them (URL#sha256=HEX or --digest HEX "
+        "pins the digest it must have).",
     .options = kOptions,
-    .operand = "FILE",
+    .operand = "FILE|URL",
     .min_operands = 1,
     .max_operands = 1,
     .operand_complete = Complete::kFile,
     .exit_status = "0    shown\n"
                    "2    a usage error, or a file that cannot be read as a snapshot",
     .example = "uffdlazy inspect app.snap\n"
-               "uffdlazy inspect --json app.img",
+               "uffdlazy inspect --json app.img\n"
+               "uffdlazy inspect s3://bucket/app.snap",
     .run = inspect,
 };
 

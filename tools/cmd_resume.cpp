@@ -24,6 +24,7 @@
 #include "tools/launcher.h"
 #include "tools/option_parser.h"
 #include "tools/part_paths.h"
+#include "tools/remote/location.h"
 
 namespace uffdlazy::cli {
 
@@ -127,6 +128,11 @@ int resume(int argc, char** argv) {
     if (opt->variable) paging.push_back(std::string(opt->variable) + "=" + value);
   }
   const char* path = given.operands[0].c_str();
+  if (remote::is_remote(path)) {
+    std::fprintf(stderr, "uffdlazy: resume %s: resuming from a URL is not built yet; pull the image first "
+                 "(uffdlazy pull URL FILE)\n", path);
+    return 2;
+  }
   uint32_t prefetch = ckpt::kResumePrefetchAll, readahead = 1024;
   if (!paging_settings(paging, &prefetch, &readahead)) return 2;
   const std::string image = absolute_path(path);

@@ -3,20 +3,37 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/snapshot/process_image.h"
+#include "core/snapshot/sha256.h"
 #include "tools/commands.h"
 #include "tools/option_parser.h"
+#include "tools/remote/location.h"
 #include "tools/snapshot_cli_common.h"
 
 namespace uffdlazy::cli {
 
 namespace {
 
-int verify_one(const char* path) {
+int verify_one(const char* path, const std::string& digest) {
   snap::SnapshotReader reader;
-  const snap::ReadStatus s = open_snapshot(reader, path);
+  const snap::ReadStatus s = open_snapshot(reader, path, /*whole=*/true, digest);
   if (!s.ok()) return is_damage(s) ? 1 : 2;
+  // The index digest (a remote snapshot's was checked as it was fetched; this is the same check).
+  const std::string recorded = recorded_digest_text(reader);
+  uint8_t now[32];
+  char now_hex[65] = "";
+  if (reader.compute_index_digest(now)) snap::sha256_hex(now, now_hex);
+  if (!recorded.empty() && recorded != now_hex) {
+    std::printf("%s: index digest mismatch: the metadata hashes to %s but the header records %s\n", path, now_hex,
+                recorded.c_str());
+    return 1;
+  }
+  if (!digest.empty() && digest != now_hex) {
+    std::printf("%s: index digest mismatch: %s, not the pinned %s\n", path, now_hex, digest.c_str());
+    return 1;
+  }
   if (snap::ProcessImage::is_process_image(reader)) {
     snap::ProcessImage image;
     const snap::ReadStatus ps = image.open(reader);
@@ -41,9 +58,12 @@ int verify_one(const char* path) {
 int verify(int argc, char** argv) {
   ParsedArgs args;
   if (const int rc = parse_args(verify_verb, argc, argv, &args); rc != kParsed) return rc;
+  std::string digest;
+  if (const std::string* d = args.value("--digest"); d && !remote::normalize_digest(*d, &digest))
+    return usage_error(verify_verb, "--digest takes 64 hex digits (the index digest push printed)");
   int worst = 0;
   for (const std::string& path : args.operands) {
-    const int rc = verify_one(path.c_str());
+    const int rc = verify_one(path.c_str(), digest);
     if (rc > worst) worst = rc;
   }
   return worst;
@@ -51,15 +71,23 @@ int verify(int argc, char** argv) {
 
 }  // namespace
 
+const OptionSpec kOptions[] = {
+    {.name = "--digest",
+     .value = "HEX",
+     .help = "the index digest every snapshot must have (64 hex digits, as push printed it); URL#sha256=HEX "
+             "is the same"},
+};
+
 const VerbSpec verify_verb = {
     .name = "verify",
     .summary = "check every checksum of snapshots and process images",
-    .synopsis = "FILE...",
+    .synopsis = "[--digest HEX] FILE|URL...",
     .description =
         "Checks a snapshot's (or process image's) header, section table, region table and page index "
-        "checksums and the XXH3 checksum of every stored page, and names the first bad thing it finds.",
-    .options = {},
-    .operand = "FILE",
+        "checksums, its index digest (format 1.1) and the XXH3 checksum of every stored page, and names the "
+        "first bad thing it finds. A URL (s3://BUCKET/KEY, http(s)://...) is fetched whole first.",
+    .options = kOptions,
+    .operand = "FILE|URL",
     .min_operands = 1,
     .max_operands = VerbSpec::kAnyNumber,
     .operand_complete = Complete::kFile,
@@ -67,7 +95,8 @@ const VerbSpec verify_verb = {
                    "1    a file is damaged (a checksum mismatch, truncated or inconsistent)\n"
                    "2    a usage error, or a file that cannot be opened or is not a snapshot this build "
                    "reads",
-    .example = "uffdlazy verify app.snap app.img",
+    .example = "uffdlazy verify app.snap app.img\n"
+               "uffdlazy verify s3://bucket/app.snap#sha256=HEX",
     .run = verify,
 };
 

@@ -18,6 +18,8 @@ extern const VerbSpec verify_verb;
 extern const VerbSpec report_verb;
 extern const VerbSpec plot_verb;
 extern const VerbSpec trace_verb;
+extern const VerbSpec push_verb;
+extern const VerbSpec pull_verb;
 extern const VerbSpec completion_verb;
 extern const VerbSpec help_verb;
 extern const VerbSpec version_verb;

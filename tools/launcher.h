@@ -16,7 +16,8 @@ struct Launch {
   bool no_aslr = false;  // exec with address-space randomisation off (personality)
 };
 
-// path made absolute against the current directory (the program may chdir before it exits).
+// path made absolute against the current directory (the program may chdir before it exits);
+// an s3:// or http(s):// location is left as it is.
 std::string absolute_path(const std::string& path);
 
 // Execs launch.argv with LD_PRELOAD set; returns only on failure (with a message, status 2 or 127).

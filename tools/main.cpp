@@ -1,9 +1,9 @@
 #include <cstdio>
 #include <cstring>
 
+#include "tools/commands.h"
 #include "tools/help_text.h"
 #include "tools/verbs.h"
-#include "uffdlazy/version.h"
 
 int main(int argc, char** argv) {
   using namespace uffdlazy::cli;
@@ -16,8 +16,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "-V")) {
-    std::printf("uffdlazy %s\n", UFFDLAZY_VERSION_STRING);
-    return 0;
+    return version_verb.run(1, argv + 1);  // the same as `uffdlazy version`
   }
   if (const VerbSpec* verb = find_verb(argv[1])) return verb->run(argc - 1, argv + 1);
   std::fprintf(stderr, "uffdlazy: unknown command '%s' (uffdlazy --help lists them)\n", argv[1]);

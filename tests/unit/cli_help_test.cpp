@@ -159,10 +159,10 @@ TEST(CliHelp, AMissingRequiredOptionOrOperandIsNamedOnOneLineBeforeTheUsage) {
   EXPECT_EQ(plot.out.rfind("uffdlazy plot: missing -o OUT.svg\nusage: uffdlazy plot ", 0), 0u) << plot.out;
   const Output record = shell(kCli + " record -- true 2>&1");
   EXPECT_EQ(record.status, 2);
-  EXPECT_EQ(record.out.rfind("uffdlazy record: missing -o FILE\n", 0), 0u) << record.out;
+  EXPECT_EQ(record.out.rfind("uffdlazy record: missing -o FILE|URL\n", 0), 0u) << record.out;
   const Output inspect = shell(kCli + " inspect 2>&1");
   EXPECT_EQ(inspect.status, 2);
-  EXPECT_EQ(inspect.out.rfind("uffdlazy inspect: missing FILE\n", 0), 0u) << inspect.out;
+  EXPECT_EQ(inspect.out.rfind("uffdlazy inspect: missing FILE|URL\n", 0), 0u) << inspect.out;
 }
 
 // man/uffdlazy.1.scd: the text of "## VERB" up to the next section.
