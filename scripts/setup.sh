@@ -7,16 +7,17 @@
 set -euo pipefail
 
 # Building: the compiler, CMake, the test and benchmark libraries (CMake configures them), xxHash,
-# libcurl4-openssl-dev (the CLI's transfers: S3 and HTTP, SigV4 signing, libcrypto's hashes), and
-# scdoc, which renders the manual pages.
-build=(g++ cmake make libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev libcurl4-openssl-dev scdoc python3)
+# libcurl4-openssl-dev (the CLI's transfers: S3 and HTTP, SigV4 signing, libcrypto's hashes),
+# scdoc, which renders the manual pages, and dpkg-dev (dpkg-shlibdeps: `cpack -G DEB` computes the
+# .deb's dependencies with it).
+build=(g++ cmake make libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev libcurl4-openssl-dev scdoc
+       dpkg-dev python3)
 # Testing: the real programs the end-to-end tests run; man-db (the pages must render without a
-# warning), zsh (the zsh completion must parse) and dpkg-dev (cpack's dpkg-shlibdeps, for the .deb
-# test); clang-14 and its runtimes (libclang-rt-14-dev: ASan, UBSan, TSan, libFuzzer) build the
+# warning) and zsh (the zsh completion must parse); clang-14 and its runtimes (libclang-rt-14-dev: ASan, UBSan, TSan, libFuzzer) build the
 # sanitized unit tests and the fuzzers (scripts/test.sh, scripts/fuzz.sh); ceph-mon ceph-osd radosgw
 # ceph-common and nginx: the real S3 store and HTTP server the remote tests start on 127.0.0.1
 # (scripts/s3_server.sh, scripts/http_server.sh), with curl and iproute2.
-tests=(sqlite3 nodejs gawk xz-utils perl man-db zsh dpkg-dev clang-14 libclang-rt-14-dev
+tests=(sqlite3 nodejs gawk xz-utils perl man-db zsh clang-14 libclang-rt-14-dev
        curl iproute2 ceph-mon ceph-osd radosgw ceph-common nginx)
 
 case ${1:-all} in
