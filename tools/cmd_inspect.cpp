@@ -49,6 +49,8 @@ void print_text(const char* path, const snap::SnapshotReader& r) {
   std::printf("format      %u.%u, %" PRIu64 "-byte pages, flags %s\n", h.version_major, h.version_minor, ps,
               flags_text(h.flags).c_str());
   std::printf("captured    %s\n", utc_time_text(h.created_ns).c_str());
+  const std::string writer = writer_text(r);
+  std::printf("writer      %s\n", writer.empty() ? "not recorded (an earlier uffdlazy)" : ("uffdlazy " + writer).c_str());
   const std::string digest = recorded_digest_text(r);
   std::printf("digest      %s\n", digest.empty() ? "none (format 1.0)" : ("sha256=" + digest).c_str());
   std::printf("executable  %s\n", exe.path);
@@ -84,6 +86,8 @@ void print_json(const char* path, const snap::SnapshotReader& r, const snap::Pro
               flags_text(h.flags).c_str(), h.created_ns, utc_time_text(h.created_ns).c_str());
   const std::string digest = recorded_digest_text(r);
   std::printf("\"index_digest\":%s,", digest.empty() ? "null" : ("\"" + digest + "\"").c_str());
+  const std::string writer = writer_text(r);
+  std::printf("\"writer\":%s,", writer.empty() ? "null" : json_string(writer.data(), writer.size()).c_str());
   std::printf("\"executable\":{\"path\":%s,\"id_kind\":\"%s\",\"id\":\"%s\"},",
               json_string(exe.path, exe.path_length).c_str(), id_kind_name(exe.id_kind),
               hex_bytes(exe.id, exe.id_length).c_str());
@@ -151,7 +155,8 @@ const VerbSpec inspect_verb = {
     .summary = "show what a snapshot or process image holds",
     .synopsis = "[--json] [--digest HEX] FILE|URL",
     .description =
-        "Prints a snapshot's identity (executable, build-id, page size, format version, capture time), one "
+        "Prints a snapshot's identity (executable, build-id, page size, format version, capture time, the "
+        "uffdlazy version that wrote it, index digest), one "
         "line per region (address, length, protection, allocation site, ordinal, and how many pages are "
         "stored as data, zero, duplicate or absent) and totals; for a process image (uffdlazy checkpoint), "
         "also the process, its threads, mappings and descriptors. Page data is not checked (that is "

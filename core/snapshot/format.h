@@ -59,12 +59,17 @@ struct FileHeader {
   // 1.1: SHA-256 of the snapshot's metadata (index_digest.h says which bytes), so that a snapshot
   // fetched from elsewhere can be authenticated and pinned; all zeros: none recorded (1.0).
   uint8_t index_digest[32];
-  uint8_t reserved[64];
+  // The uffdlazy that wrote the file ("0.1.0 (abc1234def56)", uffdlazy/version.h), NUL-padded;
+  // all zeros in files written before it was recorded (these bytes were reserved, always zero).
+  // It says who wrote the file and never changes how it is read.
+  char writer[32];
+  uint8_t reserved[32];
 };
 static_assert(sizeof(FileHeader) == 256);
 static_assert(offsetof(FileHeader, header_checksum) == 16);
 static_assert(offsetof(FileHeader, exe_id) == 96);
 static_assert(offsetof(FileHeader, index_digest) == 160);
+static_assert(offsetof(FileHeader, writer) == 192);
 // Every field a 1.0 reader needs lies below this; a header declaring a smaller fixed part is bad.
 inline constexpr uint32_t kMinFixedSize = offsetof(FileHeader, index_digest);
 

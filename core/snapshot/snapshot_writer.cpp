@@ -12,10 +12,16 @@
 #include "core/base/raw_syscall.h"
 #include "core/snapshot/checksum.h"
 #include "core/snapshot/index_digest.h"
+#include "uffdlazy/version.h"
 
 namespace uffdlazy::snap {
 
 namespace {
+
+// The writer's version as the header holds it: what fits in FileHeader::writer with its NUL.
+constexpr size_t kWriterLength = sizeof UFFDLAZY_VERSION_STRING - 1 < sizeof FileHeader::writer
+                                     ? sizeof UFFDLAZY_VERSION_STRING - 1
+                                     : sizeof FileHeader::writer - 1;
 
 // Most non-zero pages differ from zero in their first bytes, so this usually stops at once.
 bool is_zero_page(const void* p, size_t n) {
@@ -364,6 +370,9 @@ WriteStatus SnapshotWriter::commit() {
   h->fixed_size = sizeof(FileHeader);
   h->page_size = page_size_;
   h->flags = flags_;
+  // Who wrote it (inspect shows it); cut to the field, always NUL-terminated.
+  memset(h->writer, 0, sizeof h->writer);
+  memcpy(h->writer, UFFDLAZY_VERSION_STRING, kWriterLength);
   h->created_ns = options_.created_ns;
   if (!h->created_ns) {
     struct timespec ts{};

@@ -14,6 +14,7 @@
 
 #include "core/snapshot/snapshot_reader.h"
 #include "core/snapshot/snapshot_writer.h"
+#include "uffdlazy/version.h"
 
 using namespace uffdlazy::snap;
 
@@ -92,6 +93,17 @@ TEST_F(SnapshotCli, InspectShowsIdentityRegionsAndTotals) {
   EXPECT_EQ(j.out.front(), '{');
   EXPECT_NE(j.out.find("\"duplicate_pages\":8"), std::string::npos) << j.out;
   EXPECT_NE(j.out.find("\"module\":\"/usr/lib/liballoc.so\""), std::string::npos) << j.out;
+}
+
+// Snapshots and process images are written by one writer: its header records the uffdlazy
+// release and commit that wrote the file, and inspect shows it.
+TEST_F(SnapshotCli, InspectShowsTheUffdlazyVersionThatWroteTheFile) {
+  CliRun r = run_cli("inspect " + path_);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find(std::string("\nwriter      uffdlazy ") + UFFDLAZY_VERSION_STRING + "\n"), std::string::npos)
+      << r.out;
+  CliRun j = run_cli("inspect --json " + path_);
+  EXPECT_NE(j.out.find(std::string("\"writer\":\"") + UFFDLAZY_VERSION_STRING + "\""), std::string::npos) << j.out;
 }
 
 TEST_F(SnapshotCli, VerifyIntactSnapshot) {
