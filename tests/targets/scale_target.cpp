@@ -3,8 +3,9 @@
 // deterministic account on stdout (the end-to-end tests compare it byte for byte with a run
 // without the shim); the time to the scenario's milestone goes to stderr, for scripts/bench_scale.sh.
 //
-//   scale_target mappings N        N separate 64 KiB mappings, one page of each written, all read
-//                                  back, then every other one unmapped and the rest read again
+//   scale_target mappings N [S]    N separate 64 KiB mappings; one page of every S-th (default
+//                                  every one) written and read back, then every other one of
+//                                  those unmapped and the rest read again
 //   scale_target mmap-fork N MIB   N times: map MIB MiB, write one page of it, fork; each child
 //                                  reads its parent's pages (this mapping's and the first one's)
 //   scale_target threads N         N threads at once that each start, write their stack, wait on
@@ -47,24 +48,22 @@ char* map_anon(size_t bytes) {
   return static_cast<char*>(p);
 }
 
-int mappings(long n) {
+int mappings(long n, long stride) {
   const double t0 = now_s();
   const size_t size = 64 * 1024;
   std::vector<char*> maps(static_cast<size_t>(n));
-  for (long i = 0; i < n; i++) {
-    maps[size_t(i)] = map_anon(size);
-    // A different page of each, so that neighbours' pages differ.
-    maps[size_t(i)][size_t(i % 16) * kPage] = char(i % 251 + 1);
-  }
-  long bad = 0;
-  for (long i = 0; i < n; i++) bad += maps[size_t(i)][size_t(i % 16) * kPage] != char(i % 251 + 1);
-  for (long i = 0; i < n; i += 2) munmap(maps[size_t(i)], size);
-  for (long i = 1; i < n; i += 2) {
+  for (long i = 0; i < n; i++) maps[size_t(i)] = map_anon(size);
+  // A different page of each, so that neighbours' pages differ.
+  for (long i = 0; i < n; i += stride) maps[size_t(i)][size_t(i % 16) * kPage] = char(i % 251 + 1);
+  long bad = 0, unmapped = 0;
+  for (long i = 0; i < n; i += stride) bad += maps[size_t(i)][size_t(i % 16) * kPage] != char(i % 251 + 1);
+  for (long i = 0; i < n; i += 2 * stride, unmapped++) munmap(maps[size_t(i)], size);
+  for (long i = stride; i < n; i += 2 * stride) {
     bad += maps[size_t(i)][size_t(i % 16) * kPage] != char(i % 251 + 1);
     bad += maps[size_t(i)][size_t((i + 1) % 16) * kPage] != 0;  // never written: zeros
   }
   milestone("done", t0);
-  printf("%ld mappings, %ld unmapped, %ld pages wrong\n", n, (n + 1) / 2, bad);
+  printf("%ld mappings, %ld unmapped, %ld pages wrong\n", n, unmapped, bad);
   return bad ? 1 : 0;
 }
 
@@ -193,7 +192,7 @@ int main(int argc, char** argv) {
   const char* mode = argv[1];
   const long n = atol(argv[2]);
   const long m = argc > 3 ? atol(argv[3]) : 1;
-  if (!strcmp(mode, "mappings")) return mappings(n);
+  if (!strcmp(mode, "mappings")) return mappings(n, m);
   if (!strcmp(mode, "mmap-fork")) return mmap_fork(n, m);
   if (!strcmp(mode, "threads")) return threads(n);
   if (!strcmp(mode, "thread-chains")) return thread_chains(n, m);
