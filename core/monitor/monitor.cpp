@@ -146,6 +146,7 @@ void Monitor::forget_after_fork() {
   sync_done_.store(0, std::memory_order_relaxed);
   restored_.store(0, std::memory_order_relaxed);
   restored_seen_ = 0;
+  fills_stalled_.store(0, std::memory_order_relaxed);
   awake_.store(true, std::memory_order_relaxed);
   ws_requested_.store(0, std::memory_order_relaxed);
   ws_done_.store(0, std::memory_order_relaxed);
@@ -169,6 +170,20 @@ void Monitor::request_and_wait(std::atomic<uint32_t>& requested, std::atomic<uin
 void Monitor::fill_all_owed() {
   if (!running() || !s_.source || s_.source->owed_pages() == 0) return;
   request_and_wait(fill_requested_, fill_done_);
+}
+
+void Monitor::wait_while_fills_stalled() {
+  while (fills_stalled_.load(std::memory_order_acquire) && running()) {
+    // Woken when the gate is lowered; the timeout only re-checks that the monitor still runs.
+    const timespec ts = {0, 10 * 1000 * 1000};
+    sys::futex(&fills_stalled_, FUTEX_WAIT_PRIVATE, 1, &ts);
+  }
+}
+
+void Monitor::set_fills_stalled(bool stalled) {
+  if (fills_stalled_.load(std::memory_order_relaxed) == uint32_t(stalled)) return;
+  fills_stalled_.store(stalled, std::memory_order_release);
+  if (!stalled) sys::futex(&fills_stalled_, FUTEX_WAKE_PRIVATE, 1 << 30);
 }
 
 void Monitor::sync() {
@@ -197,6 +212,7 @@ void Monitor::region_restored(int32_t source) {
 }
 
 void Monitor::release_waiters() {
+  set_fills_stalled(false);
   fill_done_.store(fill_requested_.load(std::memory_order_acquire), std::memory_order_release);
   sys::futex(&fill_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
   sync_done_.store(sync_requested_.load(std::memory_order_acquire), std::memory_order_release);
@@ -413,11 +429,17 @@ bool Monitor::serve_queue() {
     if (s == Served::kRetry) {
       // An event is unread (or just read and not yet acknowledged): take events in, then retry.
       // Reading never stops for lack of room (see FaultQueue), so the event is always reached.
-      if (!read_batch()) wait_briefly();
+      // Nothing unread: the events read are still under way; hold new ones back meanwhile.
+      if (!read_batch()) {
+        set_fills_stalled(true);
+        wait_briefly();
+      }
       continue;
     }
+    set_fills_stalled(false);
     queue_.pop();
   }
+  set_fills_stalled(false);
   if (overflowed_) {
     overflowed_ = false;
     wake_everyone();

@@ -90,6 +90,20 @@ class Monitor final : private FillHost {
   // it books the fault). Used at exit.
   void sync();
 
+  // Called from a target thread just before a call that makes the kernel send an event (madvise
+  // that drops pages, munmap): returns at once unless faults are stuck behind events the monitor
+  // has already read, and then once they are answered.
+  //
+  // Why: after the monitor reads an event, every fill fails with EAGAIN until the thread that
+  // caused the event has run again (the kernel counts the change as under way until then). A
+  // program that keeps making such calls from many threads (each exiting thread's stack madvise,
+  // thousands of threads on two CPUs) keeps one of them always in that state, and a fault can
+  // then wait for ever (a thread bomb stalled for minutes). Holding back new events while a fill
+  // waits lets the ones already read finish; the threads held back have caused nothing yet and
+  // hold nothing of the shim's, and the ones that must run again need nothing of theirs.
+  void wait_while_fills_stalled();
+  bool fills_stalled() const { return fills_stalled_.load(std::memory_order_acquire) != 0; }
+
   // True once the monitor gave up (it then unregistered every range: the shim must stop
   // registering, and a range registered concurrently must be unregistered by its registrar).
   bool failed() const { return failed_.load(std::memory_order_acquire); }
@@ -139,6 +153,8 @@ class Monitor final : private FillHost {
   void queue_fault(const uffd_msg& m, uint64_t read_ns);
   void wake_everyone();
   void wait_briefly();
+  // Raises or lowers the gate of wait_while_fills_stalled(); lowering wakes whoever waits there.
+  void set_fills_stalled(bool stalled);
   bool answer_requests();  // false: exiting
   void ring();
   // Posts a request, rings the doorbell and waits until `done` reaches the ticket.
@@ -171,6 +187,7 @@ class Monitor final : private FillHost {
   std::atomic<uint32_t> sync_done_{0};
   std::atomic<uint32_t> restored_{0};       // regions restored (fill starts over when it changes)
   uint32_t restored_seen_ = 0;
+  std::atomic<uint32_t> fills_stalled_{0};  // 1 while a fill waits for events already read
   std::atomic<bool> awake_{true};           // the loop is not (about to be) asleep in ppoll
   std::atomic<uint32_t> ws_requested_{0};
   std::atomic<uint32_t> ws_done_{0};

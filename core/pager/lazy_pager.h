@@ -47,6 +47,10 @@ long remap(void* old_addr, size_t old_len, size_t new_len, int flags, void* new_
 void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, int flags);
 void unmapped(void* addr, size_t len);
 void advised(void* addr, size_t len, int advice);
+// The program is about to munmap, or madvise pages away (the kernel then sends an event and waits
+// for the monitor): returns once no fault is stuck behind events the monitor has already read
+// (at once in the common case; see Monitor::wait_while_fills_stalled).
+void before_dropping_memory();
 
 // The program break moved (brk, sbrk; malloc's main heap). A grown heap is registered; a shrunk
 // one is left to the kernel's UNMAP event. Both are the kernel's answers (page rounding is done here).
