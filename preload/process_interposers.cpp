@@ -12,6 +12,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "core/base/own_memory.h"
 #include "core/base/raw_syscall.h"
 #include "core/pager/lazy_pager.h"
 
@@ -74,13 +75,26 @@ UFFDLAZY_EXPORT int clone(int (*fn)(void*), void* stack, int flags, void* arg, .
 
 namespace {
 
+// Whether a clone3 call with these arguments makes a child with a copy of the memory. The
+// structure is the program's and the kernel validates it: a size it refuses without reading (below
+// the first version) or a structure it cannot read makes no child. The flags are
+// read the way the kernel reads them (copied, never dereferenced); if even that copy is refused,
+// the answer is yes: filling owed pages is never wrong, only slower.
+bool clone3_copies_memory(const void* args, size_t size) {
+  if (size < CLONE_ARGS_SIZE_VER0) return false;
+  uint64_t flags = 0;
+  const long r = uffdlazy::read_own_memory(args, &flags, sizeof flags);
+  if (r == -EFAULT) return false;
+  return r != 0 || !(flags & CLONE_VM);
+}
+
 // A raw system call, with the pre-fork fill when it is a clone that copies the memory.
 long clone_or_call(long number, const long* a) {
   bool copies_memory = false;
   if (number == SYS_clone) {
     copies_memory = !(uint64_t(a[0]) & CLONE_VM);
-  } else if (number == SYS_clone3 && a[0] && size_t(a[1]) >= sizeof(uint64_t)) {
-    copies_memory = !(reinterpret_cast<const clone_args*>(a[0])->flags & CLONE_VM);
+  } else if (number == SYS_clone3 && uffdlazy::pager::active()) {
+    copies_memory = clone3_copies_memory(reinterpret_cast<const void*>(a[0]), size_t(a[1]));
   }
   if (copies_memory) uffdlazy::pager::before_fork();
   const long r = uffdlazy::sys::call6(number, a[0], a[1], a[2], a[3], a[4], a[5]);

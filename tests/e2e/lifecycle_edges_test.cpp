@@ -1,0 +1,88 @@
+// The edges of a process's life under the shim: how it ends, calls the kernel allows only a
+// single-threaded process, children sharing its memory that outlive it, clone3 with bad
+// arguments, and the shim unloaded by dlclose. Each test runs tests/targets/lifecycle_edges with
+// and without the shim and expects the same exit status (or terminating signal) and the same
+// output byte for byte. A shim that keeps a finished process alive, or leaves a child hanging on
+// a page nobody serves, makes the run hit the harness's limit (killed), which fails the test.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include "tests/e2e/process_runner.h"
+#include "tests/e2e/snapshot_test_util.h"
+
+namespace uffdlazy::test {
+namespace {
+
+// Long enough for any loaded machine, short enough that a hang fails the test in reasonable time.
+constexpr int kHangLimitSeconds = 90;
+
+struct Runs {
+  ProcessResult plain;
+  ProcessResult shim;
+};
+
+Runs run_both(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
+  std::vector<std::string> argv = {target_path("lifecycle_edges")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Runs r;
+  RunOptions plain;
+  plain.timeout_seconds = kHangLimitSeconds;
+  r.plain = run_process(argv, plain);
+  RunOptions opt = plain;
+  opt.with_shim = true;
+  opt.env = {{"UFFDLAZY_STATS", "1"}, {"UFFDLAZY_STRICT", "1"}};
+  for (const auto& [k, v] : env) opt.env[k] = v;
+  r.shim = run_process(argv, opt);
+  return r;
+}
+
+void expect_same(const Runs& r, int status, int signal = 0) {
+  EXPECT_EQ(r.plain.exit_code, status) << r.plain.out << r.plain.err;
+  EXPECT_EQ(r.plain.signal, signal) << r.plain.out << r.plain.err;
+  EXPECT_EQ(r.shim.exit_code, status) << r.shim.out << r.shim.err;
+  EXPECT_EQ(r.shim.signal, signal) << r.shim.out << r.shim.err;
+  EXPECT_EQ(r.shim.out, r.plain.out) << r.shim.err;
+  EXPECT_EQ(r.plain.out.find("FAIL"), std::string::npos) << r.plain.out;
+  EXPECT_EQ(r.shim.err.find("uffdlazy: monitor cannot continue"), std::string::npos) << r.shim.err;
+}
+
+// The shim served this run's memory (its summary line says so).
+void expect_served(const ProcessResult& shim) {
+  const std::string line = summary_line(shim.err);
+  ASSERT_FALSE(line.empty()) << shim.err;
+  EXPECT_GE(summary_field(line, "faults"), 1) << line;
+}
+
+// ---- clone3 through syscall(2) ---------------------------------------------------------------
+
+// The shim reads clone3's flags to know whether the child copies the memory; arguments the kernel
+// cannot read (unmapped, NULL, PROT_NONE, too short, too long) get the kernel's own answer.
+TEST(LifecycleEdges, Clone3WithArgumentsTheKernelCannotReadFailsAsWithoutTheShim) {
+  Runs r = run_both({"clone3_bad_args"});
+  expect_same(r, 0);
+  EXPECT_NE(r.plain.out.find("clone3(unmapped) = -1 EFAULT"), std::string::npos) << r.plain.out;
+  EXPECT_NE(r.plain.out.find("clone3(valid) child status=9"), std::string::npos) << r.plain.out;
+}
+
+// ---- The shim unloaded by the program ----------------------------------------------------------
+
+// A program that dlopen()s the shim and dlclose()s it: the shim stays loaded (libc's patched
+// bodies jump into it), and memory calls after the dlclose work as without it.
+TEST(LifecycleEdges, DlcloseOfTheShimLeavesItLoaded) {
+  const std::vector<std::string> argv = {target_path("lifecycle_edges"), "dlclose_shim"};
+  RunOptions opt;
+  opt.timeout_seconds = kHangLimitSeconds;
+  opt.env = {{"UFFDLAZY_STATS", "1"}, {"UFFDLAZY_STRICT", "1"}};
+  ProcessResult plain = run_process({argv[0], argv[1], "none"}, opt);
+  ProcessResult loaded = run_process({argv[0], argv[1], shim_path()}, opt);
+  EXPECT_EQ(plain.exit_code, 0) << plain.out << plain.err;
+  EXPECT_EQ(loaded.exit_code, 0) << loaded.out << loaded.err;
+  EXPECT_EQ(loaded.signal, 0) << loaded.out << loaded.err;
+  EXPECT_EQ(loaded.out, plain.out);
+  // The shim ran (its summary is written at exit, after the dlclose).
+  expect_served(loaded);
+}
+
+}  // namespace
+}  // namespace uffdlazy::test
