@@ -20,6 +20,8 @@ constexpr size_t kGuard = 64 * 1024;  // below the stack: an overflow faults ins
 constexpr size_t kMaxHidden = 16;
 constinit long g_hidden_tids[kMaxHidden] = {};
 
+constinit unsigned* g_libc_thread_count = nullptr;
+
 void remember_tid(long tid, long old) {
   for (long& slot : g_hidden_tids) {
     long expected = old;
@@ -45,6 +47,8 @@ void hidden_thread_renumbered(long old_tid, long new_tid) {
   }
 }
 
+void set_libc_thread_count(unsigned* count) { g_libc_thread_count = count; }
+
 void HiddenThread::forget() {
   handle_ = 0;
   const long tid = __atomic_exchange_n(&tid_, 0, __ATOMIC_ACQ_REL);
@@ -58,11 +62,18 @@ void* HiddenThread::trampoline(void* self) {
   __atomic_store_n(&t->tid_, tid, __ATOMIC_RELEASE);
   __atomic_store_n(&t->running_, 1, __ATOMIC_RELEASE);
   sys::futex(&t->running_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  const bool counted_out = t->counted_out_;
   void* r = t->fn_(t->arg_);
   // The id may have changed meanwhile (a resumed process has new ids): forget the current one.
   const long now = sys::gettid();
   __atomic_store_n(&t->tid_, 0, __ATOMIC_RELEASE);
   remember_tid(0, now);
+  // Out of glibc's count: returning into its thread epilogue would count this thread out twice
+  // (and call exit() if that made the count zero). The kernel still clears the thread id for
+  // pthread_join; nothing else of the epilogue concerns a thread that never allocated.
+  if (counted_out) {
+    for (;;) sys::call6(SYS_exit, 0);
+  }
   return r;
 }
 
@@ -85,6 +96,7 @@ bool HiddenThread::start(void* (*fn)(void*), void* arg, size_t stack_bytes) {
   fn_ = fn;
   arg_ = arg;
   running_ = 0;
+  counted_out_ = g_libc_thread_count != nullptr;
   pthread_t t;
   int rc = pthread_create(&t, &attr, trampoline, this);
   sys::sigprocmask(SIG_SETMASK, &old, nullptr);
@@ -93,6 +105,9 @@ bool HiddenThread::start(void* (*fn)(void*), void* arg, size_t stack_bytes) {
     sys::munmap(base, bytes);
     return false;
   }
+  // pthread_create counted the thread in; the thread it calls this from is a program thread
+  // (counted, alive), so the count cannot reach zero here.
+  if (counted_out_) __atomic_fetch_sub(g_libc_thread_count, 1u, __ATOMIC_ACQ_REL);
   handle_ = t;
   mapping_ = base;
   mapping_bytes_ = bytes;

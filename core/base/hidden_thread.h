@@ -30,10 +30,18 @@ class HiddenThread {
   void* arg_ = nullptr;
   long tid_ = 0;
   int running_ = 0;  // futex word: the thread has recorded its id
+  bool counted_out_ = false;  // taken out of glibc's thread count (set_libc_thread_count)
   unsigned long handle_ = 0;
   void* mapping_ = nullptr;
   size_t mapping_bytes_ = 0;
 };
+
+// glibc's count of the threads it runs (__nptl_nthreads): when a thread it started ends and the
+// count reaches zero, glibc calls exit(0), so a program whose main() left by pthread_exit ends
+// when its last thread does. The shim's threads take themselves out of that count (and always end
+// by the exit system call, never through glibc's thread epilogue), so they never keep it above
+// zero. Set once, before the first thread starts; without it they are counted as before.
+void set_libc_thread_count(unsigned* count);
 
 // Names the calling thread (PR_SET_NAME, truncated to 15 bytes).
 void name_this_thread(const char* name);

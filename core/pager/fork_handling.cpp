@@ -40,6 +40,7 @@ void after_fork_child() {
   g.uffd.close();
   g.descriptor_lost.store(false, std::memory_order_relaxed);
   g.monitor.forget_after_fork();
+  g.end_watch.forget();
   if (g_sites) g_sites->reset_after_fork();
   // The snapshot, report and trace files are the parent's: a child must not overwrite them, nor
   // report the parent's restore as its own. A capture signal is the parent's business too.

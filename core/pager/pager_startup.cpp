@@ -142,6 +142,10 @@ bool bring_up() {
   }
   g.owner_pid = sys::getpid();
   g.active.store(true, std::memory_order_release);
+  // A program whose last thread leaves without exit() must still end (program_end_watch.h). Only
+  // from the main thread (the constructor, a forked child); without it the process ends as before.
+  // It writes the exit-time lines to our copy of stderr.
+  if (g.end_watch.arm()) g.end_watch.start(program_ended, g.summary.fd);
   return true;
 }
 

@@ -18,6 +18,7 @@
 #include "core/base/env_config.h"
 #include "core/base/high_fd.h"
 #include "core/base/immortal.h"
+#include "core/base/program_end_watch.h"
 #include "core/base/spin_lock.h"
 #include "core/latency/fault_stats.h"
 #include "core/latency/fault_trace.h"
@@ -42,6 +43,8 @@ struct PagerState {
   RegionTable table;
   SpinLock lock;
   Monitor monitor;
+  // Ends the process once the program's last thread has left without exit() (program_end_watch.h).
+  ProgramEndWatch end_watch;
   MonitorCounters counters;
   uint64_t page_size = 4096;
   long owner_pid = 0;
@@ -108,5 +111,9 @@ bool bring_up();
 void capture_now();
 // The fd our exit lines go to, or -1 (see exit_outputs.cpp).
 int exit_line_fd();
+// Every program thread has left without exit(): writes the exit-time outputs as at_exit() does and
+// ends the process with `wait_status`, the status it would have had without the shim. Runs on the
+// end watch's thread; never returns.
+[[noreturn]] void program_ended(int wait_status);
 
 }  // namespace uffdlazy::pager

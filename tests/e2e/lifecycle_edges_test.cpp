@@ -54,6 +54,48 @@ void expect_served(const ProcessResult& shim) {
   EXPECT_GE(summary_field(line, "faults"), 1) << line;
 }
 
+// ---- How a process ends ----------------------------------------------------------------------
+
+// main() calls pthread_exit while another thread runs; the last thread to end makes glibc call
+// exit(0): atexit handlers run and stdio is flushed, as without the shim, and the summary is written.
+TEST(LifecycleEdges, MainLeavingByPthreadExitEndsWithItsLastThread) {
+  Runs r = run_both({"main_pthread_exit"});
+  expect_same(r, 0);
+  EXPECT_NE(r.plain.out.find("atexit handler ran"), std::string::npos) << r.plain.out;
+  expect_served(r.shim);
+}
+
+// The only program thread leaves by the exit system call: the process ends with that thread's
+// status, running none of the program's exit-time code (no atexit handler, no stdio flush), as
+// without the shim; the shim still writes its summary.
+TEST(LifecycleEdges, OnlyThreadLeavingByTheExitSystemCallEndsTheProcess) {
+  Runs r = run_both({"main_exit_syscall"});
+  expect_same(r, 7);
+  EXPECT_EQ(r.plain.out.find("atexit"), std::string::npos) << r.plain.out;
+  EXPECT_EQ(r.plain.out.find("buffered"), std::string::npos) << r.plain.out;
+  expect_served(r.shim);
+}
+
+// main leaves by the exit system call (status 5) while another thread runs; that thread is the
+// last and leaves by the exit system call too (status 6): the kernel gives the process the status
+// of its last thread.
+TEST(LifecycleEdges, LastThreadAfterMainLeftByTheExitSystemCallEndsTheProcess) {
+  Runs r = run_both({"main_exit_syscall_then_thread"});
+  expect_same(r, 6);
+  EXPECT_NE(r.plain.out.find("last thread after main"), std::string::npos) << r.plain.out;
+  expect_served(r.shim);
+}
+
+// seccomp strict mode allows only read, write, exit and sigreturn, and only to the thread that
+// entered it: its faults are still served, and its exit system call ends the process.
+TEST(LifecycleEdges, SeccompStrictProgramIsPagedAndEndsWithItsStatus) {
+  Runs r = run_both({"seccomp_strict"});
+  expect_same(r, 3);
+  EXPECT_NE(r.plain.out.find("strict: checksum="), std::string::npos) << r.plain.out;
+  expect_served(r.shim);
+}
+
+
 // ---- clone3 through syscall(2) ---------------------------------------------------------------
 
 // The shim reads clone3's flags to know whether the child copies the memory; arguments the kernel
