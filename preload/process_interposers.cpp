@@ -37,6 +37,8 @@ Fn next(const char* name) {
 
 namespace uffdlazy::preload {
 
+long namespace_call(long number, long a0, long a1);  // namespace_interposers.cpp
+
 void process_interposers_init() {
   g_real_fork = next<ForkFn>("_Fork");
   g_real_clone = next<CloneFn>("clone");
@@ -105,8 +107,9 @@ long clone_or_call(long number, const long* a) {
 }  // namespace
 
 // syscall(2) itself, for SYS_clone and SYS_clone3 (a program that makes its children that way,
-// or a runtime that does), and for SYS_mmap and SYS_mremap (a program that maps memory that way:
-// the pager learns of it as of any other mapping). Every other number goes straight to the
+// or a runtime that does), for SYS_mmap and SYS_mremap (a program that maps memory that way:
+// the pager learns of it as of any other mapping), and for SYS_unshare and SYS_setns (see
+// namespace_interposers.cpp). Every other number goes straight to the
 // kernel, as glibc's does it: six arguments taken whatever the call needs, errno set only on
 // failure.
 UFFDLAZY_EXPORT long syscall(long number, ...) {
@@ -125,6 +128,8 @@ UFFDLAZY_EXPORT long syscall(long number, ...) {
   } else if (number == SYS_mremap) {
     r = uffdlazy::pager::remap(reinterpret_cast<void*>(a[0]), size_t(a[1]), size_t(a[2]), int(a[3]),
                                reinterpret_cast<void*>(a[4]));
+  } else if (number == SYS_unshare || number == SYS_setns) {
+    r = uffdlazy::preload::namespace_call(number, a[0], a[1]);
   } else {
     r = clone_or_call(number, a);
   }

@@ -1,5 +1,6 @@
 #include "core/base/hidden_thread.h"
 
+#include <cerrno>
 #include <csignal>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -49,8 +50,13 @@ void hidden_thread_renumbered(long old_tid, long new_tid) {
 
 void set_libc_thread_count(unsigned* count) { g_libc_thread_count = count; }
 
+long libc_thread_count() {
+  return g_libc_thread_count ? long(__atomic_load_n(g_libc_thread_count, __ATOMIC_ACQUIRE)) : -1;
+}
+
 void HiddenThread::forget() {
   handle_ = 0;
+  started_tid_ = 0;
   const long tid = __atomic_exchange_n(&tid_, 0, __ATOMIC_ACQ_REL);
   if (tid) remember_tid(0, tid);
 }
@@ -114,12 +120,22 @@ bool HiddenThread::start(void* (*fn)(void*), void* arg, size_t stack_bytes) {
   // Known as the shim's before start() returns: a checkpoint must never take it for a thread of
   // the program's.
   while (!__atomic_load_n(&running_, __ATOMIC_ACQUIRE)) sys::futex(&running_, FUTEX_WAIT_PRIVATE, 0);
+  started_tid_ = __atomic_load_n(&tid_, __ATOMIC_ACQUIRE);
   return true;
 }
 
 void HiddenThread::join() {
   if (!handle_) return;
   pthread_join(pthread_t(handle_), nullptr);
+  // pthread_join returns once the kernel has cleared the thread's id, a moment before the thread
+  // leaves the thread group: a caller that needs the process single-threaded waits for that too
+  // (tgkill finds no such thread). Bounded, in case the id was taken by a new thread meanwhile.
+  const long pid = sys::getpid();
+  for (int tries = 0; started_tid_ && tries < 100000; tries++) {
+    if (sys::call6(SYS_tgkill, pid, started_tid_, 0) == -ESRCH) break;
+    sys::call6(SYS_sched_yield);
+  }
+  started_tid_ = 0;
   handle_ = 0;
   if (mapping_) sys::munmap(mapping_, mapping_bytes_);
   mapping_ = nullptr;

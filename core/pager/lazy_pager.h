@@ -63,6 +63,16 @@ void before_fork();
 void after_fork_parent();
 void after_fork_child();
 
+// A system call the kernel allows only a single-threaded process is about to be made by this
+// thread: unshare of a user namespace (or CLONE_THREAD, CLONE_SIGHAND, CLONE_VM), setns into a user,
+// mount or time namespace. If the shim's threads are what stands in the way, they end (the
+// userfaultfd, its registrations and the region table stay: faults wait in the kernel meanwhile)
+// and true is returned: after_lone_thread_call() must follow the call, and starts them again.
+// Signals are blocked in between. False: nothing was done (not this process's main thread, other
+// program threads, or the shim could not be sure to start again as it was).
+bool before_lone_thread_call();
+void after_lone_thread_call();
+
 // The process is exiting normally: print the summary and write reports. The monitor keeps
 // serving, since destructors that run later may still touch lazy memory.
 void at_exit();

@@ -121,6 +121,7 @@ bool bring_up() {
   setup.counters = &g.counters;
   setup.page_size = g.page_size;
   setup.source = g_restore ? g_restore->source() : nullptr;
+  if (setup.source && setup.source->descriptor() >= 0) g.source_file.take(setup.source->descriptor());
   setup.fault_around_pages = uint32_t(g.cfg.fault_around);
   setup.observer = &g_observer;
   setup.cpu = g.cfg.monitor_cpu;

@@ -51,6 +51,9 @@ struct PagerState {
   // A private copy of stderr for the lines printed at exit: programs may close fd 2 before then,
   // or close our copy and reuse its number for a file of their own.
   FdIdentity summary;
+  // The snapshot file the monitor reads from, as the process's table had it at bring-up: a monitor
+  // started again (see before_lone_thread_call) takes it from there only if it is still that file.
+  FdIdentity source_file;
   std::atomic<bool> active{false};
   // The program closed our userfaultfd's number: registrations already made keep being served by
   // the monitor (it holds its own reference), new mappings are left to the kernel.

@@ -96,6 +96,73 @@ TEST(LifecycleEdges, SeccompStrictProgramIsPagedAndEndsWithItsStatus) {
 }
 
 
+// ---- Calls that need a single-threaded process ----------------------------------------------
+
+// unshare of a user namespace (and the flags the kernel allows only a lone thread: CLONE_VM,
+// CLONE_SIGHAND, CLONE_THREAD), by the libc wrapper and by syscall(2), with the others beside
+// them: the same answers as without the shim, and the memory around each call stays right (pages
+// written before, pages never written, memory mapped after).
+TEST(LifecycleEdges, UnshareThatNeedsALoneThreadSucceedsAsWithoutTheShim) {
+  Runs r = run_both({"unshare", "vm", "sighand", "thread", "fs", "newns", "files", "sysvsem", "raw:user"});
+  expect_same(r, 0);
+  EXPECT_NE(r.plain.out.find("unshare(raw:user) = 0"), std::string::npos) << r.plain.out;
+  Runs wrapper = run_both({"unshare", "user"});
+  expect_same(wrapper, 0);
+  EXPECT_NE(wrapper.plain.out.find("unshare(user) = 0"), std::string::npos) << wrapper.plain.out;
+  expect_served(r.shim);
+}
+
+// setns into this process's own mount namespace (the kernel wants the filesystem information not
+// shared), its own time namespace (the memory not shared) and a user namespace a child made (the
+// caller alone in its thread group).
+TEST(LifecycleEdges, SetnsThatNeedsALoneThreadSucceedsAsWithoutTheShim) {
+  Runs r = run_both({"setns", "mnt", "time", "user"});
+  expect_same(r, 0);
+  EXPECT_NE(r.plain.out.find("setns(user) = 0"), std::string::npos) << r.plain.out;
+  expect_served(r.shim);
+}
+
+// `unshare -r` (util-linux) under the shim: it makes a user namespace and runs the program there.
+TEST(LifecycleEdges, UnshareCommandRunsItsProgramInANewUserNamespace) {
+  const std::vector<std::string> argv = {"unshare", "-r", "sh", "-c",
+                                         "id -u && exec " + target_path("lifecycle_edges") + " unshare vm"};
+  RunOptions opt;
+  opt.timeout_seconds = kHangLimitSeconds;
+  ProcessResult plain = run_process(argv, opt);
+  opt.with_shim = true;
+  opt.env = {{"UFFDLAZY_STATS", "1"}};
+  ProcessResult shim = run_process(argv, opt);
+  EXPECT_EQ(plain.exit_code, 0) << plain.out << plain.err;
+  EXPECT_EQ(shim.exit_code, 0) << shim.out << shim.err;
+  EXPECT_EQ(shim.out, plain.out) << shim.err;
+  EXPECT_NE(plain.out.find("0\nunshare(vm) = 0"), std::string::npos) << plain.out;
+}
+
+// A restore whose pages are still owed when the program unshares its user namespace: every page
+// comes back with its recorded content afterwards (served lazily by the monitor started again).
+TEST(LifecycleEdges, RestoreCarriesOnAcrossUnshareOfAUserNamespace) {
+  TempDir dir;
+  const std::string file = dir.file("unshare.snap");
+  const std::string program = target_path("lifecycle_edges");
+  RunOptions opt;
+  opt.timeout_seconds = kHangLimitSeconds;
+  ProcessResult recorded = record(file, {}, {program, "restored_unshare", "fill"}, opt);
+  ASSERT_EQ(recorded.exit_code, 0) << recorded.out << recorded.err;
+  ProcessResult restored =
+      restore(file, {"--prefetch", "none", "--readahead", "1", "--stats"}, {program, "restored_unshare", "check"}, opt);
+  EXPECT_EQ(restored.exit_code, 0) << restored.out << restored.err;
+  EXPECT_NE(restored.out.find("unshare(user) = 0"), std::string::npos) << restored.out << restored.err;
+  // The same content as recorded, and no page wrong.
+  const size_t at = recorded.out.find("restored pages: ");
+  ASSERT_NE(at, std::string::npos) << recorded.out;
+  EXPECT_NE(restored.out.find(recorded.out.substr(at)), std::string::npos) << restored.out << restored.err;
+  const RestoreLine line = restore_line(restored.err, file);
+  ASSERT_TRUE(line.found) << restored.err;
+  EXPECT_EQ(line.served, 64) << restored.err;
+  // Only the 4 pages read before the unshare were served before it: the other 60 after.
+  EXPECT_GE(summary_field(summary_line(restored.err), "requests"), 60) << restored.err;
+}
+
 // ---- clone3 through syscall(2) ---------------------------------------------------------------
 
 // The shim reads clone3's flags to know whether the child copies the memory; arguments the kernel
