@@ -57,6 +57,23 @@ UFFDLAZY_EXPORT pid_t _Fork() {
   return pid;
 }
 
+namespace {
+
+// What a child sharing the memory runs first (see pager::before_child_sharing_memory): kept at the
+// top of its own stack, where nothing of the parent's can reach it.
+struct SharedMemoryChild {
+  int (*fn)(void*);
+  void* arg;
+};
+
+int start_shared_memory_child(void* start) {
+  const SharedMemoryChild c = *static_cast<const SharedMemoryChild*>(start);
+  uffdlazy::pager::in_child_sharing_memory();
+  return c.fn(c.arg);
+}
+
+}  // namespace
+
 UFFDLAZY_EXPORT int clone(int (*fn)(void*), void* stack, int flags, void* arg, ...) {
   // The optional arguments are read whatever the flags say, as glibc's own clone does.
   va_list ap;
@@ -70,10 +87,68 @@ UFFDLAZY_EXPORT int clone(int (*fn)(void*), void* stack, int flags, void* arg, .
   // of its own: its memory is paged by the kernel, which is right for a copy with nothing owed.
   const bool copies_memory = !(flags & CLONE_VM);
   if (copies_memory) uffdlazy::pager::before_fork();
+  // A process that shares the memory (not a thread) may outlive this one.
+  const bool shares_memory = (flags & CLONE_VM) && !(flags & CLONE_THREAD) && uffdlazy::pager::active();
+  if (shares_memory && fn && stack) {
+    uffdlazy::pager::before_child_sharing_memory(flags & CLONE_FILES, !(flags & CLONE_VFORK));
+    if (!(flags & CLONE_FILES)) {
+      // Its own copy of the descriptor table: it closes the shim's userfaultfd there first.
+      auto top = (reinterpret_cast<uintptr_t>(stack) - sizeof(SharedMemoryChild)) & ~uintptr_t(15);
+      auto* start = reinterpret_cast<SharedMemoryChild*>(top);
+      *start = {fn, arg};
+      fn = start_shared_memory_child;
+      arg = start;
+      stack = start;
+    }
+  }
   int r = g_real_clone(fn, stack, flags, arg, parent_tid, tls, child_tid);
   if (copies_memory) uffdlazy::pager::after_fork_parent();
   return r;
 }
+
+#if defined(__x86_64__)
+// vfork: the child borrows the parent's stack until it calls exec or _exit, so this is glibc's own
+// sequence (the return address kept in a register, not on the stack the child may overwrite), with
+// one addition in the child: it closes its copy of the shim's userfaultfd (see
+// pager::before_child_sharing_memory), so that a child whose parent is killed meanwhile is not
+// left waiting on it. The parent waits for the child: nothing owed needs filling first.
+extern "C" __attribute__((visibility("hidden"))) void uffdlazy_vfork_child() {
+  uffdlazy::pager::in_child_sharing_memory();
+}
+
+extern "C" __attribute__((visibility("hidden"))) long uffdlazy_vfork_failed(long r) {
+  errno = int(-r);
+  return -1;
+}
+
+__asm__(R"(
+  .text
+  .globl vfork
+  .type vfork, @function
+vfork:
+  popq %rdi
+  movl $58, %eax
+  syscall
+  testq %rax, %rax
+  jz 1f
+  pushq %rdi
+  cmpq $-4095, %rax
+  jae 2f
+  ret
+2:
+  movq %rax, %rdi
+  jmp uffdlazy_vfork_failed
+1:
+  pushq %rdi
+  subq $8, %rsp
+  call uffdlazy_vfork_child
+  addq $8, %rsp
+  xorl %eax, %eax
+  ret
+  .size vfork, .-vfork
+)");
+static_assert(SYS_vfork == 58);
+#endif
 
 namespace {
 

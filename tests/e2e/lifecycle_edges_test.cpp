@@ -6,6 +6,7 @@
 // a page nobody serves, makes the run hit the harness's limit (killed), which fails the test.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <unistd.h>
 
 #include "tests/e2e/process_runner.h"
@@ -161,6 +162,29 @@ TEST(LifecycleEdges, RestoreCarriesOnAcrossUnshareOfAUserNamespace) {
   EXPECT_EQ(line.served, 64) << restored.err;
   // Only the 4 pages read before the unshare were served before it: the other 60 after.
   EXPECT_GE(summary_field(summary_line(restored.err), "requests"), 60) << restored.err;
+}
+
+// ---- Children that share the memory and outlive their parent ---------------------------------
+
+// A clone(CLONE_VM) child, with its own copy of the descriptor table or sharing the parent's
+// (CLONE_FILES), outlives its parent: afterwards it reads the pages the parent wrote, zeros where
+// nobody wrote, and its own new stack pages work (nothing left waiting on a userfaultfd that no
+// monitor reads). The harness reads the output until the child has ended.
+TEST(LifecycleEdges, CloneVmChildOutlivesItsParent) {
+  Runs own = run_both({"clone_vm_outlives"});
+  expect_same(own, 0);
+  EXPECT_NE(own.plain.out.find("clone(CLONE_VM) child after its parent"), std::string::npos) << own.plain.out;
+  Runs shared = run_both({"clone_vm_outlives", "files"});
+  expect_same(shared, 0);
+  EXPECT_NE(shared.plain.out.find("clone(CLONE_VM) child after its parent"), std::string::npos) << shared.plain.out;
+}
+
+// A vfork child kills its parent (SIGKILL: no exit-time code anywhere) and goes on with the
+// memory it shared with it.
+TEST(LifecycleEdges, VforkChildOutlivesItsKilledParent) {
+  Runs r = run_both({"vfork_outlives"});
+  expect_same(r, -1, SIGKILL);
+  EXPECT_NE(r.plain.out.find("vfork child after its parent"), std::string::npos) << r.plain.out;
 }
 
 // ---- clone3 through syscall(2) ---------------------------------------------------------------
