@@ -110,6 +110,10 @@ bool Monitor::init(const Setup& setup) {
 }
 
 bool Monitor::start() {
+  // Also after a stop(): the new thread takes over the userfaultfd, its registrations and the
+  // faults waiting on it.
+  stop_.store(false, std::memory_order_relaxed);
+  stopping_ = false;
   // Without it the monitor copies everything itself (available() stays false).
   if (want_copier_) copier_.start(s_.uffd, kCopierSpinNs);
   running_.store(true, std::memory_order_release);
@@ -548,6 +552,13 @@ void Monitor::handle_event(const uffd_msg& m) {
 }
 
 void Monitor::fatal(const char* what, int err) {
+  give_up(what, err);
+  // End this thread only. pthread_exit would unwind through libgcc, which may load a library and
+  // take the loader's and malloc's locks; a bare exit leaves nothing for a faulting thread to wait on.
+  for (;;) sys::call6(SYS_exit, 0);
+}
+
+void Monitor::give_up(const char* what, int err) {
   uint64_t owed = s_.source ? s_.source->owed_pages() : 0;
   LineWriter w;
   w.str("uffdlazy: monitor cannot continue: ").str(what).str(": ").errno_text(err);
@@ -570,9 +581,6 @@ void Monitor::fatal(const char* what, int err) {
   }
   running_.store(false, std::memory_order_release);
   release_waiters();
-  // End this thread only. pthread_exit would unwind through libgcc, which may load a library and
-  // take the loader's and malloc's locks; a bare exit leaves nothing for a faulting thread to wait on.
-  for (;;) sys::call6(SYS_exit, 0);
 }
 
 void Monitor::check_lost_pieces() {

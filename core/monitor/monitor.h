@@ -70,9 +70,17 @@ class Monitor final : private FillHost {
 
   // Maps everything the loop needs and registers the doorbell page with the userfaultfd.
   bool init(const Setup& setup);
-  // Spawns the thread. False if it could not be created.
+  // Spawns the thread (again, after stop()). False if it could not be created.
   bool start();
-  // Stops and joins the thread (tests and the fork child's cleanup; a real target never stops it).
+  // The monitor cannot go on (or, stopped, could not be started again): with snapshot pages still
+  // owed the process is stopped with a message (they would read as zeros); otherwise every range
+  // is unregistered (faults then read zeros, the right content) and failed() turns true. From any
+  // thread that has the userfaultfd in its descriptor table.
+  void give_up(const char* what, int err);
+  // Stops and joins the thread (and the copy helper). Everything else stays: the userfaultfd, its
+  // registrations and the region table, so start() may bring up a new thread that carries on
+  // (faults that arrive meanwhile wait in the kernel's queue). Tests, and the pager's stepping
+  // aside for a system call that needs a single-threaded process.
   void stop();
 
   // Called from a target thread before fork(): returns once every page the source still owes is
@@ -110,6 +118,8 @@ class Monitor final : private FillHost {
   bool running() const { return running_.load(std::memory_order_acquire); }
   // The doorbell page: never part of the program's memory, never touched.
   uintptr_t doorbell() const { return doorbell_; }
+  // The descriptor the page source reads (the thread keeps it in its own table), or -1.
+  int source_descriptor() const { return s_.source ? s_.source->descriptor() : -1; }
 
   // In a forked child: the thread was the parent's. Forget it so that init() and start() can
   // bring up a monitor of the child's own.
