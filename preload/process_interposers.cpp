@@ -14,6 +14,7 @@
 
 #include "core/base/raw_syscall.h"
 #include "core/pager/lazy_pager.h"
+#include "preload/claim_interposers.h"
 
 #define UFFDLAZY_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -91,8 +92,9 @@ long clone_or_call(long number, const long* a) {
 }  // namespace
 
 // syscall(2) itself, for SYS_clone and SYS_clone3 (a program that makes its children that way,
-// or a runtime that does), and for SYS_mmap and SYS_mremap (a program that maps memory that way:
-// the pager learns of it as of any other mapping). Every other number goes straight to the
+// or a runtime that does), for SYS_mmap and SYS_mremap (a program that maps memory that way:
+// the pager learns of it as of any other mapping), and for the calls by which a program takes
+// memory for itself (ioctl's UFFDIO_REGISTER, the mlock family: claim_interposers.cpp). Every other number goes straight to the
 // kernel, as glibc's does it: six arguments taken whatever the call needs, errno set only on
 // failure.
 UFFDLAZY_EXPORT long syscall(long number, ...) {
@@ -111,7 +113,7 @@ UFFDLAZY_EXPORT long syscall(long number, ...) {
   } else if (number == SYS_mremap) {
     r = uffdlazy::pager::remap(reinterpret_cast<void*>(a[0]), size_t(a[1]), size_t(a[2]), int(a[3]),
                                reinterpret_cast<void*>(a[4]));
-  } else {
+  } else if (!uffdlazy::preload::claim_syscall(number, a, &r)) {
     r = clone_or_call(number, a);
   }
   if (uffdlazy::sys::failed(r)) {

@@ -96,11 +96,16 @@ bool BackgroundFill::fill_working_set(FillHost& host) {
 }
 
 bool BackgroundFill::fill_all_data(FillHost& host, FaultPolicy::CorruptHandler on_corrupt) {
+  return fill_data_in(host, 0, UINTPTR_MAX, on_corrupt);
+}
+
+bool BackgroundFill::fill_data_in(FillHost& host, uintptr_t start, uintptr_t end,
+                                  FaultPolicy::CorruptHandler on_corrupt) {
   if (!s_.source) return true;
-  uintptr_t cursor = 0;
+  uintptr_t cursor = start;
   bool done = false;
   while (!done) {
-    Chunk c = sweep_chunk(host, &cursor, &done, true, on_corrupt);
+    Chunk c = sweep_chunk(host, &cursor, &done, true, on_corrupt, end);
     if (c == Chunk::kExiting || !host.take_in()) return false;
     if (c == Chunk::kProgress) grow_chunk();
   }
@@ -258,7 +263,7 @@ BackgroundFill::Chunk BackgroundFill::working_set_chunk(FillHost& host) {
 }
 
 BackgroundFill::Chunk BackgroundFill::sweep_chunk(FillHost& host, uintptr_t* cursor, bool* done, bool data_only,
-                                                  FaultPolicy::CorruptHandler on_corrupt) {
+                                                  FaultPolicy::CorruptHandler on_corrupt, uintptr_t limit) {
   const uint64_t ps = s_.page_size;
   uint32_t budget = chunk_;
   while (budget) {
@@ -267,15 +272,15 @@ BackgroundFill::Chunk BackgroundFill::sweep_chunk(FillHost& host, uintptr_t* cur
     {
       LockGuard g(*s_.table_lock);
       const RegionList& live = s_.table->live();
-      for (size_t i = live.lower_bound(*cursor); i < live.size(); i++) {
+      for (size_t i = live.lower_bound(*cursor); i < live.size() && live.at(i).start < limit; i++) {
         if (live.at(i).source != Region::kZeroSource) {
-          reg = live.at(i);
+          reg = live.at(i).clipped(live.at(i).start, limit, ps);
           found = true;
           break;
         }
       }
     }
-    if (!found) {
+    if (!found || *cursor >= limit) {
       *done = true;
       return Chunk::kProgress;
     }
