@@ -74,9 +74,10 @@ void stepping_aside(void* addr, size_t len);
 bool locking_all(int flags);
 // Whether MCL_FUTURE is in effect (munlockall ends it).
 void future_locking(bool on);
-// The program is about to read or write [start, end) of its own memory through /proc/self/mem,
-// which the kernel does without waiting for a fault handler: the registered pages there are put in
-// place first. False when nothing of the range is registered.
+// A read or write of the program's own memory through /proc/self/mem, which the kernel does
+// without waiting for a fault handler, stopped at `start` and is to go on up to `end`: the
+// registered pages there are put in place. False (nothing done) when the page at `start` is not
+// registered: the kernel's answer stands.
 bool making_present(uintptr_t start, uintptr_t end);
 
 void before_fork();

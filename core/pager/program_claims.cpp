@@ -54,8 +54,12 @@ void future_locking(bool on) { g.locked_future.store(on, std::memory_order_relax
 
 bool making_present(uintptr_t start, uintptr_t end) {
   if (!mine() || start >= end) return false;
-  bool heap = false;
-  if (!registered_in(align_down(start, g.page_size), end, &heap)) return false;
+  {
+    // The kernel stopped at `start`: only a page of ours there is ours to put in place.
+    TableSection section;
+    Region r;
+    if (!g.table.lookup(align_down(start, g.page_size), &r)) return false;
+  }
   g.monitor.make_present(start, end);
   return true;
 }
