@@ -96,16 +96,21 @@ bool BackgroundFill::fill_working_set(FillHost& host) {
 }
 
 bool BackgroundFill::fill_all_data(FillHost& host, FaultPolicy::CorruptHandler on_corrupt) {
-  return fill_data_in(host, 0, UINTPTR_MAX, on_corrupt);
+  return fill_to_the_end(host, 0, UINTPTR_MAX, true, on_corrupt);
 }
 
-bool BackgroundFill::fill_data_in(FillHost& host, uintptr_t start, uintptr_t end,
+bool BackgroundFill::fill_owed_in(FillHost& host, uintptr_t start, uintptr_t end,
                                   FaultPolicy::CorruptHandler on_corrupt) {
+  return fill_to_the_end(host, start, end, false, on_corrupt);
+}
+
+bool BackgroundFill::fill_to_the_end(FillHost& host, uintptr_t start, uintptr_t end, bool data_only,
+                                     FaultPolicy::CorruptHandler on_corrupt) {
   if (!s_.source) return true;
   uintptr_t cursor = start;
   bool done = false;
   while (!done) {
-    Chunk c = sweep_chunk(host, &cursor, &done, true, on_corrupt, end);
+    Chunk c = sweep_chunk(host, &cursor, &done, data_only, on_corrupt, end);
     if (c == Chunk::kExiting || !host.take_in()) return false;
     if (c == Chunk::kProgress) grow_chunk();
   }

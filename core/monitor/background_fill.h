@@ -108,8 +108,9 @@ class BackgroundFill {
   // registered) then sees exactly the parent's contents. Stored zero pages need nothing: the
   // child reads zeros there anyway. A corrupt page stops the process.
   bool fill_all_data(FillHost& host, FaultPolicy::CorruptHandler on_corrupt);
-  // The same, for the owed data pages of [start, end) only (a range the program takes for itself).
-  bool fill_data_in(FillHost& host, uintptr_t start, uintptr_t end, FaultPolicy::CorruptHandler on_corrupt);
+  // Every owed page of [start, end), stored zero pages included (in place, as they were when
+  // recorded): a range the program takes for itself, which the monitor will not serve again.
+  bool fill_owed_in(FillHost& host, uintptr_t start, uintptr_t end, FaultPolicy::CorruptHandler on_corrupt);
 
   bool working_set_done() const { return ws_done_; }
   bool sweep_done() const { return sweep_done_; }
@@ -123,6 +124,9 @@ class BackgroundFill {
   // region (or the limit).
   Chunk sweep_chunk(FillHost& host, uintptr_t* cursor, bool* done, bool data_only,
                     FaultPolicy::CorruptHandler on_corrupt, uintptr_t limit = UINTPTR_MAX);
+  // Sweeps [start, end) to the end, with faults answered between chunks.
+  bool fill_to_the_end(FillHost& host, uintptr_t start, uintptr_t end, bool data_only,
+                       FaultPolicy::CorruptHandler on_corrupt);
   // What a failed install means for the loop: kRetry after reading events, kExiting, or a fatal.
   Chunk after_failure(FillHost& host, const RunResult& r);
   // The live region holding page `page` of source region `source`. If none, *next is the smallest

@@ -43,8 +43,10 @@ bool Monitor::carry_out_claim() {
 
 bool Monitor::give_up_range(uintptr_t start, uintptr_t end) {
   const uint64_t ps = s_.page_size;
-  // What a snapshot owes there goes in first: once unregistered, a missing page reads zeros.
-  if (!fill_.fill_data_in(*this, start, end, &Monitor::fatal_corrupt)) return false;
+  // What a snapshot owes there goes in first (once unregistered, a missing page reads zeros), stored
+  // zero pages too: present, as they were when recorded (the program's own userfaultfd then sees
+  // faults exactly where the recorded process had no page).
+  if (!fill_.fill_owed_in(*this, start, end, &Monitor::fatal_corrupt)) return false;
   // Then forgotten and unregistered, a batch of pieces at a time (the table may hold any number).
   constexpr size_t kPieces = 16;
   Region pieces[kPieces];
@@ -58,7 +60,7 @@ bool Monitor::give_up_range(uintptr_t start, uintptr_t end) {
       }
       for (size_t i = 0; i < n; i++) {
         const Region& r = pieces[i];
-        // Owed no more: the data is in place, stored zero pages read zeros from the kernel.
+        // Owed no more (a page that could not be installed would read zeros).
         if (s_.source && r.source != Region::kZeroSource) s_.source->drop(r.source, r.source_page, r.length() / ps);
         s_.table->forget(r.start, r.end);
       }
