@@ -4,6 +4,7 @@
 // process reading memory the shim has not served yet), the test says exactly what differs.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <regex>
 
 #include "tests/e2e/process_runner.h"
@@ -154,6 +155,35 @@ TEST(ProgramClaims, CoreDumpHoldsTheSameMemory) {
   EXPECT_EQ(shim.out, plain.out);
   EXPECT_NE(plain.err.find("threads in the core: 1"), std::string::npos) << plain.err;
   EXPECT_NE(shim.err.find("threads in the core: 2"), std::string::npos) << shim.err;
+}
+
+// A process restored from a snapshot dumps core while pages are still owed: the kernel dumps what
+// is in place and takes no fault for a core dump, so the core holds the pages served and zeros where
+// the snapshot still owed pages (here region 0 of snapshot_rules: its first 16 pages read, the rest owed).
+TEST(ProgramClaims, CoreDumpOfARestoredProcessHoldsZerosWherePagesWereStillOwed) {
+  TempDir dir, cores;
+  const std::string snap = dir.file("rules.snap");
+  RunOptions rec_opt;
+  rec_opt.env = {{"UFFDLAZY_FAULT_AROUND", "1"}};
+  ProcessResult rec = record(snap, {}, {target_path("snapshot_rules"), "fill"}, rec_opt);
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  // Run directly with the shim (not through uffdlazy restore, which would die of the same signal).
+  RunOptions opt;
+  opt.with_shim = true;
+  opt.env = {{"UFFDLAZY_SNAPSHOT", snap}, {"UFFDLAZY_PREFETCH", "none"}, {"UFFDLAZY_READAHEAD", "1"}};
+  ProcessResult res = run_process({target_path("snapshot_rules"), "check", "core", cores.path()}, opt);
+  EXPECT_EQ(res.signal, SIGABRT) << res.out << res.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(res.err, m, std::regex("core: region 0 at (0x[0-9a-f]+)"))) << res.err;
+  const std::vector<std::string> files = cores.list();
+  ASSERT_EQ(files.size(), 1u) << "core_pattern must name a plain file in the working directory";
+  ProcessResult pages = run_process({target_path("program_claims"), "core_pages", cores.file(files[0]), m[1], "96"});
+  std::string expected;
+  for (int p = 0; p < 96; p++) {
+    const rules::Kind k = rules::kind_of(0, uint64_t(p));
+    expected += p < 16 && k != rules::Kind::kAbsent && k != rules::Kind::kZero ? '#' : '.';
+  }
+  EXPECT_EQ(pages.out, expected + "\n") << pages.err;
 }
 
 // The shim's own mappings count against vm.max_map_count: 22 with the default settings (9 of its

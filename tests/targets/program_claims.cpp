@@ -20,6 +20,7 @@
 //                                  /proc/PID/mem, process_vm_readv/writev, ptrace PEEK/POKE
 //   core_dump DIR                   a child writes some pages and aborts in DIR; the parent reads the
 //                                  mapping back from the core file (core_pattern must be a plain name)
+//   core_pages FILE ADDR PAGES      which of PAGES pages from ADDR a core file holds ('#') or not ('.')
 //   map_count                       how many mappings the process has at start, and how many more it
 //                                  may make (vm.max_map_count)
 #include <elf.h>
@@ -446,6 +447,43 @@ bool core_name(pid_t pid, std::string* name) {
   return !name->empty();
 }
 
+// What a core file holds for `pages` pages from `addr`: one entry per page, its first non-zero
+// byte or 0 for a page of zeros (pages past a segment's file size, holes, read as zeros); empty when
+// no segment holds addr. *threads: the threads the core records (NT_PRSTATUS notes).
+std::vector<int> pages_in_core(const std::string& path, uintptr_t addr, size_t pages, int* threads) {
+  std::vector<int> out;
+  *threads = 0;
+  FILE* f = fopen(path.c_str(), "r");
+  if (!f) return out;
+  std::vector<char> core;
+  char chunk[65536];
+  for (size_t n; (n = fread(chunk, 1, sizeof chunk, f)) > 0;) core.insert(core.end(), chunk, chunk + n);
+  fclose(f);
+  const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(core.data());
+  if (core.size() < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_type != ET_CORE) return out;
+  for (int i = 0; i < eh->e_phnum; i++) {
+    const auto* ph = reinterpret_cast<const Elf64_Phdr*>(core.data() + eh->e_phoff + size_t(i) * eh->e_phentsize);
+    if (ph->p_type == PT_NOTE) {
+      for (size_t off = ph->p_offset; off + sizeof(Elf64_Nhdr) <= ph->p_offset + ph->p_filesz;) {
+        const auto* nh = reinterpret_cast<const Elf64_Nhdr*>(core.data() + off);
+        if (nh->n_type == NT_PRSTATUS) ++*threads;
+        off += sizeof *nh + ((nh->n_namesz + 3) & ~3u) + ((nh->n_descsz + 3) & ~3u);
+      }
+    }
+    // The segment holding addr: one per mapping (VMA), which may start below addr (neighbours merge).
+    if (ph->p_type != PT_LOAD || addr < ph->p_vaddr || addr >= ph->p_vaddr + ph->p_memsz) continue;
+    for (size_t p = 0; p < pages; p++) {
+      int first = 0;
+      for (size_t b = 0; b < kPage && !first; b++) {
+        const size_t at = addr - ph->p_vaddr + p * kPage + b;
+        first = at < ph->p_filesz ? static_cast<unsigned char>(core[ph->p_offset + at]) : 0;
+      }
+      out.push_back(first);
+    }
+  }
+  return out;
+}
+
 int core_dump(const char* dir) {
   int to_parent[2];
   if (pipe(to_parent)) return 1;
@@ -475,49 +513,25 @@ int core_dump(const char* dir) {
     return 1;
   }
   const std::string path = std::string(dir) + "/" + name;
-  FILE* f = fopen(path.c_str(), "r");
-  if (!f) {
-    std::printf("no core file\n");
-    return 1;
-  }
-  std::vector<char> core;
-  char chunk[65536];
-  for (size_t n; (n = fread(chunk, 1, sizeof chunk, f)) > 0;) core.insert(core.end(), chunk, chunk + n);
-  fclose(f);
-  unlink(path.c_str());
-  const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(core.data());
-  if (core.size() < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_type != ET_CORE) {
-    std::printf("the core is not an ELF core file\n");
-    return 1;
-  }
-  std::string pages;
   int threads = 0;
-  for (int i = 0; i < eh->e_phnum; i++) {
-    const auto* ph = reinterpret_cast<const Elf64_Phdr*>(core.data() + eh->e_phoff + size_t(i) * eh->e_phentsize);
-    if (ph->p_type == PT_NOTE) {
-      for (size_t off = ph->p_offset; off + sizeof(Elf64_Nhdr) <= ph->p_offset + ph->p_filesz;) {
-        const auto* nh = reinterpret_cast<const Elf64_Nhdr*>(core.data() + off);
-        if (nh->n_type == NT_PRSTATUS) threads++;
-        off += sizeof *nh + ((nh->n_namesz + 3) & ~3u) + ((nh->n_descsz + 3) & ~3u);
-      }
-    }
-    if (ph->p_type != PT_LOAD || ph->p_vaddr != a) continue;
-    // Bytes of the mapping as the core holds them (pages past p_filesz hold nothing: zeros).
-    for (size_t p = 0; p < 64; p++) {
-      bool zero = true;
-      char first = 0;
-      for (size_t b = 0; b < kPage; b++) {
-        const size_t at = p * kPage + b;
-        const char c = at < ph->p_filesz ? core[ph->p_offset + at] : 0;
-        zero &= c == 0;
-        if (c && !first) first = c;
-      }
-      pages += zero ? '.' : first;
-    }
-  }
-  std::printf("the mapping in the core: %s\n", pages.empty() ? "missing" : pages.c_str());
+  const std::vector<int> pages = pages_in_core(path, a, 64, &threads);
+  unlink(path.c_str());
+  std::string shown;
+  for (int c : pages) shown += c ? char(c) : '.';
+  std::printf("the mapping in the core: %s\n", shown.empty() ? "missing" : shown.c_str());
   std::fprintf(stderr, "threads in the core: %d\n", threads);
   return 0;
+}
+
+// The pages of a core file written by another program: '#' for a page holding anything, '.' for zeros.
+int core_pages(const char* path, const char* addr, const char* pages) {
+  int threads = 0;
+  const std::vector<int> got = pages_in_core(path, uintptr_t(strtoull(addr, nullptr, 0)), strtoul(pages, nullptr, 0),
+                                             &threads);
+  std::string shown;
+  for (int c : got) shown += c ? '#' : '.';
+  std::printf("%s\n", shown.empty() ? "missing" : shown.c_str());
+  return got.empty() ? 1 : 0;
 }
 
 // ---- mappings left ----
@@ -562,8 +576,9 @@ int main(int argc, char** argv) {
   if (mode == "proc_mem_uncovered") return proc_mem_uncovered();
   if (mode == "other_process") return other_process();
   if (mode == "core_dump" && argc > 2) return core_dump(argv[2]);
+  if (mode == "core_pages" && argc > 4) return core_pages(argv[2], argv[3], argv[4]);
   if (mode == "map_count") return map_count();
   std::fprintf(stderr, "usage: program_claims own_uffd syscall|device ioctl|syscall | own_uffd_after_touch | mlock FORM"
-                       " | proc_mem | proc_mem_uncovered | other_process | core_dump DIR | map_count\n");
+                       " | proc_mem | proc_mem_uncovered | other_process | core_dump DIR | core_pages FILE ADDR PAGES | map_count\n");
   return 2;
 }
