@@ -55,7 +55,7 @@ std::string with_line(std::string text, const std::string& prefix, const std::st
 
 // The program's own userfaultfd registers part of a mapping the shim registered, a range across two
 // of them, and (with a 4K minimum) a single page: the shim steps aside there, and the program's
-// handler serves its faults and gets its REMOVE and UNMAP events exactly as without the shim.
+// handler serves its faults and gets its REMOVE, UNMAP and REMAP events exactly as without the shim.
 TEST(ProgramClaims, OwnUserfaultfdRegistersMemoryTheShimRegisteredAsWithoutTheShim) {
   for (const auto& [how, via, min_size] : std::vector<std::tuple<std::string, std::string, std::string>>{
            {"syscall", "ioctl", "64K"}, {"device", "syscall", "4K"}}) {
@@ -63,7 +63,7 @@ TEST(ProgramClaims, OwnUserfaultfdRegistersMemoryTheShimRegisteredAsWithoutTheSh
     Runs r = run_both({"own_uffd", how, via}, {{"UFFDLAZY_MIN_SIZE", min_size}});
     expect_same(r);
     EXPECT_NE(r.plain.out.find("register pages 56..71: ok"), std::string::npos) << r.plain.out;
-    EXPECT_NE(r.plain.out.find("handler: faults=35 remove=1 unmap=1"), std::string::npos) << r.plain.out;
+    EXPECT_NE(r.plain.out.find("handler: faults=35 remove=1 unmap=2 remap=1"), std::string::npos) << r.plain.out;
     // Three pieces (one range inside a region, one across two), and the lone page with a 4K minimum.
     EXPECT_EQ(summary_field(r.summary, "aside"), min_size == "4K" ? 4 : 3) << r.summary;
   }

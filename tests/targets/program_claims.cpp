@@ -95,7 +95,7 @@ std::string first_bytes(const char* base, size_t pages) {
 struct Handler {
   int uffd = -1;
   char* base = nullptr;
-  std::atomic<int> faults{0}, removes{0}, unmaps{0};
+  std::atomic<int> faults{0}, removes{0}, unmaps{0}, remaps{0};
   std::atomic<bool> stop{false};
   pthread_t thread{};
   char* page = nullptr;
@@ -118,6 +118,8 @@ void* handler_main(void* arg) {
       h->removes++;
     } else if (m.event == UFFD_EVENT_UNMAP) {
       h->unmaps++;
+    } else if (m.event == UFFD_EVENT_REMAP) {
+      h->remaps++;
     }
   }
   return nullptr;
@@ -134,7 +136,7 @@ int own_userfaultfd(const std::string& how) {
     fd = int(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
   }
   if (fd < 0) return -1;
-  uffdio_api api = {UFFD_API, UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP, 0};
+  uffdio_api api = {UFFD_API, UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP, 0};
   if (ioctl(fd, UFFDIO_API, &api) != 0) return -1;
   return fd;
 }
@@ -192,6 +194,11 @@ int own_uffd(const std::string& how, const std::string& via) {
   base[60 * kPage + 1] = 'x';
   std::printf("pages 56..71 after: %s\n", first_bytes(base + 56 * kPage, 16).c_str());
   std::printf("munmap pages 70..71: %s\n", err_name(munmap(base + 70 * kPage, 2 * kPage) ? errno : 0));
+  // Moved: its REMAP, and the pages go along (those never filled fault at the new place).
+  char* dst = map_pages(8);
+  void* moved = mremap(base + 64 * kPage, 6 * kPage, 6 * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+  std::printf("mremap pages 64..69 elsewhere: %s, they hold %s\n", err_name(moved == MAP_FAILED ? errno : 0),
+              moved == MAP_FAILED ? "-" : first_bytes(dst, 6).c_str());
   uffdio_range un = {uintptr_t(base + 8 * kPage), 16 * kPage};
   std::printf("unregister pages 8..23: %s\n", err_name(do_ioctl(via, h.uffd, UFFDIO_UNREGISTER, &un) ? errno : 0));
   // Dropped after the program unregistered it: the kernel's zeros (the shim does not take it back).
@@ -199,7 +206,8 @@ int own_uffd(const std::string& how, const std::string& via) {
   std::printf("page 8 after unregister and madvise: %c\n", base[8 * kPage] ? base[8 * kPage] : '.');
   h.stop = true;
   pthread_join(h.thread, nullptr);
-  std::printf("handler: faults=%d remove=%d unmap=%d\n", h.faults.load(), h.removes.load(), h.unmaps.load());
+  std::printf("handler: faults=%d remove=%d unmap=%d remap=%d\n", h.faults.load(), h.removes.load(), h.unmaps.load(),
+              h.remaps.load());
   return 0;
 }
 
