@@ -15,6 +15,7 @@
 #include "core/base/own_memory.h"
 #include "core/base/raw_syscall.h"
 #include "core/pager/lazy_pager.h"
+#include "preload/claim_interposers.h"
 
 #define UFFDLAZY_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -183,8 +184,9 @@ long clone_or_call(long number, const long* a) {
 
 // syscall(2) itself, for SYS_clone and SYS_clone3 (a program that makes its children that way,
 // or a runtime that does), for SYS_mmap and SYS_mremap (a program that maps memory that way:
-// the pager learns of it as of any other mapping), and for SYS_unshare and SYS_setns (see
-// namespace_interposers.cpp). Every other number goes straight to the
+// the pager learns of it as of any other mapping), for SYS_unshare and SYS_setns (see
+// namespace_interposers.cpp), and for the calls by which a program takes memory for itself
+// (ioctl's UFFDIO_REGISTER, the mlock family: claim_interposers.cpp). Every other number goes straight to the
 // kernel, as glibc's does it: six arguments taken whatever the call needs, errno set only on
 // failure.
 UFFDLAZY_EXPORT long syscall(long number, ...) {
@@ -205,7 +207,7 @@ UFFDLAZY_EXPORT long syscall(long number, ...) {
                                reinterpret_cast<void*>(a[4]));
   } else if (number == SYS_unshare || number == SYS_setns) {
     r = uffdlazy::preload::namespace_call(number, a[0], a[1]);
-  } else {
+  } else if (!uffdlazy::preload::claim_syscall(number, a, &r)) {
     r = clone_or_call(number, a);
   }
   if (uffdlazy::sys::failed(r)) {
