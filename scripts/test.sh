@@ -66,7 +66,7 @@ scripts/setup.sh
 stage "2/5 build (scripts/build.sh: the CLI, the shim, the manual, the tests, the benchmarks)"
 scripts/build.sh
 build_dir=${UFFDLAZY_BUILD_DIR:-build}
-stage "3/5 ctest: unit and end-to-end tests, install and package tests ($build_dir)"
+stage "3/5 ctest: unit, end-to-end, install and package tests, remote tests on a local S3 and HTTP server ($build_dir)"
 ctest --test-dir "$build_dir" --output-on-failure --timeout 600 -j2
 stage "4/5 unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, then ThreadSanitizer"
 run_sanitized address,undefined
