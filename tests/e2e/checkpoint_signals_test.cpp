@@ -58,6 +58,7 @@ ProcessResult run_feeding_each_checkpoint(const std::vector<std::string>& argv) 
     pollfd p[2] = {{out[0], short(out_open ? POLLIN : 0), 0}, {err[0], short(err_open ? POLLIN : 0), 0}};
     if (poll(p, 2, 1000) < 0 && errno != EINTR) break;
     if (time(nullptr) > give_up) {
+      r.err += describe_stuck_processes(pid);
       kill(pid, SIGKILL);
       r.err += "[killed after 120 s]\n";
       break;
