@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/base/raw_syscall.h"
+#include "core/checkpoint/process_settings.h"
 #include "core/pager/lazy_pager.h"
 
 #define UFFDLAZY_EXPORT extern "C" __attribute__((visibility("default")))
@@ -40,6 +41,10 @@ void process_interposers_init() {
   g_real_fork = next<ForkFn>("_Fork");
   g_real_clone = next<CloneFn>("clone");
 }
+
+// io_interposers.cpp: io_getevents and io_pgetevents, made again after an interruption of the
+// shim's; the kernel's raw result.
+long io_getevents_syscall(long number, const long* args);
 
 }  // namespace uffdlazy::preload
 
@@ -91,8 +96,11 @@ long clone_or_call(long number, const long* a) {
 }  // namespace
 
 // syscall(2) itself, for SYS_clone and SYS_clone3 (a program that makes its children that way,
-// or a runtime that does), and for SYS_mmap and SYS_mremap (a program that maps memory that way:
-// the pager learns of it as of any other mapping). Every other number goes straight to the
+// or a runtime that does), for SYS_mmap and SYS_mremap (a program that maps memory that way:
+// the pager learns of it as of any other mapping), for SYS_io_getevents and io_pgetevents
+// (libc has no wrapper for them: a checkpoint must not cut them short, io_interposers.cpp), and
+// for SYS_rseq and SYS_membarrier (a registration a checkpoint must know of:
+// core/checkpoint/process_settings.h). Every other number goes straight to the
 // kernel, as glibc's does it: six arguments taken whatever the call needs, errno set only on
 // failure.
 UFFDLAZY_EXPORT long syscall(long number, ...) {
@@ -108,11 +116,16 @@ UFFDLAZY_EXPORT long syscall(long number, ...) {
       uffdlazy::pager::mapped(reinterpret_cast<void*>(r), size_t(a[1]), int(a[2]), int(a[3]), int(a[4]),
                               __builtin_return_address(0));
     }
+  } else if (number == SYS_io_getevents || number == SYS_io_pgetevents) {
+    r = uffdlazy::preload::io_getevents_syscall(number, a);
   } else if (number == SYS_mremap) {
     r = uffdlazy::pager::remap(reinterpret_cast<void*>(a[0]), size_t(a[1]), size_t(a[2]), int(a[3]),
                                reinterpret_cast<void*>(a[4]));
   } else {
     r = clone_or_call(number, a);
+    // Registrations a checkpoint cannot ask the kernel about afterwards.
+    if (number == SYS_rseq) uffdlazy::ckpt::note_rseq(a[0], a[1], a[2], a[3], r);
+    if (number == SYS_membarrier) uffdlazy::ckpt::note_membarrier(a[0], a[1], r);
   }
   if (uffdlazy::sys::failed(r)) {
     errno = int(-r);

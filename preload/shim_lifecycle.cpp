@@ -19,6 +19,7 @@ extern char** environ;
 namespace uffdlazy::preload {
 void process_interposers_init();
 void signal_interposers_init();
+void io_interposers_init();
 }
 
 namespace {
@@ -60,6 +61,7 @@ __attribute__((constructor(101))) void uffdlazy_start(int argc, char** argv, cha
   if (!envp) envp = environ;
   uffdlazy::preload::process_interposers_init();
   uffdlazy::preload::signal_interposers_init();
+  uffdlazy::preload::io_interposers_init();
   const uffdlazy::Config& cfg = uffdlazy::pager::configure(envp);
   if (cfg.disabled) return;
   const bool libc = intercept_inside_libc(cfg);
