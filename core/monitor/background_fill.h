@@ -140,7 +140,7 @@ class BackgroundFill {
   bool ws_done_ = true;
   uintptr_t sweep_cursor_ = 0;
   bool sweep_done_ = true;
-  size_t cached_live_ = 0;  // where find_source_page last found its region
+  uintptr_t cached_start_ = 0;  // where the region find_source_page last found starts
 };
 
 }  // namespace uffdlazy

@@ -156,6 +156,13 @@ void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, in
   }
 }
 
+void before_dropping_memory() {
+  if (!g.monitor.fills_stalled()) return;  // the common case: one load
+  // A forked child that started no monitor of its own inherited the flag, not the monitor.
+  if (!mine()) return;
+  g.monitor.wait_while_fills_stalled();
+}
+
 void unmapped(void*, size_t) {}
 void advised(void*, size_t, int) {}
 

@@ -18,6 +18,7 @@
 #include "core/base/env_config.h"
 #include "core/base/high_fd.h"
 #include "core/base/immortal.h"
+#include "core/base/program_end_watch.h"
 #include "core/base/spin_lock.h"
 #include "core/latency/fault_stats.h"
 #include "core/latency/fault_trace.h"
@@ -42,12 +43,17 @@ struct PagerState {
   RegionTable table;
   SpinLock lock;
   Monitor monitor;
+  // Ends the process once the program's last thread has left without exit() (program_end_watch.h).
+  ProgramEndWatch end_watch;
   MonitorCounters counters;
   uint64_t page_size = 4096;
   long owner_pid = 0;
   // A private copy of stderr for the lines printed at exit: programs may close fd 2 before then,
   // or close our copy and reuse its number for a file of their own.
   FdIdentity summary;
+  // The snapshot file the monitor reads from, as the process's table had it at bring-up: a monitor
+  // started again (see before_lone_thread_call) takes it from there only if it is still that file.
+  FdIdentity source_file;
   std::atomic<bool> active{false};
   // The program closed our userfaultfd's number: registrations already made keep being served by
   // the monitor (it holds its own reference), new mappings are left to the kernel.
@@ -111,5 +117,9 @@ void capture_now();
 void wait_for_capture_under_way();
 // The fd our exit lines go to, or -1 (see exit_outputs.cpp).
 int exit_line_fd();
+// Every program thread has left without exit(): writes the exit-time outputs as at_exit() does and
+// ends the process with `wait_status`, the status it would have had without the shim. Runs on the
+// end watch's thread; never returns.
+[[noreturn]] void program_ended(int wait_status);
 
 }  // namespace uffdlazy::pager
