@@ -16,7 +16,9 @@
 //   min_nr events or its timeout, as the call would have without the interruption.
 //
 // Every real function is looked up in the shim's constructor (or at the first call of any of
-// these); read and write, which anything may call at any time, make a raw system call until then.
+// these); readv and writev, which anything may call at any time, make a raw system call until
+// then. read and write are proc_mem_interposers.cpp's, which call read_through_checkpoint and
+// write_through_checkpoint here (glibc's own bodies inside).
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -38,6 +40,8 @@
 #define UFFDLAZY_EXPORT extern "C" __attribute__((visibility("default")))
 
 extern "C" void __chk_fail() __attribute__((noreturn));
+extern "C" ssize_t __read(int fd, void* buf, size_t n);
+extern "C" ssize_t __write(int fd, const void* buf, size_t n);
 
 namespace {
 
@@ -46,8 +50,6 @@ using uffdlazy::preload::now_ns;
 using uffdlazy::preload::Watch;
 namespace sys = uffdlazy::sys;
 
-using ReadFn = ssize_t (*)(int, void*, size_t);
-using WriteFn = ssize_t (*)(int, const void*, size_t);
 using ReadvFn = ssize_t (*)(int, const iovec*, int);
 using RecvFn = ssize_t (*)(int, void*, size_t, int);
 using RecvfromFn = ssize_t (*)(int, void*, size_t, int, sockaddr*, socklen_t*);
@@ -67,8 +69,6 @@ using MsgsndFn = int (*)(int, const void*, size_t, int);
 using IoGeteventsFn = int (*)(aio_context_t, long, long, io_event*, timespec*);
 
 struct Real {
-  ReadFn read;
-  WriteFn write;
   ReadvFn readv, writev;
   RecvFn recv;
   RecvfromFn recvfrom;
@@ -98,8 +98,6 @@ void find(Fn* out, const char* name) {
 const Real& real() {
   if (!g_resolved.load(std::memory_order_acquire)) {
     Real r = {};
-    find(&r.read, "read");
-    find(&r.write, "write");
     find(&r.readv, "readv");
     find(&r.writev, "writev");
     find(&r.recv, "recv");
@@ -189,9 +187,9 @@ auto socket_call(int fd, Way way, Fn&& call) {
   }
 }
 
-// read, write, readv and writev, on any descriptor (on a socket they fail as recv and send do), may
-// be called before the shim's constructor looked libc's up: a raw system call then.
-bool plain_io_ready() { return g_resolved.load(std::memory_order_acquire) && g_real.read && g_real.write; }
+// readv and writev, on any descriptor (on a socket they fail as recv and send do), may be called
+// before the shim's constructor looked libc's up: a raw system call then.
+bool plain_io_ready() { return g_resolved.load(std::memory_order_acquire) && g_real.readv && g_real.writev; }
 
 // --- io_getevents ---
 
@@ -232,6 +230,16 @@ namespace uffdlazy::preload {
 
 void io_interposers_init() { real(); }
 
+// read and write themselves are proc_mem_interposers.cpp's (which also finish a transfer of the
+// program's own memory): these are their first call. glibc's own bodies, callable at any time.
+ssize_t read_through_checkpoint(int fd, void* buf, size_t n) {
+  return socket_call(fd, Way::kIn, [&] { return __read(fd, buf, n); });
+}
+
+ssize_t write_through_checkpoint(int fd, const void* buf, size_t n) {
+  return socket_call(fd, Way::kOut, [&] { return __write(fd, buf, n); });
+}
+
 long io_getevents_syscall(long number, const long* a) {
   AioSigset scratch_set;
   sigset_t scratch_mask;
@@ -253,20 +261,12 @@ long io_getevents_syscall(long number, const long* a) {
 
 }  // namespace uffdlazy::preload
 
-UFFDLAZY_EXPORT ssize_t read(int fd, void* buf, size_t n) {
-  if (!plain_io_ready()) return finish(sys::read(fd, buf, n));
-  return socket_call(fd, Way::kIn, [&] { return g_real.read(fd, buf, n); });
-}
 
 UFFDLAZY_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
   if (n > buflen) __chk_fail();
   return read(fd, buf, n);
 }
 
-UFFDLAZY_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
-  if (!plain_io_ready()) return finish(sys::write(fd, buf, n));
-  return socket_call(fd, Way::kOut, [&] { return g_real.write(fd, buf, n); });
-}
 
 UFFDLAZY_EXPORT ssize_t readv(int fd, const iovec* iov, int n) {
   if (!plain_io_ready()) return finish(sys::call6(SYS_readv, fd, long(iov), n));

@@ -16,6 +16,7 @@
 #include "core/base/raw_syscall.h"
 #include "core/checkpoint/process_settings.h"
 #include "core/pager/lazy_pager.h"
+#include "preload/claim_interposers.h"
 
 #define UFFDLAZY_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -191,8 +192,9 @@ long clone_or_call(long number, const long* a) {
 // the pager learns of it as of any other mapping), for SYS_io_getevents and io_pgetevents
 // (libc has no wrapper for them: a checkpoint must not cut them short, io_interposers.cpp), for
 // SYS_rseq and SYS_membarrier (a registration a checkpoint must know of:
-// core/checkpoint/process_settings.h), and for SYS_unshare and SYS_setns (see
-// namespace_interposers.cpp). Every other number goes straight to the
+// core/checkpoint/process_settings.h), for SYS_unshare and SYS_setns (see
+// namespace_interposers.cpp), and for the calls by which a program takes memory for itself
+// (ioctl's UFFDIO_REGISTER, the mlock family: claim_interposers.cpp). Every other number goes straight to the
 // kernel, as glibc's does it: six arguments taken whatever the call needs, errno set only on
 // failure.
 UFFDLAZY_EXPORT long syscall(long number, ...) {
@@ -215,7 +217,7 @@ UFFDLAZY_EXPORT long syscall(long number, ...) {
                                reinterpret_cast<void*>(a[4]));
   } else if (number == SYS_unshare || number == SYS_setns) {
     r = uffdlazy::preload::namespace_call(number, a[0], a[1]);
-  } else {
+  } else if (!uffdlazy::preload::claim_syscall(number, a, &r)) {
     r = clone_or_call(number, a);
     // Registrations a checkpoint cannot ask the kernel about afterwards.
     if (number == SYS_rseq) uffdlazy::ckpt::note_rseq(a[0], a[1], a[2], a[3], r);

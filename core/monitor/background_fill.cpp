@@ -96,11 +96,21 @@ bool BackgroundFill::fill_working_set(FillHost& host) {
 }
 
 bool BackgroundFill::fill_all_data(FillHost& host, FaultPolicy::CorruptHandler on_corrupt) {
+  return fill_to_the_end(host, 0, UINTPTR_MAX, true, on_corrupt);
+}
+
+bool BackgroundFill::fill_owed_in(FillHost& host, uintptr_t start, uintptr_t end,
+                                  FaultPolicy::CorruptHandler on_corrupt) {
+  return fill_to_the_end(host, start, end, false, on_corrupt);
+}
+
+bool BackgroundFill::fill_to_the_end(FillHost& host, uintptr_t start, uintptr_t end, bool data_only,
+                                     FaultPolicy::CorruptHandler on_corrupt) {
   if (!s_.source) return true;
-  uintptr_t cursor = 0;
+  uintptr_t cursor = start;
   bool done = false;
   while (!done) {
-    Chunk c = sweep_chunk(host, &cursor, &done, true, on_corrupt);
+    Chunk c = sweep_chunk(host, &cursor, &done, data_only, on_corrupt, end);
     if (c == Chunk::kExiting || !host.take_in()) return false;
     if (c == Chunk::kProgress) grow_chunk();
   }
@@ -260,7 +270,7 @@ BackgroundFill::Chunk BackgroundFill::working_set_chunk(FillHost& host) {
 }
 
 BackgroundFill::Chunk BackgroundFill::sweep_chunk(FillHost& host, uintptr_t* cursor, bool* done, bool data_only,
-                                                  FaultPolicy::CorruptHandler on_corrupt) {
+                                                  FaultPolicy::CorruptHandler on_corrupt, uintptr_t limit) {
   const uint64_t ps = s_.page_size;
   uint32_t budget = chunk_;
   while (budget) {
@@ -269,15 +279,16 @@ BackgroundFill::Chunk BackgroundFill::sweep_chunk(FillHost& host, uintptr_t* cur
     {
       LockGuard g(*s_.table_lock);
       const RegionList& live = s_.table->live();
-      for (RegionList::Pos p = live.first_ending_after(*cursor); p != RegionList::kNone; p = live.next(p)) {
+      for (RegionList::Pos p = live.first_ending_after(*cursor); p != RegionList::kNone && live.get(p).start < limit;
+           p = live.next(p)) {
         if (live.get(p).source != Region::kZeroSource) {
-          reg = live.get(p);
+          reg = live.get(p).clipped(live.get(p).start, limit, ps);
           found = true;
           break;
         }
       }
     }
-    if (!found) {
+    if (!found || *cursor >= limit) {
       *done = true;
       return Chunk::kProgress;
     }

@@ -18,6 +18,11 @@ namespace uffdlazy {
 namespace {
 
 constexpr size_t kBatch = 64;  // messages per read(2)
+#ifdef MADV_DONTNEED_LOCKED
+constexpr int kMadvDontneedLocked = MADV_DONTNEED_LOCKED;
+#else
+constexpr int kMadvDontneedLocked = 24;
+#endif
 constexpr size_t kStackSize = 256 * 1024;
 
 void* map_populated(size_t bytes) {
@@ -154,11 +159,21 @@ void Monitor::forget_after_fork() {
   awake_.store(true, std::memory_order_relaxed);
   ws_requested_.store(0, std::memory_order_relaxed);
   ws_done_.store(0, std::memory_order_relaxed);
+  claim_lock_.reset_after_fork();
+  claim_requested_.store(0, std::memory_order_relaxed);
+  claim_done_.store(0, std::memory_order_relaxed);
 }
 
 void Monitor::ring() {
   // The kernel queues a REMOVE for the doorbell and this thread waits until the monitor reads it.
-  sys::madvise(reinterpret_cast<void*>(doorbell_), s_.page_size, MADV_DONTNEED);
+  // MADV_DONTNEED_LOCKED (Linux 5.18), because the program may have locked the page along with its
+  // own memory (mlockall(MCL_CURRENT)), and MADV_DONTNEED refuses a locked page with EINVAL without
+  // sending anything. An older kernel refuses the advice itself with EINVAL: plain MADV_DONTNEED
+  // then (there, a program that locks everything leaves the doorbell mute).
+  void* bell = reinterpret_cast<void*>(doorbell_);
+  if (sys::madvise(bell, s_.page_size, kMadvDontneedLocked) == -EINVAL) {
+    sys::madvise(bell, s_.page_size, MADV_DONTNEED);
+  }
 }
 
 void Monitor::request_and_wait(std::atomic<uint32_t>& requested, std::atomic<uint32_t>& done) {
@@ -223,6 +238,8 @@ void Monitor::release_waiters() {
   sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
   ws_done_.store(ws_requested_.load(std::memory_order_acquire), std::memory_order_release);
   sys::futex(&ws_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  claim_done_.store(claim_requested_.load(std::memory_order_acquire), std::memory_order_release);
+  sys::futex(&claim_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
 }
 
 void Monitor::own_descriptor_table() {
@@ -295,6 +312,14 @@ bool Monitor::answer_requests() {
     if (!fill_.fill_all_data(*this, &Monitor::fatal_corrupt)) return false;
     fill_done_.store(fill, std::memory_order_release);
     sys::futex(&fill_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  }
+  const uint32_t claim = claim_requested_.load(std::memory_order_acquire);
+  if (claim != claim_done_.load(std::memory_order_acquire)) {
+    // Every event read and applied, every fault read answered: nothing queued can land in the
+    // range once it changes hands.
+    if (!pump() || !carry_out_claim()) return false;
+    claim_done_.store(claim, std::memory_order_release);
+    sys::futex(&claim_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
   }
   uint32_t want = sync_requested_.load(std::memory_order_acquire);
   if (want != sync_done_.load(std::memory_order_acquire)) {

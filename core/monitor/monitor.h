@@ -112,6 +112,20 @@ class Monitor final : private FillHost {
   void wait_while_fills_stalled();
   bool fills_stalled() const { return fills_stalled_.load(std::memory_order_acquire) != 0; }
 
+  // Ranges the program takes for itself (monitor_claims.cpp). Called from program threads; each
+  // returns once the monitor has done it, between two batches of faults, so that nothing it
+  // installs can race the change.
+  //
+  // The program is about to take [start, end) for itself: its own userfaultfd registers it, or it
+  // locks it. Every page a snapshot still owes there is put in place, then the range is
+  // unregistered and forgotten: from then on the kernel (or the program's own handler) pages it,
+  // as without the shim. Threads waiting on it are woken and fault again on what is there now.
+  void step_aside(uintptr_t start, uintptr_t end);
+  // Every missing page of [start, end) that lies in a registered region is put in place (zeros,
+  // or what a snapshot owes): an access that the kernel makes without waiting for a fault handler
+  // (a read or write of /proc/self/mem) then finds it there instead of failing.
+  void make_present(uintptr_t start, uintptr_t end);
+
   // True once the monitor gave up (it then unregistered every range: the shim must stop
   // registering, and a range registered concurrently must be unregistered by its registrar).
   bool failed() const { return failed_.load(std::memory_order_acquire); }
@@ -171,6 +185,12 @@ class Monitor final : private FillHost {
   void request_and_wait(std::atomic<uint32_t>& requested, std::atomic<uint32_t>& done);
   void release_waiters();
   void own_descriptor_table();
+  enum class Claim : uint8_t { kStepAside, kMakePresent };
+  void claim(Claim kind, uintptr_t start, uintptr_t end);
+  // On the monitor thread: carries out the claim posted (false: exiting).
+  bool carry_out_claim();
+  bool give_up_range(uintptr_t start, uintptr_t end);
+  bool populate_range(uintptr_t start, uintptr_t end);
   [[noreturn]] void fatal(const char* what, int err);
   [[noreturn]] static void fatal_corrupt(const Region& r, uint64_t page_index, uintptr_t address, int err);
 
@@ -201,6 +221,13 @@ class Monitor final : private FillHost {
   std::atomic<bool> awake_{true};           // the loop is not (about to be) asleep in ppoll
   std::atomic<uint32_t> ws_requested_{0};
   std::atomic<uint32_t> ws_done_{0};
+  // One claim at a time: the claiming thread holds claim_lock_ (signals blocked) until it is done.
+  SpinLock claim_lock_;
+  Claim claim_kind_ = Claim::kStepAside;
+  uintptr_t claim_start_ = 0;
+  uintptr_t claim_end_ = 0;
+  std::atomic<uint32_t> claim_requested_{0};
+  std::atomic<uint32_t> claim_done_{0};
   std::atomic<void (*)(void*)> on_monitor_fn_{nullptr};
   bool watch_resume_fill_ = false;  // resumed() started a full fill: note when it is done
   std::atomic<uint64_t> resume_filled_ns_{0};

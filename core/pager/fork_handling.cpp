@@ -71,6 +71,9 @@ void after_fork_child() {
   g.cfg.trace[0] = 0;
   g.forked = true;
   g.forks_in_progress.store(0, std::memory_order_relaxed);
+  // A child inherits no memory lock and no mlockall(MCL_FUTURE); its heap is its own to page.
+  g.locked_future.store(false, std::memory_order_relaxed);
+  g.heap_aside.store(false, std::memory_order_relaxed);
   // The child's memory is complete (nothing owed): without a userfaultfd of its own it runs
   // correctly unpaged, so it fails open unless the user asked for strict mode.
   g.cfg.strict = g.strict_asked;

@@ -63,6 +63,27 @@ void break_moved(uintptr_t old_break, uintptr_t new_break);
 // to state the restore does not bring back).
 void adopt_existing(const AddressRange* wanted, size_t n, bool with_heap);
 
+// Ranges the program takes for itself (program_claims.cpp). Each is a no-op where nothing of
+// the range is registered.
+//
+// The program's own userfaultfd is about to register [addr, addr + len), or the program is about
+// to lock it: the shim steps aside there for good. What a snapshot still owes is put in place, then
+// the range is unregistered and forgotten; the kernel (or the program's handler) pages it from
+// then on. A new mapping made there later is registered as usual.
+void stepping_aside(void* addr, size_t len);
+// mlockall(flags) is about to be called: MCL_CURRENT steps aside everywhere; MCL_FUTURE leaves
+// every later mapping to the kernel, until munlockall or an mlockall without MCL_FUTURE (the
+// kernel's rule). Returns whether MCL_FUTURE was in effect before, for future_locking() to put
+// back should the kernel refuse the call.
+bool locking_all(int flags);
+// Whether MCL_FUTURE is in effect (munlockall ends it).
+void future_locking(bool on);
+// A read or write of the program's own memory through /proc/self/mem, which the kernel does
+// without waiting for a fault handler, stopped at `start` and is to go on up to `end`: the
+// registered pages there are put in place. False (nothing done) when the page at `start` is not
+// registered: the kernel's answer stands.
+bool making_present(uintptr_t start, uintptr_t end);
+
 void before_fork();
 void after_fork_parent();
 void after_fork_child();

@@ -13,6 +13,8 @@ namespace {
 
 bool lazily_paged_kind(int flags) {
   if (!(flags & MAP_ANONYMOUS) || (flags & MAP_TYPE) != MAP_PRIVATE) return false;
+  // Locked memory is populated by the kernel, now and whenever it grows (program_claims.cpp).
+  if ((flags & MAP_LOCKED) || g.locked_future.load(std::memory_order_relaxed)) return false;
   return !(flags & (MAP_HUGETLB | MAP_GROWSDOWN));
 }
 

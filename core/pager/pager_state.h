@@ -7,6 +7,8 @@
 //   heap_events.cpp      the program break: the brk heap registered as it grows
 //   existing_memory.cpp  memory that existed before the shim saw it mapped (.bss, initial heap)
 //   seen_share.cpp       the share of the program's anonymous memory the shim registered
+//   program_claims.cpp   ranges the program takes for itself (its own userfaultfd, locked memory,
+//                        its own memory read through /proc/self/mem)
 // Internal to core/pager.
 #pragma once
 
@@ -78,6 +80,12 @@ struct PagerState {
   AddressRange allocator_code[kAllocatorRanges] = {};
   size_t allocator_code_count = 0;
   uintptr_t heap_start = 0;  // where the brk heap starts (start_brk), once read
+  // The program took part of the brk heap for itself (program_claims.cpp): its growth is left to
+  // the kernel too, rather than registering the heap again.
+  std::atomic<bool> heap_aside{false};
+  // mlockall(MCL_FUTURE) is in effect: every new mapping is locked (and populated by the kernel),
+  // so none is registered until munlockall or an mlockall without MCL_FUTURE.
+  std::atomic<bool> locked_future{false};
 };
 
 extern PagerState g;
