@@ -146,6 +146,19 @@ TEST(CheckpointEdges, AnRseqAreaTheProgramRegisteredIsBackAfterAResume) {
   EXPECT_EQ(r.checkpoint.out + r.resumed.out, r.expected.out) << r.resumed.err;
 }
 
+// An rseq area registered by the syscall instruction itself (not through libc or syscall(2)):
+// nothing can say where it lies, so the checkpoint refuses in one line, and the program goes on.
+TEST(CheckpointEdges, AnRseqAreaRegisteredOutOfTheShimsSightIsRefused) {
+  TempDir tmp;
+  const EdgeRun r = checkpoint_and_resume(tmp, "rseq-raw", {}, {{"GLIBC_TUNABLES", "glibc.pthread.rseq=0"}});
+  ASSERT_EQ(r.expected.exit_code, 0) << r.expected.err;
+  EXPECT_EQ(r.checkpoint.exit_code, 2) << r.checkpoint.err;
+  EXPECT_NE(r.checkpoint.err.find("registered a restartable-sequence area by a raw rseq system call"), std::string::npos)
+      << r.checkpoint.err;
+  EXPECT_EQ(count_of(r.checkpoint.err, "\n"), 1u) << r.checkpoint.err;
+  EXPECT_EQ(tmp.list(), std::vector<std::string>{});
+}
+
 // A resume does not enter namespaces: an image from another one is refused in one line.
 TEST(CheckpointEdges, AnImageFromAnotherNamespaceIsRefused) {
   TempDir tmp;

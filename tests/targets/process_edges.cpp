@@ -13,7 +13,8 @@
 // private-expedited registration, oom_score_adj 321, supplementary groups 1234 and 5678 (run as
 // root) and a read lease on a file of its own; each is printed. rseq: glibc told to register no
 // restartable-sequence area (run it with GLIBC_TUNABLES=glibc.pthread.rseq=0), the program
-// registers its own through syscall(2); whether the kernel still has it is printed.
+// registers its own through syscall(2); whether the kernel still has it is printed. rseq-raw: the
+// same by the syscall instruction itself (a checkpoint cannot know where it lies, and refuses).
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -147,6 +148,26 @@ int rseq() {
   return 0;
 }
 
+// The same area registered by the syscall instruction itself, out of the shim's sight.
+int rseq_raw() {
+  static RseqArea area;
+  area.cpu_id = uint32_t(-1);
+  long r;
+  register long signature __asm__("r10") = kRseqSignature;
+  __asm__ volatile("syscall"
+                   : "=a"(r)
+                   : "a"(long(SYS_rseq)), "D"(&area), "S"(32L), "d"(0L), "r"(signature)
+                   : "rcx", "r11", "memory");
+  if (r) {
+    fprintf(stderr, "process_edges: rseq: %s\n", strerror(int(-r)));
+    return 4;
+  }
+  printf("rseq registered\n");
+  checkpoint_here();
+  printf("resumed\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,6 +177,7 @@ int main(int argc, char** argv) {
   if (!strcmp(mode, "rlimit-as")) return rlimit_as();
   if (!strcmp(mode, "settings")) return settings();
   if (!strcmp(mode, "rseq")) return rseq();
+  if (!strcmp(mode, "rseq-raw")) return rseq_raw();
   if (!strcmp(mode, "plain")) {
     printf("before\n");
     checkpoint_here();
