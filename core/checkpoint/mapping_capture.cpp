@@ -341,9 +341,7 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
       why->str("hugetlb memory at ").hex(v.start);
       return false;
     }
-    // The shim's own memory may be wiped at fork (the region list's pool): its contents are kept
-    // like any of the shim's, and a resumed process copies it at fork (only slower).
-    if ((v.vmflags & (kVmDontCopy | kVmWipeOnFork)) && !overlaps_aside(v.start, v.end)) {
+    if (v.vmflags & (kVmDontCopy | kVmWipeOnFork)) {
       why->str("memory marked MADV_DONTFORK or MADV_WIPEONFORK at ").hex(v.start);
       return false;
     }
