@@ -202,8 +202,10 @@ void release_and_become_leader() {
   if (has_role(snap::ThreadRole::kCapture)) wait_for(&b.capture_done, "the shim's checkpoint thread");
   b.running_ns = now_ns();
   trace("program threads go on");
-  let_go(snap::ThreadRole::kApp);
+  // The leader's state first: its tid cache above all, which another thread's pthread_kill of the
+  // main thread reads (a thread let go first could signal the checkpointed process's old tid).
   set_kernel_state(*leader);
+  let_go(snap::ThreadRole::kApp);
   go_on(*leader);
 }
 
