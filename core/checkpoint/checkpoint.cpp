@@ -15,6 +15,7 @@
 #include "core/checkpoint/image_writer.h"
 #include "core/checkpoint/jump_context.h"
 #include "core/checkpoint/mapping_capture.h"
+#include "core/checkpoint/object_table.h"
 #include "core/checkpoint/proc_file.h"
 #include "core/checkpoint/process_capture.h"
 #include "core/checkpoint/resume_block.h"
@@ -36,6 +37,7 @@ struct State {
   Hooks hooks;
   ShimAccess access;
   TableBuilder process, threads, mappings, descriptors;
+  ObjectTable objects;
   bool written = false;
   bool resumed = false;  // this process was resumed from an image (its own checkpoint was taken)
   uint32_t capture_old_tid = 0;
@@ -248,7 +250,7 @@ bool arm_checkpoint(const Settings& settings, const Hooks& hooks) {
          g.process.reserve(sizeof(snap::ProcessRecord), 1, 64 * 1024) &&
          g.threads.reserve(sizeof(snap::ThreadRecord), kMaxThreads + 8, 4096) &&
          g.mappings.reserve(sizeof(snap::MappingRecord), 1u << 18, 16u << 20) &&
-         g.descriptors.reserve(sizeof(snap::DescriptorRecord), 1u << 16, 8u << 20);
+         g.descriptors.reserve(sizeof(snap::DescriptorRecord), 1u << 16, 8u << 20) && g.objects.reserve();
 }
 
 bool checkpoint_pending() { return g.path[0] && !g.written && !g.resumed; }
@@ -287,6 +289,7 @@ void checkpoint_now() {
   g.threads.clear();
   g.mappings.clear();
   g.descriptors.clear();
+  g.objects.clear();
   g.pinned_count = 0;
   snap::ProcessRecord* proc = capture_process(&g.process, &why);
   MappingInput mi;
@@ -298,10 +301,13 @@ void checkpoint_now() {
     mi.skip = skip;
     mi.skip_pairs = 1;
   }
-  uint64_t arena[2];
-  image_writer_arena(&arena[0], &arena[1]);
-  mi.empty = arena;
-  mi.empty_pairs = 1;
+  // Mapped again at resume, never stored: the writer's arena, the objects' bytes (in the image's
+  // object data section already).
+  uint64_t empty[4];
+  image_writer_arena(&empty[0], &empty[1]);
+  g.objects.data_range(&empty[2], &empty[3]);
+  mi.empty = empty;
+  mi.empty_pairs = 2;
   // The shim's own static data (the resume block, the monitor, the region table's bookkeeping)
   // is written by the restorer and used by the monitor before it serves anything.
   g.pinned[g.pinned_count++] = reinterpret_cast<uint64_t>(&resume_block());
@@ -317,7 +323,9 @@ void checkpoint_now() {
   ShimDescriptors sd;
   sd.uffd = a.uffd_valid ? a.uffd_fd : -1;
   sd.stderr_copy = a.stderr_copy;
-  if (!proc || !capture_mappings(mi, &g.mappings, proc, &why) || !capture_descriptors(sd, &g.descriptors, &why)) {
+  // Descriptors first: a mapping of a deleted file or memfd that is also open is the same object.
+  if (!proc || !capture_descriptors(sd, &g.descriptors, &g.objects, &why) ||
+      !capture_mappings(mi, &g.mappings, proc, &why)) {
     release_threads();
     refuse(why);
     return;
@@ -362,6 +370,9 @@ void checkpoint_now() {
   in.sections[1] = g.threads.finish(&in.lengths[1]);
   in.sections[2] = g.mappings.finish(&in.lengths[2]);
   in.sections[3] = g.descriptors.finish(&in.lengths[3]);
+  in.sections[4] = g.objects.finish_records(&in.lengths[4]);
+  in.sections[5] = g.objects.data();
+  in.lengths[5] = (g.objects.data_bytes() + 7) / 8 * 8;
   in.plan = planned_regions();
   in.plan_count = planned_region_count();
   in.page_size = a.page_size;
@@ -377,6 +388,7 @@ void checkpoint_now() {
     return;
   }
   // The child holds the image as of now: the program may go on while it writes.
+  g.objects.release_data();
   if (!g.then_stop) release_threads();
   const int status = wait_image_writer(pid);
   if (status == 0) g.written = true;

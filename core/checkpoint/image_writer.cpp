@@ -166,9 +166,12 @@ struct PlannedPages {
     if (!st.ok()) fail(st);
     if (r.lazy) lazy_pages += pages.stored;
   }
-  const uint32_t types[4] = {uint32_t(snap::ProcessSection::kProcess), uint32_t(snap::ProcessSection::kThreads),
-                             uint32_t(snap::ProcessSection::kMappings), uint32_t(snap::ProcessSection::kDescriptors)};
-  for (int i = 0; i < 4; i++) {
+  const uint32_t types[ImageInput::kSections] = {
+      uint32_t(snap::ProcessSection::kProcess),     uint32_t(snap::ProcessSection::kThreads),
+      uint32_t(snap::ProcessSection::kMappings),    uint32_t(snap::ProcessSection::kDescriptors),
+      uint32_t(snap::ProcessSection::kObjects),     uint32_t(snap::ProcessSection::kObjectData)};
+  for (int i = 0; i < ImageInput::kSections; i++) {
+    if (types[i] == uint32_t(snap::ProcessSection::kObjectData) && !in.lengths[i]) continue;  // nothing held
     st = c.writer.add_section(types[i], snap::kSectionRequired, in.sections[i], in.lengths[i]);
     if (!st.ok()) fail(st);
   }

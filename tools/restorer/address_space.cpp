@@ -42,7 +42,6 @@ const char* mapping_path(const snap::MappingRecord& m) { return g_image.mapping_
 
 [[noreturn]] void refuse(Line& l) { die(kRefused, l); }
 
-Line& resume_line(Line& l) { return l.s("uffdlazy: resume ").s(g_options.image).s(": "); }
 
 uint64_t hex(const char*& p) {
   uint64_t v = 0;
@@ -183,20 +182,26 @@ void check_files() {
     if (m.kind != uint32_t(snap::MappingKind::kFilePrivate) && m.kind != uint32_t(snap::MappingKind::kFileShared)) {
       continue;
     }
+    if (m.object) continue;  // a deleted file or memfd: made again from the image
     if (file_changed(mapping_path(m), m.dev, m.ino, m.size, m.mtime_ns, true)) {
       resume_line(l).s("the mapped file ").s(mapping_path(m)).s(" changed since the checkpoint");
       refuse(l);
     }
   }
   for (uint32_t i = 0; i < g_image.descriptor_count; i++) {
-    const snap::DescriptorRecord& d = g_image.descriptor(i);
-    if (d.kind != uint32_t(snap::DescriptorKind::kFile)) continue;
+    const snap::DescriptorRecord d = g_image.descriptor(i);
+    if (d.kind != uint32_t(snap::DescriptorKind::kFile) || d.same_as != -1) continue;
     const char* path = g_image.descriptor_strings + d.path.offset;
     if (file_changed(path, d.dev, d.ino, 0, 0, false)) {
       resume_line(l).s("descriptor ").u(uint64_t(d.fd)).s(": ").s(path).s(" is gone or was replaced since the checkpoint");
       refuse(l);
     }
   }
+  bool cwd_deleted = false;
+  for (uint32_t i = 0; i < g_image.object_count; i++) {
+    cwd_deleted |= g_image.object(i).kind == uint32_t(snap::ObjectKind::kDeletedCwd);
+  }
+  if (cwd_deleted) return;  // made again with the objects
   const char* cwd = process_string(g_image.process->cwd);
   long r = sys::call6(SYS_chdir, long(cwd));
   if (r < 0) {
@@ -263,7 +268,8 @@ void map_everything() {
       case snap::MappingKind::kFileShared: {
         const bool shared = m.kind == uint32_t(snap::MappingKind::kFileShared);
         const int oflags = (shared && (m.flags & snap::kMappingMayWrite)) ? O_RDWR : O_RDONLY;
-        long fd = sys::openat(AT_FDCWD, mapping_path(m), oflags | O_CLOEXEC);
+        // A deleted file or memfd: the one made again (its descriptor is read-write).
+        long fd = m.object ? g_made[m.object - 1].fd : sys::openat(AT_FDCWD, mapping_path(m), oflags | O_CLOEXEC);
         if (fd < 0) {
           r = fd;
           break;
@@ -271,9 +277,12 @@ void map_everything() {
         // Private file mappings are writable until their stored pages are in place.
         const int prot = shared ? int(m.prot) : int(m.prot | PROT_READ | PROT_WRITE);
         r = sys::mmap(at, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE, int(fd), long(m.offset));
-        sys::close(int(fd));
+        if (!m.object) sys::close(int(fd));
         break;
       }
+      case snap::MappingKind::kShared:
+        r = map_shared(m);
+        break;
       default:
         r = -EINVAL;
     }
@@ -282,6 +291,8 @@ void map_everything() {
       resume_line(l).s("cannot map ").s(m.path.length ? mapping_path(m) : "memory").s(" at ").x(m.start).s(": ").err(r);
       die(kBroken, l);
     }
+    if (m.flags & snap::kMappingDontFork) sys::madvise(at, len, MADV_DONTFORK);
+    if (m.flags & snap::kMappingWipeOnFork) sys::madvise(at, len, MADV_WIPEONFORK);
   }
 }
 
@@ -341,7 +352,7 @@ void protect_everything() {
   for (uint32_t i = 0; i < g_image.mapping_count; i++) {
     const snap::MappingRecord& m = g_image.mapping(i);
     if (m.kind == uint32_t(snap::MappingKind::kAnonymous) || m.kind == uint32_t(snap::MappingKind::kStack) ||
-        m.kind == uint32_t(snap::MappingKind::kFilePrivate)) {
+        m.kind == uint32_t(snap::MappingKind::kFilePrivate) || m.kind == uint32_t(snap::MappingKind::kShared)) {
       if (m.prot != uint32_t(PROT_READ | PROT_WRITE)) sys::call6(SYS_mprotect, long(m.start), long(m.end - m.start), long(m.prot));
     }
   }
