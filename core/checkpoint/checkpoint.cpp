@@ -15,6 +15,7 @@
 #include "core/checkpoint/image_writer.h"
 #include "core/checkpoint/jump_context.h"
 #include "core/checkpoint/mapping_capture.h"
+#include "core/checkpoint/object_capture.h"
 #include "core/checkpoint/object_table.h"
 #include "core/checkpoint/proc_file.h"
 #include "core/checkpoint/process_capture.h"
@@ -39,6 +40,7 @@ struct State {
   TableBuilder process, threads, mappings, descriptors;
   ObjectTable objects;
   bool written = false;
+  uint32_t writing = 0;  // futex word: 1 while a writer runs with the program going on
   bool resumed = false;  // this process was resumed from an image (its own checkpoint was taken)
   uint32_t capture_old_tid = 0;
   uint64_t pinned[kMaxPinned] = {};
@@ -96,7 +98,9 @@ uint64_t pending_signals(uint32_t tid) {
 void finish_resume() {
   ResumeBlock& b = resume_block();
   // Before any program thread runs again: it may end at once, and its exit status depends on this.
+  // (The image was written while `writing` was set: no writer runs in this process.)
   g.written = false;
+  g.writing = 0;
   g.resumed = true;
   hidden_thread_renumbered(g.capture_old_tid, sys::gettid());
   const size_t n = strnlen(b.checkpoint, sizeof b.checkpoint);
@@ -253,7 +257,12 @@ bool arm_checkpoint(const Settings& settings, const Hooks& hooks) {
          g.descriptors.reserve(sizeof(snap::DescriptorRecord), 1u << 16, 8u << 20) && g.objects.reserve();
 }
 
-bool checkpoint_pending() { return g.path[0] && !g.written && !g.resumed; }
+bool checkpoint_pending() {
+  // The program ends while the writer of a continue-mode checkpoint still writes: its outcome
+  // decides the exit status.
+  while (__atomic_load_n(&g.writing, __ATOMIC_ACQUIRE)) sys::futex(&g.writing, FUTEX_WAIT_PRIVATE, 1);
+  return g.path[0] && !g.written && !g.resumed;
+}
 
 void checkpoint_now() {
   g.hooks.describe(&g.access);
@@ -266,6 +275,10 @@ void checkpoint_now() {
   }
   if (a.restoring) {
     why.str("the program runs under uffdlazy restore; checkpointing it is not supported");
+    refuse(why);
+    return;
+  }
+  if (refuse_thread_timers(&why)) {
     refuse(why);
     return;
   }
@@ -291,7 +304,7 @@ void checkpoint_now() {
   g.descriptors.clear();
   g.objects.clear();
   g.pinned_count = 0;
-  snap::ProcessRecord* proc = capture_process(&g.process, &why);
+  snap::ProcessRecord* proc = capture_process(&g.process, &g.objects, &why);
   MappingInput mi;
   mi.table = a.table;
   mi.table_lock = a.table_lock;
@@ -320,12 +333,13 @@ void checkpoint_now() {
   mi.pinned = g.pinned;
   mi.pinned_count = g.pinned_count;
   mi.lazy_min_bytes = a.lazy_min_bytes;
+  mi.objects = &g.objects;
   ShimDescriptors sd;
   sd.uffd = a.uffd_valid ? a.uffd_fd : -1;
   sd.stderr_copy = a.stderr_copy;
   // Descriptors first: a mapping of a deleted file or memfd that is also open is the same object.
   if (!proc || !capture_descriptors(sd, &g.descriptors, &g.objects, &why) ||
-      !capture_mappings(mi, &g.mappings, proc, &why)) {
+      !capture_posix_timers(&g.objects, &why) || !capture_mappings(mi, &g.mappings, proc, &why)) {
     release_threads();
     refuse(why);
     return;
@@ -380,18 +394,28 @@ void checkpoint_now() {
   in.thread_count = nthreads;
   in.mapping_count = g.mappings.count();
   in.message_fd = a.message_fd;
+  set_fork_advice(g.mappings, false);  // the writer gets MADV_DONTFORK and WIPEONFORK memory too
   const long pid = start_image_writer(in);
+  set_fork_advice(g.mappings, true);
   if (pid < 0) {
     release_threads();
     why.str("cannot start the writer: ").errno_text(int(-pid));
     refuse(why);
     return;
   }
-  // The child holds the image as of now: the program may go on while it writes.
+  // The child holds the image as of now: the program may go on while it writes, unless it has
+  // shared memory (which the child reads as it is, not a copy of it).
   g.objects.release_data();
-  if (!g.then_stop) release_threads();
+  bool shared = false;
+  for (uint32_t i = 0; i < g.mappings.count(); i++) {
+    shared |= static_cast<const snap::MappingRecord*>(g.mappings.record(i))->kind == uint32_t(snap::MappingKind::kShared);
+  }
+  __atomic_store_n(&g.writing, 1, __ATOMIC_RELEASE);
+  if (!g.then_stop && !shared) release_threads();
   const int status = wait_image_writer(pid);
   if (status == 0) g.written = true;
+  wake(&g.writing, 0);
+  if (!g.then_stop && shared) release_threads();
   if (g.then_stop) {
     // The image is complete (status 0), or the writer said why not: either way the process ends
     // here, as asked, without running on.

@@ -11,6 +11,7 @@
 //                           their queues) and TCP/UDP sockets that are not connected
 //   anon_inode_capture.cpp  eventfd, epoll, signalfd, timerfd, inotify (from fdinfo)
 //   file_object_capture.cpp deleted files and directories, memfds
+//   posix_timer_capture.cpp POSIX timers (not descriptors, but objects all the same)
 #pragma once
 
 #include <cstddef>
@@ -51,6 +52,12 @@ bool check_pipe_ends(const TableBuilder& descriptors, ObjectTable* objects, Line
 bool check_socket_ends(const TableBuilder& descriptors, ObjectTable* objects, LineWriter* why);
 // Before a checkpoint's first socket capture.
 void reset_socket_capture();
+
+// POSIX timers (posix_timer_capture.cpp): each an object of its own.
+bool capture_posix_timers(ObjectTable* objects, LineWriter* why);
+// Before the threads are stopped: a SIGEV_THREAD timer's helper thread blocks every signal, so
+// the stop would only time out; true (with why) when there is one.
+bool refuse_thread_timers(LineWriter* why);
 
 // "descriptor N (what) " at the start of a refusal.
 LineWriter& about(LineWriter* why, const OpenFile& f);

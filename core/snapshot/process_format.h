@@ -322,6 +322,8 @@ static_assert(sizeof(ObjectRecord) == 160);
 inline constexpr uint32_t kObjectDeleted = 1u << 0;  // its name (path) was deleted: made again unnamed
 // A unix socket accepted from a listener: its name is the listener's, not bound to it itself.
 inline constexpr uint32_t kObjectNameFromListener = 1u << 1;
+// A deleted file or memfd no descriptor held: its contents were read through its mappings.
+inline constexpr uint32_t kObjectOnlyMapped = 1u << 2;
 
 struct EpollEntry {
   int32_t fd;       // the descriptor number it was added with

@@ -153,6 +153,7 @@ struct Made {
   int fd = -1;         // the object (a pipe: its read end; SysV memory: the segment's id)
   int write_end = -1;  // a pipe's write end
   bool read_taken = false, write_taken = false;  // pipe ends given to a description already
+  bool sysv_held = false;  // a SysV segment attached in the zone until its mappings are made
 };
 extern Made g_made[kMaxObjects];
 extern int g_staging_floor;  // descriptors from here up are staged objects

@@ -144,7 +144,11 @@ Line& Line::err(long negative_errno) {
                 {9, "Bad file descriptor (EBADF)"},     {12, "Cannot allocate memory (ENOMEM)"},
                 {13, "Permission denied (EACCES)"},     {14, "Bad address (EFAULT)"},
                 {16, "Device or resource busy (EBUSY)"}, {17, "File exists (EEXIST)"},
-                {22, "Invalid argument (EINVAL)"},      {24, "Too many open files (EMFILE)"}};
+                {20, "Not a directory (ENOTDIR)"},      {22, "Invalid argument (EINVAL)"},
+                {24, "Too many open files (EMFILE)"},   {28, "No space left on device (ENOSPC)"},
+                {95, "Operation not supported (EOPNOTSUPP)"}, {97, "Address family not supported (EAFNOSUPPORT)"},
+                {98, "Address already in use (EADDRINUSE)"}, {99, "Cannot assign requested address (EADDRNOTAVAIL)"},
+                {111, "Connection refused (ECONNREFUSED)"}};
   const int e = int(-negative_errno);
   for (const auto& k : kNames) {
     if (k.e == e) return s(k.text);

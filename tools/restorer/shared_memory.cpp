@@ -16,6 +16,11 @@ namespace restorer {
 namespace {
 
 inline constexpr uint64_t kSharedAt = kZone + 0x8000000000ull;  // half-way up the zone
+inline constexpr uint64_t kSysvAt = kZone + 0xc000000000ull;
+// Each SysV segment is attached here once made and removed (IPC_RMID) at once, so that it never
+// outlives the resume, whatever happens; the hold goes once its mappings are made.
+inline constexpr uint64_t kSysvHold = kZone + 0xd000000000ull;
+uint64_t g_hold_next = kSysvHold;
 uint64_t g_anon_object = ~0ull;  // the object mapped at kSharedAt now (shared anonymous)
 
 }  // namespace
@@ -23,12 +28,16 @@ uint64_t g_anon_object = ~0ull;  // the object mapped at kSharedAt now (shared a
 void shared_memory_object(uint32_t i, const snap::ObjectRecord& o) {
   if (o.shm.sysv_key == -1) return;  // shared anonymous memory: made with its first mapping
   const long id = sys::call6(SYS_shmget, 0 /* IPC_PRIVATE */, long(o.shm.size), IPC_CREAT | 0600);
-  if (id < 0) {
+  const long hold = id >= 0 ? sys::call6(SYS_shmat, id, long(g_hold_next), 0) : id;
+  if (id >= 0) sys::call6(SYS_shmctl, id, IPC_RMID, 0);
+  if (hold != long(g_hold_next)) {
     Line l;
-    resume_line(l).s("cannot make a SysV shared memory segment of ").u(o.shm.size).s(" bytes again: ").err(id);
+    resume_line(l).s("cannot make a SysV shared memory segment of ").u(o.shm.size).s(" bytes again: ").err(hold < 0 ? hold : -ENOMEM);
     refuse_objects(l);
   }
+  g_hold_next += (o.shm.size + 0xfffff) & ~0xfffffull;
   g_made[i].fd = int(id);
+  g_made[i].sysv_held = true;
 }
 
 long map_shared(const snap::MappingRecord& m) {
@@ -49,14 +58,14 @@ long map_shared(const snap::MappingRecord& m) {
     return sys::mremap(reinterpret_cast<void*>(kSharedAt + m.offset), 0, len, MREMAP_MAYMOVE | MREMAP_FIXED,
                        reinterpret_cast<void*>(m.start));
   }
-  const long at = sys::call6(SYS_shmat, g_made[index].fd, long(kSharedAt), 0);
-  if (at != long(kSharedAt)) return at < 0 ? at : -ENOMEM;
-  const long r = sys::mremap(reinterpret_cast<void*>(kSharedAt + m.offset), len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+  const long at = sys::call6(SYS_shmat, g_made[index].fd, long(kSysvAt), 0);
+  if (at != long(kSysvAt)) return at < 0 ? at : -ENOMEM;
+  const long r = sys::mremap(reinterpret_cast<void*>(kSysvAt + m.offset), len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
                              reinterpret_cast<void*>(m.start));
   // What was not moved goes (the segment stays attached where it was mapped).
-  if (m.offset) sys::munmap(reinterpret_cast<void*>(kSharedAt), m.offset);
+  if (m.offset) sys::munmap(reinterpret_cast<void*>(kSysvAt), m.offset);
   if (m.offset + len < o.shm.size) {
-    sys::munmap(reinterpret_cast<void*>(kSharedAt + m.offset + len), o.shm.size - m.offset - len);
+    sys::munmap(reinterpret_cast<void*>(kSysvAt + m.offset + len), o.shm.size - m.offset - len);
   }
   return r;
 }
@@ -66,12 +75,13 @@ void release_shared_memory() {
     sys::munmap(reinterpret_cast<void*>(kSharedAt), g_image.object(uint32_t(g_anon_object)).shm.size);
     g_anon_object = ~0ull;
   }
-  // SysV segments removed at the checkpoint are removed again: they live on in their mappings.
+  // The holds of the SysV segments go: each lives on in its mappings.
+  uint64_t at = kSysvHold;
   for (uint32_t i = 0; i < g_image.object_count; i++) {
     const snap::ObjectRecord& o = g_image.object(i);
-    if (o.kind == uint32_t(snap::ObjectKind::kSharedMemory) && o.shm.sysv_key != -1 && g_made[i].fd >= 0) {
-      sys::call6(SYS_shmctl, g_made[i].fd, IPC_RMID, 0);
-    }
+    if (o.kind != uint32_t(snap::ObjectKind::kSharedMemory) || o.shm.sysv_key == -1 || !g_made[i].sysv_held) continue;
+    sys::call6(SYS_shmdt, long(at));
+    at += (o.shm.size + 0xfffff) & ~0xfffffull;
   }
 }
 
