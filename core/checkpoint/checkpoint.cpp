@@ -412,7 +412,7 @@ void checkpoint_now() {
   }
   __atomic_store_n(&g.writing, 1, __ATOMIC_RELEASE);
   if (!g.then_stop && !shared) release_threads();
-  const int status = wait_image_writer(pid);
+  const int status = wait_image_writer(pid, in);
   if (status == 0) g.written = true;
   wake(&g.writing, 0);
   if (!g.then_stop && shared) release_threads();

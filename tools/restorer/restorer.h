@@ -146,6 +146,10 @@ int prepare_descriptors(int uffd, int* staging);
 void monitor_descriptors(int image_fd);  // on the monitor's thread: its own table
 void restore_itimers();
 void restore_rlimits();
+// The program's address-space limit (RLIMIT_AS, restored before the monitor starts) leaves room
+// for the monitor's mapping of the image: else a lazy resume would fail after the point of no
+// return.
+bool room_for_lazy_resume();
 
 // objects.cpp: what each object was made as, before the point of no return.
 inline constexpr uint32_t kMaxObjects = 1u << 16;
