@@ -131,8 +131,21 @@ long capture_epoll(const OpenFile& f, ObjectTable* objects, LineWriter* why) {
     struct {
       uint32_t efd, tfd, toff;
     } slot = {uint32_t(f.fd), uint32_t(e.fd), 0};
-    if (sys::call6(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, e.fd, long(&slot)) != 0) {
-      about(why, f).str("watches a descriptor ").i64(e.fd).str(" that has been closed or replaced since");
+    e.file_fd = -1;
+    if (sys::call6(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, e.fd, long(&slot)) == 0) {
+      e.file_fd = e.fd;
+    } else {
+      // The number was closed (or reused) since the file was added: the file is open elsewhere
+      // (the entry would be gone otherwise).
+      long count = 0;
+      const int* fds = open_descriptors(&count);
+      for (long k = 0; k < count && e.file_fd < 0; k++) {
+        if (fds[k] > 2 && sys::call6(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, fds[k], long(&slot)) == 0) e.file_fd = fds[k];
+      }
+    }
+    if (e.file_fd < 0) {
+      about(why, f).str("watches a file (added as descriptor ").i64(e.fd)
+          .str(") that only another process or standard input, output or error holds now");
       return -1;
     }
     auto* dst = reinterpret_cast<snap::EpollEntry*>(objects->grow_data(o, sizeof e));

@@ -17,6 +17,7 @@ namespace {
 constexpr uint32_t kMaxDescriptors = 1u << 16;
 
 struct Scratch {
+  long fd_count;
   int fds[kMaxDescriptors];
   char target[4200];
   char info[65536];  // an epoll's or inotify's fdinfo lists every entry
@@ -94,6 +95,11 @@ long capture_anon_inode(const OpenFile& f, ObjectTable* objects, LineWriter* why
 
 }  // namespace
 
+const int* open_descriptors(long* count) {
+  *count = g.fd_count;
+  return g.fds;
+}
+
 LineWriter& about(LineWriter* why, const OpenFile& f) {
   why->str("descriptor ").i64(f.fd).str(" (");
   if (!strncmp(f.link, "anon_inode:", 11)) {
@@ -114,6 +120,7 @@ LineWriter& about(LineWriter* why, const OpenFile& f) {
 bool capture_descriptors(const ShimDescriptors& shim, TableBuilder* table, ObjectTable* objects, LineWriter* why) {
   reset_socket_capture();
   const long count = list_descriptors(-1);
+  g.fd_count = count;
   if (count < 0) {
     why->str("cannot list the process's descriptors");
     return false;
@@ -196,6 +203,20 @@ bool capture_descriptors(const ShimDescriptors& shim, TableBuilder* table, Objec
       continue;
     }
     d->kind = uint32_t(snap::DescriptorKind::kFile);
+    // The process's own /proc directory is the resumed process's: /proc/self.
+    char own[32] = "/proc/";
+    const size_t digits = format_u64(own + 6, uint64_t(sys::getpid()));
+    own[6 + digits] = '/';
+    own[7 + digits] = 0;
+    if (!strncmp(g.target, own, 7 + digits)) {
+      char self[4200] = "/proc/self/";
+      const size_t rest = size_t(len) - (7 + digits);
+      if (11 + rest < sizeof self) {
+        memcpy(self + 11, g.target + 7 + digits, rest);
+        d->path = table->add_string(self, 11 + rest);
+        continue;
+      }
+    }
     d->path = table->add_string(g.target, size_t(len));
   }
   if (shim.uffd >= 0 && !found_uffd) {

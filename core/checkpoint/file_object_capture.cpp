@@ -86,6 +86,8 @@ long add_file(const OpenFile& f, snap::ObjectKind kind, ObjectTable* objects, Li
   }
   o->dev = uint64_t(f.st.st_dev);
   o->file.mode = uint32_t(f.st.st_mode);
+  o->file.uid = uint32_t(f.st.st_uid);
+  o->file.gid = uint32_t(f.st.st_gid);
   o->file.size = S_ISREG(f.st.st_mode) ? uint64_t(f.st.st_size) : 0;
   *out = o;
   return long(objects->count() - 1);

@@ -29,6 +29,13 @@ enum : uint32_t {
   kVmGrowsDown = 1u << 7,     // gd
   kVmShadowStack = 1u << 8,   // ss
   kVmUffdOther = 1u << 9,     // uw, ui (registrations that are not ours)
+  kVmNoReserve = 1u << 10,    // nr
+  kVmSequential = 1u << 11,   // sr
+  kVmRandom = 1u << 12,       // rr
+  kVmDontDump = 1u << 13,     // dd
+  kVmHugePage = 1u << 14,     // hg
+  kVmNoHugePage = 1u << 15,   // nh
+  kVmMergeable = 1u << 16,    // mg
 };
 
 struct Vma {
@@ -105,6 +112,13 @@ uint32_t parse_vmflags(const char* p, const char* end) {
     else if (is("ht")) f |= kVmHugetlb;
     else if (is("gd")) f |= kVmGrowsDown;
     else if (is("ss")) f |= kVmShadowStack;
+    else if (is("nr")) f |= kVmNoReserve;
+    else if (is("sr")) f |= kVmSequential;
+    else if (is("rr")) f |= kVmRandom;
+    else if (is("dd")) f |= kVmDontDump;
+    else if (is("hg")) f |= kVmHugePage;
+    else if (is("nh")) f |= kVmNoHugePage;
+    else if (is("mg")) f |= kVmMergeable;
     p += 2;
   }
   return f;
@@ -359,6 +373,15 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
       return false;
     }
     if (v.vmflags & kVmGrowsDown) flags |= snap::kMappingGrowsDown;
+    static const struct {
+      uint32_t vm, mapping;
+    } kAdvice[] = {{kVmNoReserve, snap::kMappingNoReserve}, {kVmSequential, snap::kMappingSequential},
+                   {kVmRandom, snap::kMappingRandom},       {kVmDontDump, snap::kMappingDontDump},
+                   {kVmHugePage, snap::kMappingHugePage},   {kVmNoHugePage, snap::kMappingNoHugePage},
+                   {kVmMergeable, snap::kMappingMergeable}};
+    for (const auto& a : kAdvice) {
+      if (v.vmflags & a.vm) flags |= a.mapping;
+    }
 
     // Pieces: cut at the lazy regions' edges.
     uint64_t at = v.start;

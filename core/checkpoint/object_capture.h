@@ -59,6 +59,9 @@ bool capture_posix_timers(ObjectTable* objects, LineWriter* why);
 // the stop would only time out; true (with why) when there is one.
 bool refuse_thread_timers(LineWriter* why);
 
+// The process's descriptors, ascending, as the descriptor capture listed them.
+const int* open_descriptors(long* count);
+
 // "descriptor N (what) " at the start of a refusal.
 LineWriter& about(LineWriter* why, const OpenFile& f);
 

@@ -120,6 +120,8 @@ long mapped_file_object(ObjectTable* objects, const MappedVma& v, LineWriter* wh
     o->dev = v.dev;
     o->flags |= snap::kObjectDeleted | snap::kObjectOnlyMapped;
     o->file.mode = 0100600;
+    o->file.uid = uint32_t(sys::call6(SYS_geteuid));
+    o->file.gid = uint32_t(sys::call6(SYS_getegid));
     const size_t name_from = memfd ? 7 : 0;
     o->path = objects->add_string(v.path + name_from, v.path_length - name_from);
     index = long(objects->count() - 1);

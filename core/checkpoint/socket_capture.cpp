@@ -268,6 +268,8 @@ long capture_unix(const OpenFile& f, snap::ObjectRecord* o, ObjectTable* objects
       if (sys::call6(SYS_newfstatat, AT_FDCWD, long(u.name), long(&st), AT_SYMLINK_NOFOLLOW) < 0 ||
           uint64_t(st.st_ino) != u.vfs_ino) {
         o->flags |= snap::kObjectDeleted;
+      } else {
+        s.file_mode = uint32_t(st.st_mode) & 07777;
       }
     }
   }
@@ -295,10 +297,12 @@ long capture_unix(const OpenFile& f, snap::ObjectRecord* o, ObjectTable* objects
     s.state = u.state == kEstablished ? uint32_t(snap::SocketConnection::kConnected)  // its peer is gone
                                       : uint32_t(snap::SocketConnection::kUnconnected);
   }
-  if (s.type != SOCK_STREAM && s.state == uint32_t(snap::SocketConnection::kConnected) && !u.peer) {
-    s.state = uint32_t(snap::SocketConnection::kUnconnected);
+  // A stream or seqpacket socket has a queue only once connected (recvmsg says EINVAL before).
+  const bool connection_type = s.type == SOCK_STREAM || s.type == SOCK_SEQPACKET;
+  if ((!connection_type || s.state == uint32_t(snap::SocketConnection::kConnected)) &&
+      !copy_queue(f, o, objects, why)) {
+    return -1;
   }
-  if (!copy_queue(f, o, objects, why)) return -1;
   return long(index);
 }
 
@@ -440,11 +444,10 @@ bool check_socket_ends(const TableBuilder& descriptors, ObjectTable* objects, Li
       continue;
     }
     if (!unix_diag(g.peer_ino[i], &g.info)) {
-      // The peer was closed (a closed socket leaves sock_diag): a stream keeps its queue and then
-      // reads the end; a datagram socket is no longer connected to anything that exists.
-      if (o->socket.type != SOCK_STREAM && o->socket.type != SOCK_SEQPACKET) {
-        o->socket.state = uint32_t(snap::SocketConnection::kUnconnected);
-      }
+      // The peer was closed (a closed socket leaves sock_diag): the socket keeps its queue (then
+      // reads the end; a datagram socket's sends are refused). Made again with a peer of its own,
+      // closed once the queue is in.
+      o->peer_path = snap::StringRef{0, 0};
       continue;
     }
     // A datagram socket connected to a named socket of another process is connected again by name.

@@ -152,6 +152,14 @@ inline constexpr uint32_t kMappingHeap = 1u << 2;       // the brk heap
 inline constexpr uint32_t kMappingGrowsDown = 1u << 3;
 inline constexpr uint32_t kMappingDontFork = 1u << 4;    // MADV_DONTFORK: applied again at resume
 inline constexpr uint32_t kMappingWipeOnFork = 1u << 5;  // MADV_WIPEONFORK: applied again at resume
+// How the mapping was made and advised (smaps VmFlags), applied again at resume:
+inline constexpr uint32_t kMappingNoReserve = 1u << 6;   // MAP_NORESERVE ("nr")
+inline constexpr uint32_t kMappingSequential = 1u << 7;  // MADV_SEQUENTIAL ("sr")
+inline constexpr uint32_t kMappingRandom = 1u << 8;      // MADV_RANDOM ("rr")
+inline constexpr uint32_t kMappingDontDump = 1u << 9;    // MADV_DONTDUMP ("dd")
+inline constexpr uint32_t kMappingHugePage = 1u << 10;   // MADV_HUGEPAGE ("hg")
+inline constexpr uint32_t kMappingNoHugePage = 1u << 11; // MADV_NOHUGEPAGE ("nh")
+inline constexpr uint32_t kMappingMergeable = 1u << 12;  // MADV_MERGEABLE ("mg")
 
 struct MappingRecord {
   uint64_t start, end;
@@ -244,7 +252,7 @@ struct SocketState {
                       // bytes, padded to 4 (stream sockets: the queued bytes as they are)
   uint32_t rcvbuf, sndbuf;  // SO_RCVBUF / SO_SNDBUF when set by the program (else 0)
   int32_t peek_offset;      // SO_PEEK_OFF (-1: off)
-  uint32_t reserved;
+  uint32_t file_mode;       // unix: the mode of its socket file (bound to a path), 0 if none
 };
 inline constexpr uint32_t kSocketReuseAddr = 1u << 0;
 inline constexpr uint32_t kSocketReusePort = 1u << 1;
@@ -276,6 +284,7 @@ struct FileState {  // kDeletedFile, kMemfd (and kPipe: a FIFO's mode)
   uint64_t size;
   uint32_t mode;   // st_mode (type and permissions)
   uint32_t seals;  // kMemfd: F_GET_SEALS
+  uint32_t uid, gid;  // owner, given back when the resumer may (fchown)
 };
 
 struct SharedMemoryState {  // kSharedMemory
@@ -326,9 +335,12 @@ inline constexpr uint32_t kObjectNameFromListener = 1u << 1;
 inline constexpr uint32_t kObjectOnlyMapped = 1u << 2;
 
 struct EpollEntry {
-  int32_t fd;       // the descriptor number it was added with
+  int32_t fd;       // the descriptor number it was added with (the entry's key)
   uint32_t events;  // as fdinfo shows them (EPOLLET, EPOLLONESHOT, ... included)
   uint64_t data;
+  int32_t file_fd;  // a descriptor of the watched file now (fd, unless that number was closed or
+                    // reused since: the file is then put at fd just for the epoll_ctl)
+  uint32_t reserved;
 };
 
 struct InotifyWatch {

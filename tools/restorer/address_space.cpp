@@ -192,6 +192,7 @@ void check_files() {
     const snap::DescriptorRecord d = g_image.descriptor(i);
     if (d.kind != uint32_t(snap::DescriptorKind::kFile) || d.same_as != -1) continue;
     const char* path = g_image.descriptor_strings + d.path.offset;
+    if (!memcmp(path, "/proc/self/", 11)) continue;  // the resumed process's own, a new inode
     if (file_changed(path, d.dev, d.ino, 0, 0, false)) {
       resume_line(l).s("descriptor ").u(uint64_t(d.fd)).s(": ").s(path).s(" is gone or was replaced since the checkpoint");
       refuse(l);
@@ -259,7 +260,8 @@ void map_everything() {
         continue;
       case snap::MappingKind::kAnonymous:
       case snap::MappingKind::kStack: {
-        int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE;
+        int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+        if (m.flags & snap::kMappingNoReserve) flags |= MAP_NORESERVE;
         if (m.flags & snap::kMappingGrowsDown) flags |= MAP_GROWSDOWN;
         r = sys::mmap(at, len, PROT_READ | PROT_WRITE, flags, -1, 0);
         break;
@@ -291,8 +293,17 @@ void map_everything() {
       resume_line(l).s("cannot map ").s(m.path.length ? mapping_path(m) : "memory").s(" at ").x(m.start).s(": ").err(r);
       die(kBroken, l);
     }
-    if (m.flags & snap::kMappingDontFork) sys::madvise(at, len, MADV_DONTFORK);
-    if (m.flags & snap::kMappingWipeOnFork) sys::madvise(at, len, MADV_WIPEONFORK);
+    // The advice it had (MADV_MERGEABLE may need CONFIG_KSM, MADV_HUGEPAGE THP: best effort).
+    static const struct {
+      uint32_t flag;
+      int advice;
+    } kAdvice[] = {{snap::kMappingDontFork, MADV_DONTFORK},   {snap::kMappingWipeOnFork, MADV_WIPEONFORK},
+                   {snap::kMappingSequential, MADV_SEQUENTIAL}, {snap::kMappingRandom, MADV_RANDOM},
+                   {snap::kMappingDontDump, MADV_DONTDUMP},   {snap::kMappingHugePage, MADV_HUGEPAGE},
+                   {snap::kMappingNoHugePage, MADV_NOHUGEPAGE}, {snap::kMappingMergeable, MADV_MERGEABLE}};
+    for (const auto& a : kAdvice) {
+      if (m.flags & a.flag) sys::madvise(at, len, a.advice);
+    }
   }
 }
 

@@ -60,13 +60,14 @@ long unnamed_directory(const char* path, uint32_t mode, bool enter) {
       suffixed("/tmp/deleted-directory", attempt - 50, name, sizeof name);
     }
     const long r = sys::call6(SYS_mkdirat, AT_FDCWD, long(name), mode & 07777);
-    if (r == -EEXIST || (r < 0 && attempt >= 0 && attempt < 50)) continue;
     if (r < 0) continue;
     long fd = sys::openat(AT_FDCWD, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0 && enter) {
       const long c = sys::call6(SYS_fchdir, fd);
-      sys::close(int(fd));
-      fd = c;
+      if (c < 0) {
+        sys::close(int(fd));
+        fd = c;
+      }
     }
     sys::unlinkat(AT_FDCWD, name, AT_REMOVEDIR);
     return fd;
@@ -126,10 +127,22 @@ void fill_file(int fd, const snap::ObjectRecord& o) {
   }
 }
 
+// The owner it had, when the resumer may give it (root, or the same user).
+void give_owner(int fd, const snap::ObjectRecord& o) { sys::call6(SYS_fchown, fd, o.file.uid, o.file.gid); }
+
 void deleted_file_object(uint32_t i, const snap::ObjectRecord& o) {
   const char* path = g_image.object_string(o.path);
+  // The deleted working directory, still open: the one made again and entered.
+  for (uint32_t k = 0; k < g_image.object_count; k++) {
+    const snap::ObjectRecord& c = g_image.object(k);
+    if (c.kind == uint32_t(snap::ObjectKind::kDeletedCwd) && c.dev == o.dev && c.ino == o.ino && g_made[k].fd >= 0) {
+      g_made[i].fd = stage(sys::call6(SYS_fcntl, g_made[k].fd, F_DUPFD_CLOEXEC, 0), "a deleted directory");
+      return;
+    }
+  }
   const int fd = stage(make_unnamed(path, o.file.mode, "a deleted file"), "a deleted file");
   if ((o.file.mode & 0170000) == 0100000) fill_file(fd, o);
+  give_owner(fd, o);
   g_made[i].fd = fd;
 }
 
@@ -138,6 +151,7 @@ void memfd_object(uint32_t i, const snap::ObjectRecord& o) {
   const int fd = stage(sys::call6(SYS_memfd_create, long(name), MFD_CLOEXEC | MFD_ALLOW_SEALING), "a memfd");
   fill_file(fd, o);
   sys::call6(SYS_fchmod, fd, o.file.mode & 07777);
+  give_owner(fd, o);
   g_made[i].fd = fd;
 }
 
@@ -165,6 +179,7 @@ bool enter_deleted_cwd() {
           .s(" again: ").err(r);
       refuse_objects(l);
     }
+    g_made[i].fd = stage(r, "the deleted working directory");
     return true;
   }
   return false;

@@ -102,7 +102,6 @@ extern "C" [[noreturn]] void restorer_main(long* sp) {
   const int image_fd = prepare_descriptors(uffd, &staging);
   // Objects can still be refused: nothing of the process runs yet.
   create_objects(staging);
-  enter_deleted_cwd();
   trace("objects made");
   // The point of no return.
   leave_own_address_space();

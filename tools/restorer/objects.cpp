@@ -173,6 +173,11 @@ long open_description(uint32_t i, uint32_t flags) {
       m.write_taken = true;
       return m.write_end;
     }
+  } else if (o.kind == uint32_t(snap::ObjectKind::kMemfd) && mode == O_RDWR && !m.read_taken) {
+    // The memfd itself: a reopened one would count as a writer, and exec of it (fexecve) would
+    // then fail with ETXTBSY where the program's own memfd did not.
+    m.read_taken = true;
+    return m.fd;
   } else if (o.kind != uint32_t(snap::ObjectKind::kPipe) && o.kind != uint32_t(snap::ObjectKind::kDeletedFile) &&
              o.kind != uint32_t(snap::ObjectKind::kMemfd)) {
     return m.fd;
@@ -243,9 +248,11 @@ void create_objects(int first_staging) {
     }
     break;
   }
+  for (uint32_t i = 0; i < g_image.object_count; i++) g_made[i] = Made{};
+  // The working directory first: a deleted directory still open is the same one.
+  enter_deleted_cwd();
   for (uint32_t i = 0; i < g_image.object_count; i++) {
     const snap::ObjectRecord& o = g_image.object(i);
-    g_made[i] = Made{};
     switch (snap::ObjectKind(o.kind)) {
       case snap::ObjectKind::kPipe: pipe_object(i, o); break;
       case snap::ObjectKind::kEventfd: eventfd_object(i, o); break;
@@ -307,7 +314,7 @@ void place_descriptors() {
     if (d.same_as != -1) continue;
     // The status flags the program had (O_NONBLOCK, O_APPEND, O_ASYNC, ...), and the offset.
     sys::call6(SYS_fcntl, d.fd, F_SETFL, long(d.open_flags & ~uint32_t(O_ACCMODE | O_DIRECTORY | O_LARGEFILE)));
-    if (!(d.open_flags & O_APPEND) && has_offset(d)) sys::call6(SYS_lseek, d.fd, long(d.position), 0);
+    if (has_offset(d)) sys::call6(SYS_lseek, d.fd, long(d.position), 0);
   }
   for (uint32_t i = 0; i < g_image.object_count; i++) {
     if (g_image.object(i).kind == uint32_t(snap::ObjectKind::kInotify)) add_watches(g_made[i].fd, g_image.object(i));
@@ -330,7 +337,23 @@ void add_epoll_entries() {
       epoll_event ev = {};
       ev.events = e[k].events;
       ev.data.u64 = e[k].data;
+      // A file added under a number it no longer has: put there for the call, then put back.
+      long saved = -1, fd_flags = -1;
+      const bool moved = e[k].file_fd != e[k].fd && e[k].file_fd >= 0;
+      if (moved) {
+        fd_flags = sys::call6(SYS_fcntl, e[k].fd, F_GETFD);
+        if (fd_flags >= 0) saved = sys::call6(SYS_fcntl, e[k].fd, F_DUPFD_CLOEXEC, g_next_staging);
+        sys::call6(SYS_dup3, e[k].file_fd, e[k].fd, 0);
+      }
       const long r = sys::call6(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, e[k].fd, long(&ev));
+      if (moved) {
+        if (saved >= 0) {
+          sys::call6(SYS_dup3, saved, e[k].fd, (fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+          sys::close(int(saved));
+        } else {
+          sys::close(e[k].fd);
+        }
+      }
       if (r < 0) {
         Line l;
         resume_line(l).s("cannot add descriptor ").u(uint64_t(e[k].fd)).s(" to epoll descriptor ").u(uint64_t(epfd))
@@ -371,14 +394,20 @@ void arm_timers() {
       const snap::TimerfdState& t = o.timerfd;
       const int fd = final_fd(i);
       itimerspec its = {{t.interval_sec, t.interval_nsec}, {t.value_sec, t.value_nsec}};
-      if ((t.settime_flags & 1 /* TFD_TIMER_ABSTIME */) && (t.value_sec || t.value_nsec)) {
+      if (!t.value_sec && !t.value_nsec) {
+        // A periodic timer that had expired and was not read (fdinfo shows no time left): it goes
+        // on, next due an interval from now.
+        its.it_value = its.it_interval;
+      }
+      const bool armed = its.it_value.tv_sec || its.it_value.tv_nsec;
+      if ((t.settime_flags & 1 /* TFD_TIMER_ABSTIME */) && armed) {
         // The time left at the checkpoint, from now, on the timer's clock.
         sys::clock_gettime(t.clock, &now);
         its.it_value.tv_sec += now.tv_sec;
         its.it_value.tv_nsec += now.tv_nsec;
         if (its.it_value.tv_nsec >= 1000000000) its.it_value.tv_sec++, its.it_value.tv_nsec -= 1000000000;
       }
-      if (t.value_sec || t.value_nsec) sys::call6(SYS_timerfd_settime, fd, t.settime_flags, long(&its), 0);
+      if (armed) sys::call6(SYS_timerfd_settime, fd, t.settime_flags, long(&its), 0);
       // Expirations not read yet (after settime, which clears them).
       uint64_t ticks = t.ticks;
       if (ticks) sys::ioctl(fd, _IOW('T', 0, uint64_t), &ticks);

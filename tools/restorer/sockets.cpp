@@ -80,6 +80,30 @@ socklen_t address(snap::StringRef ref, const void** out) {
 
 bool unix_path(const sockaddr_un* a, socklen_t len) { return len > sizeof(sa_family_t) && a->sun_path[0]; }
 
+// Binds to a path whose missing directories are made first; the socket file and those
+// directories are removed again (the caller wanted the name, not the file).
+long bind_in_made_directories(int fd, const sockaddr_un* a, socklen_t len) {
+  static char path[sizeof a->sun_path + 1];
+  memcpy(path, a->sun_path, sizeof a->sun_path);
+  path[sizeof a->sun_path] = 0;
+  size_t made[16];
+  int count = 0;
+  for (size_t k = 1; path[k] && count < 16; k++) {
+    if (path[k] != '/') continue;
+    path[k] = 0;
+    if (sys::call6(SYS_mkdirat, AT_FDCWD, long(path), 0700) == 0) made[count++] = k;
+    path[k] = '/';
+  }
+  const long r = sys::call6(SYS_bind, fd, long(a), len);
+  if (r == 0) sys::unlinkat(AT_FDCWD, path, 0);
+  while (count) {
+    const size_t k = made[--count];
+    path[k] = 0;
+    sys::unlinkat(AT_FDCWD, path, AT_REMOVEDIR);
+  }
+  return r;
+}
+
 // Binds a unix socket to its name again. A socket file left by the checkpointed process is
 // removed first, unless a socket still listens on it.
 void bind_unix(uint32_t i, int fd) {
@@ -101,8 +125,15 @@ void bind_unix(uint32_t i, int fd) {
       sys::unlinkat(AT_FDCWD, a.sun_path, 0);
     }
   }
-  const long r = sys::call6(SYS_bind, fd, long(&a), len);
+  long r = sys::call6(SYS_bind, fd, long(&a), len);
+  if (r == -ENOENT && (o.flags & snap::kObjectDeleted) && unix_path(&a, len)) {
+    // Its directory went with it: made for the bind, removed again with the name.
+    r = bind_in_made_directories(fd, &a, len);
+  }
   if (r < 0) fail(i, "bind", r);
+  if (unix_path(&a, len) && sock(i).file_mode && !(o.flags & snap::kObjectDeleted)) {
+    sys::call6(SYS_fchmodat, AT_FDCWD, long(a.sun_path), sock(i).file_mode, 0);
+  }
   if (unix_path(&a, len)) {
     if (o.flags & snap::kObjectDeleted) {
       sys::unlinkat(AT_FDCWD, a.sun_path, 0);  // it had been removed: the name stays, the file goes
@@ -237,17 +268,23 @@ void send_queue(uint32_t i) {
 void make_sockets() {
   const uint32_t n = g_image.object_count;
   for (uint32_t i = 0; i < n; i++) g_ghost_peer[i] = -1;
-  // 1. Sockets on their own: unconnected, listening, and every datagram socket.
-  for (uint32_t i = 0; i < n; i++) {
+  // 1. Sockets on their own: unconnected, listening, and every datagram socket. Those whose name
+  // was removed first: bound and unbound again, they free the name for one that still has it.
+  for (uint32_t k = 0; k < 2 * n; k++) {
+    const uint32_t i = k % n;
     const snap::ObjectRecord& o = g_image.object(i);
-    if (!is_socket(o)) continue;
+    if (!is_socket(o) || bool(o.flags & snap::kObjectDeleted) != (k < n)) continue;
     const snap::SocketState& s = o.socket;
     const bool connected_stream = s.type != SOCK_DGRAM && (s.state == uint32_t(snap::SocketConnection::kConnected) ||
                                                             s.state == uint32_t(snap::SocketConnection::kPending));
     const bool datagram_pair = o.kind == uint32_t(snap::ObjectKind::kUnixSocket) && s.type == SOCK_DGRAM &&
                                s.peer >= 0 && sock(uint32_t(s.peer)).peer == int32_t(i) && !o.path.length &&
                                !g_image.object(uint32_t(s.peer)).path.length;
-    if (connected_stream || datagram_pair) continue;
+    // A socket whose peer was closed gets a peer of its own in pass 2.
+    const bool peer_gone = o.kind == uint32_t(snap::ObjectKind::kUnixSocket) &&
+                           s.state == uint32_t(snap::SocketConnection::kConnected) && s.peer < 0 &&
+                           o.peer_path.length <= sizeof(sa_family_t);
+    if (connected_stream || datagram_pair || peer_gone) continue;
     const int fd = make(i);
     if (o.kind == uint32_t(snap::ObjectKind::kInetSocket)) {
       bind_inet(i, fd);
