@@ -362,18 +362,18 @@ TEST(ResumeObjects, SignalfdTimerfdInotifyAndPosixTimers) {
 }
 
 TEST(ResumeObjects, DeletedFilesMemfdsAndADeletedWorkingDirectory) {
-  objects_resume("deleted", "ghost,memfd,mapped-only,deleted-cwd", {0, 3});
+  objects_resume("deleted", "ghost,memfd,mapped-only,deleted-cwd,proc-self", {0, 3});
 }
 
 TEST(ResumeObjects, SharedMemoryAndForkAdvice) {
-  objects_resume("shared", "shared-anon,sysv,dontfork", {0, 3});
-  objects_resume("shared-eager", "shared-anon,sysv,dontfork", {2}, /*eager=*/true);
+  objects_resume("shared", "shared-anon,sysv,dontfork,advice", {0, 3});
+  objects_resume("shared-eager", "shared-anon,sysv,dontfork,advice", {2}, /*eager=*/true);
 }
 
 TEST(ResumeObjects, EveryKindTogetherEagerly) {
   objects_resume("all",
                  "pipe,fifo,eventfd,epoll,stream,seqpacket,dgram,listen,closed-peer,tcp,udp,signalfd,timerfd,inotify,"
-                 "posix-timer,ghost,memfd,mapped-only,shared-anon,sysv,dontfork,deleted-cwd",
+                 "posix-timer,ghost,memfd,mapped-only,shared-anon,sysv,dontfork,deleted-cwd,advice,proc-self",
                  {2}, /*eager=*/true);
 }
 

@@ -5,7 +5,7 @@
 // resumed one, on any machine at any speed (a time is printed only as "within its range").
 //
 // Kinds: pipe fifo stream dgram seqpacket listen tcp udp eventfd epoll signalfd timerfd inotify
-// ghost memfd posix-timer shared-anon sysv dontfork deleted-cwd closed-peer mapped-only
+// ghost memfd posix-timer shared-anon sysv dontfork deleted-cwd closed-peer mapped-only advice proc-self
 #pragma once
 
 #include <arpa/inet.h>
@@ -168,6 +168,12 @@ class Objects {
       e.events = EPOLLIN | EPOLLONESHOT;
       e.data.u64 = 0x2222;
       epoll_ctl(epoll_, EPOLL_CTL_ADD, eventfd_, &e);
+      // Added under a number closed since: the entry stays while pipe_[0] holds the pipe.
+      const int moved = dup(pipe_[0]);
+      e.events = EPOLLIN;
+      e.data.u64 = 0x3333;
+      if (moved < 0 || epoll_ctl(epoll_, EPOLL_CTL_ADD, moved, &e)) broken("epoll moved");
+      close(moved);
     }
     if (want("signalfd")) {
       sigset_t m;
@@ -264,6 +270,20 @@ class Objects {
           madvise(wipe_, 1 << 16, MADV_WIPEONFORK)) {
         broken("madvise");
       }
+    }
+    if (want("advice")) {
+      // How a mapping was made and advised (smaps VmFlags nr, rr, dd) is kept.
+      advised_ = static_cast<char*>(mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+      if (advised_ == MAP_FAILED || madvise(advised_, 1 << 16, MADV_RANDOM) ||
+          madvise(advised_, 1 << 16, MADV_DONTDUMP)) {
+        broken("advice");
+      }
+    }
+    if (want("proc-self")) {
+      // The process's own /proc file: the resumed process's own again.
+      proc_self_ = open("/proc/self/status", O_RDONLY);
+      if (proc_self_ < 0) broken("open /proc/self/status");
     }
     if (want("deleted-cwd")) {
       const std::string gone = dir_ + "/gone";
@@ -410,6 +430,17 @@ class Objects {
       printf("dontfork %llu %llu wiped in child %d\n", static_cast<unsigned long long>(dontfork_[s]),
              static_cast<unsigned long long>(wipe_[s]), WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
+    if (want("advice")) {
+      advised_[s * 4096] = char(s + 1);
+      printf("advice %s\n", vm_flags(advised_, {"nr", "rr", "dd"}).c_str());
+    }
+    if (want("proc-self")) {
+      char buf[4096];
+      const ssize_t n = pread(proc_self_, buf, sizeof buf - 1, 0);
+      buf[n > 0 ? n : 0] = 0;
+      const char* pid = strstr(buf, "\nPid:\t");
+      printf("proc-self %s own pid %d\n", fd_name(proc_self_).c_str(), pid && atoi(pid + 6) == int(getpid()));
+    }
     if (want("deleted-cwd")) {
       char buf[4096];
       const bool got = getcwd(buf, sizeof buf) != nullptr;
@@ -486,6 +517,28 @@ class Objects {
     printf("%s %s %s\n", name, a.c_str(), b.c_str());
   }
 
+  // Which of the VmFlags names the mapping at p has ("nr rr" ...), from /proc/self/smaps.
+  static std::string vm_flags(const void* p, std::initializer_list<const char*> names) {
+    FILE* f = fopen("/proc/self/smaps", "r");
+    if (!f) broken("smaps");
+    char line[1024];
+    bool inside = false;
+    std::string out;
+    while (fgets(line, sizeof line, f)) {
+      unsigned long start = 0, end = 0;
+      if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {  // a mapping's first line
+        inside = uintptr_t(p) >= start && uintptr_t(p) < end;
+      } else if (inside && !strncmp(line, "VmFlags:", 8)) {
+        for (const char* n : names) {
+          if (strstr(line, (std::string(" ") + n).c_str())) out += std::string(out.empty() ? "" : " ") + n;
+        }
+        break;
+      }
+    }
+    fclose(f);
+    return out.empty() ? "-" : out;
+  }
+
   std::string drain_inotify() {
     std::string out;
     alignas(inotify_event) char buf[4096];
@@ -511,6 +564,8 @@ class Objects {
   int inotify_ = -1, watch_ = -1;
   int ghost_ = -1, memfd_ = -1;
   char* ghost_map_ = nullptr;
+  char* advised_ = nullptr;
+  int proc_self_ = -1;
   char* memfd_map_ = nullptr;
   char* only_shared_ = nullptr;
   char* only_private_ = nullptr;
