@@ -22,6 +22,7 @@
 #include "core/uffd/userfaultfd.h"
 #include "tools/commands.h"
 #include "tools/launcher.h"
+#include "tools/remote/location.h"
 
 namespace uffdlazy::cli {
 
@@ -159,6 +160,11 @@ int cmd_resume(int argc, char** argv) {
   }
   if (!path) {
     std::fputs(kUsage, stderr);
+    return 2;
+  }
+  if (remote::is_remote(path)) {
+    std::fprintf(stderr, "uffdlazy: resume %s: resuming from a URL is not built yet; pull the image first "
+                 "(uffdlazy pull URL FILE)\n", path);
     return 2;
   }
   uint32_t prefetch = ckpt::kResumePrefetchAll, readahead = 1024;

@@ -264,6 +264,27 @@ bool checkpoint_pending() {
   return g.path[0] && !g.written && !g.resumed;
 }
 
+namespace {
+
+// Scoped RegionTable::copy_into_forks(true); back to wiping when the checkpoint is done, here and
+// in a resumed process (which returns through this frame).
+class TableCopiedIntoForks {
+ public:
+  explicit TableCopiedIntoForks(RegionTable* t) : table_(t) {
+    if (table_) table_->copy_into_forks(true);
+  }
+  ~TableCopiedIntoForks() {
+    if (table_) table_->copy_into_forks(false);
+  }
+  TableCopiedIntoForks(const TableCopiedIntoForks&) = delete;
+  TableCopiedIntoForks& operator=(const TableCopiedIntoForks&) = delete;
+
+ private:
+  RegionTable* table_;
+};
+
+}  // namespace
+
 void checkpoint_now() {
   g.hooks.describe(&g.access);
   const ShimAccess& a = g.access;
@@ -297,7 +318,10 @@ void checkpoint_now() {
     refuse(why);
     return;
   }
-  // Every other thread is stopped: what follows sees the process as it will be saved.
+  // Every other thread is stopped: what follows sees the process as it will be saved. The
+  // image writer (a forked child) and the image need the region table, whose pool is otherwise
+  // wiped in forked children (and would read as the program's MADV_WIPEONFORK memory).
+  TableCopiedIntoForks table_copied(a.table);
   g.process.clear();
   g.threads.clear();
   g.mappings.clear();

@@ -16,7 +16,8 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is
 
 inline constexpr char kMagic[8] = {'U', 'F', 'F', 'D', 'S', 'N', 'A', 'P'};
 inline constexpr uint16_t kVersionMajor = 1;  // a reader refuses any other major
-inline constexpr uint16_t kVersionMinor = 0;  // a reader accepts any minor of its major
+inline constexpr uint16_t kVersionMinor = 1;  // a reader accepts any minor of its major
+// 1.1: FileHeader::index_digest (zeros in a 1.0 file: no digest).
 
 inline constexpr uint32_t kMinPageSize = 4096;
 inline constexpr uint32_t kMaxPageSize = 1u << 21;
@@ -55,13 +56,17 @@ struct FileHeader {
   uint32_t exe_id_kind;             // IdKind
   uint32_t exe_id_length;
   uint8_t exe_id[kMaxIdLength];
-  uint8_t reserved[96];
+  // 1.1: SHA-256 of the snapshot's metadata (index_digest.h says which bytes), so that a snapshot
+  // fetched from elsewhere can be authenticated and pinned; all zeros: none recorded (1.0).
+  uint8_t index_digest[32];
+  uint8_t reserved[64];
 };
 static_assert(sizeof(FileHeader) == 256);
 static_assert(offsetof(FileHeader, header_checksum) == 16);
 static_assert(offsetof(FileHeader, exe_id) == 96);
+static_assert(offsetof(FileHeader, index_digest) == 160);
 // Every field a 1.0 reader needs lies below this; a header declaring a smaller fixed part is bad.
-inline constexpr uint32_t kMinFixedSize = offsetof(FileHeader, reserved);
+inline constexpr uint32_t kMinFixedSize = offsetof(FileHeader, index_digest);
 
 enum class SectionType : uint32_t {
   kStrings = 1,    // NUL-terminated strings referenced by offset

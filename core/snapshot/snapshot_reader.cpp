@@ -10,6 +10,7 @@
 #include "core/base/aside_mmap.h"
 #include "core/base/raw_syscall.h"
 #include "core/snapshot/checksum.h"
+#include "core/snapshot/index_digest.h"
 #include "core/snapshot/process_format.h"
 
 namespace uffdlazy::snap {
@@ -388,6 +389,10 @@ ReadStatus SnapshotReader::validate_index() {
 bool SnapshotReader::object_data_intact() const {
   const Section& s = process_[kObjectDataSlot];
   return !s.checked || checksum(base_ + s.offset, s.length) == s.checksum;
+}
+
+bool SnapshotReader::compute_index_digest(uint8_t out[32]) const {
+  return base_ && snap::compute_index_digest(base_, header_.file_size, out);
 }
 
 SectionView SnapshotReader::process_section(uint32_t type) const {

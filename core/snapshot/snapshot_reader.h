@@ -76,6 +76,13 @@ class SnapshotReader {
   uint64_t data_length() const { return data_length_; }
   uint64_t index_offset() const { return index_offset_; }  // where the page index lies in the file
 
+  // The index digest the header records (index_digest.h); has_index_digest() is false for a 1.0
+  // file, which has none.
+  const uint8_t* recorded_index_digest() const { return header_.index_digest; }
+  // The digest of the metadata as it lies in the file now (hashes header, section table and every
+  // section but the data). False if the file no longer holds them.
+  bool compute_index_digest(uint8_t out[32]) const;
+
   const char* exe_path() const { return exe_path_; }
   ModuleView executable() const;
   // A ModuleIdentity of the recorded executable, e.g. to compare with same_module().
