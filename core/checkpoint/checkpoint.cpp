@@ -1,5 +1,6 @@
 #include "core/checkpoint/checkpoint.h"
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -40,7 +41,6 @@ struct State {
   TableBuilder process, threads, mappings, descriptors;
   ObjectTable objects;
   bool written = false;
-  uint32_t writing = 0;  // futex word: 1 while a writer runs with the program going on
   bool resumed = false;  // this process was resumed from an image (its own checkpoint was taken)
   uint32_t capture_old_tid = 0;
   uint64_t pinned[kMaxPinned] = {};
@@ -98,9 +98,7 @@ uint64_t pending_signals(uint32_t tid) {
 void finish_resume() {
   ResumeBlock& b = resume_block();
   // Before any program thread runs again: it may end at once, and its exit status depends on this.
-  // (The image was written while `writing` was set: no writer runs in this process.)
   g.written = false;
-  g.writing = 0;
   g.resumed = true;
   hidden_thread_renumbered(g.capture_old_tid, sys::gettid());
   const size_t n = strnlen(b.checkpoint, sizeof b.checkpoint);
@@ -257,12 +255,16 @@ bool arm_checkpoint(const Settings& settings, const Hooks& hooks) {
          g.descriptors.reserve(sizeof(snap::DescriptorRecord), 1u << 16, 8u << 20) && g.objects.reserve();
 }
 
-bool checkpoint_pending() {
-  // The program ends while the writer of a continue-mode checkpoint still writes: its outcome
-  // decides the exit status.
-  while (__atomic_load_n(&g.writing, __ATOMIC_ACQUIRE)) sys::futex(&g.writing, FUTEX_WAIT_PRIVATE, 1);
-  return g.path[0] && !g.written && !g.resumed;
+// Non-zero from the moment the program runs on beside its image writer until the writer is done
+// (set after the writer's clone: the image, and so a resumed process, holds 0).
+constinit std::atomic<uint32_t> g_image_being_written{0};
+
+void wait_while_image_written() {
+  while (g_image_being_written.load(std::memory_order_acquire))
+    sys::futex(&g_image_being_written, FUTEX_WAIT_PRIVATE, 1);
 }
+
+bool checkpoint_pending() { return g.path[0] && !g.written && !g.resumed; }
 
 namespace {
 
@@ -434,11 +436,12 @@ void checkpoint_now() {
   for (uint32_t i = 0; i < g.mappings.count(); i++) {
     shared |= static_cast<const snap::MappingRecord*>(g.mappings.record(i))->kind == uint32_t(snap::MappingKind::kShared);
   }
-  __atomic_store_n(&g.writing, 1, __ATOMIC_RELEASE);
+  if (!g.then_stop) g_image_being_written.store(1, std::memory_order_release);
   if (!g.then_stop && !shared) release_threads();
   const int status = wait_image_writer(pid, in);
   if (status == 0) g.written = true;
-  wake(&g.writing, 0);
+  g_image_being_written.store(0, std::memory_order_release);
+  sys::futex(&g_image_being_written, FUTEX_WAKE_PRIVATE, 1 << 30);
   if (!g.then_stop && shared) release_threads();
   if (g.then_stop) {
     // The image is complete (status 0), or the writer said why not: either way the process ends
