@@ -121,7 +121,16 @@ long capture_epoll(const OpenFile& f, ObjectTable* objects, LineWriter* why) {
   for (const char* p = f.info; (p = line_value(p, "tfd:")) != nullptr;) {
     const char* end = end_of(p);
     snap::EpollEntry e = {};
+    const char* line = p;
     e.fd = int32_t(parse_number(&p, end));
+    // Entries added under the same number (one closed or replaced since) are told apart by their
+    // rank among those with that number, in the order fdinfo lists them (KCMP_EPOLL_TFD's toff).
+    uint32_t rank = 0;
+    for (const char* q = f.info; (q = line_value(q, "tfd:")) != nullptr && q < line;) {
+      const char* q_end = end_of(q);
+      rank += parse_number(&q, q_end) == uint64_t(e.fd);
+      q = q_end;
+    }
     const char* ev = field(p, end, "events:");
     const char* data = field(p, end, "data:");
     if (!ev || !data) return unreadable(f, why);
@@ -130,7 +139,7 @@ long capture_epoll(const OpenFile& f, ObjectTable* objects, LineWriter* why) {
     // The watched file must still be the one at that number: the resume adds it by number.
     struct {
       uint32_t efd, tfd, toff;
-    } slot = {uint32_t(f.fd), uint32_t(e.fd), 0};
+    } slot = {uint32_t(f.fd), uint32_t(e.fd), rank};
     e.file_fd = -1;
     if (sys::call6(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, e.fd, long(&slot)) == 0) {
       e.file_fd = e.fd;
