@@ -120,8 +120,8 @@ ReadStatus ProcessImage::check_objects(const SnapshotReader& reader, bool check_
 
 ReadStatus ProcessImage::open(const SnapshotReader& reader, bool check_object_data) {
   ReadStatus s;
-  if (!(s = table(reader.process_section(uint32_t(ProcessSection::kProcess)), sizeof(ProcessRecord), &process_table_)).ok() ||
-      !(s = table(reader.process_section(uint32_t(ProcessSection::kThreads)), sizeof(ThreadRecord), &threads_)).ok() ||
+  if (!(s = table(reader.process_section(uint32_t(ProcessSection::kProcess)), kProcessRecordSize10, &process_table_)).ok() ||
+      !(s = table(reader.process_section(uint32_t(ProcessSection::kThreads)), kThreadRecordSize10, &threads_)).ok() ||
       !(s = table(reader.process_section(uint32_t(ProcessSection::kMappings)), sizeof(MappingRecord), &mappings_)).ok() ||
       !(s = table(reader.process_section(uint32_t(ProcessSection::kDescriptors)), kDescriptorRecordSize10,
                   &descriptors_)).ok()) {

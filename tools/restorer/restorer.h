@@ -47,6 +47,7 @@ class Line {
   Line& s(const char* text, size_t n);
   Line& u(uint64_t v);
   Line& x(uint64_t v);
+  Line& i(int64_t v);
   Line& err(long negative_errno);
   void emit();
 
@@ -119,6 +120,11 @@ struct Image {
   const char* object_string(snap::StringRef s) const { return object_strings + s.offset; }
   const uint8_t* data_of(const snap::ObjectRecord& o) const { return object_data + o.data_offset; }
   long mapping_at(uint64_t addr) const;
+  // The settings of the process and of thread i (image.cpp); none known in an image written
+  // before they were recorded (its records are shorter).
+  const snap::ProcessSettings& settings() const;
+  const snap::ThreadSettings& thread_settings(const snap::ThreadRecord& t) const;
+  uint32_t process_stride = 0;
 };
 extern Image g_image;
 void map_image();
@@ -188,6 +194,17 @@ bool enter_deleted_cwd();  // true when the working directory was a deleted one 
 void shared_memory_object(uint32_t i, const snap::ObjectRecord& o);  // SysV: the segment
 long map_shared(const snap::MappingRecord& m);  // a kShared mapping, at its address
 void release_shared_memory();  // once every mapping is made
+
+// process_settings.cpp
+// The process-wide settings (ids and groups, oom_score_adj, THP, membarrier, ...): set before the
+// point of no return, and the resume refused with one line when one cannot be.
+void restore_process_settings();
+// Those the restorer's own work would trip over (memory-deny-write-execute), after it.
+void restore_late_settings();
+// The calling thread's own (scheduling, affinity, capabilities, ...), on each thread.
+void restore_thread_settings(const snap::ThreadRecord& t);
+// The leases on the reopened descriptors (after restore_descriptors).
+void restore_leases();
 
 // threads.cpp
 // uffd: the userfaultfd's number in the process (the shim's), or -1 when there is none.
