@@ -32,8 +32,39 @@ const char* kind_name(uint32_t kind) {
     case snap::MappingKind::kFileShared: return "file (shared)";
     case snap::MappingKind::kVdso: return "vdso";
     case snap::MappingKind::kVsyscall: return "vsyscall";
+    case snap::MappingKind::kShared: return "shared memory";
   }
   return "?";
+}
+
+const char* object_kind(uint32_t kind) {
+  switch (snap::ObjectKind(kind)) {
+    case snap::ObjectKind::kPipe: return "pipe";
+    case snap::ObjectKind::kUnixSocket: return "unix socket";
+    case snap::ObjectKind::kInetSocket: return "ip socket";
+    case snap::ObjectKind::kEventfd: return "eventfd";
+    case snap::ObjectKind::kEpoll: return "epoll";
+    case snap::ObjectKind::kSignalfd: return "signalfd";
+    case snap::ObjectKind::kTimerfd: return "timerfd";
+    case snap::ObjectKind::kInotify: return "inotify";
+    case snap::ObjectKind::kDeletedFile: return "deleted file";
+    case snap::ObjectKind::kMemfd: return "memfd";
+    case snap::ObjectKind::kSharedMemory: return "shared memory";
+    case snap::ObjectKind::kPosixTimer: return "posix timer";
+    case snap::ObjectKind::kDeletedCwd: return "deleted cwd";
+  }
+  return "?";
+}
+
+// A socket address (its raw bytes) or path as text.
+std::string object_name(const snap::ProcessImage& image, const snap::ObjectRecord& o) {
+  const char* p = image.object_string(o.path);
+  if (o.kind == uint32_t(snap::ObjectKind::kUnixSocket)) {
+    if (o.path.length <= 2) return "";
+    return p[2] ? std::string(p + 2) : "@" + std::string(p + 3, o.path.length - 3);
+  }
+  if (o.kind == uint32_t(snap::ObjectKind::kInetSocket)) return o.path.length ? "(bound)" : "";
+  return p;
 }
 
 const char* descriptor_kind(uint32_t kind) {
@@ -41,6 +72,7 @@ const char* descriptor_kind(uint32_t kind) {
     case snap::DescriptorKind::kFile: return "file";
     case snap::DescriptorKind::kShimUffd: return "shim userfaultfd";
     case snap::DescriptorKind::kShimStderr: return "shim stderr copy";
+    case snap::DescriptorKind::kObject: return "object";
   }
   return "?";
 }
@@ -54,8 +86,8 @@ std::string open_flags(uint32_t f) {
 }
 
 struct MappingTotals {
-  uint64_t count[6] = {};
-  uint64_t bytes[6] = {};
+  uint64_t count[7] = {};
+  uint64_t bytes[7] = {};
   uint64_t lazy_bytes = 0;
 };
 
@@ -63,7 +95,7 @@ MappingTotals totals(const snap::ProcessImage& image) {
   MappingTotals t;
   for (uint32_t i = 0; i < image.mapping_count(); i++) {
     const snap::MappingRecord& m = image.mapping(i);
-    if (m.kind > 5) continue;
+    if (m.kind > 6) continue;
     t.count[m.kind]++;
     t.bytes[m.kind] += m.end - m.start;
     if (m.flags & snap::kMappingLazy) t.lazy_bytes += m.end - m.start;
@@ -103,18 +135,29 @@ void print_process_text(const snap::SnapshotReader& reader, const snap::ProcessI
   }
   const MappingTotals mt = totals(image);
   std::printf("\nmappings    %u (%" PRIu64 " bytes served lazily)\n", image.mapping_count(), mt.lazy_bytes);
-  for (uint32_t k = 0; k < 6; k++) {
+  for (uint32_t k = 0; k < 7; k++) {
     if (mt.count[k]) std::printf("  %-16s %6" PRIu64 " %16" PRIu64 " bytes\n", kind_name(k), mt.count[k], mt.bytes[k]);
   }
   std::printf("\ndescriptors %u (besides stdin, stdout and stderr, which are the resumer's)\n", image.descriptor_count());
   for (uint32_t i = 0; i < image.descriptor_count(); i++) {
-    const snap::DescriptorRecord& d = image.descriptor(i);
-    std::printf("  %-6d %-18s", d.fd, descriptor_kind(d.kind));
-    if (d.kind == uint32_t(snap::DescriptorKind::kFile)) {
+    const snap::DescriptorRecord d = image.descriptor(i);
+    const bool object = d.kind == uint32_t(snap::DescriptorKind::kObject);
+    std::printf("  %-6d %-18s", d.fd, object ? object_kind(image.object(d.object - 1).kind) : descriptor_kind(d.kind));
+    if (d.same_as != -1) {
+      std::printf(" dup of %d", d.same_as);
+    } else if (d.kind == uint32_t(snap::DescriptorKind::kFile)) {
       std::printf(" %-16s offset %-10" PRIu64 " %s", open_flags(d.open_flags).c_str(), d.position,
                   image.descriptor_string(d.path));
+    } else if (object) {
+      std::printf(" %-16s object %u", open_flags(d.open_flags).c_str(), d.object - 1);
     }
     std::printf("\n");
+  }
+  std::printf("\nobjects     %u\n", image.object_count());
+  for (uint32_t i = 0; i < image.object_count(); i++) {
+    const snap::ObjectRecord& o = image.object(i);
+    std::printf("  %-6u %-18s %" PRIu64 " bytes held %s%s\n", i, object_kind(o.kind), o.data_length,
+                object_name(image, o).c_str(), (o.flags & snap::kObjectDeleted) ? " (deleted)" : "");
   }
   (void)ps;
 }
@@ -143,10 +186,18 @@ void print_process_json(const snap::SnapshotReader& reader, const snap::ProcessI
   }
   std::printf("],\"descriptors\":[");
   for (uint32_t i = 0; i < image.descriptor_count(); i++) {
-    const snap::DescriptorRecord& d = image.descriptor(i);
-    std::printf("%s{\"fd\":%d,\"kind\":\"%s\",\"flags\":\"%s\",\"offset\":%" PRIu64 ",\"path\":%s}", i ? "," : "", d.fd,
-                descriptor_kind(d.kind), open_flags(d.open_flags).c_str(), d.position,
-                js(image.descriptor_string(d.path)).c_str());
+    const snap::DescriptorRecord d = image.descriptor(i);
+    std::printf("%s{\"fd\":%d,\"kind\":\"%s\",\"flags\":\"%s\",\"offset\":%" PRIu64 ",\"path\":%s,\"same_as\":%d,"
+                "\"object\":%ld}",
+                i ? "," : "", d.fd, descriptor_kind(d.kind), open_flags(d.open_flags).c_str(), d.position,
+                js(image.descriptor_string(d.path)).c_str(), d.same_as, long(d.object) - 1);
+  }
+  std::printf("],\"objects\":[");
+  for (uint32_t i = 0; i < image.object_count(); i++) {
+    const snap::ObjectRecord& o = image.object(i);
+    std::printf("%s{\"kind\":\"%s\",\"bytes\":%" PRIu64 ",\"name\":%s,\"deleted\":%s}", i ? "," : "",
+                object_kind(o.kind), o.data_length, js(object_name(image, o).c_str()).c_str(),
+                (o.flags & snap::kObjectDeleted) ? "true" : "false");
   }
   std::printf("]}");
 }

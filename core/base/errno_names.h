@@ -50,6 +50,10 @@ constexpr const char* errno_name(int err) {
     case ETIMEDOUT: return "ETIMEDOUT";
     case ENOTEMPTY: return "ENOTEMPTY";
     case EPROTO: return "EPROTO";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case ECONNREFUSED: return "ECONNREFUSED";
     default: return "E?";
   }
 }
@@ -98,6 +102,10 @@ constexpr const char* errno_message(int err) {
     case ETIMEDOUT: return "Connection timed out";
     case ENOTEMPTY: return "Directory not empty";
     case EPROTO: return "Protocol error";
+    case EAFNOSUPPORT: return "Address family not supported by protocol";
+    case EADDRINUSE: return "Address already in use";
+    case EADDRNOTAVAIL: return "Cannot assign requested address";
+    case ECONNREFUSED: return "Connection refused";
     default: return "Unknown error";
   }
 }

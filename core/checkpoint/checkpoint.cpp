@@ -16,6 +16,8 @@
 #include "core/checkpoint/image_writer.h"
 #include "core/checkpoint/jump_context.h"
 #include "core/checkpoint/mapping_capture.h"
+#include "core/checkpoint/object_capture.h"
+#include "core/checkpoint/object_table.h"
 #include "core/checkpoint/proc_file.h"
 #include "core/checkpoint/process_capture.h"
 #include "core/checkpoint/process_settings.h"
@@ -38,6 +40,7 @@ struct State {
   Hooks hooks;
   ShimAccess access;
   TableBuilder process, threads, mappings, descriptors;
+  ObjectTable objects;
   bool written = false;
   bool resumed = false;  // this process was resumed from an image (its own checkpoint was taken)
   uint32_t capture_old_tid = 0;
@@ -251,7 +254,7 @@ bool arm_checkpoint(const Settings& settings, const Hooks& hooks) {
          g.process.reserve(sizeof(snap::ProcessRecord), 1, 64 * 1024 + 4 * 65536 + 8) &&
          g.threads.reserve(sizeof(snap::ThreadRecord), kMaxThreads + 8, 4096) &&
          g.mappings.reserve(sizeof(snap::MappingRecord), 1u << 18, 16u << 20) &&
-         g.descriptors.reserve(sizeof(snap::DescriptorRecord), 1u << 16, 8u << 20);
+         g.descriptors.reserve(sizeof(snap::DescriptorRecord), 1u << 16, 8u << 20) && g.objects.reserve();
 }
 
 // Non-zero from the moment the program runs on beside its image writer until the writer is done
@@ -300,6 +303,10 @@ void checkpoint_now() {
     refuse(why);
     return;
   }
+  if (refuse_thread_timers(&why)) {
+    refuse(why);
+    return;
+  }
   if (!stop_program_threads(g.stop_timeout_ns, &why)) {
     refuse(why);
     return;
@@ -323,8 +330,9 @@ void checkpoint_now() {
   g.threads.clear();
   g.mappings.clear();
   g.descriptors.clear();
+  g.objects.clear();
   g.pinned_count = 0;
-  snap::ProcessRecord* proc = capture_process(&g.process, &why);
+  snap::ProcessRecord* proc = capture_process(&g.process, &g.objects, &why);
   if (proc && !capture_settings(&g.process, proc, thread_records(), thread_count(), &why)) proc = nullptr;
   MappingInput mi;
   mi.table = a.table;
@@ -335,10 +343,13 @@ void checkpoint_now() {
     mi.skip = skip;
     mi.skip_pairs = 1;
   }
-  uint64_t arena[2];
-  image_writer_arena(&arena[0], &arena[1]);
-  mi.empty = arena;
-  mi.empty_pairs = 1;
+  // Mapped again at resume, never stored: the writer's arena, the objects' bytes (in the image's
+  // object data section already).
+  uint64_t empty[4];
+  image_writer_arena(&empty[0], &empty[1]);
+  g.objects.data_range(&empty[2], &empty[3]);
+  mi.empty = empty;
+  mi.empty_pairs = 2;
   // The shim's own static data (the resume block, the monitor, the region table's bookkeeping)
   // is written by the restorer and used by the monitor before it serves anything.
   g.pinned[g.pinned_count++] = reinterpret_cast<uint64_t>(&resume_block());
@@ -351,11 +362,13 @@ void checkpoint_now() {
   mi.pinned = g.pinned;
   mi.pinned_count = g.pinned_count;
   mi.lazy_min_bytes = a.lazy_min_bytes;
+  mi.objects = &g.objects;
   ShimDescriptors sd;
   sd.uffd = a.uffd_valid ? a.uffd_fd : -1;
   sd.stderr_copy = a.stderr_copy;
-  if (!proc || !capture_mappings(mi, &g.mappings, proc, &why) || !capture_descriptors(sd, &g.descriptors, &why) ||
-      !capture_leases(&g.descriptors, &why)) {
+  // Descriptors first: a mapping of a deleted file or memfd that is also open is the same object.
+  if (!proc || !capture_descriptors(sd, &g.descriptors, &g.objects, &why) || !capture_leases(&g.descriptors, &why) ||
+      !capture_posix_timers(&g.objects, &why) || !capture_mappings(mi, &g.mappings, proc, &why)) {
     release_threads();
     refuse(why);
     return;
@@ -403,6 +416,9 @@ void checkpoint_now() {
   in.sections[1] = g.threads.finish(&in.lengths[1]);
   in.sections[2] = g.mappings.finish(&in.lengths[2]);
   in.sections[3] = g.descriptors.finish(&in.lengths[3]);
+  in.sections[4] = g.objects.finish_records(&in.lengths[4]);
+  in.sections[5] = g.objects.data();
+  in.lengths[5] = (g.objects.data_bytes() + 7) / 8 * 8;
   in.plan = planned_regions();
   in.plan_count = planned_region_count();
   in.page_size = a.page_size;
@@ -411,22 +427,29 @@ void checkpoint_now() {
   in.program_thread_count = program_threads;
   in.mapping_count = g.mappings.count();
   in.message_fd = a.message_fd;
+  set_fork_advice(g.mappings, false);  // the writer gets MADV_DONTFORK and WIPEONFORK memory too
   const long pid = start_image_writer(in);
+  set_fork_advice(g.mappings, true);
   if (pid < 0) {
     release_threads();
     why.str("cannot start the writer: ").errno_text(int(-pid));
     refuse(why);
     return;
   }
-  // The child holds the image as of now: the program may go on while it writes.
-  if (!g.then_stop) {
-    g_image_being_written.store(1, std::memory_order_release);
-    release_threads();
+  // The child holds the image as of now: the program may go on while it writes, unless it has
+  // shared memory (which the child reads as it is, not a copy of it).
+  g.objects.release_data();
+  bool shared = false;
+  for (uint32_t i = 0; i < g.mappings.count(); i++) {
+    shared |= static_cast<const snap::MappingRecord*>(g.mappings.record(i))->kind == uint32_t(snap::MappingKind::kShared);
   }
+  if (!g.then_stop) g_image_being_written.store(1, std::memory_order_release);
+  if (!g.then_stop && !shared) release_threads();
   const int status = wait_image_writer(pid, in);
   if (status == 0) g.written = true;
   g_image_being_written.store(0, std::memory_order_release);
   sys::futex(&g_image_being_written, FUTEX_WAKE_PRIVATE, 1 << 30);
+  if (!g.then_stop && shared) release_threads();
   if (g.then_stop) {
     // The image is complete (status 0), or the writer said why not: either way the process ends
     // here, as asked, without running on.

@@ -29,6 +29,7 @@ struct ChildState {
   snap::SnapshotWriter writer;
   snap::ModuleIdentity executable;
   uint64_t pagemap[kChunk];
+  unsigned char resident[kChunk];
   alignas(4096) unsigned char zeros[4096];
 };
 
@@ -98,9 +99,27 @@ struct PlannedPages {
   // In memory and the process's own (not a page-cache page of a file mapping).
   bool own(uint64_t e) const { return (e & kSwapped) || ((e & kPresent) && !(e & kFilePage)); }
 
+  // Shared memory holds pages this process may not have mapped (written through another mapping,
+  // dropped with MADV_DONTNEED, swapped out): its own pages are those mincore finds in it, once
+  // MADV_WILLNEED has brought the swapped ones back.
+  unsigned char resident(uint64_t i) {
+    ChildState& c = *g_child;
+    if (i < resident_first || i >= resident_first + sizeof c.resident) {
+      resident_first = i;
+      const uint64_t pages = (region->end - region->start) / in->page_size;
+      const uint64_t n = pages - i < sizeof c.resident ? pages - i : sizeof c.resident;
+      void* at = reinterpret_cast<void*>(region->start + i * in->page_size);
+      sys::madvise(at, n * in->page_size, MADV_WILLNEED);
+      if (sys::mincore(at, n * in->page_size, c.resident) < 0) memset(c.resident, 1, n);
+    }
+    return c.resident[i - resident_first] & 1;
+  }
+  uint64_t resident_first = ~uint64_t(0);
+
+  bool holds(uint64_t i) { return region->shared ? resident(i) : own(entry(i)); }
+
   const void* operator()(uint64_t i) {
-    const uint64_t e = entry(i);
-    if (own(e)) {
+    if (holds(i)) {
       stored++;
       return reinterpret_cast<const void*>(region->start + i * in->page_size);
     }
@@ -119,7 +138,7 @@ struct PlannedPages {
   bool any_stored() {
     const uint64_t pages = (region->end - region->start) / in->page_size;
     for (uint64_t i = 0; i < pages; i++) {
-      if (own(entry(i))) return true;
+      if (holds(i)) return true;
     }
     return false;
   }
@@ -171,9 +190,12 @@ struct PlannedPages {
     if (!st.ok()) fail(st);
     if (r.lazy) lazy_pages += pages.stored;
   }
-  const uint32_t types[4] = {uint32_t(snap::ProcessSection::kProcess), uint32_t(snap::ProcessSection::kThreads),
-                             uint32_t(snap::ProcessSection::kMappings), uint32_t(snap::ProcessSection::kDescriptors)};
-  for (int i = 0; i < 4; i++) {
+  const uint32_t types[ImageInput::kSections] = {
+      uint32_t(snap::ProcessSection::kProcess),     uint32_t(snap::ProcessSection::kThreads),
+      uint32_t(snap::ProcessSection::kMappings),    uint32_t(snap::ProcessSection::kDescriptors),
+      uint32_t(snap::ProcessSection::kObjects),     uint32_t(snap::ProcessSection::kObjectData)};
+  for (int i = 0; i < ImageInput::kSections; i++) {
+    if (types[i] == uint32_t(snap::ProcessSection::kObjectData) && !in.lengths[i]) continue;  // nothing held
     st = c.writer.add_section(types[i], snap::kSectionRequired, in.sections[i], in.lengths[i]);
     if (!st.ok()) fail(st);
   }

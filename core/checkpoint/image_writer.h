@@ -21,8 +21,10 @@ namespace uffdlazy::ckpt {
 struct ImageInput {
   const char* path = nullptr;
   const char* executable = nullptr;  // the program's executable file (identity in the header)
-  const void* sections[4] = {};     // process, threads, mappings, descriptors
-  size_t lengths[4] = {};
+  // process, threads, mappings, descriptors, objects, object data (process_format.h)
+  static constexpr int kSections = 6;
+  const void* sections[kSections] = {};
+  size_t lengths[kSections] = {};
   const PlannedRegion* plan = nullptr;
   uint32_t plan_count = 0;
   uint64_t page_size = 4096;

@@ -10,6 +10,7 @@
 #include "core/base/blocked_section.h"
 #include "core/base/raw_syscall.h"
 #include "core/checkpoint/proc_file.h"
+#include "core/checkpoint/shared_mapping_capture.h"
 #include "core/snapshot/checksum.h"
 
 namespace uffdlazy::ckpt {
@@ -28,6 +29,13 @@ enum : uint32_t {
   kVmGrowsDown = 1u << 7,     // gd
   kVmShadowStack = 1u << 8,   // ss
   kVmUffdOther = 1u << 9,     // uw, ui (registrations that are not ours)
+  kVmNoReserve = 1u << 10,    // nr
+  kVmSequential = 1u << 11,   // sr
+  kVmRandom = 1u << 12,       // rr
+  kVmDontDump = 1u << 13,     // dd
+  kVmHugePage = 1u << 14,     // hg
+  kVmNoHugePage = 1u << 15,   // nh
+  kVmMergeable = 1u << 16,    // mg
 };
 
 struct Vma {
@@ -104,6 +112,13 @@ uint32_t parse_vmflags(const char* p, const char* end) {
     else if (is("ht")) f |= kVmHugetlb;
     else if (is("gd")) f |= kVmGrowsDown;
     else if (is("ss")) f |= kVmShadowStack;
+    else if (is("nr")) f |= kVmNoReserve;
+    else if (is("sr")) f |= kVmSequential;
+    else if (is("rr")) f |= kVmRandom;
+    else if (is("dd")) f |= kVmDontDump;
+    else if (is("hg")) f |= kVmHugePage;
+    else if (is("nh")) f |= kVmNoHugePage;
+    else if (is("mg")) f |= kVmMergeable;
     p += 2;
   }
   return f;
@@ -177,6 +192,10 @@ bool add_plan(const PlannedRegion& p) {
   return true;
 }
 
+MappedVma mapped(const Vma& v, const char* name, size_t name_len) {
+  return MappedVma{v.start, v.end, v.offset, v.dev, v.ino, name, name_len, !v.shared};
+}
+
 }  // namespace
 
 bool prepare_mapping_capture() {
@@ -198,6 +217,7 @@ const PlannedRegion* planned_regions() { return g_scratch ? g_scratch->plan : nu
 bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::ProcessRecord* proc, LineWriter* why) {
   Scratch& sc = *g_scratch;
   sc.vma_count = sc.lazy_count = sc.plan_count = 0;
+  reset_mapped_files();
 
   // 1. Every VMA, with the flags that matter.
   bool have_pending = false;
@@ -263,6 +283,7 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
     }
     snap::MappingKind kind;
     uint32_t flags = 0;
+    long object = -1;
     uint64_t file_size = 0, file_mtime = 0;
     if (name[0] == '[') {
       if (!strcmp(name, "[heap]")) {
@@ -288,6 +309,10 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
         kind = snap::MappingKind::kVsyscall;
       } else if (starts_with(name, name_len, "[anon:") && !v.shared) {
         kind = snap::MappingKind::kAnonymous;
+      } else if (starts_with(name, name_len, "[anon_shmem:") && v.shared) {
+        kind = snap::MappingKind::kShared;
+        object = shared_memory_object(in.objects, mapped(v, name, name_len), why);
+        if (object < 0) return false;
       } else {
         why->str(v.shared ? "shared anonymous memory " : "a special mapping ").str(name).str(" at ").hex(v.start);
         return false;
@@ -298,23 +323,19 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
         return false;
       }
       kind = snap::MappingKind::kAnonymous;
+    } else if (name[0] == '/' && ends_with(name, name_len, " (deleted)")) {
+      const MappedVma m = mapped(v, name, name_len - 10);
+      if (v.shared && (starts_with(name, name_len, "/SYSV") || starts_with(name, name_len, "/dev/zero (deleted)"))) {
+        kind = snap::MappingKind::kShared;
+        object = shared_memory_object(in.objects, m, why);
+      } else {
+        // A deleted file or a memfd: mapped from the object made again.
+        kind = v.shared ? snap::MappingKind::kFileShared : snap::MappingKind::kFilePrivate;
+        object = mapped_file_object(in.objects, m, why);
+        if (v.vmflags & kVmMayWrite) flags |= snap::kMappingMayWrite;
+      }
+      if (object < 0) return false;
     } else if (name[0] == '/') {
-      if (starts_with(name, name_len, "/SYSV")) {
-        why->str("SysV shared memory at ").hex(v.start);
-        return false;
-      }
-      if (starts_with(name, name_len, "/memfd:")) {
-        why->str("a memfd mapping (").str(name).str(") at ").hex(v.start);
-        return false;
-      }
-      if (ends_with(name, name_len, " (deleted)")) {
-        if (v.shared && starts_with(name, name_len, "/dev/zero")) {
-          why->str("shared anonymous memory at ").hex(v.start);
-        } else {
-          why->str("a mapping of the deleted file ").str(name, name_len - 10).str(" at ").hex(v.start);
-        }
-        return false;
-      }
       struct stat st;
       long r = sys::call6(SYS_newfstatat, AT_FDCWD, long(name), long(&st), 0);
       if (r < 0 || uint64_t(st.st_ino) != v.ino || uint64_t(st.st_dev) != v.dev) {
@@ -341,10 +362,8 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
       why->str("hugetlb memory at ").hex(v.start);
       return false;
     }
-    if (v.vmflags & (kVmDontCopy | kVmWipeOnFork)) {
-      why->str("memory marked MADV_DONTFORK or MADV_WIPEONFORK at ").hex(v.start);
-      return false;
-    }
+    if (v.vmflags & kVmDontCopy) flags |= snap::kMappingDontFork;
+    if (v.vmflags & kVmWipeOnFork) flags |= snap::kMappingWipeOnFork;
     if (v.vmflags & kVmShadowStack) {
       why->str("a shadow stack at ").hex(v.start);
       return false;
@@ -354,6 +373,15 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
       return false;
     }
     if (v.vmflags & kVmGrowsDown) flags |= snap::kMappingGrowsDown;
+    static const struct {
+      uint32_t vm, mapping;
+    } kAdvice[] = {{kVmNoReserve, snap::kMappingNoReserve}, {kVmSequential, snap::kMappingSequential},
+                   {kVmRandom, snap::kMappingRandom},       {kVmDontDump, snap::kMappingDontDump},
+                   {kVmHugePage, snap::kMappingHugePage},   {kVmNoHugePage, snap::kMappingNoHugePage},
+                   {kVmMergeable, snap::kMappingMergeable}};
+    for (const auto& a : kAdvice) {
+      if (v.vmflags & a.vm) flags |= a.mapping;
+    }
 
     // Pieces: cut at the lazy regions' edges.
     uint64_t at = v.start;
@@ -376,6 +404,8 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
       m->kind = uint32_t(kind);
       m->flags = flags | (in_lazy || lazy_extra ? snap::kMappingLazy : 0);
       m->path = v.path;
+      m->object = object >= 0 ? uint32_t(object) + 1 : 0;
+      if (kind == snap::MappingKind::kShared) m->offset = v.offset + (at - v.start);
       if (kind == snap::MappingKind::kFilePrivate || kind == snap::MappingKind::kFileShared) {
         m->offset = v.offset + (at - v.start);
         m->dev = v.dev;
@@ -397,12 +427,16 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
           ok = add_plan(p);
         }
       } else if ((kind == snap::MappingKind::kAnonymous || kind == snap::MappingKind::kStack ||
-                  kind == snap::MappingKind::kFilePrivate) && !in_empty(in, at, piece_end)) {
+                  kind == snap::MappingKind::kFilePrivate || kind == snap::MappingKind::kShared) &&
+                 !in_empty(in, at, piece_end)) {
         PlannedRegion p{};
         p.start = at;
         p.end = piece_end;
         p.prot = v.prot;
-        p.map_flags = kind == snap::MappingKind::kFilePrivate ? MAP_PRIVATE : MAP_PRIVATE | MAP_ANONYMOUS;
+        p.map_flags = kind == snap::MappingKind::kFilePrivate ? MAP_PRIVATE
+                      : kind == snap::MappingKind::kShared   ? MAP_SHARED | MAP_ANONYMOUS
+                                                             : MAP_PRIVATE | MAP_ANONYMOUS;
+        p.shared = kind == snap::MappingKind::kShared;
         p.file = kind == snap::MappingKind::kFilePrivate;
         p.lazy = lazy_extra ? 2 : 0;
         p.source = Region::kZeroSource;
@@ -419,7 +453,16 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
     why->str("too many mappings");
     return false;
   }
-  return true;
+  return fill_mapped_files(in.objects, why);
+}
+
+void set_fork_advice(const TableBuilder& mappings, bool on) {
+  for (uint32_t i = 0; i < mappings.count(); i++) {
+    const auto* m = static_cast<const snap::MappingRecord*>(mappings.record(i));
+    void* at = reinterpret_cast<void*>(m->start);
+    if (m->flags & snap::kMappingDontFork) sys::madvise(at, m->end - m->start, on ? MADV_DONTFORK : MADV_DOFORK);
+    if (m->flags & snap::kMappingWipeOnFork) sys::madvise(at, m->end - m->start, on ? MADV_WIPEONFORK : MADV_KEEPONFORK);
+  }
 }
 
 }  // namespace uffdlazy::ckpt

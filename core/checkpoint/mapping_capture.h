@@ -11,15 +11,21 @@
 // anonymous memory, stacks, TLS, the shim's own memory, and the pages of private file mappings
 // the process changed.
 //
-// Refused: shared anonymous memory (also SysV and memfd), mappings of deleted or replaced files,
-// special mappings other than the vDSO's, hugetlb, MADV_DONTFORK / MADV_WIPEONFORK memory (the
-// image is taken through a fork), I/O mappings, and anything inside the restorer's zone.
+// Shared memory that is not a file (shared anonymous memory, SysV segments removed with
+// IPC_RMID) is an object of its own (shared_mapping_capture.cpp) whose pages are stored eagerly as
+// the regions of its mappings; mappings of deleted files and memfds map the object made again
+// from the image (captured with the descriptor that opens it, or from the mappings themselves).
+// MADV_DONTFORK / MADV_WIPEONFORK are noted and applied again at resume.
+//
+// Refused: SysV segments still reachable by key or id, mappings of replaced files, special
+// mappings other than the vDSO's, hugetlb, I/O mappings, and anything inside the restorer's zone.
 #pragma once
 
 #include <cstdint>
 
 #include "core/base/line_writer.h"
 #include "core/base/spin_lock.h"
+#include "core/checkpoint/object_table.h"
 #include "core/checkpoint/table_builder.h"
 #include "core/monitor/region_table.h"
 #include "core/snapshot/process_format.h"
@@ -34,7 +40,8 @@ struct PlannedRegion {
                          // shim did not register (the resumed monitor adds it to its table)
   uint32_t file;         // private file mapping: only pages the process changed are stored
   int32_t source;        // lazy: the table region's source (pages a resumed process still owes)
-  uint32_t reserved;
+  uint32_t shared;       // shared memory (kShared): its pages are those its object holds, not
+                         // only those mapped in this process (mincore, not pagemap)
   uint64_t source_page;
 };
 
@@ -54,6 +61,9 @@ struct MappingInput {
   const uint64_t* pinned = nullptr;
   uint32_t pinned_count = 0;
   uint64_t lazy_min_bytes = 0;  // 0: only the table's regions are lazy
+  // Deleted files and memfds found through descriptors already; those only mapped are added, as
+  // is shared memory.
+  ObjectTable* objects = nullptr;
 };
 
 // Maps the scratch space (once).
@@ -63,5 +73,9 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
 
 uint32_t planned_region_count();
 const PlannedRegion* planned_regions();
+
+// Around the clone of the image writer: MADV_DONTFORK and MADV_WIPEONFORK memory is made
+// inheritable for the clone (off), then marked again (on); the program's threads are stopped.
+void set_fork_advice(const TableBuilder& mappings, bool on);
 
 }  // namespace uffdlazy::ckpt

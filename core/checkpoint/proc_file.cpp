@@ -53,6 +53,34 @@ void LineReader::close() {
   fd_ = -1;
 }
 
+const char* line_value(const char* text, const char* key) {
+  const size_t k = __builtin_strlen(key);
+  for (const char* p = text; *p;) {
+    if (!__builtin_strncmp(p, key, k)) {
+      p += k;
+      while (*p == ' ' || *p == '\t') p++;
+      return p;
+    }
+    while (*p && *p != '\n') p++;
+    if (*p) p++;
+  }
+  return nullptr;
+}
+
+void append_path(LineWriter* w, const char* s, size_t n) {
+  static const char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '\n') {
+      w->str("\\n");
+    } else if (c < 0x20 || c == 0x7f) {
+      w->str("\\x").ch(kHex[c >> 4]).ch(kHex[c & 15]);
+    } else {
+      w->ch(char(c));
+    }
+  }
+}
+
 bool starts_with(const char* s, size_t n, const char* prefix) {
   size_t i = 0;
   for (; prefix[i]; i++) {

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/base/line_writer.h"
+
 namespace uffdlazy::ckpt {
 
 // Reads a whole (small) file into buf, NUL-terminated; returns its length or -errno.
@@ -58,6 +60,14 @@ bool LineReader::for_each(const char* path, Visit&& visit) {
   close();
   return true;
 }
+
+// The value after "key" (e.g. "eventfd-count:") at the start of a line of text (fdinfo's), its
+// leading blanks skipped; nullptr when no line has it.
+const char* line_value(const char* text, const char* key);
+
+// Appends a path to a one-line message, control characters (a newline in a file name) written as
+// \n or \xNN so the message stays one line.
+void append_path(LineWriter* w, const char* s, size_t n);
 
 // Small parsing helpers over (text, length).
 bool starts_with(const char* s, size_t n, const char* prefix);

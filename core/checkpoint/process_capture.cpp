@@ -6,6 +6,7 @@
 #include <ctime>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/utsname.h>
 
@@ -115,7 +116,7 @@ bool list_child_processes(LineWriter* pids) {
   return found;
 }
 
-snap::ProcessRecord* capture_process(TableBuilder* table, LineWriter* why) {
+snap::ProcessRecord* capture_process(TableBuilder* table, ObjectTable* objects, LineWriter* why) {
   snap::ProcessRecord* p = table->add_record<snap::ProcessRecord>();
   if (!p) {
     why->str("no room for the process record");
@@ -148,11 +149,6 @@ snap::ProcessRecord* capture_process(TableBuilder* table, LineWriter* why) {
   const char* features = status_field("x86_Thread_features");
   if (features && !strncmp(features, "shstk", 5)) {
     why->str("the process uses a shadow stack");
-    return nullptr;
-  }
-  long timers = read_small_file("/proc/self/timers", g_text, kText);
-  if (timers > 0) {
-    why->str("the process has POSIX timers (timer_create)");
     return nullptr;
   }
   LineWriter kids;
@@ -201,8 +197,22 @@ snap::ProcessRecord* capture_process(TableBuilder* table, LineWriter* why) {
     return nullptr;
   }
   if (n > 10 && !strcmp(g_text + n - 10, " (deleted)")) {
-    why->str("the working directory ").str(g_text).str(" was deleted");
-    return nullptr;
+    // Made again at resume as an empty directory that is removed once entered.
+    n -= 10;
+    g_text[n] = 0;
+    struct stat st;
+    snap::ObjectRecord* o = objects->add(snap::ObjectKind::kDeletedCwd, 0);
+    if (!o) {
+      why->str("too many objects");
+      return nullptr;
+    }
+    o->flags |= snap::kObjectDeleted;
+    o->path = objects->add_string(g_text, size_t(n));
+    if (sys::call6(SYS_newfstatat, AT_FDCWD, long("."), long(&st), 0) == 0) {
+      o->dev = uint64_t(st.st_dev);
+      o->ino = uint64_t(st.st_ino);
+      o->file.mode = uint32_t(st.st_mode);
+    }
   }
   p->cwd = table->add_string(g_text, size_t(n));
   utsname u = {};

@@ -33,7 +33,7 @@ bool open_resume_source(int fd, bool verify_pages, LineWriter* why) {
     snap::describe(st, *why);
     return false;
   }
-  st = g_image.construct()->open(*reader);
+  st = g_image.construct()->open(*reader, /*check_object_data=*/false);
   if (!st.ok()) {
     snap::describe(st, *why);
     reader->close();

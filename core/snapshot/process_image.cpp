@@ -72,14 +72,67 @@ long ProcessImage::mapping_at(uint64_t addr) const {
   return -1;
 }
 
-ReadStatus ProcessImage::open(const SnapshotReader& reader) {
+ReadStatus ProcessImage::check_objects(const SnapshotReader& reader, bool check_object_data) {
+  object_data_ = reader.process_section(uint32_t(ProcessSection::kObjectData));
+  if (check_object_data && !reader.object_data_intact()) {
+    return ReadStatus{ReadError::kIndexChecksum, 0, 0, 0, "object data section"};
+  }
+  for (uint32_t i = 0; i < objects_.count; i++) {
+    const ObjectRecord& o = object(i);
+    if (o.kind > uint32_t(ObjectKind::kDeletedCwd)) return malformed("unknown object kind");
+    if (o.data_offset > object_data_.length || o.data_length > object_data_.length - o.data_offset) {
+      return malformed("object data out of its section");
+    }
+    if (!string_ok(objects_, o.path) || !string_ok(objects_, o.peer_path)) return malformed("object string out of range");
+    uint64_t entry = 0;
+    if (o.kind == uint32_t(ObjectKind::kEpoll)) entry = sizeof(EpollEntry);
+    if (o.kind == uint32_t(ObjectKind::kInotify)) entry = sizeof(InotifyWatch);
+    if (o.kind == uint32_t(ObjectKind::kDeletedFile) || o.kind == uint32_t(ObjectKind::kMemfd)) entry = sizeof(FileExtent);
+    if (uint64_t(o.count) * entry > o.data_length) return malformed("object entries out of its data");
+    if (o.kind == uint32_t(ObjectKind::kInotify)) {
+      for (uint32_t w = 0; w < o.count; w++) {
+        InotifyWatch watch;
+        memcpy(&watch, object_data_.data + o.data_offset + uint64_t(w) * sizeof watch, sizeof watch);
+        if (!string_ok(objects_, watch.path)) return malformed("inotify watch path out of range");
+      }
+    }
+    if (o.kind == uint32_t(ObjectKind::kDeletedFile) || o.kind == uint32_t(ObjectKind::kMemfd)) {
+      uint64_t bytes = uint64_t(o.count) * sizeof(FileExtent);
+      for (uint32_t x = 0; x < o.count; x++) {
+        FileExtent e;
+        memcpy(&e, object_data_.data + o.data_offset + uint64_t(x) * sizeof e, sizeof e);
+        if (e.length > o.data_length || e.offset > o.file.size || e.length > o.file.size - e.offset) {
+          return malformed("file extent out of range");
+        }
+        bytes += (e.length + 7) / 8 * 8;
+        if (bytes > o.data_length) return malformed("file extent out of its data");
+      }
+    }
+    if (o.kind == uint32_t(ObjectKind::kUnixSocket) || o.kind == uint32_t(ObjectKind::kInetSocket)) {
+      const SocketState& k = o.socket;
+      if (k.peer >= int32_t(objects_.count) || k.peer < -1 || k.listener >= int32_t(objects_.count) || k.listener < -1) {
+        return malformed("socket peer out of range");
+      }
+    }
+  }
+  return ReadStatus{};
+}
+
+ReadStatus ProcessImage::open(const SnapshotReader& reader, bool check_object_data) {
   ReadStatus s;
   if (!(s = table(reader.process_section(uint32_t(ProcessSection::kProcess)), kProcessRecordSize10, &process_table_)).ok() ||
       !(s = table(reader.process_section(uint32_t(ProcessSection::kThreads)), kThreadRecordSize10, &threads_)).ok() ||
       !(s = table(reader.process_section(uint32_t(ProcessSection::kMappings)), sizeof(MappingRecord), &mappings_)).ok() ||
-      !(s = table(reader.process_section(uint32_t(ProcessSection::kDescriptors)), sizeof(DescriptorRecord),
+      !(s = table(reader.process_section(uint32_t(ProcessSection::kDescriptors)), kDescriptorRecordSize10,
                   &descriptors_)).ok()) {
     return s;
+  }
+  objects_ = Table{};
+  if (reader.process_section(uint32_t(ProcessSection::kObjects)).data) {
+    if (!(s = table(reader.process_section(uint32_t(ProcessSection::kObjects)), sizeof(ObjectRecord), &objects_)).ok() ||
+        !(s = check_objects(reader, check_object_data)).ok()) {
+      return s;
+    }
   }
   if (process_table_.count != 1) return malformed("process record count");
   process_ = record<ProcessRecord>(process_table_, 0);
@@ -106,8 +159,20 @@ ReadStatus ProcessImage::open(const SnapshotReader& reader) {
   for (uint32_t i = 0; i < mappings_.count; i++) {
     const MappingRecord& m = mapping(i);
     if (m.start >= m.end || m.start % ps || m.end % ps || m.start < prev_end) return malformed("mapping out of order");
-    if (m.kind > uint32_t(MappingKind::kVsyscall)) return malformed("unknown mapping kind");
+    if (m.kind > uint32_t(MappingKind::kShared)) return malformed("unknown mapping kind");
     if (!string_ok(mappings_, m.path)) return malformed("mapping path out of range");
+    if (m.object > objects_.count) return malformed("mapping object out of range");
+    if (m.kind == uint32_t(MappingKind::kShared) &&
+        (!m.object || object(m.object - 1).kind != uint32_t(ObjectKind::kSharedMemory))) {
+      return malformed("shared mapping without its shared memory");
+    }
+    if (m.object && m.kind != uint32_t(MappingKind::kShared)) {
+      const uint32_t k = object(m.object - 1).kind;
+      if ((m.kind != uint32_t(MappingKind::kFilePrivate) && m.kind != uint32_t(MappingKind::kFileShared)) ||
+          (k != uint32_t(ObjectKind::kDeletedFile) && k != uint32_t(ObjectKind::kMemfd))) {
+        return malformed("mapping of an object that is not a file");
+      }
+    }
     prev_end = m.end;
   }
   // What the restorer writes, or jumps to, before the program runs must lie in memory it maps
@@ -141,11 +206,23 @@ ReadStatus ProcessImage::open(const SnapshotReader& reader) {
   }
   if (monitors > 1 || captures > 1) return malformed("more than one monitor or checkpoint thread");
   for (uint32_t i = 0; i < descriptors_.count; i++) {
-    const DescriptorRecord& d = descriptor(i);
-    if (d.fd < 0 || d.fd >= kMaxDescriptor || d.kind > uint32_t(DescriptorKind::kShimStderr)) {
+    const DescriptorRecord d = descriptor(i);
+    if (d.fd < 0 || d.fd >= kMaxDescriptor || d.kind > uint32_t(DescriptorKind::kObject)) {
       return malformed("bad descriptor record");
     }
     if (!string_ok(descriptors_, d.path)) return malformed("descriptor path out of range");
+    if ((d.kind == uint32_t(DescriptorKind::kObject)) != (d.object != 0) || d.object > objects_.count) {
+      return malformed("descriptor object out of range");
+    }
+    if (d.same_as != -1) {
+      // A dup of an earlier descriptor that is not itself a dup.
+      bool found = false;
+      for (uint32_t j = 0; j < i && !found; j++) {
+        const DescriptorRecord o = descriptor(j);
+        found = o.fd == d.same_as && o.same_as == -1;
+      }
+      if (!found) return malformed("descriptor shares a description it does not follow");
+    }
   }
   // Every stored region lies inside mappings (without gaps) that agree on laziness, and only
   // private mappings hold pages.
@@ -171,7 +248,7 @@ ReadStatus ProcessImage::open(const SnapshotReader& reader) {
       if (mm.start != at && at != rec.start) return malformed("a stored region spans a hole");
       if (bool(mm.flags & kMappingLazy) != lazy) return malformed("a stored region is partly lazy");
       if (mm.kind == uint32_t(MappingKind::kFileShared) || mm.kind == uint32_t(MappingKind::kVdso) ||
-          mm.kind == uint32_t(MappingKind::kVsyscall)) {
+          mm.kind == uint32_t(MappingKind::kVsyscall) || (lazy && mm.kind == uint32_t(MappingKind::kShared))) {
         return malformed("a stored region lies in a mapping that holds no pages");
       }
       at = mm.end;

@@ -17,8 +17,10 @@ class ProcessImage {
  public:
   // False when the snapshot is not a process image (no process section).
   static bool is_process_image(const SnapshotReader& r);
-  // Checks the sections; on a problem returns kMalformed with `what` saying which.
-  ReadStatus open(const SnapshotReader& reader);
+  // Checks the sections; on a problem returns kMalformed with `what` saying which. With
+  // check_object_data, also the checksum of the object data section (which the reader leaves in
+  // the file: a resumed process's monitor, whose caller checked it, need not read it again).
+  ReadStatus open(const SnapshotReader& reader, bool check_object_data = true);
 
   const ProcessRecord& process() const { return *process_; }
   uint32_t thread_count() const { return threads_.count; }
@@ -26,7 +28,19 @@ class ProcessImage {
   uint32_t mapping_count() const { return mappings_.count; }
   const MappingRecord& mapping(uint32_t i) const { return *record<MappingRecord>(mappings_, i); }
   uint32_t descriptor_count() const { return descriptors_.count; }
-  const DescriptorRecord& descriptor(uint32_t i) const { return *record<DescriptorRecord>(descriptors_, i); }
+  // By value: a 1.0 image's records lack the last fields (read_descriptor gives their defaults).
+  DescriptorRecord descriptor(uint32_t i) const {
+    return read_descriptor(descriptors_.base + sizeof(TableHeader) + uint64_t(i) * descriptors_.record_size,
+                           descriptors_.record_size);
+  }
+  // Objects (an image without the section has none).
+  uint32_t object_count() const { return objects_.count; }
+  const ObjectRecord& object(uint32_t i) const { return *record<ObjectRecord>(objects_, i); }
+  const char* object_string(StringRef s) const { return string(objects_, s); }
+  // The object's bytes in the object data section (nullptr when it has none).
+  const uint8_t* object_data(const ObjectRecord& o) const {
+    return o.data_length ? object_data_.data + o.data_offset : nullptr;
+  }
 
   const char* process_string(StringRef s) const { return string(process_table_, s); }
   const char* mapping_string(StringRef s) const { return string(mappings_, s); }
@@ -58,7 +72,10 @@ class ProcessImage {
   }
   static const char* string(const Table& t, StringRef s) { return string_ok(t, s) ? t.strings + s.offset : ""; }
 
-  Table process_table_, threads_, mappings_, descriptors_;
+  ReadStatus check_objects(const SnapshotReader& reader, bool check_object_data);
+
+  Table process_table_, threads_, mappings_, descriptors_, objects_;
+  SectionView object_data_;
   const ProcessRecord* process_ = nullptr;
   // One bit per stored region (in an anonymous mapping of its own).
   uint64_t* lazy_regions_ = nullptr;

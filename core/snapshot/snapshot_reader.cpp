@@ -193,7 +193,7 @@ ReadStatus SnapshotReader::validate_sections() {
     SectionEntry e;
     memcpy(&e, table.get() + i * entsize, sizeof e);
     if (!fits(e.offset, e.length, size)) return error(ReadError::kTruncated, map_size_, end_of(e.offset, e.length));
-    if (e.type >= uint32_t(ProcessSection::kProcess) && e.type <= uint32_t(ProcessSection::kDescriptors)) {
+    if (e.type >= uint32_t(ProcessSection::kProcess) && e.type <= uint32_t(ProcessSection::kObjectData)) {
       // A process image's (process_format.h): copied and checked with the metadata below.
       Section& p = process_[e.type - uint32_t(ProcessSection::kProcess)];
       if (p.checked || (e.offset % 8)) return malformed("bad process image section");
@@ -248,11 +248,11 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
   const uint64_t modules_at = align_up(strings_at + strings.length, 8);
   const uint64_t regions_at = align_up(modules_at + modules.length, 8);
   const uint64_t index_at = align_up(regions_at + regions.length, 8);
-  uint64_t process_at[4];
+  uint64_t process_at[kProcessSections];
   uint64_t total = align_up(index_at + index.length, 8);
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < kProcessSections; i++) {
     process_at[i] = total;
-    total = align_up(total + process_[i].length, 8);
+    if (i != kObjectDataSlot) total = align_up(total + process_[i].length, 8);
   }
   long m = mmap_aside(size_t(total), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (sys::failed(m)) return ReadStatus{ReadError::kOpenFailed, int(-m)};
@@ -263,8 +263,14 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
   memcpy(private_ + modules_at, base_ + modules.offset, modules.length);
   memcpy(private_ + regions_at, base_ + regions.offset, regions.length);
   memcpy(private_ + index_at, base_ + index.offset, index.length);
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < kProcessSections; i++) {
     if (!process_[i].checked) continue;
+    if (i == kObjectDataSlot) {
+      // Bulk bytes (a deleted file's contents, a pipe's buffer): read where they lie in the file;
+      // object_data_intact() checks them.
+      process_views_[i] = SectionView{base_ + process_[i].offset, process_[i].length};
+      continue;
+    }
     memcpy(private_ + process_at[i], base_ + process_[i].offset, process_[i].length);
     if (checksum(private_ + process_at[i], process_[i].length) != process_[i].checksum) {
       return error(ReadError::kIndexChecksum, 0, 0, "process image section");
@@ -380,12 +386,17 @@ ReadStatus SnapshotReader::validate_index() {
   return ReadStatus{};
 }
 
+bool SnapshotReader::object_data_intact() const {
+  const Section& s = process_[kObjectDataSlot];
+  return !s.checked || checksum(base_ + s.offset, s.length) == s.checksum;
+}
+
 bool SnapshotReader::compute_index_digest(uint8_t out[32]) const {
   return base_ && snap::compute_index_digest(base_, header_.file_size, out);
 }
 
 SectionView SnapshotReader::process_section(uint32_t type) const {
-  const uint32_t first = uint32_t(ProcessSection::kProcess), last = uint32_t(ProcessSection::kDescriptors);
+  const uint32_t first = uint32_t(ProcessSection::kProcess), last = uint32_t(ProcessSection::kObjectData);
   if (type < first || type > last) return SectionView{};
   return process_views_[type - first];
 }

@@ -108,6 +108,9 @@ class SnapshotReader {
   // A process image's section (process_format.h ProcessSection), in private memory, its checksum
   // verified; ProcessImage interprets them.
   SectionView process_section(uint32_t type) const;
+  // The object data section (ProcessSection::kObjectData) is not copied nor checked at open (it
+  // may be large): this checks its checksum. True when there is none.
+  bool object_data_intact() const;
 
  private:
   struct Section {
@@ -129,8 +132,10 @@ class SnapshotReader {
   FileHeader header_{};
   const char* exe_path_ = nullptr;
   Section sections_[6] = {};  // by SectionType
-  Section process_[4] = {};   // a process image's sections (ProcessSection - 16)
-  SectionView process_views_[4] = {};
+  static constexpr int kProcessSections = 6;  // ProcessSection::kProcess .. kObjectData
+  static constexpr int kObjectDataSlot = 5;
+  Section process_[kProcessSections] = {};   // a process image's sections (ProcessSection - 16)
+  SectionView process_views_[kProcessSections] = {};
   uint64_t data_offset_ = 0;
   uint64_t data_length_ = 0;
   uint64_t index_offset_ = 0;

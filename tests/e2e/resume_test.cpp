@@ -330,3 +330,73 @@ TEST(Resume, ReportFileIsJsonWithTheFaults) {
 
 }  // namespace
 }  // namespace uffdlazy::test
+
+namespace uffdlazy::test {
+namespace {
+
+// The kernel objects a program holds (tests/targets/lib/held_objects.h), each with data in flight
+// at the checkpoint: checkpointed at several steps and resumed, the program prints and writes
+// exactly what an uninterrupted run does.
+void objects_resume(const std::string& name, const std::string& list, std::initializer_list<int> pauses,
+                    bool eager = false) {
+  for (int at : pauses) {
+    SCOPED_TRACE(list + ", checkpointed at step " + std::to_string(at) + (eager ? ", eager" : ""));
+    ResumeCase c(name + std::to_string(at));
+    c.args = {"--mb", "4", "--steps", "5", "--pause-at", std::to_string(at), "--objects", list};
+    c.checkpoint_extra = {"--signal-at", std::to_string(at)};
+    c.input = "y";
+    c.lazy = !eager;
+    c.run_and_compare();
+    EXPECT_NE(c.expected.out.find("step 4 sum"), std::string::npos) << c.expected.out;
+  }
+}
+
+TEST(ResumeObjects, PipesFifosEventfdsAndEpoll) { objects_resume("pipes", "pipe,fifo,eventfd,epoll", {0, 3}); }
+
+TEST(ResumeObjects, UnixSocketsWithTheirQueues) {
+  objects_resume("unix", "stream,seqpacket,dgram,listen,closed-peer", {0, 3});
+}
+
+TEST(ResumeObjects, TcpListenerAndUdpSocketKeepTheirAddresses) { objects_resume("ip", "tcp,udp", {1}); }
+
+TEST(ResumeObjects, SignalfdTimerfdInotifyAndPosixTimers) {
+  objects_resume("timers", "signalfd,timerfd,inotify,posix-timer", {0, 3});
+}
+
+TEST(ResumeObjects, DeletedFilesMemfdsAndADeletedWorkingDirectory) {
+  objects_resume("deleted", "ghost,memfd,mapped-only,deleted-cwd,proc-self", {0, 3});
+}
+
+TEST(ResumeObjects, SharedMemoryAndForkAdvice) {
+  objects_resume("shared", "shared-anon,sysv,dontfork,advice", {0, 3});
+  objects_resume("shared-eager", "shared-anon,sysv,dontfork,advice", {2}, /*eager=*/true);
+}
+
+TEST(ResumeObjects, EveryKindTogetherEagerly) {
+  objects_resume("all",
+                 "pipe,fifo,eventfd,epoll,stream,seqpacket,dgram,listen,closed-peer,tcp,udp,signalfd,timerfd,inotify,"
+                 "posix-timer,ghost,memfd,mapped-only,shared-anon,sysv,dontfork,deleted-cwd,advice,proc-self",
+                 {2}, /*eager=*/true);
+}
+
+// The checkpoint copies what is in flight without taking it: in continue mode the program reads
+// every byte it would have read, and the image resumes too.
+TEST(ResumeObjects, ContinueModeTakesNothingFromTheProgram) {
+  ResumeCase c("objects-continue");
+  c.args = {"--mb", "4", "--steps", "20", "--slow-ms", "10", "--objects",
+            "pipe,fifo,eventfd,epoll,stream,seqpacket,dgram,listen,closed-peer,tcp,udp,signalfd,timerfd,inotify,"
+            "posix-timer,ghost,memfd,mapped-only,shared-anon,sysv"};
+  c.at = "after=0.1";
+  c.then = "continue";
+  c.reference();
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  ASSERT_NE(c.checkpoint.err.find("checkpoint " + c.image + " written"), std::string::npos) << c.checkpoint.err;
+  EXPECT_EQ(c.checkpoint.out, c.expected.out);
+  c.resume();
+  EXPECT_EQ(c.resumed.exit_code, 0) << c.resumed.err;
+  EXPECT_EQ(c.resumed.out, c.expected.out);
+}
+
+}  // namespace
+}  // namespace uffdlazy::test

@@ -2,20 +2,24 @@
 // waits on stdin: `checkpoint_refusals MODE [--no-signal]`. With --no-signal (no checkpoint) it
 // prints "ran MODE" and exits 0.
 //
-// Modes: socket, pipe, eventfd, child, shared-anon, sysv, memfd, deleted-map, deleted-fd,
-// posix-timer, seccomp, blocked-signal (a thread blocks the stop signal with a raw system call),
-// leader-exited (the main thread has called pthread_exit), zone (memory where the restorer
-// runs), dontfork (MADV_DONTFORK memory), wipeonfork (MADV_WIPEONFORK memory), deleted-cwd (the
-// working directory was removed), close-all (every descriptor above 2 closed, the shim's too).
+// Modes: netlink (a netlink socket), pipe-outside (a pipe whose write end the caller holds),
+// tcp-connection (an established TCP connection), scm-rights (a descriptor in flight on a unix
+// socket), inotify-queued (inotify events not read yet), deleted-linked (a deleted file still
+// linked under another name), child, sysv-kept (a SysV segment not removed with IPC_RMID),
+// thread-timer (a SIGEV_THREAD POSIX timer), seccomp, blocked-signal (a thread blocks the stop
+// signal with a raw system call), leader-exited (the main thread has called pthread_exit), zone
+// (memory where the restorer runs), close-all (every descriptor above 2 closed, the shim's too).
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/shm.h>
+#include <netinet/in.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,12 +29,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <string>
 #include <string_view>
 
 namespace {
 
 const char* g_mode = "";
 bool g_signal = true;
+int g_segment = -1;  // sysv-kept: removed when the program ends without a checkpoint
 
 void wait_for_input() {
   char c;
@@ -41,6 +47,7 @@ void wait_for_input() {
 void checkpoint_and_wait() {
   if (g_signal) raise(SIGUSR2);
   wait_for_input();
+  if (g_segment >= 0) shmctl(g_segment, IPC_RMID, nullptr);
   printf("ran %s\n", g_mode);
   fflush(stdout);
 }
@@ -64,14 +71,51 @@ int main(int argc, char** argv) {
   g_mode = argv[1];
   g_signal = !(argc > 2 && !strcmp(argv[2], "--no-signal"));
   const std::string_view m = g_mode;
-  static char path[] = "/tmp/uffdlazy-refusal-XXXXXX";
-  if (m == "socket") {
-    if (socket(AF_UNIX, SOCK_STREAM, 0) < 0) return 3;
-  } else if (m == "pipe") {
-    int p[2];
-    if (pipe(p)) return 3;
-  } else if (m == "eventfd") {
-    if (eventfd(0, 0) < 0) return 3;
+  if (m == "netlink") {
+    if (socket(AF_NETLINK, SOCK_RAW, 0) < 0) return 3;
+  } else if (m == "pipe-outside") {
+    if (dup(0) != 3) return 3;  // the caller's pipe: its write end is the caller's
+  } else if (m == "tcp-connection") {
+    sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t n = sizeof a;
+    const int l = socket(AF_INET, SOCK_STREAM, 0);
+    if (l != 3 || bind(l, reinterpret_cast<sockaddr*>(&a), n) || listen(l, 1) ||
+        getsockname(l, reinterpret_cast<sockaddr*>(&a), &n)) {
+      return 3;
+    }
+    const int c = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(c, reinterpret_cast<sockaddr*>(&a), n) || accept(l, nullptr, nullptr) < 0) return 3;
+  } else if (m == "scm-rights") {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || sv[0] != 3) return 3;
+    char byte = 'x';
+    iovec iov = {&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    const int passed = 1;
+    memcpy(CMSG_DATA(c), &passed, sizeof passed);
+    if (sendmsg(sv[1], &msg, 0) != 1) return 3;
+  } else if (m == "inotify-queued") {
+    static char dir[] = "/tmp/uffdlazy-refusal-XXXXXX";
+    const int fd = inotify_init1(0);
+    if (fd != 3 || !mkdtemp(dir) || inotify_add_watch(fd, dir, IN_DELETE_SELF) < 0 || rmdir(dir)) return 3;
+  } else if (m == "deleted-linked") {
+    // The test removes the directory (and the second name) afterwards.
+    static char dir[] = "/tmp/uffdlazy-refusal-linked-XXXXXX";
+    if (!mkdtemp(dir)) return 3;
+    const std::string first = std::string(dir) + "/first", second = std::string(dir) + "/second";
+    const int fd = open(first.c_str(), O_RDWR | O_CREAT, 0600);
+    if (fd != 3 || link(first.c_str(), second.c_str()) || unlink(first.c_str())) return 3;
   } else if (m == "child") {
     pid_t pid = fork();
     if (pid == 0) {
@@ -80,28 +124,16 @@ int main(int argc, char** argv) {
       sleep(3);
       _exit(0);
     }
-  } else if (m == "shared-anon") {
-    if (mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) return 3;
-  } else if (m == "sysv") {
+  } else if (m == "sysv-kept") {
+    // Not removed (IPC_RMID): reachable by its id by any process; removed once the test is over.
     int id = shmget(IPC_PRIVATE, 1 << 16, IPC_CREAT | 0600);
     if (id < 0 || shmat(id, nullptr, 0) == reinterpret_cast<void*>(-1)) return 3;
-    shmctl(id, IPC_RMID, nullptr);
-  } else if (m == "memfd") {
-    int fd = memfd_create("refusal", 0);
-    if (fd < 0 || ftruncate(fd, 1 << 16) || mmap(nullptr, 1 << 16, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED) return 3;
-    close(fd);
-  } else if (m == "deleted-map" || m == "deleted-fd") {
-    int fd = mkstemp(path);
-    if (fd < 0 || write(fd, "data", 4) != 4) return 3;
-    if (m == "deleted-map") {
-      if (mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED) return 3;
-      close(fd);
-    }
-    unlink(path);
-  } else if (m == "posix-timer") {
+    g_segment = id;
+  } else if (m == "thread-timer") {
     timer_t t;
     sigevent ev = {};
-    ev.sigev_notify = SIGEV_NONE;
+    ev.sigev_notify = SIGEV_THREAD;
+    ev.sigev_notify_function = [](sigval) {};
     if (timer_create(CLOCK_MONOTONIC, &ev, &t)) return 3;
   } else if (m == "seccomp") {
     sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
@@ -120,17 +152,8 @@ int main(int argc, char** argv) {
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED) {
       return 3;
     }
-  } else if (m == "wipeonfork") {
-    void* p = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED || madvise(p, 1 << 16, MADV_WIPEONFORK)) return 3;
-  } else if (m == "deleted-cwd") {
-    static char dir[] = "/tmp/uffdlazy-refusal-cwd-XXXXXX";
-    if (!mkdtemp(dir) || chdir(dir) || rmdir(dir)) return 3;
   } else if (m == "close-all") {
     syscall(SYS_close_range, 3u, ~0u, 0u);
-  } else if (m == "dontfork") {
-    void* p = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED || madvise(p, 1 << 16, MADV_DONTFORK)) return 3;
   } else {
     fprintf(stderr, "checkpoint_refusals: unknown mode %s\n", g_mode);
     return 2;

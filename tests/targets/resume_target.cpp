@@ -5,7 +5,7 @@
 //   resume_target [--mb N] [--steps N] [--threads N] [--log FILE] [--data FILE]
 //                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--nap-ms N] [--list-fds]
 //                 [--exit N] [--fork] [--mapped FILE] [--pending] [--drop-at K] [--resident-wait-ms N]
-//                 [--sum-all]
+//                 [--sum-all] [--objects LIST]
 //
 // Memory: a large mmap'd array (registered by the shim: lazily served after a resume), malloc'd
 // buffers (the brk heap and glibc's own mappings), a deep recursion (the stack), thread stacks and
@@ -31,6 +31,10 @@
 // N ms for every other page of the array to be resident (mincore, which touches nothing) and says
 // on stderr how many were, and after how long; then --drop-at prints how many dropped pages read
 // zeros. --sum-all: at the end, print a sum over every word of the array.
+//
+// --objects LIST: also hold the kernel objects of LIST (comma-separated; tests/targets/lib/
+// held_objects.h), made next to the --data file, each used at every step (after the step's line)
+// so that a checkpoint finds data in flight in them, and finished after the last step.
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -51,6 +55,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <string>
+
+#include "tests/targets/lib/held_objects.h"
 
 namespace {
 
@@ -202,6 +210,7 @@ int main(int argc, char** argv) {
   const char* data_path = nullptr;
   int drop_at = -1, resident_wait_ms = 0;
   bool sum_all = false;
+  const char* objects_list = nullptr;
   for (int i = 1; i < argc; i++) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : "0";
@@ -222,6 +231,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--drop-at")) drop_at = atoi(v), i++;
     else if (!strcmp(a, "--resident-wait-ms")) resident_wait_ms = atoi(v), i++;
     else if (!strcmp(a, "--sum-all")) sum_all = true;
+    else if (!strcmp(a, "--objects")) objects_list = v, i++;
     else {
       fprintf(stderr, "resume_target: unknown option %s\n", a);
       return 2;
@@ -283,6 +293,10 @@ int main(int argc, char** argv) {
     close(fd);
     if (shared_map == MAP_FAILED || private_map == MAP_FAILED) return 6;
   }
+  std::string objects_dir = data_path ? data_path : ".";
+  objects_dir = objects_dir.substr(0, objects_dir.rfind('/') == std::string::npos ? 0 : objects_dir.rfind('/'));
+  held::Objects objects(objects_list ? objects_list : "", objects_dir.empty() ? "." : objects_dir);
+  objects.setup();
   pthread_barrier_init(&g_barrier, nullptr, unsigned(g_threads) + 1);
   pthread_t tids[64];
   for (long t = 0; t < g_threads; t++) pthread_create(&tids[t], nullptr, worker, reinterpret_cast<void*>(t));
@@ -304,6 +318,7 @@ int main(int argc, char** argv) {
     printf("step %d sum %016llx\n", s, static_cast<unsigned long long>(sum));
     if (log_fd >= 0) dprintf(log_fd, "log %d %016llx\n", s, static_cast<unsigned long long>(total));
     if (data_fd >= 0 && write(data_fd, &total, sizeof total) != sizeof total) return 4;
+    objects.step(s);
     sigset_t usr1;
     sigemptyset(&usr1);
     sigaddset(&usr1, SIGUSR1);
@@ -341,6 +356,7 @@ int main(int argc, char** argv) {
   g_step = -1;
   pthread_barrier_wait(&g_barrier);
   for (int t = 0; t < g_threads; t++) pthread_join(tids[t], nullptr);
+  objects.finish();
 
   if (sum_all) {
     uint64_t sum = 0;

@@ -47,9 +47,11 @@ struct Table {
   }
 };
 
-// A small valid image: two threads, three mappings (one lazy), one descriptor, two regions.
+// A small valid image: two threads, three mappings (one lazy), three descriptors (a file, a pipe
+// holding bytes and a dup of it), two regions.
 struct Fixture {
-  Table process, threads, mappings, descriptors;
+  Table process, threads, mappings, descriptors, objects;
+  std::vector<uint8_t> object_data;
   uint64_t base = 0x7f0000000000;
   std::vector<uint8_t> page = std::vector<uint8_t>(4096, 0x5a);
 
@@ -80,7 +82,22 @@ struct Fixture {
     f.path = mappings.str("/etc/hostname");
     DescriptorRecord& d = descriptors.add<DescriptorRecord>();
     d.fd = 3;
+    d.same_as = -1;
     d.path = descriptors.str("/tmp/log");
+    ObjectRecord& pipe = objects.add<ObjectRecord>();
+    pipe.kind = uint32_t(ObjectKind::kPipe);
+    pipe.data_offset = 0;
+    pipe.data_length = 5;
+    object_data = {'h', 'e', 'l', 'l', 'o', 0, 0, 0};
+    DescriptorRecord& r = descriptors.add<DescriptorRecord>();
+    r.fd = 4;
+    r.same_as = -1;
+    r.kind = uint32_t(DescriptorKind::kObject);
+    r.object = 1;
+    DescriptorRecord& dup = descriptors.add<DescriptorRecord>();
+    dup = r;
+    dup.fd = 5;
+    dup.same_as = 4;
   }
 
   // Writes the image with regions at the given (start, pages) and returns the reader's status
@@ -101,8 +118,11 @@ struct Fixture {
       info.length = pages * 4096;
       EXPECT_TRUE(w.add_region_with(info, [&](uint64_t) -> const void* { return page.data(); }).ok());
     }
-    std::vector<uint8_t> sections[4] = {process.bytes(), threads.bytes(), mappings.bytes(), descriptors.bytes()};
-    for (uint32_t i = 0; i < 4; i++) {
+    std::vector<uint8_t> sections[6] = {process.bytes(), threads.bytes(), mappings.bytes(),
+                                        descriptors.bytes(), objects.bytes(), object_data};
+    // An image with no objects (as before objects existed) has neither of their sections.
+    const uint32_t count = objects.count ? 6 : 4;
+    for (uint32_t i = 0; i < count; i++) {
       EXPECT_TRUE(w.add_section(16 + i, kSectionRequired, sections[i].data(), sections[i].size()).ok());
     }
     EXPECT_TRUE(w.commit().ok());
@@ -134,6 +154,10 @@ TEST_F(ProcessImageTest, RoundTrip) {
   EXPECT_EQ(image.mapping_count(), 3u);
   EXPECT_STREQ(image.mapping_string(image.mapping(2).path), "/etc/hostname");
   EXPECT_EQ(image.descriptor(0).fd, 3);
+  EXPECT_EQ(image.descriptor(0).same_as, -1);
+  EXPECT_EQ(image.descriptor(2).same_as, 4);
+  ASSERT_EQ(image.object_count(), 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(image.object_data(image.object(0))), 5), "hello");
   EXPECT_FALSE(image.region_lazy(0));
   EXPECT_TRUE(image.region_lazy(1));
   EXPECT_EQ(image.mapping_at(f.base + 0x5000), 1);
@@ -166,6 +190,20 @@ TEST_F(ProcessImageTest, MalformedImagesAreRefusedByName) {
       {"region in a shared file", [](Fixture&) {}, {{0x8000, 1}}, "a stored region lies in a mapping that holds no pages"},
       {"page size", [](Fixture& f) { reinterpret_cast<ProcessRecord*>(f.process.records.data())->page_size = 8192; }, {},
        "process page size disagrees with the header"},
+      {"unknown object kind", [](Fixture& f) { reinterpret_cast<ObjectRecord*>(f.objects.records.data())->kind = 99; }, {},
+       "unknown object kind"},
+      {"object data out of its section",
+       [](Fixture& f) { reinterpret_cast<ObjectRecord*>(f.objects.records.data())->data_length = 9; }, {},
+       "object data out of its section"},
+      {"descriptor object out of range",
+       [](Fixture& f) { reinterpret_cast<DescriptorRecord*>(f.descriptors.records.data())[1].object = 2; }, {},
+       "descriptor object out of range"},
+      {"dup of a descriptor after it",
+       [](Fixture& f) { reinterpret_cast<DescriptorRecord*>(f.descriptors.records.data())[2].same_as = 6; }, {},
+       "descriptor shares a description it does not follow"},
+      {"shared mapping without its object",
+       [](Fixture& f) { reinterpret_cast<MappingRecord*>(f.mappings.records.data())->kind = uint32_t(MappingKind::kShared); },
+       {}, "shared mapping without its shared memory"},
       {"resume block outside",
        [](Fixture& f) { reinterpret_cast<ProcessRecord*>(f.process.records.data())->resume_block = 0x7000; }, {},
        "the shim's resume block lies outside the memory a resume puts in place"},
@@ -224,6 +262,63 @@ TEST_F(ProcessImageTest, ADamagedSectionFailsItsChecksum) {
   std::fclose(fp);
   ReadStatus st = reader.open(path.c_str());
   EXPECT_EQ(st.error, ReadError::kIndexChecksum);
+}
+
+// The object data section is left in the file by the reader: ProcessImage checks its checksum,
+// unless told its caller did (a resumed process's monitor).
+TEST_F(ProcessImageTest, ADamagedObjectDataSectionFailsItsChecksumWhenChecked) {
+  Fixture f;
+  SnapshotReader reader;
+  ProcessImage image;
+  const std::string path = file("object-data.img");
+  ASSERT_TRUE(f.write_and_open(path, {}, &image, &reader).ok());
+  reader.close();
+  std::FILE* fp = std::fopen(path.c_str(), "r+b");
+  ASSERT_NE(fp, nullptr);
+  FileHeader h;
+  ASSERT_EQ(std::fread(&h, sizeof h, 1, fp), 1u);
+  long at = -1;
+  for (uint32_t i = 0; i < h.section_count; i++) {
+    SectionEntry e;
+    std::fseek(fp, long(h.section_table_offset + uint64_t(i) * h.section_entry_size), SEEK_SET);
+    ASSERT_EQ(std::fread(&e, sizeof e, 1, fp), 1u);
+    if (e.type == uint32_t(ProcessSection::kObjectData)) at = long(e.offset);
+  }
+  ASSERT_GE(at, 0);
+  std::fseek(fp, at, SEEK_SET);
+  std::fputc('j', fp);
+  std::fclose(fp);
+  ASSERT_TRUE(reader.open(path.c_str()).ok());
+  ProcessImage checked;
+  ReadStatus st = checked.open(reader);
+  EXPECT_EQ(st.error, ReadError::kIndexChecksum);
+  EXPECT_STREQ(st.what ? st.what : "", "object data section");
+  ProcessImage trusting;
+  EXPECT_TRUE(trusting.open(reader, /*check_object_data=*/false).ok());
+}
+
+// An image written before descriptors had same_as and object (56-byte records) still reads, each
+// descriptor its own description.
+TEST_F(ProcessImageTest, OneZeroDescriptorRecordsReadWithDefaults) {
+  Fixture f;
+  f.objects = Table{};
+  f.object_data.clear();
+  f.descriptors = Table{};
+  DescriptorRecord& d = f.descriptors.add<DescriptorRecord>();
+  d.fd = 7;
+  d.path = f.descriptors.str("/tmp/old");
+  d.same_as = 1234;  // bytes a 1.0 reader never wrote: cut off below
+  d.object = 99;
+  f.descriptors.size = kDescriptorRecordSize10;
+  f.descriptors.records.resize(kDescriptorRecordSize10);
+  SnapshotReader reader;
+  ProcessImage image;
+  ASSERT_TRUE(f.write_and_open(file("old.img"), {}, &image, &reader).ok());
+  ASSERT_EQ(image.descriptor_count(), 1u);
+  EXPECT_EQ(image.descriptor(0).fd, 7);
+  EXPECT_EQ(image.descriptor(0).same_as, -1);
+  EXPECT_EQ(image.descriptor(0).object, 0u);
+  EXPECT_STREQ(image.descriptor_string(image.descriptor(0).path), "/tmp/old");
 }
 
 }  // namespace

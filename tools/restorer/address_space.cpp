@@ -42,7 +42,6 @@ const char* mapping_path(const snap::MappingRecord& m) { return g_image.mapping_
 
 [[noreturn]] void refuse(Line& l) { die(kRefused, l); }
 
-Line& resume_line(Line& l) { return l.s("uffdlazy: resume ").s(g_options.image).s(": "); }
 
 uint64_t hex(const char*& p) {
   uint64_t v = 0;
@@ -183,20 +182,27 @@ void check_files() {
     if (m.kind != uint32_t(snap::MappingKind::kFilePrivate) && m.kind != uint32_t(snap::MappingKind::kFileShared)) {
       continue;
     }
+    if (m.object) continue;  // a deleted file or memfd: made again from the image
     if (file_changed(mapping_path(m), m.dev, m.ino, m.size, m.mtime_ns, true)) {
       resume_line(l).s("the mapped file ").s(mapping_path(m)).s(" changed since the checkpoint");
       refuse(l);
     }
   }
   for (uint32_t i = 0; i < g_image.descriptor_count; i++) {
-    const snap::DescriptorRecord& d = g_image.descriptor(i);
-    if (d.kind != uint32_t(snap::DescriptorKind::kFile)) continue;
+    const snap::DescriptorRecord d = g_image.descriptor(i);
+    if (d.kind != uint32_t(snap::DescriptorKind::kFile) || d.same_as != -1) continue;
     const char* path = g_image.descriptor_strings + d.path.offset;
+    if (!memcmp(path, "/proc/self/", 11)) continue;  // the resumed process's own, a new inode
     if (file_changed(path, d.dev, d.ino, 0, 0, false)) {
       resume_line(l).s("descriptor ").u(uint64_t(d.fd)).s(": ").s(path).s(" is gone or was replaced since the checkpoint");
       refuse(l);
     }
   }
+  bool cwd_deleted = false;
+  for (uint32_t i = 0; i < g_image.object_count; i++) {
+    cwd_deleted |= g_image.object(i).kind == uint32_t(snap::ObjectKind::kDeletedCwd);
+  }
+  if (cwd_deleted) return;  // made again with the objects
   const char* cwd = process_string(g_image.process->cwd);
   long r = sys::call6(SYS_chdir, long(cwd));
   if (r < 0) {
@@ -254,7 +260,8 @@ void map_everything() {
         continue;
       case snap::MappingKind::kAnonymous:
       case snap::MappingKind::kStack: {
-        int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE;
+        int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+        if (m.flags & snap::kMappingNoReserve) flags |= MAP_NORESERVE;
         if (m.flags & snap::kMappingGrowsDown) flags |= MAP_GROWSDOWN;
         r = sys::mmap(at, len, PROT_READ | PROT_WRITE, flags, -1, 0);
         break;
@@ -263,7 +270,8 @@ void map_everything() {
       case snap::MappingKind::kFileShared: {
         const bool shared = m.kind == uint32_t(snap::MappingKind::kFileShared);
         const int oflags = (shared && (m.flags & snap::kMappingMayWrite)) ? O_RDWR : O_RDONLY;
-        long fd = sys::openat(AT_FDCWD, mapping_path(m), oflags | O_CLOEXEC);
+        // A deleted file or memfd: the one made again (its descriptor is read-write).
+        long fd = m.object ? g_made[m.object - 1].fd : sys::openat(AT_FDCWD, mapping_path(m), oflags | O_CLOEXEC);
         if (fd < 0) {
           r = fd;
           break;
@@ -271,9 +279,12 @@ void map_everything() {
         // Private file mappings are writable until their stored pages are in place.
         const int prot = shared ? int(m.prot) : int(m.prot | PROT_READ | PROT_WRITE);
         r = sys::mmap(at, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE, int(fd), long(m.offset));
-        sys::close(int(fd));
+        if (!m.object) sys::close(int(fd));
         break;
       }
+      case snap::MappingKind::kShared:
+        r = map_shared(m);
+        break;
       default:
         r = -EINVAL;
     }
@@ -281,6 +292,17 @@ void map_everything() {
       Line l;
       resume_line(l).s("cannot map ").s(m.path.length ? mapping_path(m) : "memory").s(" at ").x(m.start).s(": ").err(r);
       die(kBroken, l);
+    }
+    // The advice it had (MADV_MERGEABLE may need CONFIG_KSM, MADV_HUGEPAGE THP: best effort).
+    static const struct {
+      uint32_t flag;
+      int advice;
+    } kAdvice[] = {{snap::kMappingDontFork, MADV_DONTFORK},   {snap::kMappingWipeOnFork, MADV_WIPEONFORK},
+                   {snap::kMappingSequential, MADV_SEQUENTIAL}, {snap::kMappingRandom, MADV_RANDOM},
+                   {snap::kMappingDontDump, MADV_DONTDUMP},   {snap::kMappingHugePage, MADV_HUGEPAGE},
+                   {snap::kMappingNoHugePage, MADV_NOHUGEPAGE}, {snap::kMappingMergeable, MADV_MERGEABLE}};
+    for (const auto& a : kAdvice) {
+      if (m.flags & a.flag) sys::madvise(at, len, a.advice);
     }
   }
 }
@@ -341,7 +363,7 @@ void protect_everything() {
   for (uint32_t i = 0; i < g_image.mapping_count; i++) {
     const snap::MappingRecord& m = g_image.mapping(i);
     if (m.kind == uint32_t(snap::MappingKind::kAnonymous) || m.kind == uint32_t(snap::MappingKind::kStack) ||
-        m.kind == uint32_t(snap::MappingKind::kFilePrivate)) {
+        m.kind == uint32_t(snap::MappingKind::kFilePrivate) || m.kind == uint32_t(snap::MappingKind::kShared)) {
       if (m.prot != uint32_t(PROT_READ | PROT_WRITE)) sys::call6(SYS_mprotect, long(m.start), long(m.end - m.start), long(m.prot));
     }
   }

@@ -106,8 +106,16 @@ void map_image() {
               &g_image.mapping_strings);
         break;
       case uint32_t(snap::ProcessSection::kDescriptors):
-        table(e, sizeof(snap::DescriptorRecord), &g_image.descriptors, &g_image.descriptor_count,
+        table(e, snap::kDescriptorRecordSize10, &g_image.descriptors, &g_image.descriptor_count,
               &g_image.descriptor_stride, &g_image.descriptor_strings);
+        break;
+      case uint32_t(snap::ProcessSection::kObjects):
+        table(e, sizeof(snap::ObjectRecord), &g_image.objects, &g_image.object_count, &g_image.object_stride,
+              &g_image.object_strings);
+        break;
+      case uint32_t(snap::ProcessSection::kObjectData):
+        g_image.object_data = p;
+        g_image.object_data_length = e.length;
         break;
       default:
         break;

@@ -99,9 +99,15 @@ extern "C" [[noreturn]] void restorer_main(long* sp) {
     g_options.lazy = false;
   }
   trace("checked");
+  int staging = -1;
+  const int image_fd = prepare_descriptors(uffd, &staging);
+  // Objects can still be refused: nothing of the process runs yet.
+  create_objects(staging);
+  trace("objects made");
   // The point of no return.
   leave_own_address_space();
   map_everything();
+  release_shared_memory();
   trace("mapped");
   fill_eager_pages(g_options.lazy);
   trace("eager pages in place");
@@ -110,11 +116,10 @@ extern "C" [[noreturn]] void restorer_main(long* sp) {
   restore_mm();
   restore_process_state();
   restore_late_settings();
-  const int image_fd = prepare_descriptors(uffd);
   trace("process state");
   start_threads(image_fd, uffd >= 0 ? g_image.process->uffd_fd : -1);
   trace("threads started");
-  restore_descriptors();
+  place_descriptors();
   restore_leases();
   release_and_become_leader();
 }

@@ -23,7 +23,6 @@ namespace st = uffdlazy::settings;
 
 namespace {
 
-Line& resume_line(Line& l) { return l.s("uffdlazy: resume ").s(g_options.image).s(": "); }
 
 [[noreturn]] void refuse(Line& l) { die(kRefused, l); }
 

@@ -1,7 +1,8 @@
 // Process-wide kernel state: the mm fields (brk, stack, arguments, auxv: PR_SET_MM_MAP, which
 // needs no capability), personality, umask, resource limits, signal dispositions, interval
-// timers, and the descriptors: only the resumer's standard ones survive, the program's files are
-// opened again at their numbers, offsets and flags, and the shim's two are made again.
+// timers, and the descriptors' preparation: only the resumer's standard ones survive, the image's
+// and the userfaultfd's are moved where the process needs them (objects.cpp puts the program's own
+// at their numbers).
 #include <cerrno>
 #include <fcntl.h>
 #include <linux/prctl.h>
@@ -104,7 +105,7 @@ void restore_rlimits() {
   }
 }
 
-int prepare_descriptors(int uffd) {
+int prepare_descriptors(int uffd, int* staging) {
   const snap::ProcessRecord& p = *g_image.process;
   g_uffd_number = uffd >= 0 ? p.uffd_fd : -1;
   int highest = 2;
@@ -114,10 +115,12 @@ int prepare_descriptors(int uffd) {
   if (p.uffd_fd > highest) highest = p.uffd_fd;
   if (g_options.image_fd > highest) highest = g_options.image_fd;
   if (uffd > highest) highest = uffd;
-  // Room for every number the process needs (within our hard limit).
+  // Room for every number the process needs, and its objects staged above them (within our hard
+  // limit; the program's own limits come back last).
+  const uint64_t needed = uint64_t(highest) + 2 + 2 * uint64_t(g_image.object_count);
   rlimit nofile = {};
   sys::call6(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, long(&nofile));
-  if (nofile.rlim_cur < uint64_t(highest) + 2 && nofile.rlim_max > nofile.rlim_cur) {
+  if (nofile.rlim_cur < needed && nofile.rlim_max > nofile.rlim_cur) {
     nofile.rlim_cur = nofile.rlim_max;
     sys::call6(SYS_prlimit64, 0, RLIMIT_NOFILE, long(&nofile), 0);
   }
@@ -143,6 +146,7 @@ int prepare_descriptors(int uffd) {
     }
     sys::close(uffd);
   }
+  *staging = image_fd + 1;
   return image_fd;
 }
 
@@ -152,48 +156,6 @@ void monitor_descriptors(int image_fd) {
   int keep[3] = {2, image_fd, g_uffd_number};
   sort(keep, 3);
   close_all_but(keep, 3);
-}
-
-void restore_descriptors() {
-  // The image stays open in the monitor's table only.
-  sys::close(g_options.image_fd);
-  for (uint32_t i = 0; i < g_image.descriptor_count; i++) {
-    const snap::DescriptorRecord& d = g_image.descriptor(i);
-    const int cloexec = d.cloexec ? O_CLOEXEC : 0;
-    long fd;
-    switch (snap::DescriptorKind(d.kind)) {
-      case snap::DescriptorKind::kShimUffd:
-        continue;  // in place (or none: the shim then runs unpaged)
-      case snap::DescriptorKind::kShimStderr:
-        sys::call6(SYS_dup3, 2, d.fd, O_CLOEXEC);
-        continue;
-      case snap::DescriptorKind::kFile:
-        fd = sys::openat(AT_FDCWD, g_image.descriptor_strings + d.path.offset, int(d.open_flags) | O_CLOEXEC);
-        break;
-      default:
-        continue;
-    }
-    if (fd < 0) {
-      Line l;
-      l.s("uffdlazy: resume ").s(g_options.image).s(": cannot reopen descriptor ").u(uint64_t(d.fd)).s(" (")
-          .s(g_image.descriptor_strings + d.path.offset).s("): ").err(fd);
-      die(kBroken, l);
-    }
-    if (fd != d.fd) {
-      long r = sys::call6(SYS_dup3, fd, d.fd, cloexec);
-      sys::close(int(fd));
-      if (r < 0) {
-        Line l;
-        l.s("uffdlazy: resume ").s(g_options.image).s(": cannot place descriptor ").u(uint64_t(d.fd)).s(": ").err(r);
-        die(kBroken, l);
-      }
-    } else if (!cloexec) {
-      sys::call6(SYS_fcntl, d.fd, F_SETFD, 0);
-    }
-    if (!(d.open_flags & O_APPEND) && ((d.mode & 0170000) == 0100000 || (d.mode & 0170000) == 0040000)) {
-      sys::call6(SYS_lseek, d.fd, long(d.position), 0);
-    }
-  }
 }
 
 void restore_itimers() {

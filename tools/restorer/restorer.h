@@ -57,6 +57,8 @@ class Line {
 };
 
 [[noreturn]] void die(int status, Line& line);
+// "uffdlazy: resume IMAGE: " at the start of a line.
+Line& resume_line(Line& l);
 uint64_t now_ns();
 size_t length(const char* s);
 bool same(const char* a, const char* b);
@@ -97,6 +99,11 @@ struct Image {
   const uint8_t* descriptors = nullptr;
   uint32_t descriptor_count = 0, descriptor_stride = 0;
   const char* descriptor_strings = nullptr;
+  const uint8_t* objects = nullptr;
+  uint32_t object_count = 0, object_stride = 0;
+  const char* object_strings = nullptr;
+  const uint8_t* object_data = nullptr;  // the object data section
+  uint64_t object_data_length = 0;
 
   const snap::ThreadRecord& thread(uint32_t i) const {
     return *reinterpret_cast<const snap::ThreadRecord*>(threads + uint64_t(i) * thread_stride);
@@ -104,9 +111,14 @@ struct Image {
   const snap::MappingRecord& mapping(uint32_t i) const {
     return *reinterpret_cast<const snap::MappingRecord*>(mappings + uint64_t(i) * mapping_stride);
   }
-  const snap::DescriptorRecord& descriptor(uint32_t i) const {
-    return *reinterpret_cast<const snap::DescriptorRecord*>(descriptors + uint64_t(i) * descriptor_stride);
+  snap::DescriptorRecord descriptor(uint32_t i) const {
+    return snap::read_descriptor(descriptors + uint64_t(i) * descriptor_stride, descriptor_stride);
   }
+  const snap::ObjectRecord& object(uint32_t i) const {
+    return *reinterpret_cast<const snap::ObjectRecord*>(objects + uint64_t(i) * object_stride);
+  }
+  const char* object_string(snap::StringRef s) const { return object_strings + s.offset; }
+  const uint8_t* data_of(const snap::ObjectRecord& o) const { return object_data + o.data_offset; }
   long mapping_at(uint64_t addr) const;
   // The settings of the process and of thread i (image.cpp); none known in an image written
   // before they were recorded (its records are shorter).
@@ -133,15 +145,55 @@ extern uint64_t g_eager_pages, g_lazy_pages;
 // process_state.cpp
 void restore_mm();
 void restore_process_state();
-int prepare_descriptors(int uffd);  // returns the image's descriptor number for the monitor
+// Closes the resumer's descriptors, moves the image's and the userfaultfd's to their places;
+// returns the image's descriptor number for the monitor. *staging: the first number free for
+// objects above every number the process uses.
+int prepare_descriptors(int uffd, int* staging);
 void monitor_descriptors(int image_fd);  // on the monitor's thread: its own table
-void restore_descriptors();
 void restore_itimers();
 void restore_rlimits();
 // The program's address-space limit (RLIMIT_AS, restored before the monitor starts) leaves room
 // for the monitor's mapping of the image: else a lazy resume would fail after the point of no
 // return.
 bool room_for_lazy_resume();
+
+// objects.cpp: what each object was made as, before the point of no return.
+inline constexpr uint32_t kMaxObjects = 1u << 16;
+struct Made {
+  int fd = -1;         // the object (a pipe: its read end; SysV memory: the segment's id)
+  int write_end = -1;  // a pipe's write end
+  bool read_taken = false, write_taken = false;  // pipe ends given to a description already
+  bool sysv_held = false;  // a SysV segment attached in the zone until its mappings are made
+};
+extern Made g_made[kMaxObjects];
+extern int g_staging_floor;  // descriptors from here up are staged objects
+// Moves a new descriptor above every number the process uses; refuses (exit 2) when fd < 0.
+int stage(long fd, const char* what);
+// Refuses the resume before the point of no return, undoing what is visible outside (socket
+// files bound so far).
+[[noreturn]] void refuse_objects(Line& l);
+void create_objects(int first_staging);
+void place_descriptors();     // every descriptor at its number, epoll lists, memfd seals
+void add_epoll_entries();
+void arm_timers();            // timerfds and POSIX timers, with the time they had left
+void arm_posix_timer(const snap::ObjectRecord& o);
+bool posix_timers_possible();  // the kernel can give timers their ids back
+
+// sockets.cpp
+void make_sockets();
+void unbind_sockets();
+
+// files.cpp
+long make_unnamed(const char* path, uint32_t mode, const char* what);
+void deleted_file_object(uint32_t i, const snap::ObjectRecord& o);
+void memfd_object(uint32_t i, const snap::ObjectRecord& o);
+void seal_memfds();
+bool enter_deleted_cwd();  // true when the working directory was a deleted one (made and entered)
+
+// shared_memory.cpp
+void shared_memory_object(uint32_t i, const snap::ObjectRecord& o);  // SysV: the segment
+long map_shared(const snap::MappingRecord& m);  // a kShared mapping, at its address
+void release_shared_memory();  // once every mapping is made
 
 // process_settings.cpp
 // The process-wide settings (ids and groups, oom_score_adj, THP, membarrier, ...): set before the
@@ -157,6 +209,7 @@ void restore_leases();
 // threads.cpp
 // uffd: the userfaultfd's number in the process (the shim's), or -1 when there is none.
 void start_threads(int image_fd, int uffd);
+long new_tid_of(uint32_t old_tid);  // after start_threads; -1 if unknown
 [[noreturn]] void release_and_become_leader();
 
 // runtime.cpp

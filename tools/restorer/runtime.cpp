@@ -155,6 +155,8 @@ void Line::emit() {
   n_ = 0;
 }
 
+Line& resume_line(Line& l) { return l.s("uffdlazy: resume ").s(g_options.image).s(": "); }
+
 void die(int status, Line& line) {
   line.emit();
   for (;;) sys::exit_group(status);

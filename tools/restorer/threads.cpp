@@ -106,6 +106,14 @@ uint32_t wait_for(uint32_t* word, const char* what) {
 
 }  // namespace
 
+long new_tid_of(uint32_t old_tid) {
+  for (uint32_t i = 0; i < g_image.thread_count; i++) {
+    if (g_image.thread(i).old_tid != old_tid) continue;
+    return g_image.thread(i).role == uint32_t(snap::ThreadRole::kLeader) ? sys::getpid() : g_slots[i].tid;
+  }
+  return -1;
+}
+
 void start_threads(int image_fd, int uffd) {
   g_image_fd = image_fd;
   g_uffd = uffd;
@@ -179,6 +187,7 @@ void release_and_become_leader() {
   b.magic = ckpt::kResumeMagic;
   restore_rlimits();
   restore_itimers();
+  arm_timers();
   // Signals that were pending at the checkpoint: every thread still blocks them all, so they wait
   // until the program's own masks are back.
   const long pid = sys::getpid();
