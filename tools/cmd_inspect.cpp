@@ -16,8 +16,8 @@ namespace {
 const char kUsage[] =
     "usage: uffdlazy inspect [--json] FILE\n"
     "\n"
-    "Prints a snapshot's identity (executable, build-id, page size, format version, capture\n"
-    "time), one line per region (address, length, protection, allocation site, ordinal, and\n"
+    "Prints a snapshot's identity (executable, build-id, page size, format version, the\n"
+    "uffdlazy release that wrote it, capture time), one line per region (address, length, protection, allocation site, ordinal, and\n"
     "how many pages are stored as data, zero, duplicate or absent), and totals.\n"
     "\n"
     "  --json   print the same as one JSON object\n"
@@ -49,6 +49,7 @@ void print_text(const char* path, const snap::SnapshotReader& r) {
   std::printf("snapshot    %s\n", path);
   std::printf("format      %u.%u, %" PRIu64 "-byte pages, flags %s\n", h.version_major, h.version_minor, ps,
               flags_text(h.flags).c_str());
+  std::printf("written by  %s\n", *r.writer_version() ? r.writer_version() : "unknown (a release before format 1.1)");
   std::printf("captured    %s\n", utc_time_text(h.created_ns).c_str());
   std::printf("executable  %s\n", exe.path);
   std::printf("build-id    %s\n", id_text(exe.id_kind, exe.id, exe.id_length).c_str());
@@ -81,6 +82,8 @@ void print_json(const char* path, const snap::SnapshotReader& r, const snap::Pro
               ",\"flags_text\":\"%s\",\"created_ns\":%" PRIu64 ",\"created\":\"%s\",",
               json_string(path, std::strlen(path)).c_str(), h.version_major, h.version_minor, ps, h.flags,
               flags_text(h.flags).c_str(), h.created_ns, utc_time_text(h.created_ns).c_str());
+  const char* writer = r.writer_version();
+  std::printf("\"writer_version\":%s,", *writer ? json_string(writer, std::strlen(writer)).c_str() : "null");
   std::printf("\"executable\":{\"path\":%s,\"id_kind\":\"%s\",\"id\":\"%s\"},",
               json_string(exe.path, exe.path_length).c_str(), id_kind_name(exe.id_kind),
               hex_bytes(exe.id, exe.id_length).c_str());

@@ -16,12 +16,13 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is
 
 inline constexpr char kMagic[8] = {'U', 'F', 'F', 'D', 'S', 'N', 'A', 'P'};
 inline constexpr uint16_t kVersionMajor = 1;  // a reader refuses any other major
-inline constexpr uint16_t kVersionMinor = 0;  // a reader accepts any minor of its major
+inline constexpr uint16_t kVersionMinor = 1;  // a reader accepts any minor of its major
 
 inline constexpr uint32_t kMinPageSize = 4096;
 inline constexpr uint32_t kMaxPageSize = 1u << 21;
 inline constexpr uint32_t kMaxIdLength = 64;  // build-ids are 8..20 bytes in practice
 inline constexpr uint32_t kMaxPathLength = 4095;
+inline constexpr uint32_t kWriterVersionLength = 32;  // with the NUL that always ends it
 
 // Header flags describe how the capture was made; they never change how the file is read
 // (anything that does needs a new major version or a required section).
@@ -55,13 +56,20 @@ struct FileHeader {
   uint32_t exe_id_kind;             // IdKind
   uint32_t exe_id_length;
   uint8_t exe_id[kMaxIdLength];
-  uint8_t reserved[96];
+  // Since 1.1: the uffdlazy release (and commit) that wrote the file, as `uffdlazy --version`
+  // prints it, NUL-terminated and NUL-padded. All zero in a 1.0 file: written by an older build.
+  char writer_version[kWriterVersionLength];
+  // Kept zero for a digest of the page index (SHA-256, for serving snapshots from object stores).
+  uint8_t index_digest[32];
+  uint8_t reserved[32];
 };
 static_assert(sizeof(FileHeader) == 256);
 static_assert(offsetof(FileHeader, header_checksum) == 16);
 static_assert(offsetof(FileHeader, exe_id) == 96);
+static_assert(offsetof(FileHeader, writer_version) == 160);
+static_assert(offsetof(FileHeader, index_digest) == 192);
 // Every field a 1.0 reader needs lies below this; a header declaring a smaller fixed part is bad.
-inline constexpr uint32_t kMinFixedSize = offsetof(FileHeader, reserved);
+inline constexpr uint32_t kMinFixedSize = offsetof(FileHeader, writer_version);
 
 enum class SectionType : uint32_t {
   kStrings = 1,    // NUL-terminated strings referenced by offset

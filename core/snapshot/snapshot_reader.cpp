@@ -74,6 +74,7 @@ void SnapshotReader::close() {
   map_size_ = private_size_ = 0;
   header_ = FileHeader{};
   exe_path_ = nullptr;
+  memset(writer_version_, 0, sizeof writer_version_);
   for (Section& s : sections_) s = Section{};
   for (Section& s : process_) s = Section{};
   for (SectionView& v : process_views_) v = SectionView{};
@@ -170,6 +171,10 @@ ReadStatus SnapshotReader::validate_header(bool native_page_size, const uint8_t*
     return malformed("executable path outside the header");
   }
   if (header_.exe_id_length > kMaxIdLength) return malformed("executable id too long");
+  // Informative only, so never a reason to refuse: whatever is there up to the first NUL.
+  if (header_.fixed_size >= offsetof(FileHeader, writer_version) + kWriterVersionLength) {
+    memcpy(writer_version_, header_.writer_version, kWriterVersionLength);
+  }
   return ReadStatus{};
 }
 

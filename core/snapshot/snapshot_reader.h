@@ -77,6 +77,8 @@ class SnapshotReader {
   uint64_t index_offset() const { return index_offset_; }  // where the page index lies in the file
 
   const char* exe_path() const { return exe_path_; }
+  // The release that wrote the file (format 1.1 and later), or "" when the file does not say.
+  const char* writer_version() const { return writer_version_; }
   ModuleView executable() const;
   // A ModuleIdentity of the recorded executable, e.g. to compare with same_module().
   void executable_identity(ModuleIdentity* out) const;
@@ -121,6 +123,7 @@ class SnapshotReader {
   uint64_t private_size_ = 0;
   FileHeader header_{};
   const char* exe_path_ = nullptr;
+  char writer_version_[kWriterVersionLength + 1] = {};
   Section sections_[6] = {};  // by SectionType
   Section process_[4] = {};   // a process image's sections (ProcessSection - 16)
   SectionView process_views_[4] = {};

@@ -11,6 +11,7 @@
 
 #include "core/base/raw_syscall.h"
 #include "core/snapshot/checksum.h"
+#include "uffdlazy/version.h"
 
 namespace uffdlazy::snap {
 
@@ -363,6 +364,11 @@ WriteStatus SnapshotWriter::commit() {
   h->fixed_size = sizeof(FileHeader);
   h->page_size = page_size_;
   h->flags = flags_;
+  // Cut to fit (a NUL always ends it): the release and commit are what a reader needs to know.
+  memset(h->writer_version, 0, sizeof h->writer_version);
+  memcpy(h->writer_version, UFFDLAZY_VERSION_STRING,
+         sizeof(UFFDLAZY_VERSION_STRING) - 1 < sizeof h->writer_version - 1 ? sizeof(UFFDLAZY_VERSION_STRING) - 1
+                                                                          : sizeof h->writer_version - 1);
   h->created_ns = options_.created_ns;
   if (!h->created_ns) {
     struct timespec ts{};

@@ -162,6 +162,7 @@ TEST_F(SnapshotReaderErrors, WrongMagic) {
 TEST_F(SnapshotReaderErrors, NewerMajorVersionRefused) {
   auto b = bytes_;
   b[offsetof(FileHeader, version_major)] = 2;
+  b[offsetof(FileHeader, version_minor)] = 0;
   reseal_header(b);
   ReadStatus s = open_variant("v2", b);
   EXPECT_EQ(s.error, ReadError::kUnsupportedVersion);
