@@ -15,11 +15,12 @@ const char kUsage[] =
     "usage: uffdlazy verify FILE...\n"
     "\n"
     "Checks a snapshot's header, section table, region table and page index checksums and the\n"
-    "XXH3 checksum of every stored page, and names the first bad thing it finds.\n"
+    "XXH3 checksum of every stored page, and names the first bad thing it finds. An incremental\n"
+    "image is verified with the images it builds on (the pages it left in them included).\n"
     "\n"
     "Exit status: 0 every file is intact; 1 a file is damaged (checksum mismatch, truncated or\n"
     "inconsistent); 2 usage error, or a file that cannot be opened or is not a snapshot this\n"
-    "build reads.\n";
+    "build reads, or an incremental image whose parent images are missing or were replaced.\n";
 
 int verify_one(const char* path) {
   snap::SnapshotReader reader;
@@ -32,6 +33,11 @@ int verify_one(const char* path) {
       std::printf("%s: damaged process image: %s\n", path, read_status_text(ps).c_str());
       return 1;
     }
+  }
+  const snap::ReadStatus chain = reader.open_ancestors(path);
+  if (!chain.ok()) {
+    std::printf("%s: %s\n", path, read_status_text(chain).c_str());
+    return 2;
   }
   const snap::VerifyReport rep = reader.verify_all();
   if (rep.ok()) {

@@ -9,6 +9,7 @@
 
 #include "core/base/aside_mmap.h"
 #include "core/base/line_writer.h"
+#include "core/base/present_pages.h"
 #include "core/base/raw_syscall.h"
 #include "core/snapshot/executable_identity.h"
 #include "core/snapshot/process_format.h"
@@ -19,15 +20,10 @@ namespace uffdlazy::ckpt {
 
 namespace {
 
-constexpr uint64_t kChunk = 512;  // pagemap entries read at once
-constexpr uint64_t kPresent = uint64_t(1) << 63;
-constexpr uint64_t kSwapped = uint64_t(1) << 62;
-constexpr uint64_t kFilePage = uint64_t(1) << 61;
-
 struct ChildState {
   snap::SnapshotWriter writer;
   snap::ModuleIdentity executable;
-  uint64_t pagemap[kChunk];
+  PresentPages present;
   alignas(4096) unsigned char zeros[4096];
 };
 
@@ -74,53 +70,46 @@ __asm__(
     ".size uffdlazy_clone_on_stack, .-uffdlazy_clone_on_stack\n");
 #endif
 
-// Pages of one planned region as the writer asks for them.
-struct PlannedPages {
+// Pages of one planned region as the writer asks for them: the process's own pages in memory
+// (or swapped), and in a resumed process the pages it has not been served yet.
+class PlannedPages final : public snap::PageProvider {
+ public:
+  PlannedPages(const PlannedRegion* r, const ImageInput* i) : region(r), in(i) {}
   const PlannedRegion* region;
   const ImageInput* in;
-  int pagemap_fd;
-  uint64_t chunk_first = ~uint64_t(0);
-  uint64_t stored = 0;
+  bool owes() const { return region->lazy && region->source != -1 && in->owed; }
 
-  uint64_t entry(uint64_t i) {
-    ChildState& c = *g_child;
-    if (i < chunk_first || i >= chunk_first + kChunk) {
-      chunk_first = i;
-      const uint64_t vpn = region->start / in->page_size + i;
-      long r = sys::pread(pagemap_fd, c.pagemap, sizeof c.pagemap, long(vpn * 8));
-      const uint64_t got = r > 0 ? uint64_t(r) / 8 : 0;
-      for (uint64_t k = got; k < kChunk; k++) c.pagemap[k] = 0;
-    }
-    return c.pagemap[i - chunk_first];
-  }
-
-  // In memory and the process's own (not a page-cache page of a file mapping).
-  bool own(uint64_t e) const { return (e & kSwapped) || ((e & kPresent) && !(e & kFilePage)); }
-
-  const void* operator()(uint64_t i) {
-    const uint64_t e = entry(i);
-    if (own(e)) {
-      stored++;
-      return reinterpret_cast<const void*>(region->start + i * in->page_size);
-    }
-    if (region->lazy && region->source != -1 && in->owed) {
+  const void* page(uint64_t i) override {
+    const uint64_t addr = region->start + i * in->page_size;
+    if (PresentPages::own(g_child->present.entry(addr))) return reinterpret_cast<const void*>(addr);
+    if (owes()) {
       const uint64_t page = region->source_page + i;
       if (in->owed->is_owed(region->source, page)) {
-        const snap::SnapshotReader* reader = in->owed->reader();
-        snap::PageRef ref = reader->page(uint64_t(region->source), page);
-        stored++;
-        return ref.data ? ref.data : g_child->zeros;
+        const snap::PageRef ref = in->owed->reader()->page(uint64_t(region->source), page);
+        if (ref.kind == snap::PageKind::kZero) return g_child->zeros;
+        if (!ref.data) fail(EIO);  // in an ancestor that is not open: never store it as absent
+        return ref.data;
       }
     }
     return nullptr;
   }
 
-  bool any_stored() {
-    const uint64_t pages = (region->end - region->start) / in->page_size;
-    for (uint64_t i = 0; i < pages; i++) {
-      if (own(entry(i))) return true;
+  // Only pages in memory and pages still owed can be stored: the rest of a large, mostly empty
+  // region is skipped without being looked at page by page.
+  uint64_t next(uint64_t from, uint64_t end) override {
+    const uint64_t ps = in->page_size;
+    uint64_t at = (g_child->present.next(region->start + from * ps, region->start + end * ps, true) - region->start) / ps;
+    if (owes()) {
+      const uint64_t first = region->source_page;
+      const uint64_t owed = in->owed->first_owed(region->source, first + from, first + at) - first;
+      if (owed < at) at = owed;
     }
-    return false;
+    return at;
+  }
+
+  bool any_stored() {
+    const uint64_t end = region->end;
+    return g_child->present.next(region->start, end, true) < end;
   }
 };
 
@@ -146,12 +135,12 @@ struct PlannedPages {
   if (!st.ok()) fail(st);
   st = c.writer.begin(c.executable, snap::kFlagProcessImage);
   if (!st.ok()) fail(st);
-  long pagemap = sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (pagemap < 0) fail(snap::WriteStatus{snap::WriteError::kSourceFailed, int(-pagemap)});
-  uint64_t lazy_pages = 0;
+  const int pagemap = c.present.open(in.page_size);
+  if (pagemap < 0) fail(snap::WriteStatus{snap::WriteError::kSourceFailed, -pagemap});
+  uint64_t lazy_pages = 0;  // stored pages of the lazy regions: what the resumed monitor serves
   for (uint32_t i = 0; i < in.plan_count; i++) {
     const PlannedRegion& r = in.plan[i];
-    PlannedPages pages{&r, &in, int(pagemap)};
+    PlannedPages pages(&r, &in);
     // Eager regions with nothing of their own (reservations, untouched memory, file pages the
     // process never changed) need no record: the restorer maps them empty or from the file.
     if (r.lazy != 1 && !pages.any_stored()) continue;
@@ -162,9 +151,14 @@ struct PlannedPages {
     info.length = r.end - r.start;
     info.prot = r.prot;
     info.map_flags = r.map_flags;
-    st = c.writer.add_region_with(info, pages);
+    const snap::WriterStats before = c.writer.stats();
+    st = c.writer.add_region(info, pages);
     if (!st.ok()) fail(st);
-    if (r.lazy) lazy_pages += pages.stored;
+    const snap::WriterStats& after = c.writer.stats();
+    if (r.lazy) {
+      lazy_pages += after.data_pages + after.duplicate_pages + after.parent_pages - before.data_pages -
+                    before.duplicate_pages - before.parent_pages;
+    }
   }
   const uint32_t types[4] = {uint32_t(snap::ProcessSection::kProcess), uint32_t(snap::ProcessSection::kThreads),
                              uint32_t(snap::ProcessSection::kMappings), uint32_t(snap::ProcessSection::kDescriptors)};
@@ -177,7 +171,7 @@ struct PlannedPages {
   const snap::WriterStats& s = c.writer.stats();
   w.clear();
   w.str("uffdlazy: checkpoint ").str(in.path).str(" written: ").u64(in.thread_count).str(" threads, ")
-      .u64(in.mapping_count).str(" mappings, ").u64(s.data_pages + s.duplicate_pages).str(" pages stored (")
+      .u64(in.mapping_count).str(" mappings, ").u64(s.data_pages + s.duplicate_pages + s.parent_pages).str(" pages stored (")
       .u64(lazy_pages).str(" to be served lazily), ").u64(s.file_size).str(" bytes");
   w.emit(in.message_fd);
   for (;;) sys::exit_group(0);

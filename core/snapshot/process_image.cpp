@@ -128,6 +128,9 @@ ReadStatus ProcessImage::open(const SnapshotReader& reader) {
       at = mm.end;
       i++;
     }
+    // The restorer puts eager pages in place from this file alone: only the monitor, which opens
+    // the ancestors, serves pages left in them.
+    if (!lazy && rec.parent_pages) return malformed("an eager region has pages in an ancestor image");
     if (lazy) lazy_regions_[r / 64] |= uint64_t(1) << (r % 64);
   }
   return ReadStatus{};

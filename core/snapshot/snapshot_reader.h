@@ -1,7 +1,12 @@
 // Opens a snapshot read-only and checks everything but the page data up front (sizes, magic,
 // version, header/section/index checksums, every offset, the page index's shape), so that later
-// lookups are plain array accesses that cannot go out of the file. Page data is checked on demand
-// (verify_page) or in one pass (verify_all). Opening costs time linear in the file's size.
+// lookups cannot go out of the file: a page is found by a binary search of its region's runs
+// (O(log runs), no allocation). Page data is checked on demand (verify_page) or in one pass
+// (verify_all). Opening costs time linear in the file's size, whatever the regions' sizes.
+//
+// An incremental image (FORMAT.md) leaves unchanged pages in its ancestors: open_ancestors()
+// maps them, after checking that each is the file the image was written against; until then
+// their pages have no data (PageRef::data is nullptr) and cannot be verified.
 //
 // The file may be changed by another process at any time, so nothing the checks approve is read
 // from the file again: the header fields, the executable path, the string, module and region
@@ -23,9 +28,16 @@ namespace uffdlazy::snap {
 
 struct PageRef {
   PageKind kind = PageKind::kAbsent;
-  const uint8_t* data = nullptr;  // page_size bytes in the mapping (data and duplicate only)
+  const uint8_t* data = nullptr;  // page_size bytes in a mapping (data, duplicate, parent once open)
   uint64_t checksum = 0;          // expected XXH3-64 of data
-  uint64_t offset = 0;            // of the block in the file
+  uint64_t offset = 0;            // of the block in its file
+  uint32_t depth = 0;             // that file: 0 this one, d the ancestor at depth d (kParent)
+};
+
+struct AncestorView {
+  const char* path = nullptr;  // as recorded, NUL-terminated
+  const AncestorRecord* record = nullptr;
+  const char* opened_path = nullptr;  // where it was found, once open_ancestors() succeeded
 };
 
 struct ModuleView {
@@ -44,9 +56,10 @@ struct SectionView {
 
 struct VerifyReport {
   uint64_t regions = 0;
-  uint64_t pages = 0;           // all index entries
+  uint64_t pages = 0;           // all pages of all regions, stored or not
   uint64_t pages_checked = 0;   // data and duplicate pages whose content was checked
   uint64_t blocks_checked = 0;  // distinct data blocks (kData entries), each hashed once
+  uint64_t parent_pages = 0;    // pages left in ancestors: checked only when they are open
   uint64_t bad_pages = 0;
   uint64_t first_bad_region = 0;  // valid when bad_pages > 0
   uint64_t first_bad_page = 0;
@@ -74,7 +87,8 @@ class SnapshotReader {
   const uint8_t* base() const { return base_; }  // the file mapping; only page data is read from it
   uint64_t data_offset() const { return data_offset_; }
   uint64_t data_length() const { return data_length_; }
-  uint64_t index_offset() const { return index_offset_; }  // where the page index lies in the file
+  // Where page `page` of region `region`'s entry lies in the file, or 0 when the page is absent.
+  uint64_t entry_position(uint64_t region, uint64_t page) const;
 
   const char* exe_path() const { return exe_path_; }
   // The release that wrote the file (format 1.1 and later), or "" when the file does not say.
@@ -94,12 +108,35 @@ class SnapshotReader {
   bool region_module(uint64_t i, ModuleView* out) const;
 
   // Page `page` of region `region`; both must be in range (region(r).page_count).
-  // Region i's entries start where region i-1's end (the reader checks it).
   PageRef page(uint64_t region, uint64_t page) const;
-  const PageEntry& entry(uint64_t region, uint64_t page) const { return index_[regions_[region].index_first + page]; }
-  // True for absent and zero pages, and for data whose XXH3-64 matches the index.
+  // Its entry; an absent page's is all zero (kind kAbsent).
+  PageEntry entry(uint64_t region, uint64_t page) const {
+    const int64_t i = find(region, page);
+    return i < 0 ? PageEntry{} : entries_[i];
+  }
+  // The index of page `page` of region `region` in the entries, or -1 when the page is absent.
+  int64_t find(uint64_t region, uint64_t page) const;
+  // Region `region`'s runs, in page order (region(r).run_count of them), and entries by index.
+  const RunRecord& run(uint64_t region, uint64_t i) const { return runs_[regions_[region].run_first + i]; }
+  const PageEntry& entry_at(uint64_t index) const { return entries_[index]; }
+  // Where a data, duplicate or parent entry's block is mapped (nullptr: its ancestor is not open).
+  const uint8_t* block(const PageEntry& e) const;
+  // The first stored page of region `region` at or after `from`, or page_count when none.
+  uint64_t next_stored(uint64_t region, uint64_t from) const;
+  // True for absent and zero pages, and for data whose XXH3-64 matches the index (a parent page:
+  // only once its ancestor is open).
   bool verify_page(uint64_t region, uint64_t page) const;
   VerifyReport verify_all() const;
+
+  // The images this one takes unchanged pages from (none for a full snapshot), the parent first.
+  uint32_t ancestor_count() const { return ancestor_count_; }
+  AncestorView ancestor(uint32_t i) const;
+  // Maps every ancestor, each found at its recorded path or, failing that, under the same name
+  // beside `own_path` (this file's path: a chain moved together still opens), and checks that
+  // it is the file this one was written against (identity and data area). kAncestorMissing or
+  // kAncestorChanged (what: the path) otherwise.
+  ReadStatus open_ancestors(const char* own_path);
+  bool ancestors_open() const { return ancestor_count_ == 0 || ancestor_base_[0] != nullptr; }
   // A process image's section (process_format.h ProcessSection), in private memory, its checksum
   // verified; ProcessImage interprets them.
   SectionView process_section(uint32_t type) const;
@@ -116,6 +153,8 @@ class SnapshotReader {
   ReadStatus copy_metadata(const uint8_t* header_copy);
   ReadStatus validate_regions();
   ReadStatus validate_index();
+  ReadStatus validate_ancestors();
+  ReadStatus open_ancestor(uint32_t i, const char* own_path);
 
   const uint8_t* base_ = nullptr;  // the file, read-only; page data only once validated
   uint64_t map_size_ = 0;
@@ -124,20 +163,28 @@ class SnapshotReader {
   FileHeader header_{};
   const char* exe_path_ = nullptr;
   char writer_version_[kWriterVersionLength + 1] = {};
-  Section sections_[6] = {};  // by SectionType
+  Section sections_[kLastSectionType + 1] = {};  // by SectionType
   Section process_[4] = {};   // a process image's sections (ProcessSection - 16)
   SectionView process_views_[4] = {};
   uint64_t data_offset_ = 0;
   uint64_t data_length_ = 0;
-  uint64_t index_offset_ = 0;
+  uint64_t entries_offset_ = 0;
   const char* strings_ = nullptr;
   uint64_t strings_length_ = 0;
   const ModuleRecord* modules_ = nullptr;
   uint32_t module_count_ = 0;
   const RegionRecord* regions_ = nullptr;
   uint64_t region_count_ = 0;
-  const PageEntry* index_ = nullptr;
-  uint64_t index_count_ = 0;
+  const RunRecord* runs_ = nullptr;
+  uint64_t run_count_ = 0;
+  const PageEntry* entries_ = nullptr;
+  uint64_t entry_count_ = 0;
+  const AncestorRecord* ancestors_ = nullptr;
+  uint32_t ancestor_count_ = 0;
+  // Once open_ancestors() succeeded: each ancestor's file mapping, and where it was found.
+  const uint8_t* ancestor_base_[kMaxAncestors] = {};
+  uint64_t ancestor_size_[kMaxAncestors] = {};
+  char* ancestor_paths_ = nullptr;  // kMaxAncestors x (kMaxPathLength + 1), mapped on demand
 };
 
 }  // namespace uffdlazy::snap

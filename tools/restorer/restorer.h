@@ -85,7 +85,8 @@ struct Image {
   const snap::FileHeader* header = nullptr;
   const snap::RegionRecord* regions = nullptr;
   uint64_t region_count = 0;
-  const snap::PageEntry* index = nullptr;
+  const snap::RunRecord* runs = nullptr;
+  const snap::PageEntry* entries = nullptr;
   const snap::ProcessRecord* process = nullptr;
   const char* process_strings = nullptr;
   const uint8_t* threads = nullptr;
