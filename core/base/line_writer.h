@@ -5,6 +5,8 @@
 // One write(2) per line keeps lines from different processes whole.
 #pragma once
 
+#include "core/base/errno_names.h"
+
 #include <cstddef>
 #include <cstdint>
 
@@ -36,8 +38,5 @@ class LineWriter {
   bool truncated_ = false;
 };
 
-// A name and a message for the errno values the shim reports; never allocates.
-const char* errno_name(int err);
-const char* errno_message(int err);
 
 }  // namespace uffdlazy

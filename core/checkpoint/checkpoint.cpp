@@ -378,7 +378,7 @@ void checkpoint_now() {
   }
   // The child holds the image as of now: the program may go on while it writes.
   if (!g.then_stop) release_threads();
-  const int status = wait_image_writer(pid);
+  const int status = wait_image_writer(pid, in);
   if (status == 0) g.written = true;
   if (g.then_stop) {
     // The image is complete (status 0), or the writer said why not: either way the process ends

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <new>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -144,8 +145,12 @@ class PlannedPages final : public snap::PageProvider {
     // Eager regions with nothing of their own (reservations, untouched memory, file pages the
     // process never changed) need no record: the restorer maps them empty or from the file.
     if (r.lazy != 1 && !pages.any_stored()) continue;
-    // This is the child's private copy: make it readable whatever the program's protections.
-    if (!(r.prot & PROT_READ)) sys::call6(SYS_mprotect, long(r.start), long(r.end - r.start), PROT_READ);
+    // This is the child's private copy: make it readable whatever the program's protections. A
+    // region the shim registered keeps the protection it was mapped with, while the program may
+    // have changed it for some of its pages since (mprotect PROT_NONE): such a region is made
+    // readable whole (it is the program's data; the writer never writes there). Any other region
+    // is one mapping's piece, whose protection is the mapping's.
+    if (r.lazy == 1 || !(r.prot & PROT_READ)) sys::call6(SYS_mprotect, long(r.start), long(r.end - r.start), PROT_READ);
     snap::RegionInfo info;
     info.start = r.start;
     info.length = r.end - r.start;
@@ -197,23 +202,41 @@ void image_writer_arena(uint64_t* start, uint64_t* end) {
 long start_image_writer(const ImageInput& in) {
 #if defined(__x86_64__)
   // A bare clone: no fork handlers (the program's threads are stopped, perhaps holding the locks
-  // those would take); the child uses raw system calls and its own copy of memory only.
+  // those would take); the child uses raw system calls and its own copy of memory only. No exit
+  // signal: its end must not reach the program as a SIGCHLD (it would interrupt its blocking
+  // calls, or run its handler), and only __WALL waits for such a child, so the program's own
+  // waitpid(-1) never reaps it.
   g_input = &in;
-  return uffdlazy_clone_on_stack(SIGCHLD, g_arena.base + g_arena.bytes, child_main, nullptr);
+  return uffdlazy_clone_on_stack(0, g_arena.base + g_arena.bytes, child_main, nullptr);
 #else
   (void)in;
   return -ENOSYS;
 #endif
 }
 
-int wait_image_writer(long pid) {
+int wait_image_writer(long pid, const ImageInput& in) {
   int status = 0;
   long r;
   do {
     r = sys::call6(SYS_wait4, pid, reinterpret_cast<long>(&status), __WALL, 0);
   } while (r == -EINTR);
   if (r < 0) return int(r);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+  // Whatever stopped the writer, its temporary file goes (the writer's own name for it:
+  // core/snapshot/snapshot_writer.cpp).
+  char tmp[1100];
+  LineWriter name;
+  name.str(in.path).str(".tmp.").u64(uint64_t(pid));
+  const size_t n = name.size() < sizeof tmp - 1 ? name.size() : sizeof tmp - 1;
+  memcpy(tmp, name.data(), n);
+  tmp[n] = 0;
+  sys::unlinkat(AT_FDCWD, tmp, 0);
   if (WIFEXITED(status)) return WEXITSTATUS(status);
+  // Killed: it said nothing itself.
+  LineWriter w;
+  w.str("uffdlazy: checkpoint ").str(in.path).str(": the image writer was killed by signal ").i64(WTERMSIG(status))
+      .str("; no image written");
+  w.emit(in.message_fd);
   return 128 + WTERMSIG(status);
 }
 

@@ -39,7 +39,8 @@ bool prepare_image_writer();
 void image_writer_arena(uint64_t* start, uint64_t* end);
 // Clones the writer; returns its pid or -errno.
 long start_image_writer(const ImageInput& in);
-// Waits for it: its exit status (0: the image is complete under its final name), or -errno.
-int wait_image_writer(long pid);
+// Waits for it: its exit status (0: the image is complete under its final name), or -errno. When
+// it failed, its temporary file is removed (and if it was killed, a line says so).
+int wait_image_writer(long pid, const ImageInput& in);
 
 }  // namespace uffdlazy::ckpt

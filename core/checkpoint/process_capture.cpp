@@ -80,8 +80,10 @@ const char* status_field(const char* key) {
   return nullptr;
 }
 
-bool has_children(LineWriter* why) {
-  // Every thread's children: a checkpoint cannot take another process with it.
+}  // namespace
+
+bool list_child_processes(LineWriter* pids) {
+  // Every thread's children.
   bool found = false;
   long dir = sys::openat(AT_FDCWD, "/proc/self/task", 0x10000 /* O_DIRECTORY */ | 02000000);
   if (dir < 0) return false;
@@ -102,20 +104,16 @@ bool has_children(LineWriter* why) {
       char kids[512];
       long r = read_small_file(path, kids, sizeof kids);
       if (r > 0) {
-        if (!found) why->str("the process has child processes (");
-        else why->str(" ");
+        if (found) pids->str(" ");
         found = true;
         while (r > 0 && kids[r - 1] == ' ') kids[--r] = 0;
-        why->str(kids);
+        pids->str(kids);
       }
     }
   }
   sys::close(int(dir));
-  if (found) why->str("); a checkpoint takes one process only");
   return found;
 }
-
-}  // namespace
 
 snap::ProcessRecord* capture_process(TableBuilder* table, LineWriter* why) {
   snap::ProcessRecord* p = table->add_record<snap::ProcessRecord>();
@@ -157,7 +155,11 @@ snap::ProcessRecord* capture_process(TableBuilder* table, LineWriter* why) {
     why->str("the process has POSIX timers (timer_create)");
     return nullptr;
   }
-  if (has_children(why)) return nullptr;
+  LineWriter kids;
+  if (list_child_processes(&kids)) {
+    why->str("the process has child processes (").str(kids.data(), kids.size()).str("); a checkpoint takes one process only");
+    return nullptr;
+  }
 
   if (!read_mm_fields(&p->mm)) {
     why->str("cannot read /proc/self/stat");

@@ -13,4 +13,8 @@ namespace uffdlazy::ckpt {
 // cannot be checkpointed.
 snap::ProcessRecord* capture_process(TableBuilder* table, LineWriter* why);
 
+// Appends the pids of the process's children (of every thread), separated by spaces; false if it
+// has none.
+bool list_child_processes(LineWriter* pids);
+
 }  // namespace uffdlazy::ckpt

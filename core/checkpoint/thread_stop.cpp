@@ -12,10 +12,15 @@
 #include "core/base/hidden_thread.h"
 #include "core/base/mono_clock.h"
 #include "core/base/raw_syscall.h"
+#include "core/base/shim_signals.h"
 #include "core/checkpoint/jump_context.h"
 #include "core/checkpoint/resume_block.h"
 #include "core/checkpoint/thread_record.h"
 #include "core/monitor/monitor.h"
+
+// glibc's own sigaction (public ABI since 2.0): the shim's handlers are installed past its
+// interposer (preload/signal_interposers.cpp), which guards the program's.
+extern "C" int __sigaction(int, const struct sigaction*, struct sigaction*);
 
 namespace uffdlazy::ckpt {
 
@@ -36,7 +41,6 @@ struct StopState {
 };
 constinit StopState g;
 constinit bool g_reserved = false;
-__thread uint32_t t_stops __attribute__((tls_model("initial-exec"))) = 0;
 
 void futex_wake_all(std::atomic<uint32_t>* w) { sys::futex(w, FUTEX_WAKE_PRIVATE, 1 << 30); }
 
@@ -64,7 +68,7 @@ bool park_here(snap::ThreadRole role, void* frame, std::atomic<uint32_t>* parked
     while (g.release_gen.load(std::memory_order_acquire) == gen) sys::futex(&g.release_gen, FUTEX_WAIT_PRIVATE, int(gen));
     return false;
   }
-  t_stops++;
+  count_shim_signal();
   record_this_thread(r, role);
   r->signal_frame = uint64_t(frame);
   if (uffdlazy_save_context(&r->context) != 0) return true;
@@ -163,13 +167,12 @@ bool prepare_thread_stop() {
   sa.sa_sigaction = on_stop_signal;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigfillset(&sa.sa_mask);
-  if (sigaction(kStopSignal, &sa, nullptr) != 0) return false;
+  if (__sigaction(kStopSignal, &sa, nullptr) != 0) return false;
   g_reserved = true;
   return true;
 }
 
 bool stop_signal_reserved() { return g_reserved; }
-uint32_t stops_of_this_thread() { return t_stops; }
 
 bool stop_program_threads(uint64_t timeout_ns, LineWriter* why) {
   g.slots_used.store(0, std::memory_order_release);

@@ -29,9 +29,6 @@ inline constexpr uint32_t kMaxThreads = 4096;
 // Whether a checkpoint is armed in this process: the stop signal is then the shim's, and the
 // program may neither take it over nor block it (preload/signal_interposers.cpp).
 bool stop_signal_reserved();
-// How many times the calling thread has been stopped: a system call interrupted by a stop
-// (EINTR) is one the program did not ask to interrupt.
-uint32_t stops_of_this_thread();
 
 // Installs the stop handler (SA_SIGINFO | SA_RESTART, every signal blocked while it runs) and
 // maps the thread records. Call once, before any checkpoint.

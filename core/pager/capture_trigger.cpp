@@ -9,6 +9,11 @@
 
 #include "core/base/hidden_thread.h"
 #include "core/base/raw_syscall.h"
+#include "core/base/shim_signals.h"
+
+// glibc's own sigaction (public ABI since 2.0): the shim's handlers are installed past its
+// interposer (preload/signal_interposers.cpp), which guards the program's.
+extern "C" int __sigaction(int, const struct sigaction*, struct sigaction*);
 
 namespace uffdlazy {
 
@@ -22,19 +27,30 @@ constexpr SignalName kSignals[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP",
                                    {"QUIT", SIGQUIT}, {"TERM", SIGTERM}, {"ALRM", SIGALRM}, {"WINCH", SIGWINCH},
                                    {"URG", SIGURG},   {"PWR", SIGPWR}};
 
-// Signals received; the handler bumps it and wakes the trigger thread. A futex rather than a
-// descriptor: the program may close every descriptor and reuse the numbers, and the handler must
-// never write into one of its files.
+// Signals received (low 31 bits); the handler bumps it and wakes the trigger thread. A futex
+// rather than a descriptor: the program may close every descriptor and reuse the numbers, and the
+// handler must never write into one of its files. kReleaseAsked: the program takes the signal.
+constexpr uint32_t kReleaseAsked = 1u << 31;
 constinit std::atomic<uint32_t> g_signals{0};
+constinit std::atomic<uint32_t> g_released{0};  // futex word: the trigger thread blocks the signal
 constinit CaptureMoment g_moment;
 using CaptureFn = void (*)();
 constinit CaptureFn g_capture = nullptr;
 constinit HiddenThread g_thread;
+constinit bool g_keep = false;
+constinit struct sigaction g_view = {};
 
 void on_signal(int) {
-  // Async-signal-safe, errno untouched (raw system call).
+  // Async-signal-safe, errno untouched (raw system calls).
+  count_shim_signal();
   g_signals.fetch_add(1, std::memory_order_release);
   sys::futex(&g_signals, FUTEX_WAKE_PRIVATE, 1);
+}
+
+// The trigger thread's mask for the kept signal (every other signal stays blocked).
+void take_signal_here(bool take) {
+  const uint64_t set = uint64_t(1) << (g_moment.signal - 1);
+  sys::sigprocmask(take ? SIG_UNBLOCK : SIG_BLOCK, &set, nullptr);
 }
 
 void* trigger_thread(void*) {
@@ -49,8 +65,17 @@ void* trigger_thread(void*) {
   uint32_t seen = 0;
   for (;;) {
     const uint32_t now = g_signals.load(std::memory_order_acquire);
-    if (now != seen) {
-      seen = now;
+    if (g_keep) {
+      // Again at each turn: a resumed thread starts with every signal blocked.
+      const bool released = now & kReleaseAsked;
+      take_signal_here(!released);
+      if (released && !g_released.load(std::memory_order_acquire)) {
+        g_released.store(1, std::memory_order_release);
+        sys::futex(&g_released, FUTEX_WAKE_PRIVATE, 1 << 30);
+      }
+    }
+    if ((now & ~kReleaseAsked) != seen) {
+      seen = now & ~kReleaseAsked;
       g_capture();
       continue;
     }
@@ -59,6 +84,16 @@ void* trigger_thread(void*) {
 }
 
 }  // namespace
+
+void append_signal_name(LineWriter* w, int sig) {
+  for (const auto& s : kSignals) {
+    if (s.number == sig) {
+      w->str("SIG").str(s.name);
+      return;
+    }
+  }
+  w->str("signal ").i64(sig);
+}
 
 bool parse_capture_moment(const char* spec, CaptureMoment* out, LineWriter* err) {
   *out = CaptureMoment{};
@@ -108,7 +143,7 @@ bool parse_capture_moment(const char* spec, CaptureMoment* out, LineWriter* err)
   return false;
 }
 
-bool arm_capture(const CaptureMoment& m, void (*capture)()) {
+bool arm_capture(const CaptureMoment& m, void (*capture)(), bool keep_signal) {
   if (m.kind == CaptureMoment::kExit) return true;
   g_moment = m;
   g_capture = capture;
@@ -117,9 +152,34 @@ bool arm_capture(const CaptureMoment& m, void (*capture)()) {
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(m.signal, &sa, nullptr) != 0) return false;
+    if (__sigaction(m.signal, &sa, &g_view) != 0) return false;
+    // What the program inherited (SIG_IGN survives exec) stays what it sees.
+    if (g_view.sa_handler != SIG_IGN) g_view.sa_handler = SIG_DFL;
+    g_keep = keep_signal;
   }
   return g_thread.start(trigger_thread, nullptr, 256 * 1024);
+}
+
+int capture_signal() {
+  return g_keep && !(g_signals.load(std::memory_order_acquire) & kReleaseAsked) ? g_moment.signal : 0;
+}
+
+struct sigaction* capture_signal_view() { return &g_view; }
+
+void release_capture_signal() {
+  if (!g_keep) return;
+  g_signals.fetch_or(kReleaseAsked, std::memory_order_acq_rel);
+  sys::futex(&g_signals, FUTEX_WAKE_PRIVATE, 1 << 30);
+  while (!g_released.load(std::memory_order_acquire)) sys::futex(&g_released, FUTEX_WAIT_PRIVATE, 0);
+}
+
+bool capture_forked() {
+  if (!g_keep) return false;
+  const bool released = g_signals.load(std::memory_order_acquire) & kReleaseAsked;
+  g_keep = false;
+  g_thread.forget();
+  if (!released) __sigaction(g_moment.signal, &g_view, nullptr);
+  return true;
 }
 
 }  // namespace uffdlazy

@@ -8,11 +8,15 @@
 #include "core/base/line_writer.h"
 #include "core/base/mono_clock.h"
 #include "core/checkpoint/checkpoint.h"
+#include "core/checkpoint/process_capture.h"
 #include "core/pager/pager_state.h"
 
 namespace uffdlazy::pager {
 
 namespace {
+
+// How the program took the trigger signal (a call's name), or nullptr.
+constinit const char* g_trigger_taken_by = nullptr;
 
 void describe(ckpt::ShimAccess* a) {
   a->monitor = &g.monitor;
@@ -101,7 +105,7 @@ bool arm_checkpointing() {
   h.describe = describe;
   h.monitor_resumed = monitor_resumed;
   h.pager_resumed = pager_resumed;
-  if (!ckpt::arm_checkpoint(s, h) || !arm_capture(g_capture_at, ckpt::checkpoint_now)) {
+  if (!ckpt::arm_checkpoint(s, h) || !arm_capture(g_capture_at, ckpt::checkpoint_now, true)) {
     LineWriter w;
     w.str("uffdlazy: cannot arm the checkpoint (").str(at).str(")");
     w.emit();
@@ -110,15 +114,54 @@ bool arm_checkpointing() {
   return true;
 }
 
-int checkpoint_exit_status(int status) {
-  if (status != 0 || !g.cfg.checkpoint[0] || g.forked || sys::getpid() != g.owner_pid || !ckpt::checkpoint_pending()) {
-    return status;
-  }
+int checkpoint_trigger_signal() { return g.cfg.checkpoint[0] && !g.forked ? capture_signal() : 0; }
+
+void program_takes_trigger(const char* how) {
+  const int sig = checkpoint_trigger_signal();
+  if (!sig) return;
+  release_capture_signal();
+  g_trigger_taken_by = how;
   LineWriter w;
-  w.str("uffdlazy: checkpoint ").str(g.cfg.checkpoint).str(": the program ended with no image written; exit status 2");
+  w.str("uffdlazy: checkpoint ").str(g.cfg.checkpoint).str(": the program takes ");
+  append_signal_name(&w, sig);
+  w.str(", the checkpoint's trigger, for itself (").str(how)
+      .str("): no checkpoint will be taken on it; trigger with another signal (--at signal=NAME) or after a delay "
+           "(--at after=SECONDS)");
+  const int out = exit_line_fd();
+  w.emit(out >= 0 ? out : 2);
+}
+
+bool checkpoint_armed_here() {
+  return g.cfg.checkpoint[0] && !g.forked && sys::getpid() == g.owner_pid && ckpt::checkpoint_pending();
+}
+
+int checkpoint_exit_status(int status) {
+  if (!checkpoint_armed_here()) return status;
+  LineWriter w;
+  w.str("uffdlazy: checkpoint ").str(g.cfg.checkpoint).str(": ");
+  LineWriter kids;
+  int code = 2;
+  if (g_trigger_taken_by) {
+    w.str("no image written: the program took ");
+    append_signal_name(&w, g_capture_at.signal);
+    w.str(", the checkpoint's trigger, for itself (").str(g_trigger_taken_by).str(")");
+    code = 4;
+  } else if (ckpt::list_child_processes(&kids)) {
+    w.str("no image written: the program's process ends while its child process ").str(kids.data(), kids.size())
+        .str(" runs on (a daemon?); a checkpoint does not follow a child it forked");
+    code = 4;
+  } else {
+    w.str("the program ended with no image written");
+  }
+  if (status != 0) {
+    w.str("; exit status ").i64(status).str(" (the program's)");
+  } else {
+    w.str("; exit status ").i64(code);
+    status = code;
+  }
   const int out = exit_line_fd();
   if (out >= 0) w.emit(out);
-  return 2;
+  return status;
 }
 
 }  // namespace uffdlazy::pager

@@ -128,6 +128,7 @@ void write_resume_times(int out) {
 void at_exit() {
   if (g.cfg.disabled || !g.owner_pid || sys::getpid() != g.owner_pid) return;
   if (g.cfg.record[0] && g_capture_at.kind == CaptureMoment::kExit && mine()) capture_now();
+  if (g.cfg.record[0]) wait_for_capture_under_way();
   const int out = exit_line_fd();
   const bool restoring = g_restore && g_restore->ready();
   if ((g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0] || restoring) && mine()) g.monitor.sync();

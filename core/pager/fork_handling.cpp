@@ -52,7 +52,8 @@ void after_fork_child() {
   // The child's memory is complete (nothing owed): without a userfaultfd of its own it runs
   // correctly unpaged, so it fails open unless the user asked for strict mode.
   g.cfg.strict = g.strict_asked;
-  if (g_capture_at.kind == CaptureMoment::kSignal) {
+  // A checkpoint's trigger: the program's own view of it comes back.
+  if (!capture_forked() && g_capture_at.kind == CaptureMoment::kSignal) {
     struct sigaction dfl = {};
     dfl.sa_handler = SIG_DFL;
     sigaction(g_capture_at.signal, &dfl, nullptr);

@@ -106,6 +106,9 @@ bool heap_big_enough(uintptr_t end);
 bool bring_up();
 // Takes the snapshot now (from the capture thread, or at exit).
 void capture_now();
+// Returns once no capture is under way: the exit account must count a capture that the trigger
+// thread started before the program ended (the program may end the moment the file appears).
+void wait_for_capture_under_way();
 // The fd our exit lines go to, or -1 (see exit_outputs.cpp).
 int exit_line_fd();
 

@@ -4,7 +4,10 @@
 // shim): the plain file name holds the capture of the process with the most registered memory
 // at its capture moment (run_state.h); a name with %p gets one file per process.
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/wait.h>
+
+#include <atomic>
 
 #include "core/base/line_writer.h"
 #include "core/pager/output_names.h"
@@ -14,6 +17,13 @@
 namespace uffdlazy::pager {
 
 namespace {
+
+// Captures started and not yet counted (a futex word: at_exit waits on it), and the process they
+// belong to: a child forked meanwhile inherits the count but not the thread that would lower it.
+constinit std::atomic<uint32_t> g_captures_under_way{0};
+constinit std::atomic<int> g_capturing_pid{0};
+
+void capture_and_count();
 
 int64_t registered_bytes() {
   TableSection section;
@@ -25,7 +35,23 @@ int64_t registered_bytes() {
 
 }  // namespace
 
+void wait_for_capture_under_way() {
+  if (g_capturing_pid.load(std::memory_order_acquire) != sys::getpid()) return;
+  for (uint32_t n; (n = g_captures_under_way.load(std::memory_order_acquire)) != 0;)
+    sys::futex(&g_captures_under_way, FUTEX_WAIT_PRIVATE, int(n));
+}
+
 void capture_now() {
+  g_capturing_pid.store(sys::getpid(), std::memory_order_release);
+  g_captures_under_way.fetch_add(1, std::memory_order_acq_rel);
+  capture_and_count();
+  if (g_captures_under_way.fetch_sub(1, std::memory_order_acq_rel) == 1)
+    sys::futex(&g_captures_under_way, FUTEX_WAKE_PRIVATE, INT32_MAX);
+}
+
+namespace {
+
+void capture_and_count() {
   // Events the monitor has read but not yet applied (a region unmapped just before the capture
   // moment) must be in the table the capture copies.
   if (mine()) g.monitor.sync();
@@ -87,5 +113,7 @@ void capture_now() {
     }
   });
 }
+
+}  // namespace
 
 }  // namespace uffdlazy::pager

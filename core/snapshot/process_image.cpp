@@ -5,12 +5,17 @@
 
 #include "core/base/aside_mmap.h"
 #include "core/base/raw_syscall.h"
+#include "core/checkpoint/resume_protocol.h"
 
 namespace uffdlazy::snap {
 
 namespace {
 
 ReadStatus malformed(const char* what) { return ReadStatus{ReadError::kMalformed, 0, 0, 0, what}; }
+
+constexpr uint32_t kMaxThreads = 4104;        // the restorer's table (the shim's 4096 and its own)
+constexpr int32_t kMaxDescriptor = 1 << 20;   // the kernel's fs.nr_open ceiling
+constexpr uint32_t kMaxRseqLength = 4096;
 
 }  // namespace
 
@@ -39,6 +44,16 @@ ReadStatus ProcessImage::table(SectionView v, uint32_t min_record, Table* out) {
   out->strings = reinterpret_cast<const char*>(v.data + h.strings_offset);
   out->strings_length = h.strings_length;
   return ReadStatus{};
+}
+
+bool ProcessImage::in_place(uint64_t addr, uint64_t length, bool writable) const {
+  if (!length || addr + length < addr) return false;
+  const long i = mapping_at(addr);
+  if (i < 0) return false;
+  const MappingRecord& m = mapping(uint32_t(i));
+  const bool kind_ok = m.kind == uint32_t(MappingKind::kAnonymous) || m.kind == uint32_t(MappingKind::kStack) ||
+                       m.kind == uint32_t(MappingKind::kFilePrivate);
+  return kind_ok && addr + length <= m.end && !(m.flags & kMappingLazy) && (!writable || (m.prot & 2 /* PROT_WRITE */));
 }
 
 long ProcessImage::mapping_at(uint64_t addr) const {
@@ -85,6 +100,7 @@ ReadStatus ProcessImage::open(const SnapshotReader& reader) {
     }
   }
   if (!leader) return malformed("no thread-group leader");
+  if (threads_.count > kMaxThreads) return malformed("more threads than a resume can make");
   const uint64_t ps = reader.page_size();
   uint64_t prev_end = 0;
   for (uint32_t i = 0; i < mappings_.count; i++) {
@@ -94,9 +110,41 @@ ReadStatus ProcessImage::open(const SnapshotReader& reader) {
     if (!string_ok(mappings_, m.path)) return malformed("mapping path out of range");
     prev_end = m.end;
   }
+  // What the restorer writes, or jumps to, before the program runs must lie in memory it maps
+  // and puts in place itself: else the resume would end in a fault, with nothing said.
+  if (!in_place(p.resume_block, sizeof(ckpt::ResumeBlock), true)) {
+    return malformed("the shim's resume block lies outside the memory a resume puts in place");
+  }
+  if (p.doorbell) {
+    const long d = mapping_at(p.doorbell);
+    if (p.doorbell % ps || d < 0 || mapping(uint32_t(d)).kind != uint32_t(MappingKind::kAnonymous)) {
+      return malformed("the monitor's doorbell lies outside the process's anonymous memory");
+    }
+  }
+  if (p.uffd_fd < 0 || p.uffd_fd >= kMaxDescriptor) return malformed("the shim's userfaultfd number");
+  uint32_t monitors = 0, captures = 0;
+  for (uint32_t i = 0; i < threads_.count; i++) {
+    const ThreadRecord& t = thread(i);
+    monitors += t.role == uint32_t(ThreadRole::kMonitor);
+    captures += t.role == uint32_t(ThreadRole::kCapture);
+    if (t.tid_address && !in_place(t.tid_address, sizeof(int32_t), true)) {
+      return malformed("a thread's id address lies outside the memory a resume puts in place");
+    }
+    if (t.rseq_area && (t.rseq_length < 32 || t.rseq_length > kMaxRseqLength || !in_place(t.rseq_area, t.rseq_length, true))) {
+      return malformed("a thread's rseq area lies outside the memory a resume puts in place");
+    }
+    if (!in_place(t.context.rsp - 8, 16, true)) return malformed("a thread's stack pointer lies outside its stack");
+    const long code = mapping_at(t.context.rip);
+    if (code < 0 || !(mapping(uint32_t(code)).prot & 4 /* PROT_EXEC */)) {
+      return malformed("a thread continues outside the process's code");
+    }
+  }
+  if (monitors > 1 || captures > 1) return malformed("more than one monitor or checkpoint thread");
   for (uint32_t i = 0; i < descriptors_.count; i++) {
     const DescriptorRecord& d = descriptor(i);
-    if (d.fd < 0 || d.kind > uint32_t(DescriptorKind::kShimStderr)) return malformed("bad descriptor record");
+    if (d.fd < 0 || d.fd >= kMaxDescriptor || d.kind > uint32_t(DescriptorKind::kShimStderr)) {
+      return malformed("bad descriptor record");
+    }
     if (!string_ok(descriptors_, d.path)) return malformed("descriptor path out of range");
   }
   // Every stored region lies inside mappings (without gaps) that agree on laziness, and only
@@ -115,6 +163,7 @@ ReadStatus ProcessImage::open(const SnapshotReader& reader) {
     if (i < 0) return malformed("a stored region lies outside every mapping");
     const bool lazy = mapping(uint32_t(i)).flags & kMappingLazy;
     uint64_t at = rec.start;
+    if (rec.page_count > (~uint64_t(0) - rec.start) / ps) return malformed("a stored region lies outside every mapping");
     const uint64_t end = rec.start + rec.page_count * ps;
     while (at < end) {
       if (i >= long(mappings_.count)) return malformed("a stored region lies outside every mapping");

@@ -1,7 +1,9 @@
 // A process image's four sections (process_format.h) over an open SnapshotReader, checked for
 // shape: each table's records and strings lie inside its section, every string is
-// NUL-terminated, mappings are sorted and do not overlap, and each stored region lies inside
-// mappings of one laziness. Raw system calls only (usable in the shim).
+// NUL-terminated, mappings are sorted and do not overlap, each stored region lies inside
+// mappings of one laziness, and every address the restorer writes or jumps to before the program
+// runs (the shim's resume block, each thread's id address, rseq area, stack and code) lies in
+// memory a resume puts in place. Raw system calls only (usable in the shim).
 #pragma once
 
 #include <cstdint>
@@ -32,6 +34,9 @@ class ProcessImage {
 
   // Index of the mapping holding addr, or -1.
   long mapping_at(uint64_t addr) const;
+  // [addr, addr + length) lies in one mapping the restorer puts in place itself (private, not
+  // lazy), writable if asked.
+  bool in_place(uint64_t addr, uint64_t length, bool writable) const;
   // Whether stored region r is served lazily at resume (its mappings are kMappingLazy).
   bool region_lazy(uint64_t region) const { return lazy_regions_ && (lazy_regions_[region / 64] >> (region % 64)) & 1; }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <time.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -22,10 +23,30 @@ uint64_t realtime_ns() {
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
-// The recording run's own checks: it ran to its end, and exactly one snapshot of its four regions
-// was written while it ran, between `min_s` and `max_s` seconds after `started_ns`.
-void expect_recorded_mid_run(const ProcessResult& r, const std::string& file, uint64_t started_ns, double min_s,
-                             double max_s) {
+// When the writers of a `run` started and stopped ("writers started=NS stopped=NS" on stderr).
+struct WriterSpan {
+  uint64_t started = 0, stopped = 0;
+};
+WriterSpan writer_span(const std::string& err) {
+  WriterSpan span;
+  const size_t at = err.find("writers started=");
+  if (at != std::string::npos)
+    std::sscanf(err.c_str() + at, "writers started=%lu stopped=%lu", &span.started, &span.stopped);
+  return span;
+}
+
+uint64_t created_ns(const std::string& file) {
+  snap::SnapshotReader reader;
+  if (!reader.open(file.c_str()).ok()) return 0;
+  return reader.header().created_ns;
+}
+
+// The recording run's own checks: it ran to its end (it stops once the snapshot exists), and
+// exactly one snapshot of its four regions was written while every writer was writing, no sooner
+// than `min_delay_s` after `started_ns`. Nothing here depends on the host's speed: the program
+// writes until the snapshot appears, however long the capture takes to come.
+void expect_recorded_mid_run(const ProcessResult& r, const std::string& file, uint64_t started_ns,
+                             double min_delay_s) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.signal, 0) << r.err;
   EXPECT_EQ(r.out, "run writers=4 pages=256 done\n");
@@ -34,11 +55,31 @@ void expect_recorded_mid_run(const ProcessResult& r, const std::string& file, ui
   ASSERT_TRUE(line.found) << r.err;
   EXPECT_EQ(line.regions, 4);
   EXPECT_EQ(line.pages, 1024);
-  snap::SnapshotReader reader;
-  ASSERT_TRUE(reader.open(file.c_str()).ok());
-  const double at = double(int64_t(reader.header().created_ns - started_ns)) / 1e9;
-  EXPECT_GE(at, min_s) << "captured too early";
-  EXPECT_LE(at, max_s) << "captured too late (at exit?)";
+  const uint64_t created = created_ns(file);
+  const WriterSpan span = writer_span(r.err);
+  ASSERT_NE(span.started, 0u) << r.err;
+  EXPECT_GE(double(int64_t(created - started_ns)) / 1e9, min_delay_s) << "captured too early";
+  EXPECT_GE(created, span.started) << "captured before every writer started";
+  EXPECT_LE(created, span.stopped) << "captured after the writers stopped (at exit?)";
+}
+
+// `uffdlazy record --at after=DELAY` of a `run` into `file`, the capture landing while the writers
+// write. A delay counts from the program's start, so on a host slow enough to start the writers
+// only after it, the capture comes first: then the delay is doubled and the run made again (the
+// tool did what it was asked; the test needs the capture mid-run to judge it).
+ProcessResult record_after_delay_mid_run(const std::string& file, double delay, uint64_t* t0, double* used_delay) {
+  ProcessResult r;
+  for (int attempt = 0; attempt < 6; attempt++, delay *= 2) {
+    std::filesystem::remove(file);
+    char at[32];
+    std::snprintf(at, sizeof at, "after=%.3f", delay);
+    *t0 = realtime_ns();
+    *used_delay = delay;
+    r = record(file, {"--at", at}, {consistency(), "run", file});
+    const WriterSpan span = writer_span(r.err);
+    if (r.exit_code != 0 || span.started == 0 || created_ns(file) >= span.started) break;
+  }
+  return r;
 }
 
 void expect_consistent(const std::string& file) {
@@ -117,40 +158,45 @@ TEST(SnapshotCapture, InvariantCheckRejectsTornImages) {
 TEST(SnapshotCapture, AfterDelayWhileFourThreadsWrite) {
   TempDir dir;
   const std::string file = dir.file("after.snap");
-  const uint64_t t0 = realtime_ns();
-  ProcessResult r = record(file, {"--at", "after=0.5"}, {consistency(), "run", "1.5"});
-  expect_recorded_mid_run(r, file, t0, 0.45, 1.3);
+  uint64_t t0;
+  double delay;
+  ProcessResult r = record_after_delay_mid_run(file, 0.5, &t0, &delay);
+  expect_recorded_mid_run(r, file, t0, delay - 0.05);
   expect_consistent(file);
 }
 
 TEST(SnapshotCapture, OnSignalWhileFourThreadsWrite) {
   TempDir dir;
   const std::string file = dir.file("signal.snap");
+  const std::string ready = dir.file("ready");
   const uint64_t t0 = realtime_ns();
-  ProcessResult r = run_signalled_after(
-      {cli_path(), "record", "-o", file, "--at", "signal=USR2", "--", consistency(), "run", "1.5"}, 0.5, "USR2");
-  expect_recorded_mid_run(r, file, t0, 0.45, 1.3);
+  ProcessResult r = run_signalled_when_ready(
+      {cli_path(), "record", "-o", file, "--at", "signal=USR2", "--", consistency(), "run", file, ready}, ready, "USR2");
+  expect_recorded_mid_run(r, file, t0, 0);
   expect_consistent(file);
 }
 
 TEST(SnapshotCapture, OnSignalThroughTheEnvironment) {
   TempDir dir;
   const std::string file = dir.file("env.snap");
+  const std::string ready = dir.file("ready");
   const uint64_t t0 = realtime_ns();
-  ProcessResult r = run_signalled_after(
-      {consistency(), "run", "1.0"}, 0.4, "USR2",
+  ProcessResult r = run_signalled_when_ready(
+      {consistency(), "run", file, ready}, ready, "USR2",
       {{"LD_PRELOAD", shim_path()}, {"UFFDLAZY_RECORD", file}, {"UFFDLAZY_RECORD_AT", "signal=USR2"}});
-  expect_recorded_mid_run(r, file, t0, 0.35, 0.95);
+  expect_recorded_mid_run(r, file, t0, 0);
   expect_consistent(file);
 }
 
 TEST(SnapshotCapture, RepeatedEarlyCapturesAreConsistent) {
   // Early captures meet the writers still faulting their first round in, at different moments.
   TempDir dir;
-  for (const char* at : {"after=0.1", "after=0.2", "after=0.3"}) {
+  for (double at : {0.1, 0.2, 0.3}) {
     SCOPED_TRACE(at);
-    const std::string file = dir.file(std::string(at + 6) + ".snap");
-    ProcessResult r = record(file, {"--at", at}, {consistency(), "run", "0.5"});
+    const std::string file = dir.file(std::to_string(at) + ".snap");
+    uint64_t t0;
+    double delay;
+    ProcessResult r = record_after_delay_mid_run(file, at, &t0, &delay);
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     ASSERT_TRUE(record_line(r.err, file).found) << r.err;
     expect_consistent(file);

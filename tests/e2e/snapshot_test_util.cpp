@@ -139,22 +139,26 @@ ProcessResult restore(const std::string& file, const std::vector<std::string>& o
   return run_process(argv, opt);
 }
 
-ProcessResult run_signalled_after(const std::vector<std::string>& argv, double delay_seconds,
-                                  const std::string& sig_name, const std::map<std::string, std::string>& program_env,
-                                  const RunOptions& opt) {
-  char delay[32];
-  std::snprintf(delay, sizeof delay, "%.3f", delay_seconds);
+namespace {
+std::string shell_quoted(const std::string& v) {
+  std::string quoted = "'";
+  for (char c : v) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+}  // namespace
+
+ProcessResult run_signalled_when_ready(const std::vector<std::string>& argv, const std::string& ready_file,
+                                       const std::string& sig_name,
+                                       const std::map<std::string, std::string>& program_env, const RunOptions& opt) {
   std::string assignments;
-  for (const auto& [k, v] : program_env) {
-    std::string quoted = "'";
-    for (char c : v) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    assignments += k + "=" + quoted + "' ";
-  }
+  for (const auto& [k, v] : program_env) assignments += k + "=" + shell_quoted(v) + " ";
   // The program is started in the background, so sh knows its pid ("uffdlazy record" execs it,
-  // keeping the pid); `wait` returns its exit status.
+  // keeping the pid); `wait` returns its exit status. sh polls for the program's own signal that
+  // it is ready, however long it takes to get there.
   std::vector<std::string> sh = {"/bin/sh", "-c",
-                                 assignments + "\"$@\" & pid=$!; sleep " + delay + "; kill -" + sig_name +
-                                     " $pid; wait $pid",
+                                 assignments + "\"$@\" & pid=$!; while [ ! -e " + shell_quoted(ready_file) +
+                                     " ]; do kill -0 $pid 2>/dev/null || break; sleep 0.01; done; kill -" + sig_name +
+                                     " $pid 2>/dev/null; wait $pid",
                                  "sh"};
   sh.insert(sh.end(), argv.begin(), argv.end());
   return run_process(sh, opt);

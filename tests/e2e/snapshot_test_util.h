@@ -57,14 +57,15 @@ ProcessResult record(const std::string& file, const std::vector<std::string>& op
 ProcessResult restore(const std::string& file, const std::vector<std::string>& options,
                       const std::vector<std::string>& program, const RunOptions& opt = {});
 
-// Runs argv through /bin/sh, sending signal `sig_name` (e.g. "USR2") to it after `delay_seconds`;
-// the result is the program's own (sh waits for it and passes its status on). `program_env` is set
-// for the program only, not for sh (put LD_PRELOAD there, not in opt.with_shim: a shim in sh would
-// take the signal and keep the UFFDLAZY_ variables meant for the program).
-ProcessResult run_signalled_after(const std::vector<std::string>& argv, double delay_seconds,
-                                  const std::string& sig_name,
-                                  const std::map<std::string, std::string>& program_env = {},
-                                  const RunOptions& opt = {});
+// Runs argv through /bin/sh, sending signal `sig_name` (e.g. "USR2") to it once the program has
+// created `ready_file`; the result is the program's own (sh waits for it and passes its status on).
+// `program_env` is set for the program only, not for sh (put LD_PRELOAD there, not in
+// opt.with_shim: a shim in sh would take the signal and keep the UFFDLAZY_ variables meant for the
+// program).
+ProcessResult run_signalled_when_ready(const std::vector<std::string>& argv, const std::string& ready_file,
+                                       const std::string& sig_name,
+                                       const std::map<std::string, std::string>& program_env = {},
+                                       const RunOptions& opt = {});
 
 // The pattern of snapshot_rules (see the target): region r, page p.
 namespace rules {

@@ -28,6 +28,8 @@
 #include <cstring>
 #include <string>
 
+#include "tests/targets/paced_signals.h"
+
 extern char** environ;
 
 namespace {
@@ -100,6 +102,7 @@ int run_malloc(long mib) {
 }
 
 std::atomic<long> g_handled{0};
+PacedSignals* g_pacer = nullptr;
 
 void on_alarm(int) {
   const int saved = errno;
@@ -110,6 +113,7 @@ void on_alarm(int) {
     munmap(m, 256 << 10);
   }
   g_handled.fetch_add(1);
+  if (g_pacer) g_pacer->handled();
   errno = saved;
 }
 
@@ -117,9 +121,10 @@ int run_signal() {
   struct sigaction sa = {};
   sa.sa_handler = on_alarm;
   sigaction(SIGALRM, &sa, nullptr);
-  itimerval it = {{0, 200}, {0, 200}};
-  setitimer(ITIMER_REAL, &it, nullptr);
-  // The main thread maps through libc (the patched body) all the while: most signals land inside it.
+  // The main thread maps through libc (the patched body) all the while: most signals land inside
+  // it. Paced, not timed (see paced_signals.h): the program advances on any host.
+  PacedSignals pacer(SIGALRM);
+  g_pacer = &pacer;
   uint64_t h = 0;
   for (int i = 0; i < 20000 || g_handled.load() < 100; i++) {
     char* m = static_cast<char*>(mmap(nullptr, 128 << 10, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -128,9 +133,9 @@ int run_signal() {
     h += uint8_t(m[i % (128 << 10)]);
     if (munmap(m, 128 << 10) != 0) return fail("munmap");
     if (i > 2000000) return fail("no signal arrived");
+    pacer.progressed();
   }
-  itimerval off = {};
-  setitimer(ITIMER_REAL, &off, nullptr);
+  pacer.stop();
   std::printf("signal ok %llu\n", (unsigned long long)h);
   return 0;
 }

@@ -10,14 +10,21 @@
 // (head K, tail K-1) only if the split falls inside it, and nothing else is ever mixed. A capture
 // that copied memory while the thread went on writing shows a second split, a K+1, or a gap.
 //
-//   run SECONDS   writes for that long, then exits 0 (record it with --at after=... or
-//                 --at signal=USR2; this program never touches SIGUSR2)
+//   run UNTIL [READY]
+//                 writes until the file UNTIL exists (the snapshot the run is recorded to: it appears
+//                 whole, by rename, once the capture is done), then exits 0; creates READY once every
+//                 writer has started, and prints to stderr when the writers started and stopped
+//                 (CLOCK_REALTIME ns). Gives up with status 3 after 60 s (a capture that never came,
+//                 or came only at exit). Record it with --at after=... or --at signal=USR2 (this
+//                 program never touches SIGUSR2). Nothing here depends on how fast the host is.
 //   check         (under restore) maps the same regions the same way, checks the invariant on every
 //                 region, prints "consistent regions=N" and exits 0, or prints each violation and
 //                 exits 1. A region never written (all zeros: nothing was restored) is a violation.
 //   selftest      runs the check on hand-made images, consistent and torn, and prints each verdict
 //                 (so a test can show the check rejects what it must).
+#include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,25 +72,36 @@ void* writer(void* arg) {
   return nullptr;
 }
 
-int run(double seconds) {
+uint64_t realtime_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+int run(const char* until, const char* ready) {
   pthread_t ts[kWriters];
+  // Every writer has stored its first word before the start is announced.
   for (int i = 0; i < kWriters; i++) pthread_create(&ts[i], nullptr, writer, g_regions[i]);
-  // A signal (the recorder's SIGUSR2) may interrupt the sleep: sleep to an absolute deadline.
-  timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  long ns = long(seconds * 1e9);
-  until.tv_sec += ns / 1000000000L;
-  until.tv_nsec += ns % 1000000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {
+  for (char* r : g_regions)
+    while (__atomic_load_n(head(r, 0), __ATOMIC_ACQUIRE) == 0) sched_yield();
+  const uint64_t started = realtime_ns();
+  if (ready) close(open(ready, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  int rc = 0;
+  for (long waited_ms = 0; access(until, F_OK) != 0; waited_ms++) {
+    if (waited_ms > 60 * 1000) {
+      std::fprintf(stderr, "snapshot_consistency: %s never appeared\n", until);
+      rc = 3;
+      break;
+    }
+    timespec ms = {0, 1000 * 1000};
+    nanosleep(&ms, nullptr);
   }
   __atomic_store_n(&g_stop, 1, __ATOMIC_RELEASE);
   for (auto& t : ts) pthread_join(t, nullptr);
-  std::printf("run writers=%d pages=%zu done\n", kWriters, kPages);
-  return 0;
+  std::fprintf(stderr, "writers started=%llu stopped=%llu\n", (unsigned long long)started,
+               (unsigned long long)realtime_ns());
+  if (rc == 0) std::printf("run writers=%d pages=%zu done\n", kWriters, kPages);
+  return rc;
 }
 
 // Checks one region; prints its violations, returns their number.
@@ -185,9 +203,9 @@ int selftest() {
 int main(int argc, char** argv) {
   map_regions();
   const std::string mode = argc > 1 ? argv[1] : "";
-  if (mode == "run" && argc > 2) return run(std::atof(argv[2]));
+  if (mode == "run" && argc > 2) return run(argv[2], argc > 3 ? argv[3] : nullptr);
   if (mode == "check") return check();
   if (mode == "selftest") return selftest();
-  std::fprintf(stderr, "usage: snapshot_consistency run SECONDS | check | selftest\n");
+  std::fprintf(stderr, "usage: snapshot_consistency run UNTIL [READY] | check | selftest\n");
   return 2;
 }

@@ -60,10 +60,17 @@ struct Fixture {
     p.kernel_release = process.str("6.18");
     p.exe = process.str("/bin/true");
     p.auxv_words = 2;
-    threads.add<ThreadRecord>().role = uint32_t(ThreadRole::kLeader);
-    threads.add<ThreadRecord>().role = uint32_t(ThreadRole::kMonitor);
+    // What the restorer writes or jumps to lies in the first mapping (eager, writable, code).
+    p.resume_block = base + 0x100;
+    p.uffd_fd = 1000;
+    for (ThreadRole role : {ThreadRole::kLeader, ThreadRole::kMonitor}) {
+      ThreadRecord& t = threads.add<ThreadRecord>();
+      t.role = uint32_t(role);
+      t.context.rsp = base + 0x3000;
+      t.context.rip = base + 0x10;
+    }
     MappingRecord& a = mappings.add<MappingRecord>();
-    a = MappingRecord{base, base + 0x4000, PROT_READ | PROT_WRITE, uint32_t(MappingKind::kAnonymous), 0, 0, 0, 0, 0, 0, 0, {}};
+    a = MappingRecord{base, base + 0x4000, PROT_READ | PROT_WRITE | PROT_EXEC, uint32_t(MappingKind::kAnonymous), 0, 0, 0, 0, 0, 0, 0, {}};
     MappingRecord& l = mappings.add<MappingRecord>();
     l = MappingRecord{base + 0x4000, base + 0x8000, PROT_READ | PROT_WRITE, uint32_t(MappingKind::kAnonymous),
                       kMappingLazy, 0, 0, 0, 0, 0, 0, {}};
@@ -159,6 +166,24 @@ TEST_F(ProcessImageTest, MalformedImagesAreRefusedByName) {
       {"region in a shared file", [](Fixture&) {}, {{0x8000, 1}}, "a stored region lies in a mapping that holds no pages"},
       {"page size", [](Fixture& f) { reinterpret_cast<ProcessRecord*>(f.process.records.data())->page_size = 8192; }, {},
        "process page size disagrees with the header"},
+      {"resume block outside",
+       [](Fixture& f) { reinterpret_cast<ProcessRecord*>(f.process.records.data())->resume_block = 0x7000; }, {},
+       "the shim's resume block lies outside the memory a resume puts in place"},
+      {"resume block in lazy memory",
+       [](Fixture& f) { reinterpret_cast<ProcessRecord*>(f.process.records.data())->resume_block = f.base + 0x4000; }, {},
+       "the shim's resume block lies outside the memory a resume puts in place"},
+      {"rseq area outside",
+       [](Fixture& f) {
+         auto* t = reinterpret_cast<ThreadRecord*>(f.threads.records.data());
+         t->rseq_area = f.base + 0x3ff0;
+         t->rseq_length = 32;
+       },
+       {}, "a thread's rseq area lies outside the memory a resume puts in place"},
+      {"stack pointer outside",
+       [](Fixture& f) { reinterpret_cast<ThreadRecord*>(f.threads.records.data())->context.rsp = 0x1000; }, {},
+       "a thread's stack pointer lies outside its stack"},
+      {"code outside", [](Fixture& f) { reinterpret_cast<ThreadRecord*>(f.threads.records.data())->context.rip = f.base + 0x8000; },
+       {}, "a thread continues outside the process's code"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

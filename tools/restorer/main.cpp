@@ -1,6 +1,7 @@
 // The order of a resume. Everything that can refuse comes before the point of no return (leaving
 // the restorer's own address space); after it, a failure ends the process with a message.
 #include <csignal>
+#include <sys/resource.h>
 
 #include "tools/restorer/restorer.h"
 
@@ -78,6 +79,19 @@ extern "C" [[noreturn]] void restorer_main(long* sp) {
     if (g_options.strict) {
       l.s(", and --strict was given");
       die(kNoUffd, l);
+    }
+    l.s("; resuming eagerly");
+    l.emit();
+    g_options.lazy = false;
+  }
+  if (g_options.lazy && !room_for_lazy_resume()) {
+    Line l;
+    l.s("uffdlazy: resume ").s(g_options.image)
+        .s(": the process's address-space limit (RLIMIT_AS, ").u(g_image.process->rlimits[RLIMIT_AS].cur)
+        .s(" bytes) leaves no room to map the image (").u(g_image.size).s(" bytes) and serve it lazily");
+    if (g_options.strict) {
+      l.s(", and --strict was given");
+      die(kRefused, l);
     }
     l.s("; resuming eagerly");
     l.emit();

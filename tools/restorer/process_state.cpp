@@ -76,6 +76,19 @@ void restore_process_state() {
   }
 }
 
+bool room_for_lazy_resume() {
+  const snap::Rlimit& as = g_image.process->rlimits[RLIMIT_AS];
+  if (as.cur == RLIM_INFINITY) return true;
+  // What the address space holds when the monitor maps the image to serve from it: every mapping,
+  // the restorer's zone (its copy of the image, thread stacks, itself), and the monitor's image.
+  uint64_t need = 2 * g_image.size + uint64_t(g_image.thread_count) * (64 << 10) + (64ull << 20);
+  for (uint32_t i = 0; i < g_image.mapping_count; i++) {
+    const snap::MappingRecord& m = g_image.mapping(i);
+    if (m.kind != uint32_t(snap::MappingKind::kVsyscall)) need += m.end - m.start;
+  }
+  return need <= as.cur;
+}
+
 void restore_rlimits() {
   // Last: the program's limits may be lower than the descriptor numbers it (and the shim) holds.
   const snap::ProcessRecord& p = *g_image.process;
@@ -134,9 +147,11 @@ int prepare_descriptors(int uffd) {
 }
 
 void monitor_descriptors(int image_fd) {
-  int keep[2] = {image_fd, g_uffd_number};
-  sort(keep, 2);
-  close_all_but(keep, 2);
+  // Its stderr (the resumer's, as the program's is) stays too: what the monitor has to say when
+  // it cannot serve must reach someone.
+  int keep[3] = {2, image_fd, g_uffd_number};
+  sort(keep, 3);
+  close_all_but(keep, 3);
 }
 
 void restore_descriptors() {

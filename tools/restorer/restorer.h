@@ -133,6 +133,10 @@ void monitor_descriptors(int image_fd);  // on the monitor's thread: its own tab
 void restore_descriptors();
 void restore_itimers();
 void restore_rlimits();
+// The program's address-space limit (RLIMIT_AS, restored before the monitor starts) leaves room
+// for the monitor's mapping of the image: else a lazy resume would fail after the point of no
+// return.
+bool room_for_lazy_resume();
 
 // threads.cpp
 // uffd: the userfaultfd's number in the process (the shim's), or -1 when there is none.

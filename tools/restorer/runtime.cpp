@@ -2,6 +2,7 @@
 // into a resumed thread, thread creation, the memory functions the compiler may call, and output.
 #include <ctime>
 
+#include "core/base/errno_names.h"
 #include "tools/restorer/restorer.h"
 
 extern "C" {
@@ -137,19 +138,10 @@ Line& Line::x(uint64_t v) {
 }
 
 Line& Line::err(long negative_errno) {
-  static const struct {
-    int e;
-    const char* text;
-  } kNames[] = {{1, "Operation not permitted (EPERM)"}, {2, "No such file or directory (ENOENT)"},
-                {9, "Bad file descriptor (EBADF)"},     {12, "Cannot allocate memory (ENOMEM)"},
-                {13, "Permission denied (EACCES)"},     {14, "Bad address (EFAULT)"},
-                {16, "Device or resource busy (EBUSY)"}, {17, "File exists (EEXIST)"},
-                {22, "Invalid argument (EINVAL)"},      {24, "Too many open files (EMFILE)"}};
   const int e = int(-negative_errno);
-  for (const auto& k : kNames) {
-    if (k.e == e) return s(k.text);
-  }
-  return s("errno ").u(uint64_t(e));
+  const char* name = uffdlazy::errno_name(e);
+  if (name[1] == '?') return s("errno ").u(uint64_t(e));
+  return s(uffdlazy::errno_message(e)).s(" (").s(name).s(")");
 }
 
 void Line::emit() {
