@@ -14,5 +14,6 @@ int cmd_plot(int argc, char** argv);
 int cmd_trace(int argc, char** argv);
 int cmd_checkpoint(int argc, char** argv);
 int cmd_resume(int argc, char** argv);
+int cmd_compact(int argc, char** argv);
 
 }  // namespace uffdlazy::cli

@@ -10,6 +10,7 @@
 
 #include "core/base/aside_mmap.h"
 #include "core/base/line_writer.h"
+#include "core/base/mono_clock.h"
 #include "core/base/present_pages.h"
 #include "core/base/raw_syscall.h"
 #include "core/snapshot/executable_identity.h"
@@ -78,19 +79,19 @@ class PlannedPages final : public snap::PageProvider {
   PlannedPages(const PlannedRegion* r, const ImageInput* i) : region(r), in(i) {}
   const PlannedRegion* region;
   const ImageInput* in;
+  uint64_t unchanged_at = 0;  // where the search of in->unchanged resumes (pages come in order)
+
   bool owes() const { return region->lazy && region->source != -1 && in->owed; }
+  bool owed(uint64_t i) const { return owes() && in->owed->is_owed(region->source, region->source_page + i); }
 
   const void* page(uint64_t i) override {
     const uint64_t addr = region->start + i * in->page_size;
     if (PresentPages::own(g_child->present.entry(addr))) return reinterpret_cast<const void*>(addr);
-    if (owes()) {
-      const uint64_t page = region->source_page + i;
-      if (in->owed->is_owed(region->source, page)) {
-        const snap::PageRef ref = in->owed->reader()->page(uint64_t(region->source), page);
-        if (ref.kind == snap::PageKind::kZero) return g_child->zeros;
-        if (!ref.data) fail(EIO);  // in an ancestor that is not open: never store it as absent
-        return ref.data;
-      }
+    if (owed(i)) {
+      const snap::PageRef ref = in->owed->reader()->page(uint64_t(region->source), region->source_page + i);
+      if (ref.kind == snap::PageKind::kZero) return g_child->zeros;
+      if (!ref.data) fail(EIO);  // in an ancestor that is not open: never store it as absent
+      return ref.data;
     }
     return nullptr;
   }
@@ -108,81 +109,125 @@ class PlannedPages final : public snap::PageProvider {
     return at;
   }
 
+  // Left in the base image: a page never served since the base (owed), or one the kernel saw no
+  // write to since it was put in place from the base (installed write-protected by the monitor,
+  // or protected when the base was written).
+  bool unchanged(uint64_t i, snap::PageEntry* in_base) override {
+    if (!in->base || region->lazy != 1 || region->source < 0) return false;
+    bool same = owed(i);
+    if (!same) {
+      const uint64_t addr = region->start + i * in->page_size;
+      const pagemap::Range* r = in->unchanged;
+      while (unchanged_at < in->unchanged_count && r[unchanged_at].end <= addr) unchanged_at++;
+      same = unchanged_at < in->unchanged_count && r[unchanged_at].start <= addr;
+    }
+    if (!same) return false;
+    *in_base = in->base->entry(uint64_t(region->source), region->source_page + i);
+    return snap::entry_kind(*in_base) != snap::PageKind::kAbsent;
+  }
+
   bool any_stored() {
     const uint64_t end = region->end;
     return g_child->present.next(region->start, end, true) < end;
   }
 };
 
+// Writes plan[i] as the next region of the image.
+void write_region(const ImageInput& in, uint32_t i, uint64_t* lazy_pages, void (*fail)(const snap::WriteStatus&)) {
+  ChildState& c = *g_child;
+  const PlannedRegion& r = in.plan[i];
+  PlannedPages pages(&r, &in);
+  // This is the child's private copy: make it readable whatever the program's protections. A
+  // region the shim registered keeps the protection it was mapped with, while the program may
+  // have changed it for some of its pages since (mprotect PROT_NONE): such a region is made
+  // readable whole (it is the program's data; the writer never writes there). Any other region
+  // is one mapping's piece, whose protection is the mapping's.
+  if (r.lazy == 1 || !(r.prot & PROT_READ)) sys::call6(SYS_mprotect, long(r.start), long(r.end - r.start), PROT_READ);
+  snap::RegionInfo info;
+  info.start = r.start;
+  info.length = r.end - r.start;
+  info.prot = r.prot;
+  info.map_flags = r.map_flags;
+  const snap::WriterStats before = c.writer.stats();
+  const snap::WriteStatus st = c.writer.add_region(info, pages);
+  if (!st.ok()) fail(st);
+  const snap::WriterStats& after = c.writer.stats();
+  if (r.lazy) {
+    *lazy_pages += after.data_pages + after.duplicate_pages + after.parent_pages - before.data_pages -
+                   before.duplicate_pages - before.parent_pages;
+  }
+}
+
+[[noreturn]] void fail_child(const snap::WriteStatus& st) {
+  const ImageInput& in = *g_input;
+  LineWriter w;
+  w.str("uffdlazy: checkpoint ").str(in.path).str(": ");
+  snap::describe(st, w);
+  w.emit(in.message_fd);
+  g_child->writer.abort();
+  for (;;) sys::exit_group(1);
+}
+
 [[noreturn]] void child_main(void*) {
   const ImageInput& in = *g_input;
   ChildState& c = *new (g_arena.base) ChildState();
   g_child = &c;
-  LineWriter w;
-  auto fail = [&](const snap::WriteStatus& st) {
-    w.clear();
-    w.str("uffdlazy: checkpoint ").str(in.path).str(": ");
-    snap::describe(st, w);
-    w.emit(in.message_fd);
-    c.writer.abort();
-    for (;;) sys::exit_group(1);
-  };
   if (snap::read_module_identity(in.executable, &c.executable) < 0 && !c.executable.path_length) {
     c.executable.set_path("unknown", 7);
   }
   snap::WriterOptions options;
   options.file_mode = 0600;
   snap::WriteStatus st = c.writer.open(in.path, options);
-  if (!st.ok()) fail(st);
+  if (!st.ok()) fail_child(st);
   st = c.writer.begin(c.executable, snap::kFlagProcessImage);
-  if (!st.ok()) fail(st);
+  if (!st.ok()) fail_child(st);
+  if (in.base) {
+    st = c.writer.set_ancestors(in.ancestors, in.ancestor_count);
+    if (!st.ok()) fail_child(st);
+  }
   const int pagemap = c.present.open(in.page_size);
-  if (pagemap < 0) fail(snap::WriteStatus{snap::WriteError::kSourceFailed, -pagemap});
+  if (pagemap < 0) fail_child(snap::WriteStatus{snap::WriteError::kSourceFailed, -pagemap});
   uint64_t lazy_pages = 0;  // stored pages of the lazy regions: what the resumed monitor serves
   for (uint32_t i = 0; i < in.plan_count; i++) {
+    if (in.plan[i].lazy) write_region(in, i, &lazy_pages, fail_child);
+  }
+  for (uint32_t i = 0; i < in.plan_count; i++) {
     const PlannedRegion& r = in.plan[i];
-    PlannedPages pages(&r, &in);
+    if (r.lazy) continue;
     // Eager regions with nothing of their own (reservations, untouched memory, file pages the
     // process never changed) need no record: the restorer maps them empty or from the file.
-    if (r.lazy != 1 && !pages.any_stored()) continue;
-    // This is the child's private copy: make it readable whatever the program's protections. A
-    // region the shim registered keeps the protection it was mapped with, while the program may
-    // have changed it for some of its pages since (mprotect PROT_NONE): such a region is made
-    // readable whole (it is the program's data; the writer never writes there). Any other region
-    // is one mapping's piece, whose protection is the mapping's.
-    if (r.lazy == 1 || !(r.prot & PROT_READ)) sys::call6(SYS_mprotect, long(r.start), long(r.end - r.start), PROT_READ);
-    snap::RegionInfo info;
-    info.start = r.start;
-    info.length = r.end - r.start;
-    info.prot = r.prot;
-    info.map_flags = r.map_flags;
-    const snap::WriterStats before = c.writer.stats();
-    st = c.writer.add_region(info, pages);
-    if (!st.ok()) fail(st);
-    const snap::WriterStats& after = c.writer.stats();
-    if (r.lazy) {
-      lazy_pages += after.data_pages + after.duplicate_pages + after.parent_pages - before.data_pages -
-                    before.duplicate_pages - before.parent_pages;
-    }
+    PlannedPages pages(&r, &in);
+    if (!pages.any_stored()) continue;
+    write_region(in, i, &lazy_pages, fail_child);
   }
   const uint32_t types[4] = {uint32_t(snap::ProcessSection::kProcess), uint32_t(snap::ProcessSection::kThreads),
                              uint32_t(snap::ProcessSection::kMappings), uint32_t(snap::ProcessSection::kDescriptors)};
   for (int i = 0; i < 4; i++) {
     st = c.writer.add_section(types[i], snap::kSectionRequired, in.sections[i], in.lengths[i]);
-    if (!st.ok()) fail(st);
+    if (!st.ok()) fail_child(st);
   }
   st = c.writer.commit();
-  if (!st.ok()) fail(st);
+  if (!st.ok()) fail_child(st);
   const snap::WriterStats& s = c.writer.stats();
-  w.clear();
+  LineWriter w;
   w.str("uffdlazy: checkpoint ").str(in.path).str(" written: ").u64(in.thread_count).str(" threads, ")
-      .u64(in.mapping_count).str(" mappings, ").u64(s.data_pages + s.duplicate_pages + s.parent_pages).str(" pages stored (")
-      .u64(lazy_pages).str(" to be served lazily), ").u64(s.file_size).str(" bytes");
+      .u64(in.mapping_count).str(" mappings, ").u64(s.data_pages + s.duplicate_pages + s.parent_pages)
+      .str(" pages stored (").u64(lazy_pages).str(" to be served lazily");
+  if (in.base) w.str(", ").u64(s.parent_pages).str(" of them unchanged, left in ").str(in.ancestors[0].path);
+  w.str("), ").u64(s.file_size).str(" bytes");
+  if (in.started_ns) w.str(", in ").u64((mono_now_ns() - in.started_ns) / 1000000).str(" ms");
   w.emit(in.message_fd);
   for (;;) sys::exit_group(0);
 }
 
 }  // namespace
+
+long lazy_image_region(const PlannedRegion* plan, uint32_t i) {
+  if (!plan[i].lazy) return -1;
+  long k = 0;
+  for (uint32_t j = 0; j < i; j++) k += plan[j].lazy ? 1 : 0;
+  return k;
+}
 
 bool prepare_image_writer() {
   if (g_arena.base) return true;

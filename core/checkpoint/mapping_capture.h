@@ -54,6 +54,7 @@ struct MappingInput {
   const uint64_t* pinned = nullptr;
   uint32_t pinned_count = 0;
   uint64_t lazy_min_bytes = 0;  // 0: only the table's regions are lazy
+  bool uffd_tracks_writes = false;  // the shim registers its ranges for write-protect too
 };
 
 // Maps the scratch space (once).

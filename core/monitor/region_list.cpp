@@ -93,6 +93,14 @@ void RegionList::merge_neighbours(uintptr_t start, uint64_t page_size) {
   }
 }
 
+bool RegionList::set_source(uintptr_t start, uintptr_t end, int32_t source, uint64_t source_page) {
+  const long i = find(start);
+  if (i < 0 || items_[i].start != start || items_[i].end != end) return false;
+  items_[i].source = source;
+  items_[i].source_page = source_page;
+  return true;
+}
+
 bool RegionList::extend(uintptr_t start, uintptr_t old_end, uintptr_t new_end) {
   long i = find(old_end - 1);
   if (i < 0 || items_[i].end != old_end || items_[i].start > start) return false;

@@ -598,6 +598,23 @@ VerifyReport SnapshotReader::verify_all() const {
   return rep;
 }
 
+uint32_t SnapshotReader::mappings(uint64_t* pairs, uint32_t max) const {
+  const uint64_t ps = getauxval(AT_PAGESZ);
+  uint32_t n = 0;
+  auto add = [&](const void* at, uint64_t size) {
+    if (!at || n >= max) return;
+    const uint64_t start = reinterpret_cast<uint64_t>(at);
+    pairs[2 * n] = start;
+    pairs[2 * n + 1] = start + (size + ps - 1) / ps * ps;
+    n++;
+  };
+  add(base_, map_size_);
+  add(private_, private_size_);
+  add(ancestor_paths_, ancestor_paths_ ? kMaxAncestors * (kMaxPathLength + 1) : 0);
+  for (uint32_t i = 0; i < kMaxAncestors; i++) add(ancestor_base_[i], ancestor_size_[i]);
+  return n;
+}
+
 AncestorView SnapshotReader::ancestor(uint32_t i) const {
   AncestorView v;
   if (i >= ancestor_count_) return v;

@@ -137,6 +137,11 @@ class SnapshotReader {
   // kAncestorChanged (what: the path) otherwise.
   ReadStatus open_ancestors(const char* own_path);
   bool ancestors_open() const { return ancestor_count_ == 0 || ancestor_base_[0] != nullptr; }
+
+  // Every mapping the reader holds (the file, its private copies, the ancestors), as [start, end)
+  // pairs rounded out to pages: at most kMaxMappings of them. Returns how many were written.
+  static constexpr uint32_t kMaxMappings = 3 + kMaxAncestors;
+  uint32_t mappings(uint64_t* pairs, uint32_t max) const;
   // A process image's section (process_format.h ProcessSection), in private memory, its checksum
   // verified; ProcessImage interprets them.
   SectionView process_section(uint32_t type) const;

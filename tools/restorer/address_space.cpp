@@ -20,6 +20,17 @@
 namespace restorer {
 
 uint64_t g_eager_pages = 0, g_lazy_pages = 0;
+uint64_t g_uffd_features = 0;
+
+namespace {
+// UFFD_FEATURE_WP_ASYNC (Linux 6.7; core/uffd/userfaultfd.h, which needs more than this file has).
+constexpr uint64_t kFeatureWpAsync = uint64_t(1) << 15;
+bool wants_tracking() {
+  return g_options.incremental || (g_image.process->flags & snap::kProcessIncremental);
+}
+}  // namespace
+
+bool tracking_writes() { return wants_tracking() && (g_uffd_features & kFeatureWpAsync); }
 
 namespace {
 
@@ -250,13 +261,24 @@ int open_userfaultfd() {
   }
   uffdio_api api = {};
   api.api = UFFD_API;
-  api.features = g_image.process->uffd_features &
-                 (UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_THREAD_ID);
+  const uint64_t wanted = g_image.process->uffd_features &
+                          (UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_THREAD_ID);
+  // Incremental checkpoints of the resumed process: the kernel notes which pages it writes
+  // (asynchronous write-protect). A kernel without it (before 6.7) refuses the feature, and the
+  // descriptor, left uninitialised by the refusal, is asked again without it.
+  api.features = wanted | (wants_tracking() ? kFeatureWpAsync : 0);
   long r = sys::ioctl(int(fd), UFFDIO_API, &api);
+  if (r < 0 && wants_tracking()) {
+    api = {};
+    api.api = UFFD_API;
+    api.features = wanted;
+    r = sys::ioctl(int(fd), UFFDIO_API, &api);
+  }
   if (r < 0) {
     sys::close(int(fd));
     return int(r);
   }
+  g_uffd_features = api.features;
   return int(fd);
 }
 
@@ -413,7 +435,9 @@ void register_lazy(int uffd, bool lazy) {
     uffdio_register rg = {};
     rg.range.start = start;
     rg.range.len = len;
-    rg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    // Write-protect too when tracking: the monitor installs the image's pages write-protected, and
+    // a page the program never writes is then known to be the image's (core/uffd/userfaultfd.h).
+    rg.mode = UFFDIO_REGISTER_MODE_MISSING | (tracking_writes() ? UFFDIO_REGISTER_MODE_WP : 0);
     long r = sys::ioctl(uffd, UFFDIO_REGISTER, &rg);
     if (r < 0 && lazy) {
       Line l;
