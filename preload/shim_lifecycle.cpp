@@ -6,9 +6,11 @@
 // chooses how to intercept (patching libc needs a single thread), then starts the pager (whose
 // monitor is the first extra thread), then registers the memory that existed before.
 #include <cstring>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <unistd.h>
 
+#include "core/base/hidden_thread.h"
 #include "core/base/line_writer.h"
 #include "core/pager/lazy_pager.h"
 #include "preload/libc_detour.h"
@@ -26,6 +28,17 @@ namespace {
 void prepare() { uffdlazy::pager::before_fork(); }
 void parent() { uffdlazy::pager::after_fork_parent(); }
 void child() { uffdlazy::pager::after_fork_child(); }
+
+// glibc's count of its threads (see set_libc_thread_count): a GLIBC_PRIVATE variable, which
+// libthread_db reads too. Looked up while the process has one thread, before the shim starts any.
+void count_shim_threads_out() {
+  void* libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+  if (!libc) return;
+  if (auto* count = static_cast<unsigned*>(dlvsym(libc, "__nptl_nthreads", "GLIBC_PRIVATE"))) {
+    uffdlazy::set_libc_thread_count(count);
+  }
+  dlclose(libc);
+}
 
 bool intercept_inside_libc(const uffdlazy::Config& cfg) {
   if (strcmp(cfg.intercept, "libc") != 0) return false;
@@ -62,6 +75,7 @@ __attribute__((constructor(101))) void uffdlazy_start(int argc, char** argv, cha
   uffdlazy::preload::signal_interposers_init();
   const uffdlazy::Config& cfg = uffdlazy::pager::configure(envp);
   if (cfg.disabled) return;
+  count_shim_threads_out();
   const bool libc = intercept_inside_libc(cfg);
   uffdlazy::pager::set_interception(libc ? "libc" : "symbols");
   uffdlazy::pager::start(envp, argv);

@@ -32,6 +32,11 @@ int finish_int(long r) {
   return int(r);
 }
 
+// Advice for which the kernel sends a REMOVE event over registered memory.
+bool drops_pages(int advice) {
+  return advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE || advice == MADV_DONTNEED_LOCKED;
+}
+
 }  // namespace
 
 void* mmap(void* addr, size_t len, int prot, int flags, int fd, long off, const void* caller) {
@@ -46,6 +51,7 @@ void* mmap(void* addr, size_t len, int prot, int flags, int fd, long off, const 
 }
 
 int munmap(void* addr, size_t len) {
+  pager::before_dropping_memory();
   int r = finish_int(sys::munmap(addr, len));
   if (r == 0) pager::unmapped(addr, len);
   return r;
@@ -64,6 +70,7 @@ void* mremap(void* old_addr, size_t old_len, size_t new_len, int flags, void* ne
 }
 
 int madvise(void* addr, size_t len, int advice) {
+  if (drops_pages(advice)) pager::before_dropping_memory();
   int r = finish_int(sys::madvise(addr, len, advice));
   if (r == 0) pager::advised(addr, len, advice);
   return r;

@@ -7,6 +7,7 @@
 #include "core/snapshot/process_image.h"
 #include "tools/commands.h"
 #include "tools/inspect_process.h"
+#include "tools/remote/location.h"
 #include "tools/snapshot_cli_common.h"
 
 namespace uffdlazy::cli {
@@ -14,13 +15,17 @@ namespace uffdlazy::cli {
 namespace {
 
 const char kUsage[] =
-    "usage: uffdlazy inspect [--json] FILE\n"
+    "usage: uffdlazy inspect [--json] [--digest HEX] FILE|URL\n"
     "\n"
-    "Prints a snapshot's identity (executable, build-id, page size, format version, the\n"
-    "uffdlazy release that wrote it, capture time), one line per region (address, length, protection, allocation site, ordinal, and\n"
-    "how many pages are stored as data, zero, duplicate or absent), and totals.\n"
+    "Prints a snapshot's identity (executable, build-id, page size, format version, the uffdlazy\n"
+    "release that wrote it, capture time, index digest), one line per region (address, length,\n"
+    "protection, allocation site, ordinal, and how many pages are stored as data, zero,\n"
+    "duplicate, parent or absent), and totals.\n"
+    "A URL (s3://BUCKET/KEY, http(s)://...) is read remotely: only its header and metadata are\n"
+    "fetched, and its index digest checked (URL#sha256=HEX or --digest HEX pins it).\n"
     "\n"
-    "  --json   print the same as one JSON object\n"
+    "  --json         print the same as one JSON object\n"
+    "  --digest HEX   the index digest the snapshot must have\n"
     "\n"
     "Exit status: 0 shown, 2 usage error or unreadable snapshot.\n";
 
@@ -60,6 +65,8 @@ void print_text(const char* path, const snap::SnapshotReader& r, const std::stri
               flags_text(h.flags).c_str());
   std::printf("written by  %s\n", *r.writer_version() ? r.writer_version() : "unknown");
   std::printf("captured    %s\n", utc_time_text(h.created_ns).c_str());
+  const std::string digest = recorded_digest_text(r);
+  std::printf("digest      %s\n", digest.empty() ? "none (format 1.0)" : ("sha256=" + digest).c_str());
   std::printf("executable  %s\n", exe.path);
   std::printf("build-id    %s\n", id_text(exe.id_kind, exe.id, exe.id_length).c_str());
   std::printf("regions     %" PRIu64 "\n\n", r.region_count());
@@ -102,6 +109,8 @@ void print_json(const char* path, const snap::SnapshotReader& r, const snap::Pro
               flags_text(h.flags).c_str(), h.created_ns, utc_time_text(h.created_ns).c_str());
   const char* writer = r.writer_version();
   std::printf("\"writer_version\":%s,", *writer ? json_string(writer, std::strlen(writer)).c_str() : "null");
+  const std::string digest = recorded_digest_text(r);
+  std::printf("\"index_digest\":%s,", digest.empty() ? "null" : ("\"" + digest + "\"").c_str());
   std::printf("\"executable\":{\"path\":%s,\"id_kind\":\"%s\",\"id\":\"%s\"},",
               json_string(exe.path, exe.path_length).c_str(), id_kind_name(exe.id_kind),
               hex_bytes(exe.id, exe.id_length).c_str());
@@ -149,6 +158,7 @@ void print_json(const char* path, const snap::SnapshotReader& r, const snap::Pro
 int cmd_inspect(int argc, char** argv) {
   bool json = false;
   const char* path = nullptr;
+  std::string digest;
   for (int i = 1; i < argc; i++) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
       std::fputs(kUsage, stdout);
@@ -156,6 +166,11 @@ int cmd_inspect(int argc, char** argv) {
     }
     if (!std::strcmp(argv[i], "--json")) {
       json = true;
+    } else if (!std::strcmp(argv[i], "--digest") && i + 1 < argc) {
+      if (!remote::normalize_digest(argv[++i], &digest)) {
+        std::fprintf(stderr, "uffdlazy inspect: --digest takes 64 hex digits (the index digest push printed)\n");
+        return 2;
+      }
     } else if (argv[i][0] == '-' && argv[i][1] && !path) {
       std::fprintf(stderr, "uffdlazy inspect: unknown option '%s'\n%s", argv[i], kUsage);
       return 2;
@@ -171,7 +186,7 @@ int cmd_inspect(int argc, char** argv) {
     return 2;
   }
   snap::SnapshotReader reader;
-  if (!open_snapshot(reader, path).ok()) return 2;
+  if (!open_snapshot(reader, path, /*whole=*/false, digest).ok()) return 2;
   snap::ProcessImage image;
   const bool process = snap::ProcessImage::is_process_image(reader);
   if (process) {

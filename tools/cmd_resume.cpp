@@ -22,6 +22,7 @@
 #include "core/uffd/userfaultfd.h"
 #include "tools/commands.h"
 #include "tools/launcher.h"
+#include "tools/remote/location.h"
 
 namespace uffdlazy::cli {
 
@@ -168,6 +169,11 @@ int cmd_resume(int argc, char** argv) {
     std::fputs(kUsage, stderr);
     return 2;
   }
+  if (remote::is_remote(path)) {
+    std::fprintf(stderr, "uffdlazy: resume %s: resuming from a URL is not built yet; pull the image first "
+                 "(uffdlazy pull URL FILE)\n", path);
+    return 2;
+  }
   uint32_t prefetch = ckpt::kResumePrefetchAll, readahead = 1024;
   if (!paging_settings(paging, &prefetch, &readahead)) return 2;
   const std::string image = absolute_path(path);
@@ -178,6 +184,15 @@ int cmd_resume(int argc, char** argv) {
   if (st.ok() && !snap::ProcessImage::is_process_image(reader)) {
     std::fprintf(stderr, "uffdlazy: resume %s: not a process image (a snapshot for `uffdlazy restore`?)\n",
                  image.c_str());
+    return 2;
+  }
+  // 1.x snapshots are still read (restore, inspect); a 1.x process image is not resumed (the
+  // restorer reads 2.0's index only).
+  if (st.ok() && reader.header().version_major < snap::kVersionMajor) {
+    std::fprintf(stderr,
+                 "uffdlazy: resume %s: a process image of format %u.%u, written by an older uffdlazy: checkpoint the "
+                 "program again\n",
+                 image.c_str(), reader.header().version_major, reader.header().version_minor);
     return 2;
   }
   if (st.ok()) st = process.open(reader);

@@ -2,9 +2,13 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "core/snapshot/process_image.h"
 #include "tools/commands.h"
+#include "core/snapshot/sha256.h"
+#include "tools/remote/location.h"
 #include "tools/snapshot_cli_common.h"
 
 namespace uffdlazy::cli {
@@ -12,20 +16,36 @@ namespace uffdlazy::cli {
 namespace {
 
 const char kUsage[] =
-    "usage: uffdlazy verify FILE...\n"
+    "usage: uffdlazy verify [--digest HEX] FILE|URL...\n"
     "\n"
-    "Checks a snapshot's header, section table, region table and page index checksums and the\n"
-    "XXH3 checksum of every stored page, and names the first bad thing it finds. An incremental\n"
-    "image is verified with the images it builds on (the pages it left in them included).\n"
+    "Checks a snapshot's header, section table, region table and page index checksums, its index\n"
+    "digest (format 1.1 and later) and the XXH3 checksum of every stored page, and names the first\n"
+    "bad thing it finds. An incremental image is verified with the images it builds on (the pages\n"
+    "it left in them included). A URL (s3://BUCKET/KEY, http(s)://...) is fetched whole first;\n"
+    "URL#sha256=HEX or --digest HEX is the index digest it must have.\n"
     "\n"
     "Exit status: 0 every file is intact; 1 a file is damaged (checksum mismatch, truncated or\n"
     "inconsistent); 2 usage error, or a file that cannot be opened or is not a snapshot this\n"
     "build reads, or an incremental image whose parent images are missing or were replaced.\n";
 
-int verify_one(const char* path) {
+int verify_one(const char* path, const std::string& digest) {
   snap::SnapshotReader reader;
-  const snap::ReadStatus s = open_snapshot(reader, path);
+  const snap::ReadStatus s = open_snapshot(reader, path, /*whole=*/true, digest);
   if (!s.ok()) return is_damage(s) ? 1 : 2;
+  // The index digest (a remote snapshot's was checked as it was fetched; this is the same check).
+  const std::string recorded = recorded_digest_text(reader);
+  uint8_t now[32];
+  char now_hex[65] = "";
+  if (reader.compute_index_digest(now)) snap::sha256_hex(now, now_hex);
+  if (!recorded.empty() && recorded != now_hex) {
+    std::printf("%s: index digest mismatch: the metadata hashes to %s but the header records %s\n", path, now_hex,
+                recorded.c_str());
+    return 1;
+  }
+  if (!digest.empty() && digest != now_hex) {
+    std::printf("%s: index digest mismatch: %s, not the pinned %s\n", path, now_hex, digest.c_str());
+    return 1;
+  }
   if (snap::ProcessImage::is_process_image(reader)) {
     snap::ProcessImage image;
     const snap::ReadStatus ps = image.open(reader);
@@ -56,15 +76,25 @@ int verify_one(const char* path) {
 
 int cmd_verify(int argc, char** argv) {
   int files = 0;
+  std::string digest;
+  std::vector<const char*> locations;
   for (int i = 1; i < argc; i++) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
       std::fputs(kUsage, stdout);
       return 0;
     }
+    if (!std::strcmp(argv[i], "--digest") && i + 1 < argc) {
+      if (!remote::normalize_digest(argv[++i], &digest)) {
+        std::fprintf(stderr, "uffdlazy verify: --digest takes 64 hex digits (the index digest push printed)\n");
+        return 2;
+      }
+      continue;
+    }
     if (argv[i][0] == '-' && argv[i][1]) {
       std::fprintf(stderr, "uffdlazy verify: unknown option '%s'\n%s", argv[i], kUsage);
       return 2;
     }
+    locations.push_back(argv[i]);
     files++;
   }
   if (!files) {
@@ -72,8 +102,8 @@ int cmd_verify(int argc, char** argv) {
     return 2;
   }
   int worst = 0;
-  for (int i = 1; i < argc; i++) {
-    const int rc = verify_one(argv[i]);
+  for (const char* location : locations) {
+    const int rc = verify_one(location, digest);
     if (rc > worst) worst = rc;
   }
   return worst;

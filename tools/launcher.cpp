@@ -1,5 +1,7 @@
 #include "tools/launcher.h"
 
+#include "tools/remote/location.h"
+
 #include "core/pager/run_state.h"
 
 #include <limits.h>
@@ -32,7 +34,7 @@ std::string find_shim() {
 }
 
 std::string absolute_path(const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
+  if (path.empty() || path[0] == '/' || remote::is_remote(path)) return path;
   char cwd[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) return path;
   return std::string(cwd) + "/" + path;

@@ -16,7 +16,8 @@ struct Launch {
   bool no_aslr = false;  // exec with address-space randomisation off (personality)
 };
 
-// path made absolute against the current directory (the program may chdir before it exits).
+// path made absolute against the current directory (the program may chdir before it exits);
+// an s3:// or http(s):// location is left as it is.
 std::string absolute_path(const std::string& path);
 
 // The preload library's path: $UFFDLAZY_LIBRARY, else ../lib/libuffdlazy.so or ./libuffdlazy.so

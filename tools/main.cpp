@@ -23,6 +23,8 @@ const Command kCommands[] = {
     {"report", uffdlazy::cli::cmd_report, "print the summary of a JSON fault report"},
     {"plot", uffdlazy::cli::cmd_plot, "draw a fault report as an SVG"},
     {"trace", uffdlazy::cli::cmd_trace, "export a per-fault trace as CSV or Chrome trace JSON"},
+    {"push", uffdlazy::cli::cmd_push, "upload a snapshot or image to S3 or an HTTP(S) URL"},
+    {"pull", uffdlazy::cli::cmd_pull, "download a snapshot or image from S3 or an HTTP(S) URL"},
 };
 
 void usage(FILE* out) {

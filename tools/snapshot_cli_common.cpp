@@ -1,7 +1,11 @@
 #include "tools/snapshot_cli_common.h"
 
+#include "core/snapshot/index_digest.h"
 #include "core/snapshot/process_format.h"
+#include "tools/remote/location.h"
+#include "tools/remote/remote_snapshot.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -11,10 +15,53 @@ namespace uffdlazy::cli {
 
 using snap::ReadError;
 
-snap::ReadStatus open_snapshot(snap::SnapshotReader& reader, const char* path) {
-  snap::ReadStatus s = reader.open(path, /*native_page_size=*/false);
-  if (!s.ok()) std::fprintf(stderr, "uffdlazy: %s: %s\n", path, read_status_text(s).c_str());
+snap::ReadStatus open_snapshot(snap::SnapshotReader& reader, const char* location, bool whole,
+                               const std::string& digest) {
+  if (!remote::is_remote(location)) {
+    snap::ReadStatus s = reader.open(location, /*native_page_size=*/false);
+    if (!s.ok()) std::fprintf(stderr, "uffdlazy: %s: %s\n", location, read_status_text(s).c_str());
+    return s;
+  }
+  remote::Location loc;
+  std::string err;
+  remote::ObjectClient client;
+  if (!remote::parse_location(location, &loc, &err) || !client.init(loc, &err)) {
+    std::fprintf(stderr, "uffdlazy: %s: %s\n", loc.text.empty() ? location : loc.text.c_str(), err.c_str());
+    return snap::ReadStatus{snap::ReadError::kOpenFailed, EINVAL};
+  }
+  std::string pinned = loc.digest;
+  if (!digest.empty()) {
+    if (!pinned.empty() && pinned != digest) {
+      std::fprintf(stderr, "uffdlazy: %s: --digest and the URL's #sha256= differ\n", loc.text.c_str());
+      return snap::ReadStatus{snap::ReadError::kOpenFailed, EINVAL};
+    }
+    pinned = digest;
+  }
+  remote::FetchedObject object;
+  bool fetched;
+  if (whole) {
+    remote::Progress progress("fetch " + loc.text, 0);
+    fetched = remote::fetch_whole_object(client, &object, &err, &progress) &&
+              remote::check_index_digest(object, pinned, &err);
+  } else {
+    fetched = remote::fetch_snapshot_metadata(client, pinned, &object, &err);
+  }
+  if (!fetched) {
+    std::fprintf(stderr, "uffdlazy: %s: %s\n", loc.text.c_str(), err.c_str());
+    const bool damage = err.rfind("index digest", 0) == 0;
+    return damage ? snap::ReadStatus{snap::ReadError::kIndexChecksum, 0, 0, 0, "index digest"}
+                  : snap::ReadStatus{snap::ReadError::kOpenFailed, EIO};
+  }
+  snap::ReadStatus s = reader.open_fd(object.fd, /*native_page_size=*/false);
+  if (!s.ok()) std::fprintf(stderr, "uffdlazy: %s: %s\n", loc.text.c_str(), read_status_text(s).c_str());
   return s;
+}
+
+std::string recorded_digest_text(const snap::SnapshotReader& reader) {
+  if (!snap::has_index_digest(reader.recorded_index_digest())) return "";
+  char hex[65];
+  snap::sha256_hex(reader.recorded_index_digest(), hex);
+  return hex;
 }
 
 std::string read_status_text(const snap::ReadStatus& s) {

@@ -9,9 +9,16 @@
 
 namespace uffdlazy::cli {
 
-// Opens `path` for inspection (any page size). On failure prints "uffdlazy: <path>: <problem>"
-// to stderr and returns the status.
-snap::ReadStatus open_snapshot(snap::SnapshotReader& reader, const char* path);
+// Opens a snapshot for inspection (any page size) at a location: a path, or an s3:// or
+// http(s):// URL (tools/remote/), of which only the header and metadata are fetched, or every
+// byte with `whole` (verify). A remote snapshot's index digest is checked on the way (the
+// header's against its metadata, and the pinned one: the URL's #sha256= or `digest`). On failure
+// prints "uffdlazy: <location>: <problem>" to stderr and returns the status (a digest that does
+// not match is kIndexChecksum, "index digest": damage).
+snap::ReadStatus open_snapshot(snap::SnapshotReader& reader, const char* location, bool whole = false,
+                               const std::string& digest = "");
+// The header's index digest as hex, or "" when the snapshot records none (format 1.0).
+std::string recorded_digest_text(const snap::SnapshotReader& reader);
 
 std::string read_status_text(const snap::ReadStatus& s);
 // True for failures that mean the file is a damaged snapshot, rather than not one at all or one

@@ -20,6 +20,9 @@ bool parse_bool(const char* v, bool* out) {
   return false;
 }
 
+// An s3:// or http(s):// location (docs/remote.md); the shim itself reads local files only.
+bool is_url(const char* v) { return !strncmp(v, "s3://", 5) || !strncmp(v, "http://", 7) || !strncmp(v, "https://", 8); }
+
 bool copy_path(const char* v, char* dst, size_t cap) {
   size_t n = strlen(v);
   if (n == 0 || n >= cap) return false;
@@ -97,6 +100,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       if (!parse_size(v, &cfg->trace_capacity) || cfg->trace_capacity == 0 || cfg->trace_capacity > (1ull << 28))
         return bad("a number of faults from 1 to 268435456, e.g. 1M");
     } else if (is("SNAPSHOT")) {
+      if (is_url(v)) return bad("a local file path: restoring from a URL is not built yet (uffdlazy pull URL FILE first)");
       if (!copy_path(v, cfg->snapshot, sizeof cfg->snapshot)) return bad("a file path (1 to 1023 bytes)");
     } else if (is("RECORD")) {
       if (!copy_path(v, cfg->record, sizeof cfg->record)) return bad("a file path (1 to 1023 bytes)");
@@ -131,6 +135,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       }
       prefetch_set = true;
     } else if (is("WS")) {
+      if (is_url(v)) return bad("a local file path: a working set at a URL is not read yet (uffdlazy pull URL FILE first)");
       if (!copy_path(v, cfg->ws, sizeof cfg->ws)) return bad("a file path (1 to 1023 bytes)");
     } else if (is("WS_RECORD")) {
       if (!copy_path(v, cfg->ws_record, sizeof cfg->ws_record)) return bad("a file path (1 to 1023 bytes)");
@@ -151,6 +156,14 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       if (strcmp(v, "libc") && strcmp(v, "symbols"))
         return bad("libc (see libc's own mmap/munmap/mremap/madvise/brk calls) or symbols (exported symbols only)");
       copy_path(v, cfg->intercept, sizeof cfg->intercept);
+    } else if (is("FETCH_TIMEOUT")) {
+      if (!parse_size(v, &cfg->fetch_timeout_s) || cfg->fetch_timeout_s < 1 || cfg->fetch_timeout_s > 86400)
+        return bad("seconds from 1 to 86400");
+    } else if (is("CACHE_DIR")) {
+      if (!copy_path(v, cfg->cache_dir, sizeof cfg->cache_dir)) return bad("a directory path (1 to 1023 bytes)");
+    } else if (is("CACHE_MAX")) {
+      if (!parse_size(v, &cfg->cache_max) || cfg->cache_max < (1u << 20))
+        return bad("a byte count of at least 1M with an optional K, M or G suffix, e.g. 4G");
     } else if (is("TEST_ALTER_LIBC")) {
       if (!copy_path(v, cfg->test_alter_libc, sizeof cfg->test_alter_libc)) return bad("a libc function name");
     } else if (is("LIBRARY")) {
@@ -161,7 +174,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
                "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, COPY_THREADS, PREFETCH, WS, WS_RECORD, CHECKPOINT, CHECKPOINT_AT, "
-               "CHECKPOINT_THEN, CHECKPOINT_INCREMENTAL, INTERCEPT)");
+                 "CHECKPOINT_THEN, CHECKPOINT_INCREMENTAL, INTERCEPT, FETCH_TIMEOUT, CACHE_DIR, CACHE_MAX)");
       return false;
     }
   }

@@ -43,6 +43,10 @@ struct Config {
   bool checkpoint_continue = false;  // UFFDLAZY_CHECKPOINT_THEN: stop (default) | continue
   bool checkpoint_incremental = false;  // UFFDLAZY_CHECKPOINT_INCREMENTAL=1: later images store changes only
   char intercept[16] = "libc";    // UFFDLAZY_INTERCEPT: libc (patch libc's own entries) | symbols
+  // Remote snapshots (docs/remote.md): read by the CLI and the fetcher, validated here like the rest.
+  uint64_t fetch_timeout_s = 60;  // UFFDLAZY_FETCH_TIMEOUT: how long a failing request is retried
+  char cache_dir[kPathMax] = {};  // UFFDLAZY_CACHE_DIR: the host cache ($XDG_CACHE_HOME/uffdlazy)
+  uint64_t cache_max = 4ull << 30;  // UFFDLAZY_CACHE_MAX: its bound in bytes
   // UFFDLAZY_TEST_ALTER_LIBC (tests only, not advertised): the libc function whose body the
   // verifier is shown with one byte changed, so that its refusal path runs on real input.
   char test_alter_libc[16] = {};

@@ -1,5 +1,6 @@
 #include "core/base/hidden_thread.h"
 
+#include <cerrno>
 #include <csignal>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -19,6 +20,8 @@ constexpr size_t kGuard = 64 * 1024;  // below the stack: an overflow faults ins
 // The running hidden threads' ids, for is_hidden_thread().
 constexpr size_t kMaxHidden = 16;
 constinit long g_hidden_tids[kMaxHidden] = {};
+
+constinit unsigned* g_libc_thread_count = nullptr;
 
 void remember_tid(long tid, long old) {
   for (long& slot : g_hidden_tids) {
@@ -45,8 +48,15 @@ void hidden_thread_renumbered(long old_tid, long new_tid) {
   }
 }
 
+void set_libc_thread_count(unsigned* count) { g_libc_thread_count = count; }
+
+long libc_thread_count() {
+  return g_libc_thread_count ? long(__atomic_load_n(g_libc_thread_count, __ATOMIC_ACQUIRE)) : -1;
+}
+
 void HiddenThread::forget() {
   handle_ = 0;
+  started_tid_ = 0;
   const long tid = __atomic_exchange_n(&tid_, 0, __ATOMIC_ACQ_REL);
   if (tid) remember_tid(0, tid);
 }
@@ -58,11 +68,18 @@ void* HiddenThread::trampoline(void* self) {
   __atomic_store_n(&t->tid_, tid, __ATOMIC_RELEASE);
   __atomic_store_n(&t->running_, 1, __ATOMIC_RELEASE);
   sys::futex(&t->running_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  const bool counted_out = t->counted_out_;
   void* r = t->fn_(t->arg_);
   // The id may have changed meanwhile (a resumed process has new ids): forget the current one.
   const long now = sys::gettid();
   __atomic_store_n(&t->tid_, 0, __ATOMIC_RELEASE);
   remember_tid(0, now);
+  // Out of glibc's count: returning into its thread epilogue would count this thread out twice
+  // (and call exit() if that made the count zero). The kernel still clears the thread id for
+  // pthread_join; nothing else of the epilogue concerns a thread that never allocated.
+  if (counted_out) {
+    for (;;) sys::call6(SYS_exit, 0);
+  }
   return r;
 }
 
@@ -85,6 +102,7 @@ bool HiddenThread::start(void* (*fn)(void*), void* arg, size_t stack_bytes) {
   fn_ = fn;
   arg_ = arg;
   running_ = 0;
+  counted_out_ = g_libc_thread_count != nullptr;
   pthread_t t;
   int rc = pthread_create(&t, &attr, trampoline, this);
   sys::sigprocmask(SIG_SETMASK, &old, nullptr);
@@ -93,18 +111,31 @@ bool HiddenThread::start(void* (*fn)(void*), void* arg, size_t stack_bytes) {
     sys::munmap(base, bytes);
     return false;
   }
+  // pthread_create counted the thread in; the thread it calls this from is a program thread
+  // (counted, alive), so the count cannot reach zero here.
+  if (counted_out_) __atomic_fetch_sub(g_libc_thread_count, 1u, __ATOMIC_ACQ_REL);
   handle_ = t;
   mapping_ = base;
   mapping_bytes_ = bytes;
   // Known as the shim's before start() returns: a checkpoint must never take it for a thread of
   // the program's.
   while (!__atomic_load_n(&running_, __ATOMIC_ACQUIRE)) sys::futex(&running_, FUTEX_WAIT_PRIVATE, 0);
+  started_tid_ = __atomic_load_n(&tid_, __ATOMIC_ACQUIRE);
   return true;
 }
 
 void HiddenThread::join() {
   if (!handle_) return;
   pthread_join(pthread_t(handle_), nullptr);
+  // pthread_join returns once the kernel has cleared the thread's id, a moment before the thread
+  // leaves the thread group: a caller that needs the process single-threaded waits for that too
+  // (tgkill finds no such thread). Bounded, in case the id was taken by a new thread meanwhile.
+  const long pid = sys::getpid();
+  for (int tries = 0; started_tid_ && tries < 100000; tries++) {
+    if (sys::call6(SYS_tgkill, pid, started_tid_, 0) == -ESRCH) break;
+    sys::call6(SYS_sched_yield);
+  }
+  started_tid_ = 0;
   handle_ = 0;
   if (mapping_) sys::munmap(mapping_, mapping_bytes_);
   mapping_ = nullptr;

@@ -15,7 +15,8 @@ class HiddenThread {
  public:
   // Starts fn(arg) on a new thread (which names itself: name_this_thread). False if it could not.
   bool start(void* (*fn)(void*), void* arg, size_t stack_bytes);
-  // Waits for the thread to end and unmaps its stack (tests and the monitor's stop()).
+  // Waits for the thread to end (to have left the thread group) and unmaps its stack (tests, the
+  // monitor's stop(), the pager stepping aside).
   void join();
   bool started() const { return handle_ != 0; }
   // The thread's id once it runs (0 before, and after it ended).
@@ -30,10 +31,22 @@ class HiddenThread {
   void* arg_ = nullptr;
   long tid_ = 0;
   int running_ = 0;  // futex word: the thread has recorded its id
+  bool counted_out_ = false;  // taken out of glibc's thread count (set_libc_thread_count)
+  long started_tid_ = 0;      // the thread's id, for join() to see it leave the thread group
   unsigned long handle_ = 0;
   void* mapping_ = nullptr;
   size_t mapping_bytes_ = 0;
 };
+
+// glibc's count of the threads it runs (__nptl_nthreads): when a thread it started ends and the
+// count reaches zero, glibc calls exit(0), so a program whose main() left by pthread_exit ends
+// when its last thread does. The shim's threads take themselves out of that count (and always end
+// by the exit system call, never through glibc's thread epilogue), so they never keep it above
+// zero. Set once, before the first thread starts; without it they are counted as before.
+void set_libc_thread_count(unsigned* count);
+// That count now: the program's threads glibc started and that have not ended (the shim's are not
+// among them), or -1 if unknown. Threads made by a raw clone are not counted.
+long libc_thread_count();
 
 // Names the calling thread (PR_SET_NAME, truncated to 15 bytes).
 void name_this_thread(const char* name);

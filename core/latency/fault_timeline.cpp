@@ -1,10 +1,13 @@
 #include "core/latency/fault_timeline.h"
 
+#include "core/base/store_changed.h"
+
 namespace uffdlazy {
 
 void FaultTimeline::reset() {
-  for (auto& c : counts_) c.store(0, std::memory_order_relaxed);
-  shift_.store(kInitialShift, std::memory_order_relaxed);
+  // Only what is set (a forked child's pages stay shared with its parent's).
+  for (auto& c : counts_) store_changed(c, 0);
+  store_changed(shift_, kInitialShift);
 }
 
 uint32_t FaultTimeline::fold() {

@@ -1,5 +1,7 @@
 #include "core/latency/latency_histogram.h"
 
+#include "core/base/store_changed.h"
+
 namespace uffdlazy {
 
 void LatencyHistogram::record_shared(uint64_t ns) {
@@ -52,11 +54,12 @@ void LatencyHistogram::merge(const LatencyHistogram& other) {
 }
 
 void LatencyHistogram::reset() {
-  for (auto& c : counts_) c.store(0, std::memory_order_relaxed);
-  count_.store(0, std::memory_order_relaxed);
-  sum_.store(0, std::memory_order_relaxed);
-  min_.store(UINT64_MAX, std::memory_order_relaxed);
-  max_.store(0, std::memory_order_relaxed);
+  // Only what is set (a forked child's pages stay shared with its parent's).
+  for (auto& c : counts_) store_changed(c, 0);
+  store_changed(count_, 0);
+  store_changed(sum_, 0);
+  store_changed(min_, UINT64_MAX);
+  store_changed(max_, 0);
 }
 
 }  // namespace uffdlazy

@@ -1,5 +1,6 @@
 #include "core/latency/region_slots.h"
 
+#include "core/base/store_changed.h"
 #include "core/latency/fault_record.h"
 
 namespace uffdlazy {
@@ -71,13 +72,14 @@ const RegionInfo* RegionSlots::info(uint32_t region_id) const {
 }
 
 void RegionSlots::reset() {
-  for (auto& k : map_keys_) k = 0;
+  // Only what is set (a forked child's pages stay shared with its parent's).
+  for (auto& k : map_keys_) store_changed(k, 0);
   used_.store(0, std::memory_order_relaxed);
   last_id_ = UINT32_MAX;
   last_slot_ = kOther;
   for (auto& e : info_) {
-    e.key.store(0, std::memory_order_relaxed);
-    e.ready.store(false, std::memory_order_relaxed);
+    store_changed(e.key, 0);
+    store_changed(e.ready, false);
   }
 }
 

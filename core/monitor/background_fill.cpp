@@ -12,7 +12,7 @@ void BackgroundFill::init(const Setup& s) {
   ws_done_ = true;
   sweep_cursor_ = 0;
   sweep_done_ = true;
-  cached_live_ = 0;
+  cached_start_ = 0;
 }
 
 void BackgroundFill::set_source(PageSource* source, PrefetchMode mode) {
@@ -26,7 +26,7 @@ void BackgroundFill::set_source(PageSource* source, PrefetchMode mode) {
   ws_done_ = true;
   sweep_cursor_ = 0;
   sweep_done_ = true;
-  cached_live_ = 0;
+  cached_start_ = 0;
   chunk_ = kMinChunk;
   quiet_ = 0;
 }
@@ -96,11 +96,21 @@ bool BackgroundFill::fill_working_set(FillHost& host) {
 }
 
 bool BackgroundFill::fill_all_data(FillHost& host, FaultPolicy::CorruptHandler on_corrupt) {
+  return fill_to_the_end(host, 0, UINTPTR_MAX, true, on_corrupt);
+}
+
+bool BackgroundFill::fill_owed_in(FillHost& host, uintptr_t start, uintptr_t end,
+                                  FaultPolicy::CorruptHandler on_corrupt) {
+  return fill_to_the_end(host, start, end, false, on_corrupt);
+}
+
+bool BackgroundFill::fill_to_the_end(FillHost& host, uintptr_t start, uintptr_t end, bool data_only,
+                                     FaultPolicy::CorruptHandler on_corrupt) {
   if (!s_.source) return true;
-  uintptr_t cursor = 0;
+  uintptr_t cursor = start;
   bool done = false;
   while (!done) {
-    Chunk c = sweep_chunk(host, &cursor, &done, true, on_corrupt);
+    Chunk c = sweep_chunk(host, &cursor, &done, data_only, on_corrupt, end);
     if (c == Chunk::kExiting || !host.take_in()) return false;
     if (c == Chunk::kProgress) grow_chunk();
   }
@@ -182,15 +192,17 @@ bool BackgroundFill::find_source_page(int32_t source, uint64_t page, Region* out
   auto holds = [&](const Region& r) {
     return r.source == source && page >= r.source_page && page < r.source_page + r.length() / ps;
   };
-  if (cached_live_ < live.size() && holds(live.at(cached_live_))) {
-    *out = live.at(cached_live_);
+  // Most lookups are for the region the last one found.
+  const RegionList::Pos cached = live.find_pos(cached_start_);
+  if (cached != RegionList::kNone && holds(live.get(cached))) {
+    *out = live.get(cached);
     return true;
   }
-  for (size_t i = 0; i < live.size(); i++) {
-    const Region& r = live.at(i);
+  for (RegionList::Pos p = live.first(); p != RegionList::kNone; p = live.next(p)) {
+    const Region& r = live.get(p);
     if (r.source != source) continue;
     if (holds(r)) {
-      cached_live_ = i;
+      cached_start_ = r.start;
       *out = r;
       return true;
     }
@@ -258,7 +270,7 @@ BackgroundFill::Chunk BackgroundFill::working_set_chunk(FillHost& host) {
 }
 
 BackgroundFill::Chunk BackgroundFill::sweep_chunk(FillHost& host, uintptr_t* cursor, bool* done, bool data_only,
-                                                  FaultPolicy::CorruptHandler on_corrupt) {
+                                                  FaultPolicy::CorruptHandler on_corrupt, uintptr_t limit) {
   const uint64_t ps = s_.page_size;
   uint32_t budget = chunk_;
   while (budget) {
@@ -267,15 +279,16 @@ BackgroundFill::Chunk BackgroundFill::sweep_chunk(FillHost& host, uintptr_t* cur
     {
       LockGuard g(*s_.table_lock);
       const RegionList& live = s_.table->live();
-      for (size_t i = live.lower_bound(*cursor); i < live.size(); i++) {
-        if (live.at(i).source != Region::kZeroSource) {
-          reg = live.at(i);
+      for (RegionList::Pos p = live.first_ending_after(*cursor); p != RegionList::kNone && live.get(p).start < limit;
+           p = live.next(p)) {
+        if (live.get(p).source != Region::kZeroSource) {
+          reg = live.get(p).clipped(live.get(p).start, limit, ps);
           found = true;
           break;
         }
       }
     }
-    if (!found) {
+    if (!found || *cursor >= limit) {
       *done = true;
       return Chunk::kProgress;
     }

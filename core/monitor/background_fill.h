@@ -108,6 +108,9 @@ class BackgroundFill {
   // registered) then sees exactly the parent's contents. Stored zero pages need nothing: the
   // child reads zeros there anyway. A corrupt page stops the process.
   bool fill_all_data(FillHost& host, FaultPolicy::CorruptHandler on_corrupt);
+  // Every owed page of [start, end), stored zero pages included (in place, as they were when
+  // recorded): a range the program takes for itself, which the monitor will not serve again.
+  bool fill_owed_in(FillHost& host, uintptr_t start, uintptr_t end, FaultPolicy::CorruptHandler on_corrupt);
 
   bool working_set_done() const { return ws_done_; }
   bool sweep_done() const { return sweep_done_; }
@@ -117,9 +120,13 @@ class BackgroundFill {
 
   Chunk readahead_chunk(FillHost& host);
   Chunk working_set_chunk(FillHost& host);
-  // One chunk of a sweep in address order from *cursor; *done once past the last region.
+  // One chunk of a sweep in address order from *cursor up to `limit`; *done once past the last
+  // region (or the limit).
   Chunk sweep_chunk(FillHost& host, uintptr_t* cursor, bool* done, bool data_only,
-                    FaultPolicy::CorruptHandler on_corrupt);
+                    FaultPolicy::CorruptHandler on_corrupt, uintptr_t limit = UINTPTR_MAX);
+  // Sweeps [start, end) to the end, with faults answered between chunks.
+  bool fill_to_the_end(FillHost& host, uintptr_t start, uintptr_t end, bool data_only,
+                       FaultPolicy::CorruptHandler on_corrupt);
   // What a failed install means for the loop: kRetry after reading events, kExiting, or a fatal.
   Chunk after_failure(FillHost& host, const RunResult& r);
   // The live region holding page `page` of source region `source`. If none, *next is the smallest
@@ -140,7 +147,7 @@ class BackgroundFill {
   bool ws_done_ = true;
   uintptr_t sweep_cursor_ = 0;
   bool sweep_done_ = true;
-  size_t cached_live_ = 0;  // where find_source_page last found its region
+  uintptr_t cached_start_ = 0;  // where the region find_source_page last found starts
 };
 
 }  // namespace uffdlazy

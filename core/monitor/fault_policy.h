@@ -150,8 +150,11 @@ class FaultPolicy {
   PageSource* source() const { return s_.source; }
   uint64_t page_size() const { return s_.page_size; }
 
- private:
+  // Installs zeros over [start, start + len): the shared zero page for a reader, private zeroed
+  // pages for a writer (at most kMaxZeroCopy pages then).
   FillResult zero_fill(uintptr_t start, uint64_t len, bool write);
+
+ private:
 
   Setup s_;
   ReadaheadWindow readahead_;

@@ -18,6 +18,11 @@ namespace uffdlazy {
 namespace {
 
 constexpr size_t kBatch = 64;  // messages per read(2)
+#ifdef MADV_DONTNEED_LOCKED
+constexpr int kMadvDontneedLocked = MADV_DONTNEED_LOCKED;
+#else
+constexpr int kMadvDontneedLocked = 24;
+#endif
 constexpr size_t kStackSize = 256 * 1024;
 
 void* map_populated(size_t bytes) {
@@ -110,6 +115,10 @@ bool Monitor::init(const Setup& setup) {
 }
 
 bool Monitor::start() {
+  // Also after a stop(): the new thread takes over the userfaultfd, its registrations and the
+  // faults waiting on it.
+  stop_.store(false, std::memory_order_relaxed);
+  stopping_ = false;
   // Without it the monitor copies everything itself (available() stays false).
   if (want_copier_) copier_.start(s_.uffd, kCopierSpinNs);
   running_.store(true, std::memory_order_release);
@@ -146,14 +155,25 @@ void Monitor::forget_after_fork() {
   sync_done_.store(0, std::memory_order_relaxed);
   restored_.store(0, std::memory_order_relaxed);
   restored_seen_ = 0;
+  fills_stalled_.store(0, std::memory_order_relaxed);
   awake_.store(true, std::memory_order_relaxed);
   ws_requested_.store(0, std::memory_order_relaxed);
   ws_done_.store(0, std::memory_order_relaxed);
+  claim_lock_.reset_after_fork();
+  claim_requested_.store(0, std::memory_order_relaxed);
+  claim_done_.store(0, std::memory_order_relaxed);
 }
 
 void Monitor::ring() {
   // The kernel queues a REMOVE for the doorbell and this thread waits until the monitor reads it.
-  sys::madvise(reinterpret_cast<void*>(doorbell_), s_.page_size, MADV_DONTNEED);
+  // MADV_DONTNEED_LOCKED (Linux 5.18), because the program may have locked the page along with its
+  // own memory (mlockall(MCL_CURRENT)), and MADV_DONTNEED refuses a locked page with EINVAL without
+  // sending anything. An older kernel refuses the advice itself with EINVAL: plain MADV_DONTNEED
+  // then (there, a program that locks everything leaves the doorbell mute).
+  void* bell = reinterpret_cast<void*>(doorbell_);
+  if (sys::madvise(bell, s_.page_size, kMadvDontneedLocked) == -EINVAL) {
+    sys::madvise(bell, s_.page_size, MADV_DONTNEED);
+  }
 }
 
 void Monitor::request_and_wait(std::atomic<uint32_t>& requested, std::atomic<uint32_t>& done) {
@@ -169,6 +189,20 @@ void Monitor::request_and_wait(std::atomic<uint32_t>& requested, std::atomic<uin
 void Monitor::fill_all_owed() {
   if (!running() || !s_.source || s_.source->owed_pages() == 0) return;
   request_and_wait(fill_requested_, fill_done_);
+}
+
+void Monitor::wait_while_fills_stalled() {
+  while (fills_stalled_.load(std::memory_order_acquire) && running()) {
+    // Woken when the gate is lowered; the timeout only re-checks that the monitor still runs.
+    const timespec ts = {0, 10 * 1000 * 1000};
+    sys::futex(&fills_stalled_, FUTEX_WAIT_PRIVATE, 1, &ts);
+  }
+}
+
+void Monitor::set_fills_stalled(bool stalled) {
+  if (fills_stalled_.load(std::memory_order_relaxed) == uint32_t(stalled)) return;
+  fills_stalled_.store(stalled, std::memory_order_release);
+  if (!stalled) sys::futex(&fills_stalled_, FUTEX_WAKE_PRIVATE, 1 << 30);
 }
 
 void Monitor::sync() {
@@ -197,12 +231,15 @@ void Monitor::region_restored(int32_t source) {
 }
 
 void Monitor::release_waiters() {
+  set_fills_stalled(false);
   fill_done_.store(fill_requested_.load(std::memory_order_acquire), std::memory_order_release);
   sys::futex(&fill_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
   sync_done_.store(sync_requested_.load(std::memory_order_acquire), std::memory_order_release);
   sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
   ws_done_.store(ws_requested_.load(std::memory_order_acquire), std::memory_order_release);
   sys::futex(&ws_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  claim_done_.store(claim_requested_.load(std::memory_order_acquire), std::memory_order_release);
+  sys::futex(&claim_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
 }
 
 void Monitor::own_descriptor_table() {
@@ -275,6 +312,14 @@ bool Monitor::answer_requests() {
     if (!fill_.fill_all_data(*this, &Monitor::fatal_corrupt)) return false;
     fill_done_.store(fill, std::memory_order_release);
     sys::futex(&fill_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
+  }
+  const uint32_t claim = claim_requested_.load(std::memory_order_acquire);
+  if (claim != claim_done_.load(std::memory_order_acquire)) {
+    // Every event read and applied, every fault read answered: nothing queued can land in the
+    // range once it changes hands.
+    if (!pump() || !carry_out_claim()) return false;
+    claim_done_.store(claim, std::memory_order_release);
+    sys::futex(&claim_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
   }
   uint32_t want = sync_requested_.load(std::memory_order_acquire);
   if (want != sync_done_.load(std::memory_order_acquire)) {
@@ -413,11 +458,17 @@ bool Monitor::serve_queue() {
     if (s == Served::kRetry) {
       // An event is unread (or just read and not yet acknowledged): take events in, then retry.
       // Reading never stops for lack of room (see FaultQueue), so the event is always reached.
-      if (!read_batch()) wait_briefly();
+      // Nothing unread: the events read are still under way; hold new ones back meanwhile.
+      if (!read_batch()) {
+        set_fills_stalled(true);
+        wait_briefly();
+      }
       continue;
     }
+    set_fills_stalled(false);
     queue_.pop();
   }
+  set_fills_stalled(false);
   if (overflowed_) {
     overflowed_ = false;
     wake_everyone();
@@ -526,6 +577,13 @@ void Monitor::handle_event(const uffd_msg& m) {
 }
 
 void Monitor::fatal(const char* what, int err) {
+  give_up(what, err);
+  // End this thread only. pthread_exit would unwind through libgcc, which may load a library and
+  // take the loader's and malloc's locks; a bare exit leaves nothing for a faulting thread to wait on.
+  for (;;) sys::call6(SYS_exit, 0);
+}
+
+void Monitor::give_up(const char* what, int err) {
   uint64_t owed = s_.source ? s_.source->owed_pages() : 0;
   LineWriter w;
   w.str("uffdlazy: monitor cannot continue: ").str(what).str(": ").errno_text(err);
@@ -548,9 +606,6 @@ void Monitor::fatal(const char* what, int err) {
   }
   running_.store(false, std::memory_order_release);
   release_waiters();
-  // End this thread only. pthread_exit would unwind through libgcc, which may load a library and
-  // take the loader's and malloc's locks; a bare exit leaves nothing for a faulting thread to wait on.
-  for (;;) sys::call6(SYS_exit, 0);
 }
 
 void Monitor::check_lost_pieces() {

@@ -70,9 +70,17 @@ class Monitor final : private FillHost {
 
   // Maps everything the loop needs and registers the doorbell page with the userfaultfd.
   bool init(const Setup& setup);
-  // Spawns the thread. False if it could not be created.
+  // Spawns the thread (again, after stop()). False if it could not be created.
   bool start();
-  // Stops and joins the thread (tests and the fork child's cleanup; a real target never stops it).
+  // The monitor cannot go on (or, stopped, could not be started again): with snapshot pages still
+  // owed the process is stopped with a message (they would read as zeros); otherwise every range
+  // is unregistered (faults then read zeros, the right content) and failed() turns true. From any
+  // thread that has the userfaultfd in its descriptor table.
+  void give_up(const char* what, int err);
+  // Stops and joins the thread (and the copy helper). Everything else stays: the userfaultfd, its
+  // registrations and the region table, so start() may bring up a new thread that carries on
+  // (faults that arrive meanwhile wait in the kernel's queue). Tests, and the pager's stepping
+  // aside for a system call that needs a single-threaded process.
   void stop();
 
   // Called from a target thread before fork(): returns once every page the source still owes is
@@ -90,12 +98,42 @@ class Monitor final : private FillHost {
   // it books the fault). Used at exit.
   void sync();
 
+  // Called from a target thread just before a call that makes the kernel send an event (madvise
+  // that drops pages, munmap): returns at once unless faults are stuck behind events the monitor
+  // has already read, and then once they are answered.
+  //
+  // Why: after the monitor reads an event, every fill fails with EAGAIN until the thread that
+  // caused the event has run again (the kernel counts the change as under way until then). A
+  // program that keeps making such calls from many threads (each exiting thread's stack madvise,
+  // thousands of threads on two CPUs) keeps one of them always in that state, and a fault can
+  // then wait for ever (a thread bomb stalled for minutes). Holding back new events while a fill
+  // waits lets the ones already read finish; the threads held back have caused nothing yet and
+  // hold nothing of the shim's, and the ones that must run again need nothing of theirs.
+  void wait_while_fills_stalled();
+  bool fills_stalled() const { return fills_stalled_.load(std::memory_order_acquire) != 0; }
+
+  // Ranges the program takes for itself (monitor_claims.cpp). Called from program threads; each
+  // returns once the monitor has done it, between two batches of faults, so that nothing it
+  // installs can race the change.
+  //
+  // The program is about to take [start, end) for itself: its own userfaultfd registers it, or it
+  // locks it. Every page a snapshot still owes there is put in place, then the range is
+  // unregistered and forgotten: from then on the kernel (or the program's own handler) pages it,
+  // as without the shim. Threads waiting on it are woken and fault again on what is there now.
+  void step_aside(uintptr_t start, uintptr_t end);
+  // Every missing page of [start, end) that lies in a registered region is put in place (zeros,
+  // or what a snapshot owes): an access that the kernel makes without waiting for a fault handler
+  // (a read or write of /proc/self/mem) then finds it there instead of failing.
+  void make_present(uintptr_t start, uintptr_t end);
+
   // True once the monitor gave up (it then unregistered every range: the shim must stop
   // registering, and a range registered concurrently must be unregistered by its registrar).
   bool failed() const { return failed_.load(std::memory_order_acquire); }
   bool running() const { return running_.load(std::memory_order_acquire); }
   // The doorbell page: never part of the program's memory, never touched.
   uintptr_t doorbell() const { return doorbell_; }
+  // The descriptor the page source reads (the thread keeps it in its own table), or -1.
+  int source_descriptor() const { return s_.source ? s_.source->descriptor() : -1; }
 
   // In a forked child: the thread was the parent's. Forget it so that init() and start() can
   // bring up a monitor of the child's own.
@@ -139,12 +177,20 @@ class Monitor final : private FillHost {
   void queue_fault(const uffd_msg& m, uint64_t read_ns);
   void wake_everyone();
   void wait_briefly();
+  // Raises or lowers the gate of wait_while_fills_stalled(); lowering wakes whoever waits there.
+  void set_fills_stalled(bool stalled);
   bool answer_requests();  // false: exiting
   void ring();
   // Posts a request, rings the doorbell and waits until `done` reaches the ticket.
   void request_and_wait(std::atomic<uint32_t>& requested, std::atomic<uint32_t>& done);
   void release_waiters();
   void own_descriptor_table();
+  enum class Claim : uint8_t { kStepAside, kMakePresent };
+  void claim(Claim kind, uintptr_t start, uintptr_t end);
+  // On the monitor thread: carries out the claim posted (false: exiting).
+  bool carry_out_claim();
+  bool give_up_range(uintptr_t start, uintptr_t end);
+  bool populate_range(uintptr_t start, uintptr_t end);
   [[noreturn]] void fatal(const char* what, int err);
   [[noreturn]] static void fatal_corrupt(const Region& r, uint64_t page_index, uintptr_t address, int err);
 
@@ -171,9 +217,17 @@ class Monitor final : private FillHost {
   std::atomic<uint32_t> sync_done_{0};
   std::atomic<uint32_t> restored_{0};       // regions restored (fill starts over when it changes)
   uint32_t restored_seen_ = 0;
+  std::atomic<uint32_t> fills_stalled_{0};  // 1 while a fill waits for events already read
   std::atomic<bool> awake_{true};           // the loop is not (about to be) asleep in ppoll
   std::atomic<uint32_t> ws_requested_{0};
   std::atomic<uint32_t> ws_done_{0};
+  // One claim at a time: the claiming thread holds claim_lock_ (signals blocked) until it is done.
+  SpinLock claim_lock_;
+  Claim claim_kind_ = Claim::kStepAside;
+  uintptr_t claim_start_ = 0;
+  uintptr_t claim_end_ = 0;
+  std::atomic<uint32_t> claim_requested_{0};
+  std::atomic<uint32_t> claim_done_{0};
   std::atomic<void (*)(void*)> on_monitor_fn_{nullptr};
   bool watch_resume_fill_ = false;  // resumed() started a full fill: note when it is done
   std::atomic<uint64_t> resume_filled_ns_{0};

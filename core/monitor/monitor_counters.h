@@ -20,13 +20,15 @@ struct MonitorCounters {
   std::atomic<uint64_t> unregistered{0};     // mappings left to the kernel after the program closed our descriptor
   std::atomic<uint64_t> regions{0};          // regions registered
   std::atomic<uint64_t> refused{0};          // regions the kernel would not register
+  std::atomic<uint64_t> aside{0};            // registered pieces given back to the kernel: the program
+                                             // took them for itself (its own userfaultfd, mlock)
   std::atomic<uint64_t> remove{0};
   std::atomic<uint64_t> unmap{0};
   std::atomic<uint64_t> remap{0};
   std::atomic<uint64_t> fork{0};
 
   void reset() {
-    for (auto* c : {&faults, &pages_zero, &pages_data, &readahead, &prefetched, &already_present, &gone, &requeued, &unregistered, &regions, &refused,
+    for (auto* c : {&faults, &pages_zero, &pages_data, &readahead, &prefetched, &already_present, &gone, &requeued, &unregistered, &regions, &refused, &aside,
                     &remove, &unmap, &remap, &fork})
       c->store(0, std::memory_order_relaxed);
   }

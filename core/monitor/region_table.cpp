@@ -45,7 +45,10 @@ uintptr_t RegionTable::batch_end(const RegionList* only, uintptr_t s, uintptr_t 
     if (++n == kMaxPieces && r.end < stop) stop = r.end;
   };
   if (only) {
-    for (size_t i = only->lower_bound(s); i < only->size() && only->at(i).start < e; i++) count(only->at(i));
+    for (RegionList::Pos p = only->first_ending_after(s); p != RegionList::kNone && only->get(p).start < e;
+         p = only->next(p)) {
+      count(only->get(p));
+    }
   } else {
     for_each_piece_an_event_reaches(s, e, count);
   }
@@ -95,15 +98,15 @@ void RegionTable::take(uintptr_t s, uintptr_t e, Sink&& sink) {
   // Walk [s, e) in order: parts limbo covers come from limbo, the gaps between them from live.
   uintptr_t cursor = s;
   while (cursor < e) {
-    size_t i = limbo_.lower_bound(cursor);
-    uintptr_t next_limbo = (i < limbo_.size() && limbo_.at(i).start < e) ? limbo_.at(i).start : e;
+    const RegionList::Pos l = limbo_.first_ending_after(cursor);
+    uintptr_t next_limbo = (l != RegionList::kNone && limbo_.get(l).start < e) ? limbo_.get(l).start : e;
     Region lost;
     if (next_limbo > cursor) {
       if (!live_.cut(cursor, next_limbo, page_size_, sink, &lost)) note_lost(lost);
       cursor = next_limbo;
       continue;
     }
-    uintptr_t limbo_end = limbo_.at(i).end < e ? limbo_.at(i).end : e;
+    uintptr_t limbo_end = limbo_.get(l).end < e ? limbo_.get(l).end : e;
     if (!limbo_.cut(cursor, limbo_end, page_size_, sink, &lost)) note_lost(lost);
     cursor = limbo_end;
   }
@@ -158,9 +161,9 @@ void RegionTable::insert_merged(const Region& r) {
 }
 
 void RegionTable::add_grown_tail(uintptr_t end, uint64_t grown) {
-  long i = live_.find(end - 1);
-  if (i < 0 || live_.at(size_t(i)).end != end) return;  // not a region of ours
-  Region tail = live_.at(size_t(i));
+  const RegionList::Pos p = live_.find_pos(end - 1);
+  if (p == RegionList::kNone || live_.get(p).end != end) return;  // not a region of ours
+  Region tail = live_.get(p);
   tail.source_page += (end - tail.start) / page_size_;
   tail.start = end;
   tail.end = end + grown;
@@ -174,24 +177,24 @@ bool RegionTable::note_applied_move(uintptr_t from, uintptr_t to, uint64_t old_l
   // The REMAP is applied: a move of ours put the region at the destination and left a tombstone
   // over the old range (a plain move's UNMAP, which the tombstone is for, may have taken it since;
   // a DONTUNMAP move's never comes).
-  long i = live_.find(to);
-  if (i < 0 || live_.at(size_t(i)).start != to) return false;
+  const RegionList::Pos p = live_.find_pos(to);
+  if (p == RegionList::kNone || live_.get(p).start != to) return false;
   if (dontunmap) {
-    size_t t = limbo_.lower_bound(from);
-    const bool tombstone = t < limbo_.size() && limbo_.at(t).id == kTombstoneId && limbo_.at(t).start == from &&
-                           limbo_.at(t).end == from + old_len;
+    const RegionList::Pos t = limbo_.first_ending_after(from);
+    const bool tombstone = t != RegionList::kNone && limbo_.get(t).id == kTombstoneId &&
+                           limbo_.get(t).start == from && limbo_.get(t).end == from + old_len;
     if (!tombstone) return false;  // the region at the destination came from elsewhere
     limbo_.cut(from, from + old_len, page_size_, [](const Region&) {});
   }
-  *moved = live_.at(size_t(i));
+  *moved = live_.get(p);
   if (new_len > old_len) add_grown_tail(to + old_len, new_len - old_len);
   return true;
 }
 
 bool RegionTable::lookup(uintptr_t addr, Region* out) const {
-  long i = live_.find(addr);
-  if (i < 0) return false;
-  *out = live_.at(size_t(i));
+  const RegionList::Pos p = live_.find_pos(addr);
+  if (p == RegionList::kNone) return false;
+  *out = live_.get(p);
   return true;
 }
 

@@ -105,16 +105,17 @@ template <class Fn>
 void RegionTable::for_each_piece_an_event_reaches(uintptr_t s, uintptr_t e, Fn&& fn) const {
   uintptr_t cursor = s;
   while (cursor < e) {
-    size_t i = limbo_.lower_bound(cursor);
-    const bool in_limbo = i < limbo_.size() && limbo_.at(i).start <= cursor;
+    const RegionList::Pos l = limbo_.first_ending_after(cursor);
+    const bool in_limbo = l != RegionList::kNone && limbo_.get(l).start <= cursor;
     uintptr_t stop;
     if (in_limbo) {
-      stop = limbo_.at(i).end < e ? limbo_.at(i).end : e;
-      fn(limbo_.at(i).clipped(cursor, stop, page_size_));
+      stop = limbo_.get(l).end < e ? limbo_.get(l).end : e;
+      fn(limbo_.get(l).clipped(cursor, stop, page_size_));
     } else {
-      stop = (i < limbo_.size() && limbo_.at(i).start < e) ? limbo_.at(i).start : e;
-      for (size_t j = live_.lower_bound(cursor); j < live_.size() && live_.at(j).start < stop; j++) {
-        fn(live_.at(j).clipped(cursor, stop, page_size_));
+      stop = (l != RegionList::kNone && limbo_.get(l).start < e) ? limbo_.get(l).start : e;
+      for (RegionList::Pos p = live_.first_ending_after(cursor); p != RegionList::kNone && live_.get(p).start < stop;
+           p = live_.next(p)) {
+        fn(live_.get(p).clipped(cursor, stop, page_size_));
       }
     }
     cursor = stop;

@@ -45,6 +45,8 @@ void monitor_resumed() {
 
 void pager_resumed(const ckpt::ResumeBlock& b) {
   g.owner_pid = sys::getpid();
+  // The end watch was not part of the image.
+  g.end_watch.forget();
   if (b.uffd_fd >= 0) {
     g.uffd.adopt(b.uffd_fd, b.uffd_features, UffdOrigin(b.uffd_origin));
   } else {

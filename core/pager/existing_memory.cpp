@@ -85,6 +85,8 @@ bool already_registered(uintptr_t s) {
 
 bool register_unmapped_memory(uintptr_t s, uintptr_t e, int prot, bool extend) {
   if (!mine() || s >= e || g.monitor.failed()) return false;
+  // mlockall(MCL_FUTURE): the kernel populates and locks it (program_claims.cpp).
+  if (g.locked_future.load(std::memory_order_relaxed)) return false;
   if (!descriptor_usable()) {
     MonitorCounters::bump(g.counters.unregistered);
     return false;

@@ -145,4 +145,12 @@ void at_exit() {
   say_what_the_run_missed(out);
 }
 
+void program_ended(int wait_status) {
+  // No program thread is left to hold a lock or to run anything: the shim's account is written
+  // as at exit (the program's own atexit handlers do not run, as they would not without the shim),
+  // then the shim's threads end with the process.
+  at_exit();
+  for (;;) sys::exit_group((wait_status >> 8) & 0xff);
+}
+
 }  // namespace uffdlazy::pager

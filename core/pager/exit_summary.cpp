@@ -30,6 +30,7 @@ void write_exit_summary(const MonitorCounters& c, const FaultStats& stats, bool 
   if (v(c.refused)) w.str(" refused=").u64(v(c.refused));
   if (v(c.requeued)) w.str(" requeued=").u64(v(c.requeued));
   if (v(c.unregistered)) w.str(" unregistered=").u64(v(c.unregistered));
+  if (v(c.aside)) w.str(" aside=").u64(v(c.aside));
   const LatencyHistogram& h = stats.overall();
   if (h.count()) {
     // Time from the monitor reading a fault to the page in place and the thread woken.

@@ -4,7 +4,8 @@
 // returns), and the child starts a monitor of its own for its new mappings. Every way of making a
 // child with a copy of the memory goes through here: fork() through pthread_atfork, _Fork() and
 // clone() without CLONE_VM through their interposers. vfork, posix_spawn and system share the
-// parent's memory (CLONE_VM), whose faults the parent's monitor serves.
+// parent's memory (CLONE_VM), whose faults the parent's monitor serves; so does a clone(CLONE_VM)
+// child, which may outlive the parent (before_child_sharing_memory).
 #include <csignal>
 
 #include "core/base/mono_clock.h"
@@ -26,6 +27,26 @@ void after_fork_parent() {
   g.counters.fork.fetch_add(1, std::memory_order_relaxed);
 }
 
+void before_child_sharing_memory(bool shares_descriptors, bool fill) {
+  if (!mine()) return;
+  if (fill) {
+    // Never taken back: this process and the child share every mapping from now on.
+    g.forks_in_progress.fetch_add(1, std::memory_order_acq_rel);
+    g.monitor.fill_all_owed();
+  }
+  if (shares_descriptors) {
+    // The monitor and the copy helper keep their own reference (at the same number, in their own
+    // tables): g.uffd stays as it is for them.
+    g.descriptor_lost.store(true, std::memory_order_relaxed);
+    if (g.uffd.still_open()) sys::close(g.uffd.fd());
+  }
+}
+
+void in_child_sharing_memory() {
+  if (!g.active.load(std::memory_order_acquire)) return;
+  if (g.uffd.still_open()) sys::close(g.uffd.fd());
+}
+
 void after_fork_child() {
   if (!g.active.load(std::memory_order_acquire)) return;
   // The child has one thread and none of the parent's registrations. The inherited uffd belongs
@@ -40,6 +61,7 @@ void after_fork_child() {
   g.uffd.close();
   g.descriptor_lost.store(false, std::memory_order_relaxed);
   g.monitor.forget_after_fork();
+  g.end_watch.forget();
   if (g_sites) g_sites->reset_after_fork();
   // The snapshot, report and trace files are the parent's: a child must not overwrite them, nor
   // report the parent's restore as its own. A capture signal is the parent's business too.
@@ -49,6 +71,9 @@ void after_fork_child() {
   g.cfg.trace[0] = 0;
   g.forked = true;
   g.forks_in_progress.store(0, std::memory_order_relaxed);
+  // A child inherits no memory lock and no mlockall(MCL_FUTURE); its heap is its own to page.
+  g.locked_future.store(false, std::memory_order_relaxed);
+  g.heap_aside.store(false, std::memory_order_relaxed);
   // The child's memory is complete (nothing owed): without a userfaultfd of its own it runs
   // correctly unpaged, so it fails open unless the user asked for strict mode.
   g.cfg.strict = g.strict_asked;

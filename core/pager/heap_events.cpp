@@ -53,7 +53,8 @@ bool heap_big_enough(uintptr_t end) {
 }
 
 void break_moved(uintptr_t old_break, uintptr_t new_break) {
-  if (!mine() || !old_break) return;
+  // Once the program took part of the heap for itself (program_claims.cpp), the heap is the kernel's.
+  if (!mine() || !old_break || g.heap_aside.load(std::memory_order_relaxed)) return;
   // The heap mapping ends at the break rounded up to a page.
   const uintptr_t old_end = align_up(old_break, g.page_size), new_end = align_up(new_break, g.page_size);
   if (new_end <= old_end) return;

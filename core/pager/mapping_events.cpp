@@ -13,6 +13,8 @@ namespace {
 
 bool lazily_paged_kind(int flags) {
   if (!(flags & MAP_ANONYMOUS) || (flags & MAP_TYPE) != MAP_PRIVATE) return false;
+  // Locked memory is populated by the kernel, now and whenever it grows (program_claims.cpp).
+  if ((flags & MAP_LOCKED) || g.locked_future.load(std::memory_order_relaxed)) return false;
   return !(flags & (MAP_HUGETLB | MAP_GROWSDOWN));
 }
 
@@ -154,6 +156,13 @@ void remapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len, in
     g.table.mapped(r.start, r.end);
     g.table.insert(r);
   }
+}
+
+void before_dropping_memory() {
+  if (!g.monitor.fills_stalled()) return;  // the common case: one load
+  // A forked child that started no monitor of its own inherited the flag, not the monitor.
+  if (!mine()) return;
+  g.monitor.wait_while_fills_stalled();
 }
 
 void unmapped(void*, size_t) {}

@@ -123,6 +123,7 @@ bool bring_up() {
   setup.counters = &g.counters;
   setup.page_size = g.page_size;
   setup.source = g_restore ? g_restore->source() : nullptr;
+  if (setup.source && setup.source->descriptor() >= 0) g.source_file.take(setup.source->descriptor());
   setup.fault_around_pages = uint32_t(g.cfg.fault_around);
   setup.observer = &g_observer;
   setup.cpu = g.cfg.monitor_cpu;
@@ -144,6 +145,10 @@ bool bring_up() {
   }
   g.owner_pid = sys::getpid();
   g.active.store(true, std::memory_order_release);
+  // A program whose last thread leaves without exit() must still end (program_end_watch.h). Only
+  // from the main thread (the constructor, a forked child); without it the process ends as before.
+  // It writes the exit-time lines to our copy of stderr.
+  if (g.end_watch.arm()) g.end_watch.start(program_ended, g.summary.fd);
   return true;
 }
 

@@ -7,6 +7,8 @@
 //   heap_events.cpp      the program break: the brk heap registered as it grows
 //   existing_memory.cpp  memory that existed before the shim saw it mapped (.bss, initial heap)
 //   seen_share.cpp       the share of the program's anonymous memory the shim registered
+//   program_claims.cpp   ranges the program takes for itself (its own userfaultfd, locked memory,
+//                        its own memory read through /proc/self/mem)
 // Internal to core/pager.
 #pragma once
 
@@ -18,6 +20,7 @@
 #include "core/base/env_config.h"
 #include "core/base/high_fd.h"
 #include "core/base/immortal.h"
+#include "core/base/program_end_watch.h"
 #include "core/base/spin_lock.h"
 #include "core/latency/fault_stats.h"
 #include "core/latency/fault_trace.h"
@@ -42,12 +45,17 @@ struct PagerState {
   RegionTable table;
   SpinLock lock;
   Monitor monitor;
+  // Ends the process once the program's last thread has left without exit() (program_end_watch.h).
+  ProgramEndWatch end_watch;
   MonitorCounters counters;
   uint64_t page_size = 4096;
   long owner_pid = 0;
   // A private copy of stderr for the lines printed at exit: programs may close fd 2 before then,
   // or close our copy and reuse its number for a file of their own.
   FdIdentity summary;
+  // The snapshot file the monitor reads from, as the process's table had it at bring-up: a monitor
+  // started again (see before_lone_thread_call) takes it from there only if it is still that file.
+  FdIdentity source_file;
   std::atomic<bool> active{false};
   // The program closed our userfaultfd's number: registrations already made keep being served by
   // the monitor (it holds its own reference), new mappings are left to the kernel.
@@ -72,6 +80,12 @@ struct PagerState {
   AddressRange allocator_code[kAllocatorRanges] = {};
   size_t allocator_code_count = 0;
   uintptr_t heap_start = 0;  // where the brk heap starts (start_brk), once read
+  // The program took part of the brk heap for itself (program_claims.cpp): its growth is left to
+  // the kernel too, rather than registering the heap again.
+  std::atomic<bool> heap_aside{false};
+  // mlockall(MCL_FUTURE) is in effect: every new mapping is locked (and populated by the kernel),
+  // so none is registered until munlockall or an mlockall without MCL_FUTURE.
+  std::atomic<bool> locked_future{false};
 };
 
 extern PagerState g;
@@ -111,5 +125,9 @@ void capture_now();
 void wait_for_capture_under_way();
 // The fd our exit lines go to, or -1 (see exit_outputs.cpp).
 int exit_line_fd();
+// Every program thread has left without exit(): writes the exit-time outputs as at_exit() does and
+// ends the process with `wait_status`, the status it would have had without the shim. Runs on the
+// end watch's thread; never returns.
+[[noreturn]] void program_ended(int wait_status);
 
 }  // namespace uffdlazy::pager

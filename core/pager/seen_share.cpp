@@ -72,7 +72,9 @@ void on_line(const char* line, size_t n, void* ctx) {
 
 SeenShare measure_seen_share() {
   SmapsWalk w;
-  if (for_each_line("/proc/self/smaps", g_smaps_buf, sizeof g_smaps_buf, on_line, &w) < 0) return w.share;
+  // thread-self: /proc/self describes the main thread, whose memory view is empty once it has left
+  // (pthread_exit, the exit system call) while other threads still run.
+  if (for_each_line("/proc/thread-self/smaps", g_smaps_buf, sizeof g_smaps_buf, on_line, &w) < 0) return w.share;
   finish_entry(w);
   w.share.valid = true;
   return w.share;

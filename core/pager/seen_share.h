@@ -13,7 +13,7 @@ struct SeenShare {
   uint64_t permille() const { return anonymous_kb ? (registered_kb * 1000 + anonymous_kb / 2) / anonymous_kb : 0; }
 };
 
-// Reads /proc/self/smaps: `Anonymous:` of every mapping, and of those whose VmFlags carry `um`
+// Reads /proc/thread-self/smaps: `Anonymous:` of every mapping, and of those whose VmFlags carry `um`
 // (registered for missing-page faults). The shim's own memory (aside mappings, its .data/.bss, the
 // code pages it patched) counts in neither.
 SeenShare measure_seen_share();

@@ -15,8 +15,12 @@ namespace uffdlazy::snap {
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
 
 inline constexpr char kMagic[8] = {'U', 'F', 'F', 'D', 'S', 'N', 'A', 'P'};
-inline constexpr uint16_t kVersionMajor = 2;  // a reader refuses any other major
+inline constexpr uint16_t kVersionMajor = 2;  // what this build writes
 inline constexpr uint16_t kVersionMinor = 0;  // a reader accepts any minor of its major
+// 1.0: an index entry for every page of a region. 1.1: FileHeader::index_digest (zeros in a 1.0
+// file: no digest). 2.0: runs of stored pages (RunRecord), ancestors, writer_version. This build
+// still reads 1.x (SnapshotReader turns its index into runs; RegionRecordV1 below).
+inline constexpr uint16_t kOldestReadMajor = 1;
 
 inline constexpr uint32_t kMinPageSize = 4096;
 inline constexpr uint32_t kMaxPageSize = 1u << 21;
@@ -56,20 +60,21 @@ struct FileHeader {
   uint32_t exe_id_kind;             // IdKind
   uint32_t exe_id_length;
   uint8_t exe_id[kMaxIdLength];
-  // The uffdlazy release (and commit) that wrote the file, as `uffdlazy --version` prints it,
-  // NUL-terminated and NUL-padded (since 1.1: a 1.0 file has zeros here).
-  char writer_version[kWriterVersionLength];
-  // Kept zero for a digest of the page index (SHA-256, for serving snapshots from object stores).
+  // Since 1.1: SHA-256 of the snapshot's metadata (index_digest.h says which bytes), so that a
+  // snapshot fetched from elsewhere can be authenticated and pinned; all zeros: none recorded (1.0).
   uint8_t index_digest[32];
+  // Since 2.0: the uffdlazy release (and commit) that wrote the file, as `uffdlazy --version`
+  // prints it, NUL-terminated and NUL-padded (a 1.x file has none: zeros, or nothing at all).
+  char writer_version[kWriterVersionLength];
   uint8_t reserved[32];
 };
 static_assert(sizeof(FileHeader) == 256);
 static_assert(offsetof(FileHeader, header_checksum) == 16);
 static_assert(offsetof(FileHeader, exe_id) == 96);
-static_assert(offsetof(FileHeader, writer_version) == 160);
-static_assert(offsetof(FileHeader, index_digest) == 192);
-// Every field a 2.0 reader needs lies below this; a header declaring a smaller fixed part is bad.
-inline constexpr uint32_t kMinFixedSize = offsetof(FileHeader, writer_version);
+static_assert(offsetof(FileHeader, index_digest) == 160);
+static_assert(offsetof(FileHeader, writer_version) == 192);
+// Every field a 1.0 reader needs lies below this; a header declaring a smaller fixed part is bad.
+inline constexpr uint32_t kMinFixedSize = offsetof(FileHeader, index_digest);
 
 enum class SectionType : uint32_t {
   kStrings = 1,      // NUL-terminated strings referenced by offset
@@ -136,6 +141,30 @@ struct RegionRecord {
 static_assert(sizeof(RegionRecord) == 160);
 static_assert(offsetof(RegionRecord, site_module) == 64);
 static_assert(offsetof(RegionRecord, data_pages) == 96);
+
+// Format 1.x's region record (still read: SnapshotReader turns a 1.x index into runs). Its pages
+// had one PageEntry each, kAbsent ones included, index_first.. in the page index (section 4).
+struct RegionRecordV1 {
+  uint64_t start;
+  uint64_t length;
+  uint32_t prot;
+  uint32_t map_flags;
+  uint64_t page_count;
+  uint64_t index_first;     // first PageEntry of this region in the page index
+  uint64_t index_checksum;  // XXH3-64 of this region's page_count entries
+  uint32_t site_module;
+  uint32_t reserved0;
+  uint64_t site_offset;
+  uint64_t ordinal;
+  uint64_t alloc_length;
+  uint64_t data_pages;
+  uint64_t zero_pages;
+  uint64_t duplicate_pages;
+  uint64_t absent_pages;
+  uint8_t reserved[16];
+};
+static_assert(sizeof(RegionRecordV1) == 128);
+static_assert(offsetof(RegionRecordV1, site_module) == 48);
 
 // A run of consecutive stored pages of one region. Pages in no run are absent.
 struct RunRecord {

@@ -10,6 +10,7 @@
 #include "core/base/aside_mmap.h"
 #include "core/base/raw_syscall.h"
 #include "core/snapshot/checksum.h"
+#include "core/snapshot/index_digest.h"
 #include "core/snapshot/process_format.h"
 
 namespace uffdlazy::snap {
@@ -96,6 +97,8 @@ void SnapshotReader::close() {
   strings_length_ = module_count_ = region_count_ = run_count_ = entry_count_ = 0;
   ancestor_count_ = 0;
   data_offset_ = data_length_ = entries_offset_ = 0;
+  v1_ = false;
+  v1_regions_ = nullptr;
 }
 
 ReadStatus SnapshotReader::open(const char* path, bool native_page_size) {
@@ -134,7 +137,10 @@ ReadStatus SnapshotReader::validate(bool native_page_size) {
   memcpy(version, first + offsetof(FileHeader, version_major), sizeof version);
   // Before the checksum: a newer format may checksum differently, and "unsupported version" is
   // the useful message then.
-  if (version[0] != kVersionMajor) return error(ReadError::kUnsupportedVersion, version[0], version[1]);
+  if (version[0] != kVersionMajor && version[0] != kOldestReadMajor) {
+    return error(ReadError::kUnsupportedVersion, version[0], version[1]);
+  }
+  v1_ = version[0] == kOldestReadMajor;
   if (size < kMinFixedSize) return error(ReadError::kTruncated, size, kMinFixedSize);
 
   uint32_t header_size, fixed_size;
@@ -185,7 +191,7 @@ ReadStatus SnapshotReader::validate_header(bool native_page_size, const uint8_t*
   }
   if (header_.exe_id_length > kMaxIdLength) return malformed("executable id too long");
   // Informative only, so never a reason to refuse: whatever is there up to the first NUL.
-  if (header_.fixed_size >= offsetof(FileHeader, writer_version) + kWriterVersionLength) {
+  if (!v1_ && header_.fixed_size >= offsetof(FileHeader, writer_version) + kWriterVersionLength) {
     memcpy(writer_version_, header_.writer_version, kWriterVersionLength);
   }
   return ReadStatus{};
@@ -217,7 +223,8 @@ ReadStatus SnapshotReader::validate_sections() {
       p = Section{e.offset, e.length, e.checksum, true};
       continue;
     }
-    if (e.type < uint32_t(SectionType::kStrings) || e.type > kLastSectionType) {
+    const uint32_t last_type = v1_ ? uint32_t(SectionType::kData) : kLastSectionType;  // 1.x had five
+    if (e.type < uint32_t(SectionType::kStrings) || e.type > last_type) {
       if (e.flags & kSectionRequired) return error(ReadError::kUnknownRequiredSection, e.type);
       continue;  // a later minor version's optional section
     }
@@ -233,7 +240,7 @@ ReadStatus SnapshotReader::validate_sections() {
         }
         break;
       case SectionType::kRegions:
-        if (e.length % sizeof(RegionRecord)) return malformed("region table size");
+        if (e.length % (v1_ ? sizeof(RegionRecordV1) : sizeof(RegionRecord))) return malformed("region table size");
         break;
       case SectionType::kPageEntries:
         if (e.length % sizeof(PageEntry)) return malformed("page entries size");
@@ -254,7 +261,8 @@ ReadStatus SnapshotReader::validate_sections() {
     const bool checked = type != SectionType::kData || !(e.flags & kSectionNoChecksum);
     sections_[e.type] = Section{e.offset, e.length, e.checksum, checked};
   }
-  for (uint32_t t = uint32_t(SectionType::kStrings); t <= uint32_t(SectionType::kPageRuns); t++) {
+  const uint32_t last_required = uint32_t(v1_ ? SectionType::kData : SectionType::kPageRuns);
+  for (uint32_t t = uint32_t(SectionType::kStrings); t <= last_required; t++) {
     if (!seen[t]) return malformed("a required section is missing");
   }
   return ReadStatus{};
@@ -282,6 +290,12 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
     process_at[i] = total;
     total = align_up(total + process_[i].length, 8);
   }
+  // 1.x: room for its index as 2.0 has it (upgrade_v1_index), at most a run and an entry a page.
+  const uint64_t v1_pages = v1_ ? entries.length / sizeof(PageEntry) : 0;
+  const uint64_t up_regions_at = total;
+  const uint64_t up_runs_at = up_regions_at + (v1_ ? regions.length / sizeof(RegionRecordV1) : 0) * sizeof(RegionRecord);
+  const uint64_t up_entries_at = up_runs_at + v1_pages * sizeof(RunRecord);
+  total = up_entries_at + v1_pages * sizeof(PageEntry);
   long m = mmap_aside(size_t(total), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (sys::failed(m)) return ReadStatus{ReadError::kOpenFailed, int(-m)};
   private_ = reinterpret_cast<uint8_t*>(m);
@@ -335,6 +349,11 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
   ancestor_count_ = uint32_t(ancestors.length / sizeof(AncestorRecord));
   data_offset_ = data.offset;
   data_length_ = data.length;
+  if (v1_) {
+    ReadStatus up = upgrade_v1_index(private_ + regions_at, regions.length / sizeof(RegionRecordV1), up_regions_at,
+                                     up_runs_at, up_entries_at);
+    if (!up.ok()) return up;
+  }
   for (uint32_t i = 0; i < module_count_; i++) {
     const ModuleRecord& mod = modules_[i];
     if (!fits(mod.path_offset, uint64_t(mod.path_length) + 1, strings_length_) ||
@@ -342,6 +361,71 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
       return malformed("module record out of range");
     }
   }
+  return ReadStatus{};
+}
+
+ReadStatus SnapshotReader::upgrade_v1_index(const uint8_t* old_regions, uint64_t count, uint64_t regions_at,
+                                            uint64_t runs_at, uint64_t entries_at) {
+  // The 1.x region records and per-page index, copied and their section checksums checked, become
+  // 2.0's regions, runs and entries: the checks that follow (and every lookup) are then 2.0's.
+  const PageEntry* index = entries_;
+  const uint64_t index_count = entry_count_;
+  RegionRecord* regions = reinterpret_cast<RegionRecord*>(private_ + regions_at);
+  RunRecord* runs = reinterpret_cast<RunRecord*>(private_ + runs_at);
+  PageEntry* entries = reinterpret_cast<PageEntry*>(private_ + entries_at);
+  uint64_t run_count = 0, stored = 0;
+  for (uint64_t r = 0; r < count; r++) {
+    RegionRecordV1 old;
+    memcpy(&old, old_regions + r * sizeof old, sizeof old);
+    if (old.index_first > index_count || old.page_count > index_count - old.index_first) {
+      return malformed("region index out of range");
+    }
+    const PageEntry* e = index + old.index_first;
+    if (checksum(e, old.page_count * sizeof(PageEntry)) != old.index_checksum) {
+      return error(ReadError::kIndexChecksum, 0, 0, "page index");
+    }
+    RegionRecord& n = regions[r];
+    n = RegionRecord{};
+    n.start = old.start;
+    n.length = old.length;
+    n.prot = old.prot;
+    n.map_flags = old.map_flags;
+    n.page_count = old.page_count;
+    n.site_module = old.site_module;
+    n.site_offset = old.site_offset;
+    n.ordinal = old.ordinal;
+    n.alloc_length = old.alloc_length;
+    n.data_pages = old.data_pages;
+    n.zero_pages = old.zero_pages;
+    n.duplicate_pages = old.duplicate_pages;
+    n.absent_pages = old.absent_pages;  // checked against the runs by validate_regions
+    n.run_first = run_count;
+    n.entry_first = stored;
+    for (uint64_t p = 0; p < old.page_count; p++) {
+      const uint64_t kind = e[p].offset_kind & kKindMask;
+      if (kind == uint64_t(PageKind::kAbsent)) {
+        if (e[p].offset_kind || e[p].checksum) return malformed("page without data has an offset");
+        continue;
+      }
+      if (kind > uint64_t(PageKind::kDuplicate)) return malformed("unknown page kind");  // 1.x had no parent pages
+      RunRecord* last = run_count > n.run_first ? &runs[run_count - 1] : nullptr;
+      if (last && last->first_page + last->pages == p && last->pages < UINT32_MAX) {
+        last->pages++;
+      } else {
+        runs[run_count++] = RunRecord{p, stored, 1, 0};
+      }
+      entries[stored++] = e[p];
+    }
+    n.run_count = run_count - n.run_first;
+    n.entry_count = stored - n.entry_first;
+  }
+  v1_regions_ = old_regions;
+  regions_ = regions;
+  region_count_ = count;
+  runs_ = runs;
+  run_count_ = run_count;
+  entries_ = entries;
+  entry_count_ = stored;
   return ReadStatus{};
 }
 
@@ -453,6 +537,10 @@ ReadStatus SnapshotReader::validate_index() {
   return ReadStatus{};
 }
 
+bool SnapshotReader::compute_index_digest(uint8_t out[32]) const {
+  return base_ && snap::compute_index_digest(base_, header_.file_size, out);
+}
+
 SectionView SnapshotReader::process_section(uint32_t type) const {
   const uint32_t first = uint32_t(ProcessSection::kProcess), last = uint32_t(ProcessSection::kDescriptors);
   if (type < first || type > last) return SectionView{};
@@ -525,7 +613,13 @@ uint64_t SnapshotReader::next_stored(uint64_t region, uint64_t from) const {
 
 uint64_t SnapshotReader::entry_position(uint64_t region, uint64_t page) const {
   const int64_t i = find(region, page);
-  return i < 0 ? 0 : entries_offset_ + uint64_t(i) * sizeof(PageEntry);
+  if (i < 0) return 0;
+  if (v1_) {  // 1.x: the region's entry for every page
+    RegionRecordV1 old;
+    memcpy(&old, v1_regions_ + region * sizeof old, sizeof old);
+    return entries_offset_ + (old.index_first + page) * sizeof(PageEntry);
+  }
+  return entries_offset_ + uint64_t(i) * sizeof(PageEntry);
 }
 
 const uint8_t* SnapshotReader::block(const PageEntry& e) const {

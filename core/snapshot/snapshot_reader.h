@@ -90,8 +90,15 @@ class SnapshotReader {
   // Where page `page` of region `region`'s entry lies in the file, or 0 when the page is absent.
   uint64_t entry_position(uint64_t region, uint64_t page) const;
 
+  // The index digest the header records (index_digest.h); has_index_digest() is false for a 1.0
+  // file, which has none.
+  const uint8_t* recorded_index_digest() const { return header_.index_digest; }
+  // The digest of the metadata as it lies in the file now (hashes header, section table and every
+  // section but the data). False if the file no longer holds them.
+  bool compute_index_digest(uint8_t out[32]) const;
+
   const char* exe_path() const { return exe_path_; }
-  // The release that wrote the file (format 1.1 and later), or "" when the file does not say.
+  // The release that wrote the file (format 2.0 and later), or "" when the file does not say.
   const char* writer_version() const { return writer_version_; }
   ModuleView executable() const;
   // A ModuleIdentity of the recorded executable, e.g. to compare with same_module().
@@ -159,6 +166,10 @@ class SnapshotReader {
   ReadStatus validate_regions();
   ReadStatus validate_index();
   ReadStatus validate_ancestors();
+  // A 1.x file: its regions (RegionRecordV1, `count` of them, in private memory) and per-page
+  // index (entries_) rewritten as 2.0's at the given offsets of private memory.
+  ReadStatus upgrade_v1_index(const uint8_t* old_regions, uint64_t count, uint64_t regions_at, uint64_t runs_at,
+                              uint64_t entries_at);
   ReadStatus open_ancestor(uint32_t i, const char* own_path);
 
   const uint8_t* base_ = nullptr;  // the file, read-only; page data only once validated
@@ -174,6 +185,8 @@ class SnapshotReader {
   uint64_t data_offset_ = 0;
   uint64_t data_length_ = 0;
   uint64_t entries_offset_ = 0;
+  bool v1_ = false;                         // a 1.x file (its index upgraded in private memory)
+  const uint8_t* v1_regions_ = nullptr;     // its RegionRecordV1s, for entry_position()
   const char* strings_ = nullptr;
   uint64_t strings_length_ = 0;
   const ModuleRecord* modules_ = nullptr;

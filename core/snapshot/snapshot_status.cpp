@@ -68,10 +68,7 @@ void describe(const ReadStatus& s, LineWriter& out) {
     case ReadError::kBadMagic: out.str("not a uffdlazy snapshot (bad magic)"); return;
     case ReadError::kUnsupportedVersion:
       out.str("unsupported snapshot format version ").u64(s.a).ch('.').u64(s.b).str(" (this build reads ")
-          .u64(kVersionMajor).str(".x");
-      // 1.x kept an index entry for every page of a region, present or not: written by an older
-      // release, and made again (record, checkpoint) by this one.
-      if (s.a && s.a < kVersionMajor) out.str("; the file was written by an older uffdlazy: record or checkpoint again");
+          .u64(kOldestReadMajor).str(".x and ").u64(kVersionMajor).str(".x");
       out.ch(')');
       return;
     case ReadError::kUnknownRequiredSection:

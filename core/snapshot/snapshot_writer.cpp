@@ -11,6 +11,7 @@
 
 #include "core/base/raw_syscall.h"
 #include "core/snapshot/checksum.h"
+#include "core/snapshot/index_digest.h"
 #include "uffdlazy/version.h"
 
 namespace uffdlazy::snap {
@@ -443,6 +444,20 @@ WriteStatus SnapshotWriter::commit() {
   h->section_count = uint32_t(sections);
   h->section_entry_size = sizeof(SectionEntry);
   h->section_table_checksum = checksum(table, table_bytes);
+  // The index digest covers the header with both its checksum and the digest zero, then the
+  // section table, then every section but the data in table order (index_digest.h).
+  memset(h->index_digest, 0, sizeof h->index_digest);
+  IndexDigest digest;
+  digest.header(header_block_, header_size_);
+  digest.add(table, table_bytes);
+  digest.add(strings_.data(), strings_.size());
+  digest.add(modules_.data(), modules_.size());
+  digest.add(regions_.data(), regions_.size());
+  digest.add(entries_.data(), entries_.size());
+  digest.add(runs_.data(), runs_.size());
+  digest.add(ancestors_.data(), ancestors_.size());
+  for (size_t i = 0; i < extra_count_; i++) digest.add(extra_[i].data, extra_[i].length);
+  digest.finish(h->index_digest);
   h->header_checksum = checksum(header_block_, header_size_);
   // The header goes last: until it is written the file has no magic and no reader accepts it.
   if ((err = write_all(header_block_, header_size_, 0))) return fail(WriteError::kWrite, err);

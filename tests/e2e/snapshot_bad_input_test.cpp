@@ -114,8 +114,8 @@ TEST(SnapshotBadInput, FutureMajorVersion) {
   Good& g = good();
   ASSERT_EQ(g.result.exit_code, 0) << g.result.err;
   TempDir dir;
-  // version_major (u16 at offset 8) = 3: reported as a version, not as damage.
-  copy_patched(g.file, dir.file("v3.snap"), 8, std::string("\x03\x00", 2));
+  // version_major (u16 at offset 8) = 3, minor 0: reported as a version, not as damage.
+  copy_patched(g.file, dir.file("v3.snap"), 8, std::string("\x03\x00\x00\x00", 4));
   expect_refused(dir.file("v3.snap"), {"unsupported snapshot format version 3.0"});
 }
 

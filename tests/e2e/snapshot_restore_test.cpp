@@ -280,7 +280,14 @@ INSTANTIATE_TEST_SUITE_P(
         Scenario{"fork", "fork: child ok", {}, {}, {}},
         Scenario{"threads", "threads: 8 readers ok", {}, {}, {}},
         // Region 1 pages 0..3 served, dropped, read again: zeros, not served a second time.
-        Scenario{"twice", "twice: region 1 pages 0..3 read, dropped, read again", {{1, 0, 4}}, {}, {}}),
+        Scenario{"twice", "twice: region 1 pages 0..3 read, dropped, read again", {{1, 0, 4}}, {}, {}},
+        // Locked memory (the shim steps aside): every page still owed is put in place first.
+        Scenario{"claim_lock",
+                 "claim_lock: region 0 half served and locked, region 1 locked on fault, region 2 locked and grown to 96",
+                 {}, {}, {{2, 80, 96}}},
+        // The program's own userfaultfd registers region 3 and pages 16..47 of region 4: its handler
+        // gets only the 6 pages the recording never had (absent), every other page is in place.
+        Scenario{"claim_uffd", "claim_uffd: handler faults=6", {}, {}, {}}),
     scenario_name);
 
 // Every way of making a child, while every page is still owed: the child sees exactly the

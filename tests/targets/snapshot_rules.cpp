@@ -11,6 +11,9 @@
 //                      the scenario says, prints a deterministic account (counts, never
 //                      addresses) and exits 1 on any mismatch. Stdout is line-buffered, so the
 //                      lines of regions already checked survive a kill.
+//   check core DIR     (under restore) reads region 0's first 16 pages, then aborts in DIR with
+//                      the rest still owed (a core file for the test to read); region 0's address
+//                      on stderr.
 //
 // The pattern of region r, page p, by c = (p + 3r) % 16:
 //   c == 15        absent: never touched (a restore must leave it reading zeros)
@@ -20,11 +23,17 @@
 //                  words a hash of (r, p, word)
 // Every region has a multiple of 16 pages, so per region: 1/16 absent, 1/16 zero, 2/16
 // duplicate-class, 12/16 unique.
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -372,6 +381,68 @@ void scenario_fork_via(const std::string& how) {
   std::printf("%s: child %s\n", how.c_str(), child_ok ? "ok" : "failed");
 }
 
+// Memory the program takes for itself: whatever the snapshot still owes there is in place first.
+void scenario_claim_lock() {
+  // Region 0: half served, then locked. Region 1: locked on fault. Region 2: locked, then grown by
+  // mremap (the kernel populates the new part, which reads zeros).
+  expect(touch(0, 0, 48) == 0, "pages served before mlock hold the recording");
+  expect(mlock(g_regions[0].base, 96 * kPage) == 0, "mlock");
+  expect(mlock2(g_regions[1].base, 64 * kPage, MLOCK_ONFAULT) == 0, "mlock2 ONFAULT");
+  expect(mlock(g_regions[2].base, 80 * kPage) == 0, "mlock of region 2");
+  void* g2 = mremap(g_regions[2].base, 80 * kPage, 96 * kPage, MREMAP_MAYMOVE);
+  expect(g2 != MAP_FAILED, "mremap grow of a locked region");
+  if (g2 != MAP_FAILED) {
+    g_regions[2].base = static_cast<char*>(g2);
+    g_regions[2].pages = 96;
+  }
+  std::printf("claim_lock: region 0 half served and locked, region 1 locked on fault, region 2 locked and grown "
+              "to 96\n");
+}
+
+std::atomic<int> g_own_faults{0};
+
+void* own_handler(void* arg) {
+  const int uffd = int(reinterpret_cast<intptr_t>(arg));
+  for (;;) {
+    pollfd p = {uffd, POLLIN, 0};
+    if (poll(&p, 1, -1) <= 0) continue;
+    uffd_msg m;
+    if (read(uffd, &m, sizeof m) != sizeof m || m.event != UFFD_EVENT_PAGEFAULT) continue;
+    uffdio_zeropage z = {{m.arg.pagefault.address & ~uint64_t(kPage - 1), kPage}, 0, 0};
+    if (ioctl(uffd, UFFDIO_ZEROPAGE, &z) == 0) g_own_faults++;
+  }
+  return nullptr;
+}
+
+void scenario_claim_uffd() {
+  // The program's own userfaultfd registers region 3 and pages 16..47 of region 4, and answers with
+  // zeros: only the pages the recording never had may reach its handler.
+  const int uffd = int(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  uffdio_api api = {UFFD_API, 0, 0};
+  expect(uffd >= 0 && ioctl(uffd, UFFDIO_API, &api) == 0, "own userfaultfd");
+  uffdio_register a = {{uint64_t(uintptr_t(g_regions[3].base)), 64 * kPage}, UFFDIO_REGISTER_MODE_MISSING, 0};
+  uffdio_register b = {{uint64_t(uintptr_t(g_regions[4].base + 16 * kPage)), 32 * kPage}, UFFDIO_REGISTER_MODE_MISSING,
+                       0};
+  expect(ioctl(uffd, UFFDIO_REGISTER, &a) == 0, "register region 3");
+  expect(ioctl(uffd, UFFDIO_REGISTER, &b) == 0, "register region 4 pages 16..47");
+  pthread_t t;
+  pthread_create(&t, nullptr, own_handler, reinterpret_cast<void*>(intptr_t(uffd)));
+  pthread_detach(t);
+  expect(touch(3, 0, 64) == 0 && touch(4, 16, 48) == 0, "pages read through the program's handler");
+  std::printf("claim_uffd: handler faults=%d\n", g_own_faults.load());
+}
+
+// The process dumps core with every page of region 0 but the first 16 still owed.
+[[noreturn]] void scenario_core(const char* dir) {
+  expect(touch(0, 0, 16) == 0, "pages served before the crash");
+  rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+  setrlimit(RLIMIT_CORE, &unlimited);
+  if (chdir(dir) != 0) std::exit(2);
+  std::fprintf(stderr, "core: region 0 at %p\n", static_cast<void*>(g_regions[0].base));
+  std::fflush(stderr);
+  abort();
+}
+
 void scenario_threads() {
   // 8 threads read and check every page of every region at once.
   constexpr int kThreads = 8;
@@ -438,8 +509,8 @@ int main(int argc, char** argv) {
   if (mode == "fill") return fill(argc > 2 ? std::atoi(argv[2]) : 0);
   if (mode != "check" || argc < 3) {
     std::fprintf(stderr, "usage: snapshot_rules fill [STATUS] | check all|dontneed|munmap_remap|mremap|fork|"
-                         "threads|twice|partial | check fork_via _Fork|clone|vfork|posix_spawn|system|"
-                         "fork_without_uffd\n");
+                         "threads|twice|partial|claim_lock|claim_uffd | check fork_via _Fork|clone|vfork|posix_spawn|"
+                         "system|fork_without_uffd | check core DIR\n");
     return 2;
   }
   const std::string s = argv[2];
@@ -456,6 +527,12 @@ int main(int argc, char** argv) {
     scenario_fork_via(argv[3]);
   } else if (s == "threads") {
     scenario_threads();
+  } else if (s == "claim_lock") {
+    scenario_claim_lock();
+  } else if (s == "claim_uffd") {
+    scenario_claim_uffd();
+  } else if (s == "core" && argc > 3) {
+    scenario_core(argv[3]);
   } else if (s == "twice") {
     scenario_twice();
   } else if (s == "partial") {

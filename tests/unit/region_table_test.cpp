@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <vector>
 
 namespace uffdlazy {
@@ -218,6 +219,49 @@ TEST(RegionTableFull, LostPieceOfARestoredRegionIsReported) {
   EXPECT_EQ(z.lost_sourced(), 0u);
   t.release();
   z.release();
+}
+
+// Long runs of random mappings, unmaps, moves and growth, in the orders the interposers and the
+// kernel's events can produce them: both lists stay well-formed search trees of non-overlapping
+// regions, every lookup agrees with a walk of the live list, and a tombstone never serves a page.
+TEST(RegionTableRandom, ListsStayWellFormedUnderRandomChanges) {
+  std::mt19937_64 rng(7);
+  RegionTable t;
+  ASSERT_TRUE(t.init(128, 32, P));
+  for (int step = 0; step < 6000; step++) {
+    SCOPED_TRACE(step);
+    const uintptr_t s = (rng() % 400) * P, len = (1 + rng() % 16) * P;
+    switch (rng() % 7) {
+      case 0:
+      case 1: {
+        t.mapped(s, s + len);
+        Region r = make(s, s + len, rng() % 2 ? Region::kZeroSource : int32_t(rng() % 4), rng() % 100);
+        t.insert(r);
+        break;
+      }
+      case 2: t.unmapped(s, s + len); break;
+      case 3: t.moved(s, (rng() % 400) * P, len); break;
+      case 4: t.grew(s, s + len, s + len + (1 + rng() % 4) * P); break;
+      case 5: t.forget(s, s + len); break;
+      case 6: {
+        Region m;
+        t.note_applied_move(s, (rng() % 400) * P, len, len + (rng() % 3) * P, rng() % 2, &m);
+        break;
+      }
+    }
+    ASSERT_TRUE(t.live().well_formed());
+    ASSERT_TRUE(t.limbo().well_formed());
+    for (size_t i = 0; i < t.live().size(); i++) {
+      const Region& r = t.live().at(i);
+      ASSERT_NE(r.id, 0u) << "a tombstone is live";
+      Region found;
+      ASSERT_TRUE(t.lookup(r.start, &found));
+      ASSERT_EQ(found.start, r.start);
+      ASSERT_TRUE(t.lookup(r.end - 1, &found));
+      ASSERT_EQ(found.end, r.end);
+    }
+  }
+  t.release();
 }
 
 }  // namespace
