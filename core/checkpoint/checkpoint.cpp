@@ -406,6 +406,27 @@ bool arm_checkpoint(const Settings& settings, const Hooks& hooks) {
 
 bool checkpoint_pending() { return g.path[0] && !g.written && !g.resumed; }
 
+namespace {
+
+// Scoped RegionTable::copy_into_forks(true); back to wiping when the checkpoint is done, here and
+// in a resumed process (which returns through this frame).
+class TableCopiedIntoForks {
+ public:
+  explicit TableCopiedIntoForks(RegionTable* t) : table_(t) {
+    if (table_) table_->copy_into_forks(true);
+  }
+  ~TableCopiedIntoForks() {
+    if (table_) table_->copy_into_forks(false);
+  }
+  TableCopiedIntoForks(const TableCopiedIntoForks&) = delete;
+  TableCopiedIntoForks& operator=(const TableCopiedIntoForks&) = delete;
+
+ private:
+  RegionTable* table_;
+};
+
+}  // namespace
+
 void checkpoint_now() {
   g.started_ns = mono_now_ns();
   g.hooks.describe(&g.access);
@@ -436,7 +457,10 @@ void checkpoint_now() {
     refuse(why);
     return;
   }
-  // Every other thread is stopped: what follows sees the process as it will be saved.
+  // Every other thread is stopped: what follows sees the process as it will be saved. The
+  // image writer (a forked child) and the image need the region table, whose pool is otherwise
+  // wiped in forked children (and would read as the program's MADV_WIPEONFORK memory).
+  TableCopiedIntoForks table_copied(a.table);
   g.process.clear();
   g.threads.clear();
   g.mappings.clear();

@@ -33,6 +33,10 @@ void RegionList::release() {
   fresh_ = 1;
 }
 
+void RegionList::copy_into_forks(bool copy) const {
+  if (nodes_) sys::madvise(nodes_, bytes_, copy ? MADV_KEEPONFORK : MADV_WIPEONFORK);
+}
+
 void RegionList::clear() {
   root_ = kNone;
   free_ = kNone;

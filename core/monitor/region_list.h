@@ -33,6 +33,10 @@ class RegionList {
   size_t capacity() const { return capacity_; }
   // Forgets every region at once (O(1)); does not read the pool, which a forked child finds wiped.
   void clear();
+  // Whether a forked child gets a copy of the pool (normally not: see above). A checkpoint's
+  // image writer is such a child and must see the list: the checkpoint asks for copies while it
+  // starts the writer, then goes back to wiping.
+  void copy_into_forks(bool copy) const;
 
   // Positions.
   Pos first() const;

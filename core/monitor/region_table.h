@@ -24,6 +24,11 @@ class RegionTable {
   bool init(size_t live_capacity, size_t limbo_capacity, uint64_t page_size);
   void release();
   void clear();
+  // See RegionList::copy_into_forks.
+  void copy_into_forks(bool copy) const {
+    live_.copy_into_forks(copy);
+    limbo_.copy_into_forks(copy);
+  }
 
   // A new mapping now occupies [s, e) (registered or not): whatever the table held there is stale.
   void mapped(uintptr_t s, uintptr_t e);

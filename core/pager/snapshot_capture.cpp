@@ -173,11 +173,14 @@ long start_capture(const char* path, const CaptureInput& in) {
   sigfillset(&all);
   sys::sigprocmask(SIG_SETMASK, &all, &old);
   in.table_lock->lock();
+  // The child reads the table, whose pool forked children otherwise get wiped.
+  in.table->copy_into_forks(true);
   // A bare clone: neither the program's fork handlers nor ours run, and the child uses nothing
   // but raw system calls and its own copy of memory. No exit signal: the program gets no SIGCHLD
   // for it (no EINTR in its sleeps), and wait(2) without __WALL never reaps it.
   long pid = sys::call6(SYS_clone, 0, 0, 0, 0, 0);
   if (pid == 0) child_main(path, in);  // signals stay blocked in the child
+  in.table->copy_into_forks(false);
   in.table_lock->unlock();
   sys::sigprocmask(SIG_SETMASK, &old, nullptr);
   return pid;
