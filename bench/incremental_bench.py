@@ -60,7 +60,14 @@ def once(cli, program, workdir, incremental, reference):
     p.stdin.close()
     if p.returncode != 0 or not os.path.exists(a):
         raise SystemExit("incremental_bench: first checkpoint failed (%d):\n%s" % (p.returncode, err))
-    rc, err = run([cli, "resume", a, "--checkpoint-to", b], b"go\n")
+    # "go" ends the first wait; stdin then stays open (the second wait is where B is taken).
+    p = subprocess.Popen([cli, "resume", a, "--checkpoint-to", b], stdin=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p.stdin.write(b"go\n")
+    p.stdin.flush()
+    err = p.stderr.read().decode(errors="replace")
+    rc = p.wait(timeout=900)
+    p.stdin.close()
     if rc != 0 or not os.path.exists(b):
         raise SystemExit("incremental_bench: second checkpoint failed (%d):\n%s" % (rc, err))
     line, ms = written(err, b)
