@@ -1,5 +1,6 @@
 #include "core/checkpoint/checkpoint.h"
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -404,6 +405,15 @@ bool arm_checkpoint(const Settings& settings, const Hooks& hooks) {
          g.descriptors.reserve(sizeof(snap::DescriptorRecord), 1u << 16, 8u << 20);
 }
 
+// Non-zero from the moment the program runs on beside its image writer until the writer is done
+// (set after the writer's clone: the image, and so a resumed process, holds 0).
+constinit std::atomic<uint32_t> g_image_being_written{0};
+
+void wait_while_image_written() {
+  while (g_image_being_written.load(std::memory_order_acquire))
+    sys::futex(&g_image_being_written, FUTEX_WAIT_PRIVATE, 1);
+}
+
 bool checkpoint_pending() { return g.path[0] && !g.written && !g.resumed; }
 
 namespace {
@@ -603,13 +613,18 @@ void checkpoint_now() {
     return;
   }
   // The child holds the image as of now: the program may go on while it writes.
-  if (!g.then_stop) release_threads();
+  if (!g.then_stop) {
+    g_image_being_written.store(1, std::memory_order_release);
+    release_threads();
+  }
   const int status = wait_image_writer(pid, in);
   if (status == 0) {
     g.written = true;
     g.taken++;
     if (adopt_now) adopt(g.out_path);
   }
+  g_image_being_written.store(0, std::memory_order_release);
+  sys::futex(&g_image_being_written, FUTEX_WAKE_PRIVATE, 1 << 30);
   if (g.then_stop) {
     // The image is complete (status 0), or the writer said why not: either way the process ends
     // here, as asked, without running on.

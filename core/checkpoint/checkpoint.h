@@ -70,5 +70,9 @@ void checkpoint_now();
 // A checkpoint was asked for, none was written, and this is not a resumed process (for the exit
 // status).
 bool checkpoint_pending();
+// In continue mode the program runs on while its image is written: a program thread that needs
+// to know whether an image was written (its exit status, daemon()) waits for that writer first.
+// Returns at once when no image is being written.
+void wait_while_image_written();
 
 }  // namespace uffdlazy::ckpt

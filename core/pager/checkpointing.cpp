@@ -137,7 +137,9 @@ void program_takes_trigger(const char* how) {
 }
 
 bool checkpoint_armed_here() {
-  return g.cfg.checkpoint[0] && !g.forked && sys::getpid() == g.owner_pid && ckpt::checkpoint_pending();
+  if (!g.cfg.checkpoint[0] || g.forked || sys::getpid() != g.owner_pid) return false;
+  ckpt::wait_while_image_written();
+  return ckpt::checkpoint_pending();
 }
 
 int checkpoint_exit_status(int status) {

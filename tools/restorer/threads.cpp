@@ -201,8 +201,11 @@ void release_and_become_leader() {
   if (has_role(snap::ThreadRole::kCapture)) wait_for(&b.capture_done, "the shim's checkpoint thread");
   b.running_ns = now_ns();
   trace("program threads go on");
-  let_go(snap::ThreadRole::kApp);
+  // The leader's own state first: its tid word is what pthread_kill(main thread) and
+  // pthread_join read, and a thread let go may use it at once (before, a thread woken with data
+  // already waiting signalled the main thread's old tid: ESRCH, and the main thread waited on).
   set_kernel_state(*leader);
+  let_go(snap::ThreadRole::kApp);
   go_on(*leader);
 }
 
