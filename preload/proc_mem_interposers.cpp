@@ -190,8 +190,14 @@ int mode_arg(int flags, va_list ap) {
 
 }  // namespace
 
+namespace uffdlazy::preload {
+// io_interposers.cpp: the call, made again when only a checkpoint's signals interrupted it.
+ssize_t read_through_checkpoint(int fd, void* buf, size_t n);
+ssize_t write_through_checkpoint(int fd, const void* buf, size_t n);
+}  // namespace uffdlazy::preload
+
 UFFDLAZY_EXPORT ssize_t read(int fd, void* buf, size_t n) {
-  const ssize_t r = __read(fd, buf, n);
+  const ssize_t r = uffdlazy::preload::read_through_checkpoint(fd, buf, n);
   if (!worth_a_look(fd, r, n)) return r;
   char* b = static_cast<char*>(buf);
   return finish_transfer(
@@ -200,7 +206,7 @@ UFFDLAZY_EXPORT ssize_t read(int fd, void* buf, size_t n) {
 }
 
 UFFDLAZY_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
-  const ssize_t r = __write(fd, buf, n);
+  const ssize_t r = uffdlazy::preload::write_through_checkpoint(fd, buf, n);
   if (!worth_a_look(fd, r, n)) return r;
   const char* b = static_cast<const char*>(buf);
   return finish_transfer(

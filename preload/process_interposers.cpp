@@ -14,6 +14,7 @@
 
 #include "core/base/own_memory.h"
 #include "core/base/raw_syscall.h"
+#include "core/checkpoint/process_settings.h"
 #include "core/pager/lazy_pager.h"
 #include "preload/claim_interposers.h"
 
@@ -44,6 +45,10 @@ void process_interposers_init() {
   g_real_fork = next<ForkFn>("_Fork");
   g_real_clone = next<CloneFn>("clone");
 }
+
+// io_interposers.cpp: io_getevents and io_pgetevents, made again after an interruption of the
+// shim's; the kernel's raw result.
+long io_getevents_syscall(long number, const long* args);
 
 }  // namespace uffdlazy::preload
 
@@ -184,7 +189,10 @@ long clone_or_call(long number, const long* a) {
 
 // syscall(2) itself, for SYS_clone and SYS_clone3 (a program that makes its children that way,
 // or a runtime that does), for SYS_mmap and SYS_mremap (a program that maps memory that way:
-// the pager learns of it as of any other mapping), for SYS_unshare and SYS_setns (see
+// the pager learns of it as of any other mapping), for SYS_io_getevents and io_pgetevents
+// (libc has no wrapper for them: a checkpoint must not cut them short, io_interposers.cpp), for
+// SYS_rseq and SYS_membarrier (a registration a checkpoint must know of:
+// core/checkpoint/process_settings.h), for SYS_unshare and SYS_setns (see
 // namespace_interposers.cpp), and for the calls by which a program takes memory for itself
 // (ioctl's UFFDIO_REGISTER, the mlock family: claim_interposers.cpp). Every other number goes straight to the
 // kernel, as glibc's does it: six arguments taken whatever the call needs, errno set only on
@@ -202,6 +210,8 @@ UFFDLAZY_EXPORT long syscall(long number, ...) {
       uffdlazy::pager::mapped(reinterpret_cast<void*>(r), size_t(a[1]), int(a[2]), int(a[3]), int(a[4]),
                               __builtin_return_address(0));
     }
+  } else if (number == SYS_io_getevents || number == SYS_io_pgetevents) {
+    r = uffdlazy::preload::io_getevents_syscall(number, a);
   } else if (number == SYS_mremap) {
     r = uffdlazy::pager::remap(reinterpret_cast<void*>(a[0]), size_t(a[1]), size_t(a[2]), int(a[3]),
                                reinterpret_cast<void*>(a[4]));
@@ -209,6 +219,9 @@ UFFDLAZY_EXPORT long syscall(long number, ...) {
     r = uffdlazy::preload::namespace_call(number, a[0], a[1]);
   } else if (!uffdlazy::preload::claim_syscall(number, a, &r)) {
     r = clone_or_call(number, a);
+    // Registrations a checkpoint cannot ask the kernel about afterwards.
+    if (number == SYS_rseq) uffdlazy::ckpt::note_rseq(a[0], a[1], a[2], a[3], r);
+    if (number == SYS_membarrier) uffdlazy::ckpt::note_membarrier(a[0], a[1], r);
   }
   if (uffdlazy::sys::failed(r)) {
     errno = int(-r);

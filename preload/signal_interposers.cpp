@@ -19,9 +19,10 @@
 // epoll_pwait2, nanosleep, clock_nanosleep, sleep, usleep, sem_timedwait, sem_clockwait) are
 // called again here, with the time they had left (an absolute deadline stays as it is; select's
 // timeout is the one Linux updated), when the only signals delivered to the thread meanwhile were
-// the shim's. To know that, the program's own handlers are wrapped while a checkpoint is armed:
-// the wrapper counts each delivery per thread, then calls the program's handler with the same
-// flags and mask; sigaction() reads the program's handler back.
+// the shim's (preload/call_again.h; socket calls on sockets with timeouts, SysV IPC and
+// io_getevents: io_interposers.cpp). To know that, the program's own handlers are wrapped while a
+// checkpoint is armed: the wrapper counts each delivery per thread, then calls the program's
+// handler with the same flags and mask; sigaction() reads the program's handler back.
 //
 // Every real function is looked up once (the shim's constructor, or the first call of any of
 // these, whichever comes first: never in a signal handler, since a handler must be installed
@@ -43,6 +44,7 @@
 #include "core/checkpoint/thread_stop.h"
 #include "core/pager/capture_trigger.h"
 #include "core/pager/checkpointing.h"
+#include "preload/call_again.h"
 
 #define UFFDLAZY_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -215,65 +217,20 @@ void check_wait_set(const sigset_t* set, const char* name) {
   if (t && set && sigismember(set, t)) uffdlazy::pager::program_takes_trigger(name);
 }
 
-// --- Blocking calls: interrupted by the shim's signals only? ---
-
-struct Watch {
-  uint32_t shim = uffdlazy::shim_signals_of_this_thread();
-  uint32_t program = t_program_signals;
-  // The call failed with `err`: wait on when that was EINTR from the shim's signals alone.
-  bool again(int err) {
-    if (err != EINTR || !reserved()) return false;
-    const bool only_shim = uffdlazy::shim_signals_of_this_thread() != shim && t_program_signals == program;
-    shim = uffdlazy::shim_signals_of_this_thread();
-    program = t_program_signals;
-    return only_shim;
-  }
-};
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-
-// A relative timeout as a deadline, and what is left of it (never negative).
-struct Deadline {
-  uint64_t end = 0;
-  explicit Deadline(const timespec* t) {
-    if (t) end = now_ns() + uint64_t(t->tv_sec) * 1000000000ull + uint64_t(t->tv_nsec);
-  }
-  explicit Deadline(int ms) {
-    if (ms >= 0) end = now_ns() + uint64_t(ms) * 1000000ull;
-  }
-  timespec left() const {
-    const uint64_t now = now_ns();
-    const uint64_t ns = end > now ? end - now : 0;
-    return timespec{time_t(ns / 1000000000ull), long(ns % 1000000000ull)};
-  }
-  int left_ms() const {
-    const uint64_t now = now_ns();
-    return end > now ? int((end - now + 999999) / 1000000) : 0;
-  }
-};
-
-// Calls call() until it returns, other than by an interruption of the shim's; errno as it left it.
-template <class Fn>
-auto until_done(Fn&& call) {
-  Watch w;
-  for (;;) {
-    auto r = call();
-    if (r < 0 && w.again(errno)) continue;
-    return r;
-  }
-}
-
 }  // namespace
 
 namespace uffdlazy::preload {
 
 void signal_interposers_init() { real(); }
 
+uint32_t program_signals_of_this_thread() { return t_program_signals; }
+
 }  // namespace uffdlazy::preload
+
+using uffdlazy::preload::Deadline;
+using uffdlazy::preload::until_done;
+using uffdlazy::preload::until_done_within;
+using uffdlazy::preload::Watch;
 
 UFFDLAZY_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
   if (reserved() && sig == kStopSignal && act) {
@@ -373,14 +330,7 @@ UFFDLAZY_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const tim
   check_wait_set(set, "sigtimedwait");
   sigset_t scratch;
   const sigset_t* s = without_stop(set, &scratch);
-  const Deadline d(timeout);
-  bool first = true;
-  return until_done([&] {
-    timespec left = timeout && !first ? d.left() : timespec{};
-    const timespec* t = timeout ? (first ? timeout : &left) : nullptr;
-    first = false;
-    return real().sigtimedwait(s, info, t);
-  });
+  return until_done_within(timeout, [&](const timespec* t) { return real().sigtimedwait(s, info, t); });
 }
 
 UFFDLAZY_EXPORT int signalfd(int fd, const sigset_t* mask, int flags) {
@@ -402,14 +352,7 @@ UFFDLAZY_EXPORT int poll(pollfd* fds, nfds_t n, int timeout) {
 UFFDLAZY_EXPORT int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
   sigset_t scratch;
   const sigset_t* m = without_stop(mask, &scratch);
-  const Deadline d(timeout);
-  bool first = true;
-  return until_done([&] {
-    timespec left = timeout && !first ? d.left() : timespec{};
-    const timespec* t = timeout ? (first ? timeout : &left) : nullptr;
-    first = false;
-    return real().ppoll(fds, n, t, m);
-  });
+  return until_done_within(timeout, [&](const timespec* t) { return real().ppoll(fds, n, t, m); });
 }
 
 UFFDLAZY_EXPORT int select(int n, fd_set* r, fd_set* w, fd_set* e, timeval* timeout) {
@@ -421,14 +364,7 @@ UFFDLAZY_EXPORT int select(int n, fd_set* r, fd_set* w, fd_set* e, timeval* time
 UFFDLAZY_EXPORT int pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout, const sigset_t* mask) {
   sigset_t scratch;
   const sigset_t* m = without_stop(mask, &scratch);
-  const Deadline d(timeout);
-  bool first = true;
-  return until_done([&] {
-    timespec left = timeout && !first ? d.left() : timespec{};
-    const timespec* t = timeout ? (first ? timeout : &left) : nullptr;
-    first = false;
-    return real().pselect(n, r, w, e, t, m);
-  });
+  return until_done_within(timeout, [&](const timespec* t) { return real().pselect(n, r, w, e, t, m); });
 }
 
 UFFDLAZY_EXPORT int epoll_wait(int epfd, epoll_event* events, int max, int timeout) {
@@ -456,14 +392,7 @@ UFFDLAZY_EXPORT int epoll_pwait(int epfd, epoll_event* events, int max, int time
 UFFDLAZY_EXPORT int epoll_pwait2(int epfd, epoll_event* events, int max, const timespec* timeout, const sigset_t* mask) {
   sigset_t scratch;
   const sigset_t* m = without_stop(mask, &scratch);
-  const Deadline d(timeout);
-  bool first = true;
-  return until_done([&] {
-    timespec left = timeout && !first ? d.left() : timespec{};
-    const timespec* t = timeout ? (first ? timeout : &left) : nullptr;
-    first = false;
-    return real().epoll_pwait2(epfd, events, max, t, m);
-  });
+  return until_done_within(timeout, [&](const timespec* t) { return real().epoll_pwait2(epfd, events, max, t, m); });
 }
 
 UFFDLAZY_EXPORT int clock_nanosleep(clockid_t clock, int flags, const timespec* request, timespec* remain) {

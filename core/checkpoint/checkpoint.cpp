@@ -23,6 +23,7 @@
 #include "core/checkpoint/mapping_capture.h"
 #include "core/checkpoint/proc_file.h"
 #include "core/checkpoint/process_capture.h"
+#include "core/checkpoint/process_settings.h"
 #include "core/checkpoint/resume_block.h"
 #include "core/checkpoint/resume_source.h"
 #include "core/checkpoint/table_builder.h"
@@ -398,8 +399,9 @@ bool arm_checkpoint(const Settings& settings, const Hooks& hooks) {
   g.never_raised = uint64_t(1) << (kStopSignal - 1);
   if (settings.trigger_signal > 0) g.never_raised |= uint64_t(1) << (settings.trigger_signal - 1);
   set_monitor_resumed_hook(monitor_resumed);
-  return prepare_thread_stop() && prepare_mapping_capture() && prepare_image_writer() &&
-         g.process.reserve(sizeof(snap::ProcessRecord), 1, 64 * 1024) &&
+  // The process table's strings hold the supplementary groups (up to 65536 of 4 bytes).
+  return prepare_thread_stop() && prepare_mapping_capture() && prepare_settings_capture() && prepare_image_writer() &&
+         g.process.reserve(sizeof(snap::ProcessRecord), 1, 64 * 1024 + 4 * 65536 + 8) &&
          g.threads.reserve(sizeof(snap::ThreadRecord), kMaxThreads + 8, 4096) &&
          g.mappings.reserve(sizeof(snap::MappingRecord), 1u << 18, 16u << 20) &&
          g.descriptors.reserve(sizeof(snap::DescriptorRecord), 1u << 16, 8u << 20);
@@ -477,6 +479,7 @@ void checkpoint_now() {
   g.descriptors.clear();
   g.pinned_count = 0;
   snap::ProcessRecord* proc = capture_process(&g.process, &why);
+  if (proc && !capture_settings(&g.process, proc, thread_records(), thread_count(), &why)) proc = nullptr;
   MappingInput mi;
   mi.table = a.table;
   mi.table_lock = a.table_lock;
@@ -510,7 +513,8 @@ void checkpoint_now() {
   ShimDescriptors sd;
   sd.uffd = a.uffd_valid ? a.uffd_fd : -1;
   sd.stderr_copy = a.stderr_copy;
-  if (!proc || !capture_mappings(mi, &g.mappings, proc, &why) || !capture_descriptors(sd, &g.descriptors, &why)) {
+  if (!proc || !capture_mappings(mi, &g.mappings, proc, &why) || !capture_descriptors(sd, &g.descriptors, &why) ||
+      !capture_leases(&g.descriptors, &why)) {
     release_threads();
     refuse(why);
     return;

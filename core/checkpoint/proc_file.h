@@ -17,6 +17,7 @@ long read_link(const char* path, char* buf, size_t cap);
 // are cut). False if the file could not be opened.
 class LineReader {
  public:
+  static constexpr size_t kLongestLine = 1 << 16;  // a longer line is cut into pieces of this size
   template <class Visit>
   bool for_each(const char* path, Visit&& visit);
 
@@ -24,7 +25,7 @@ class LineReader {
   bool open(const char* path);
   long fill(size_t have);
   void close();
-  static constexpr size_t kBuf = 1 << 16;
+  static constexpr size_t kBuf = kLongestLine;
   char buf_[kBuf];
   int fd_ = -1;
 };

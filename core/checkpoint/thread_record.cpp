@@ -6,6 +6,8 @@
 #include <sys/prctl.h>
 
 #include "core/base/raw_syscall.h"
+#include "core/checkpoint/process_settings.h"
+#include "core/checkpoint/settings_syscalls.h"
 
 #if defined(__x86_64__)
 #include <asm/prctl.h>
@@ -40,6 +42,18 @@ uint32_t registered_rseq_length(uint64_t area) {
   return 0;
 }
 
+// Whether the thread has some rseq registration: a well-formed area of our own is accepted only
+// when it has none (and is given up again at once).
+bool has_rseq_registration() {
+  alignas(32) uint8_t probe[32] = {};
+  const long r = sys::call6(SYS_rseq, long(probe), sizeof probe, 0, kRseqSignature);
+  if (r == 0) {
+    sys::call6(SYS_rseq, long(probe), sizeof probe, kRseqUnregister, kRseqSignature);
+    return false;
+  }
+  return r == -EINVAL || r == -EPERM || r == -EBUSY;
+}
+
 }  // namespace
 
 void record_this_thread(snap::ThreadRecord* out, snap::ThreadRole role) {
@@ -62,6 +76,7 @@ void record_this_thread(snap::ThreadRecord* out, snap::ThreadRole role) {
     out->robust_head = uint64_t(head);
     out->robust_length = len;
   }
+  settings::read_thread_settings(&out->settings);
   out->rseq_area = 0;
   if (&__rseq_offset && out->fs_base) {
     const uint64_t area = out->fs_base + uint64_t(__rseq_offset);
@@ -72,6 +87,17 @@ void record_this_thread(snap::ThreadRecord* out, snap::ThreadRole role) {
       out->rseq_signature = kRseqSignature;
     }
   }
+  // glibc registers none (glibc.pthread.rseq=0, or an older glibc): an area the program registered
+  // itself through syscall(2) is known by its thread id; the kernel confirms it.
+  uint64_t area;
+  uint32_t length, signature;
+  if (!out->rseq_area && program_rseq_of_this_thread(&area, &length, &signature) &&
+      sys::call6(SYS_rseq, long(area), length, 0, signature) == -EBUSY) {
+    out->rseq_area = area;
+    out->rseq_length = length;
+    out->rseq_signature = signature;
+  }
+  if (!out->rseq_area && has_rseq_registration()) out->settings.flags |= snap::kThreadRseqUnknown;
   memset(out->comm, 0, sizeof out->comm);
   sys::call6(SYS_prctl, PR_GET_NAME, long(out->comm));
 }

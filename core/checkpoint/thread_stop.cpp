@@ -14,6 +14,7 @@
 #include "core/base/raw_syscall.h"
 #include "core/base/shim_signals.h"
 #include "core/checkpoint/jump_context.h"
+#include "core/checkpoint/process_settings.h"
 #include "core/checkpoint/resume_block.h"
 #include "core/checkpoint/thread_record.h"
 #include "core/monitor/monitor.h"
@@ -71,7 +72,11 @@ bool park_here(snap::ThreadRole role, void* frame, std::atomic<uint32_t>* parked
   count_shim_signal();
   record_this_thread(r, role);
   r->signal_frame = uint64_t(frame);
-  if (uffdlazy_save_context(&r->context) != 0) return true;
+  if (uffdlazy_save_context(&r->context) != 0) {
+    // Resumed, with a new thread id: the area it registered itself is known by that one now.
+    if (r->rseq_area) note_rseq(long(r->rseq_area), r->rseq_length, 0, r->rseq_signature, 0);
+    return true;
+  }
   parked_count->fetch_add(1, std::memory_order_acq_rel);
   futex_wake_all(parked_count);
   while (g.release_gen.load(std::memory_order_acquire) == gen) sys::futex(&g.release_gen, FUTEX_WAIT_PRIVATE, int(gen));

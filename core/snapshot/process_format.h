@@ -71,6 +71,12 @@ struct MmFields {
   uint64_t arg_start, arg_end, env_start, env_end;
 };
 
+}  // namespace uffdlazy::snap
+
+#include "core/snapshot/process_settings_format.h"  // ProcessSettings, ThreadSettings (use StringRef)
+
+namespace uffdlazy::snap {
+
 // ProcessRecord::flags
 inline constexpr uint32_t kProcessIncremental = 1u << 0;  // later checkpoints store changes only
 
@@ -103,7 +109,11 @@ struct ProcessRecord {
   StringRef kernel_release;
   StringRef exe;           // the file mapped at start_code (informative: resume uses mapped files)
   uint64_t shared_pending; // signals pending for the process (bit n-1: signal n), raised again
+  // Appended after 1.0 (record_size says whether a record has them): the process-wide settings a
+  // resume restores, or refuses to lose.
+  ProcessSettings settings;
 };
+inline constexpr uint32_t kProcessRecordSize10 = offsetof(ProcessRecord, settings);  // 1.0's
 
 enum class ThreadRole : uint32_t {
   kLeader = 0,   // the thread-group leader (an application thread)
@@ -134,7 +144,10 @@ struct ThreadRecord {
   JumpContext context;
   char comm[16];
   uint64_t pending;  // signals pending for this thread (bit n-1: signal n), raised again
+  // Appended after 1.0 (record_size says): the thread's own settings (scheduling, capabilities, ...).
+  ThreadSettings settings;
 };
+inline constexpr uint32_t kThreadRecordSize10 = offsetof(ThreadRecord, settings);  // 1.0's
 
 enum class MappingKind : uint32_t {
   kAnonymous = 0,    // private anonymous (including [heap], thread stacks, the shim's own)
@@ -168,6 +181,9 @@ enum class DescriptorKind : uint32_t {
   kShimStderr = 2,  // the shim's private copy of stderr: the resumer's stderr takes the number
 };
 
+inline constexpr uint32_t kLeaseRead = 1;   // F_RDLCK lease (F_GETLEASE)
+inline constexpr uint32_t kLeaseWrite = 2;  // F_WRLCK lease
+
 struct DescriptorRecord {
   int32_t fd;
   uint32_t kind;       // DescriptorKind
@@ -176,7 +192,7 @@ struct DescriptorRecord {
   uint64_t position;
   uint64_t dev, ino;
   uint32_t mode;  // st_mode: the type must match at resume
-  uint32_t reserved0;
+  uint32_t lease;  // kLease* the program held on it, and the signal that says it breaks (F_GETSIG) << 8
   StringRef path;
 };
 

@@ -74,8 +74,8 @@ long ProcessImage::mapping_at(uint64_t addr) const {
 
 ReadStatus ProcessImage::open(const SnapshotReader& reader) {
   ReadStatus s;
-  if (!(s = table(reader.process_section(uint32_t(ProcessSection::kProcess)), sizeof(ProcessRecord), &process_table_)).ok() ||
-      !(s = table(reader.process_section(uint32_t(ProcessSection::kThreads)), sizeof(ThreadRecord), &threads_)).ok() ||
+  if (!(s = table(reader.process_section(uint32_t(ProcessSection::kProcess)), kProcessRecordSize10, &process_table_)).ok() ||
+      !(s = table(reader.process_section(uint32_t(ProcessSection::kThreads)), kThreadRecordSize10, &threads_)).ok() ||
       !(s = table(reader.process_section(uint32_t(ProcessSection::kMappings)), sizeof(MappingRecord), &mappings_)).ok() ||
       !(s = table(reader.process_section(uint32_t(ProcessSection::kDescriptors)), sizeof(DescriptorRecord),
                   &descriptors_)).ok()) {

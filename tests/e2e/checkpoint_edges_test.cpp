@@ -2,9 +2,11 @@
 // is brought back is exactly what an uninterrupted run has; what cannot be is refused with one
 // line, and nothing is left behind.
 #include <gtest/gtest.h>
+#include <cerrno>
 #include <cstring>
 #include <functional>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,14 +31,19 @@ RunOptions input(const std::string& data, bool keep_open) {
 }
 
 // The reference run, the checkpoint (stop mode) and the resume of `mode`.
-EdgeRun checkpoint_and_resume(const TempDir& tmp, const std::string& mode, const std::vector<std::string>& resume_extra = {}) {
+// env: added to the environment of the program's two runs.
+EdgeRun checkpoint_and_resume(const TempDir& tmp, const std::string& mode, const std::vector<std::string>& resume_extra = {},
+                              const std::map<std::string, std::string>& env = {}) {
   EdgeRun r;
   RunOptions ref = input("y", false);
   ref.close_inherited_fds = true;
+  ref.env = env;
   r.expected = run_process({target_path("process_edges"), mode}, ref);
   const std::string image = tmp.file(mode + ".img");
+  RunOptions checkpointed = input("", true);
+  checkpointed.env = env;
   r.checkpoint = run_process({cli_path(), "checkpoint", "-o", image, "--", target_path("process_edges"), mode, "--trigger"},
-                             input("", true));
+                             checkpointed);
   if (r.checkpoint.exit_code != 0) return r;
   std::vector<std::string> argv = resume_extra;
   argv.insert(argv.end(), {cli_path(), "resume", image});
@@ -112,6 +119,60 @@ TEST(CheckpointEdges, AnImageWhoseResumeBlockLiesOutsideEveryMappingIsRefused) {
   EXPECT_EQ(count_of(resumed.err, "\n"), 1u) << resumed.err;
   const ProcessResult verify = run_process({cli_path(), "verify", bad});
   EXPECT_NE(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+// The process-wide settings a program relies on are back after a resume: THP disabled, a
+// membarrier registration, oom_score_adj, supplementary groups, a lease.
+TEST(CheckpointEdges, TheProcessSettingsAreBackAfterAResume) {
+  TempDir tmp;
+  const EdgeRun r = checkpoint_and_resume(tmp, "settings");
+  ASSERT_EQ(r.expected.exit_code, 0) << r.expected.err;
+  ASSERT_NE(r.expected.out.find("groups 1234 5678\nlease read\n"), std::string::npos) << r.expected.out;
+  ASSERT_EQ(r.checkpoint.exit_code, 0) << r.checkpoint.err;
+  EXPECT_EQ(r.resumed.exit_code, 0) << r.resumed.err;
+  EXPECT_EQ(r.checkpoint.out + r.resumed.out, r.expected.out) << r.resumed.err;
+  EXPECT_EQ(r.resumed.err, "");
+}
+
+// A restartable-sequence area the program registered itself (glibc registering none) is
+// registered again at the resume.
+TEST(CheckpointEdges, AnRseqAreaTheProgramRegisteredIsBackAfterAResume) {
+  TempDir tmp;
+  const EdgeRun r = checkpoint_and_resume(tmp, "rseq", {}, {{"GLIBC_TUNABLES", "glibc.pthread.rseq=0"}});
+  ASSERT_EQ(r.expected.exit_code, 0) << r.expected.err;
+  ASSERT_EQ(r.expected.out, "rseq registered\nrseq again: " + std::string(strerror(EBUSY)) + "\n");
+  ASSERT_EQ(r.checkpoint.exit_code, 0) << r.checkpoint.err;
+  EXPECT_EQ(r.resumed.exit_code, 0) << r.resumed.err;
+  EXPECT_EQ(r.checkpoint.out + r.resumed.out, r.expected.out) << r.resumed.err;
+}
+
+// An rseq area registered by the syscall instruction itself (not through libc or syscall(2)):
+// nothing can say where it lies, so the checkpoint refuses in one line, and the program goes on.
+TEST(CheckpointEdges, AnRseqAreaRegisteredOutOfTheShimsSightIsRefused) {
+  TempDir tmp;
+  const EdgeRun r = checkpoint_and_resume(tmp, "rseq-raw", {}, {{"GLIBC_TUNABLES", "glibc.pthread.rseq=0"}});
+  ASSERT_EQ(r.expected.exit_code, 0) << r.expected.err;
+  EXPECT_EQ(r.checkpoint.exit_code, 2) << r.checkpoint.err;
+  EXPECT_NE(r.checkpoint.err.find("registered a restartable-sequence area by a raw rseq system call"), std::string::npos)
+      << r.checkpoint.err;
+  EXPECT_EQ(count_of(r.checkpoint.err, "\n"), 1u) << r.checkpoint.err;
+  EXPECT_EQ(tmp.list(), std::vector<std::string>{});
+}
+
+// A resume does not enter namespaces: an image from another one is refused in one line.
+TEST(CheckpointEdges, AnImageFromAnotherNamespaceIsRefused) {
+  TempDir tmp;
+  const EdgeRun r = checkpoint_and_resume(tmp, "plain");
+  ASSERT_EQ(r.checkpoint.exit_code, 0) << r.checkpoint.err;
+  ASSERT_EQ(r.checkpoint.out + r.resumed.out, r.expected.out) << r.resumed.err;
+  const std::string other = tmp.file("other.img");
+  patch_process_record(tmp.file("plain.img"), other, [](snap::ProcessRecord* p) { p->settings.namespaces[3] = 1; });
+  const ProcessResult resumed = run_process({cli_path(), "resume", other}, input("y", false));
+  EXPECT_EQ(resumed.exit_code, 2) << resumed.err;
+  EXPECT_EQ(resumed.out, "");
+  EXPECT_NE(resumed.err.find("the process ran in another net namespace (inode 1, this is "), std::string::npos)
+      << resumed.err;
+  EXPECT_EQ(count_of(resumed.err, "\n"), 1u) << resumed.err;
 }
 
 }  // namespace

@@ -58,6 +58,7 @@ ProcessResult run_feeding_each_checkpoint(const std::vector<std::string>& argv) 
     pollfd p[2] = {{out[0], short(out_open ? POLLIN : 0), 0}, {err[0], short(err_open ? POLLIN : 0), 0}};
     if (poll(p, 2, 1000) < 0 && errno != EINTR) break;
     if (time(nullptr) > give_up) {
+      r.err += describe_stuck_processes(pid);
       kill(pid, SIGKILL);
       r.err += "[killed after 120 s]\n";
       break;
@@ -101,7 +102,8 @@ TEST(CheckpointSignals, EachBlockingCallCheckpointedAndResumedReturnsAsWithout) 
   const char* calls[] = {"nanosleep",  "nanosleep-null", "clock-abs", "sleep",  "usleep",     "poll-timeout",
                          "ppoll-timeout", "select-timeout", "pselect-timeout", "sigtimedwait-timeout",
                          "sem-timedwait", "cond-timedwait", "pause", "sigsuspend", "sigwaitinfo", "sigtimedwait",
-                         "sigwait", "poll", "ppoll", "select", "pselect", "read", "sem-wait", "cond-wait", "join"};
+                         "sigwait", "poll", "ppoll", "select", "pselect", "read", "sem-wait", "cond-wait", "join",
+                         "semtimedop", "semop", "msgrcv", "msgsnd"};
   TempDir tmp;
   for (const char* call : calls) {
     SCOPED_TRACE(call);
@@ -124,15 +126,18 @@ TEST(CheckpointSignals, EachBlockingCallCheckpointedAndResumedReturnsAsWithout) 
 }
 
 // In continue mode the running program is checkpointed inside each call in turn, and the calls
-// on descriptors a checkpoint refuses (pipes, sockets, epoll) are interrupted all the same: the
-// program prints exactly what it prints without the checkpoint.
+// on descriptors a checkpoint refuses (pipes, sockets, epoll, an AIO context) are interrupted all
+// the same: the program prints exactly what it prints without the checkpoint.
 TEST(CheckpointSignals, EachBlockingCallInARunningProgramReturnsAsWithout) {
   std::vector<std::string> calls = {
       "nanosleep", "nanosleep-null", "clock-abs", "sleep", "usleep", "poll-timeout", "ppoll-timeout",
       "select-timeout", "pselect-timeout", "epoll-timeout", "epoll-pwait-timeout", "epoll-pwait2-timeout",
       "sigtimedwait-timeout", "sem-timedwait", "cond-timedwait", "pause", "sigsuspend", "sigwaitinfo", "sigtimedwait",
       "sigwait", "poll", "ppoll", "select", "pselect", "read", "poll-pipe", "select-pipe", "read-pipe", "epoll",
-      "epoll-pwait", "epoll-pwait2", "recv", "accept", "sem-wait", "cond-wait", "join"};
+      "epoll-pwait", "epoll-pwait2", "recv", "accept", "sem-wait", "cond-wait", "join", "recv-timeo", "read-timeo",
+      "recvmsg-timeo", "recvmmsg-timeo", "accept-timeo", "send-timeo", "writev-timeo", "connect-timeo", "semtimedop",
+      "io-getevents-timeout", "recv-timeo-woken", "accept-timeo-woken", "send-timeo-woken", "connect-timeo-woken",
+      "semop", "msgrcv", "msgsnd", "io-getevents"};
   const ProcessResult expected = reference(calls, std::string(calls.size(), 'y'));
   ASSERT_EQ(expected.exit_code, 0) << expected.err;
   TempDir tmp;

@@ -7,9 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 extern char** environ;
@@ -19,6 +23,53 @@ namespace uffdlazy::test {
 std::string shim_path() { return UFFDLAZY_SO; }
 std::string cli_path() { return UFFDLAZY_CLI; }
 std::string target_path(const std::string& name) { return std::string(UFFDLAZY_TARGETS_DIR) + "/" + name; }
+
+namespace {
+
+std::string read_small_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// The value of "Key:" in a /proc status file.
+std::string status_field(const std::string& status, const std::string& key) {
+  const size_t at = status.find("\n" + key + ":\t");
+  if (at == std::string::npos) return "?";
+  const size_t start = at + key.size() + 3;
+  return status.substr(start, status.find('\n', start) - start);
+}
+
+}  // namespace
+
+std::string describe_stuck_processes(pid_t group) {
+  std::string out;
+  DIR* proc = opendir("/proc");
+  if (!proc) return out;
+  while (dirent* d = readdir(proc)) {
+    const pid_t pid = pid_t(atoi(d->d_name));
+    if (pid <= 0 || (pid != group && getpgid(pid) != group)) continue;
+    const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+    DIR* tasks = opendir(task_dir.c_str());
+    if (!tasks) continue;
+    while (dirent* t = readdir(tasks)) {
+      if (t->d_name[0] == '.') continue;
+      const std::string base = task_dir + "/" + t->d_name;
+      const std::string stat = read_small_file(base + "/stat");
+      const size_t paren = stat.rfind(')');
+      const char state = paren != std::string::npos && paren + 2 < stat.size() ? stat[paren + 2] : '?';
+      const std::string status = "\n" + read_small_file(base + "/status");
+      out += "[thread " + std::to_string(pid) + "/" + t->d_name + " " + state + " wchan=" +
+             read_small_file(base + "/wchan") + " comm=" + status_field(status, "Name") +
+             " blocked=" + status_field(status, "SigBlk") + " pending=" + status_field(status, "SigPnd") +
+             " shared=" + status_field(status, "ShdPnd") + "]\n";
+    }
+    closedir(tasks);
+  }
+  closedir(proc);
+  return out;
+}
 
 ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions& opt) {
   // A program that exits before reading all its input must not take the test down with SIGPIPE.
@@ -85,6 +136,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
     pollfd fds[3] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}, {in_fd, POLLOUT, 0}};
     int n = poll(fds, in_fd >= 0 ? 3 : 2, 1000);
     if (std::chrono::steady_clock::now() > deadline) {
+      res.err += "\n" + describe_stuck_processes(pid);
       kill(-pid, SIGKILL);
       res.err += "\n[test harness: killed after timeout]\n";
       break;

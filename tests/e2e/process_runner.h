@@ -26,6 +26,12 @@ struct RunOptions {
 
 ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions& opt = {});
 
+// For a test that gives up on a process: every thread of it and of every process in the process
+// group it leads (id,
+// state, kernel wait channel, name, blocked and pending signals), one line each, so that a hang
+// seen once on some host says where each thread was.
+std::string describe_stuck_processes(pid_t group);
+
 // Path helpers for the built artefacts.
 std::string shim_path();
 std::string cli_path();

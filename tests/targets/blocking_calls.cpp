@@ -13,6 +13,8 @@
 // continue mode). Pipes, sockets and the epoll descriptor exist only during the calls that use
 // them (a checkpoint refuses them, in continue mode the program must run on unchanged).
 // Timed calls print whether they waited their whole time ("full=1"); none prints a duration.
+// Socket calls on a socket with a timeout (SO_RCVTIMEO, SO_SNDTIMEO), SysV semaphores and message
+// queues and io_getevents fail with EINTR under SA_RESTART too: each is here, timed out or woken.
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -24,11 +26,15 @@
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <linux/aio_abi.h>
 #include <sys/epoll.h>
+#include <sys/msg.h>
 #include <sys/select.h>
+#include <sys/sem.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -48,17 +54,39 @@ int g_sock[2];
 int g_listener = -1;
 char g_sock_path[108];
 int g_epoll = -1;
+int g_pending = -1, g_conn = -1;
+int g_semid = -1, g_msgid = -1;
+aio_context_t g_aio = 0;
+constexpr size_t kMessage = 1024;
+struct Message {
+  long type;
+  char text[kMessage];
+};
 sem_t g_sem;
 pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
 bool g_cond_flag = false;
 
-enum Wake { kNone, kStdin, kPipe, kSock, kConnect, kTerm, kSem, kCond, kJoin };
+enum Wake { kNone, kStdin, kPipe, kSock, kConnect, kTerm, kSem, kCond, kJoin, kDrain, kAcceptOne, kSemop, kMsgSend,
+            kMsgTake };
+
+// What a call needs besides what its wake-up does (a pipe, a socket pair, a listener).
+enum Need : unsigned {
+  kSocketPair = 1,    // g_sock
+  kFullSocket = 2,    // g_sock, and g_sock[0] cannot send more
+  kListener = 4,      // g_listener
+  kFullListener = 8,  // g_listener whose queue is full (g_pending waits in it), and g_conn to connect
+  kSemaphore = 16,    // g_semid: one SysV semaphore, 0
+  kQueue = 32,        // g_msgid: a SysV message queue, empty
+  kFullQueue = 64,    // g_msgid, full
+  kAio = 128,         // g_aio: an AIO context
+};
 
 struct Call {
   const char* name;
   Wake wake;
   void (*run)();
+  unsigned needs = 0;
 };
 
 uint64_t now_ns(clockid_t c = CLOCK_MONOTONIC) {
@@ -336,6 +364,153 @@ void w_join() {
   report("join", -1, rc);
 }
 
+// A socket timeout: 1 s for the timed calls, long for the woken ones.
+void socket_timeout(int fd, int option, long ms) {
+  timeval tv = {ms / 1000, (ms % 1000) * 1000};
+  if (setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv)) _exit(84);
+}
+
+void t_recv_timeo() {
+  socket_timeout(g_sock[0], SO_RCVTIMEO, kTimeoutMs);
+  const uint64_t s = now_ns();
+  char c;
+  const long rc = recv(g_sock[0], &c, 1, 0);
+  report_timed("recv-timeo", rc, errno, s);
+}
+void t_read_timeo() {
+  socket_timeout(g_sock[0], SO_RCVTIMEO, kTimeoutMs);
+  const uint64_t s = now_ns();
+  char c;
+  const long rc = read(g_sock[0], &c, 1);
+  report_timed("read-timeo", rc, errno, s);
+}
+void t_recvmsg_timeo() {
+  socket_timeout(g_sock[0], SO_RCVTIMEO, kTimeoutMs);
+  const uint64_t s = now_ns();
+  char c;
+  iovec v = {&c, 1};
+  msghdr m = {};
+  m.msg_iov = &v;
+  m.msg_iovlen = 1;
+  const long rc = recvmsg(g_sock[0], &m, 0);
+  report_timed("recvmsg-timeo", rc, errno, s);
+}
+void t_recvmmsg_timeo() {
+  socket_timeout(g_sock[0], SO_RCVTIMEO, kTimeoutMs);
+  const uint64_t s = now_ns();
+  char c;
+  iovec v = {&c, 1};
+  mmsghdr m = {};
+  m.msg_hdr.msg_iov = &v;
+  m.msg_hdr.msg_iovlen = 1;
+  const long rc = recvmmsg(g_sock[0], &m, 1, 0, nullptr);
+  report_timed("recvmmsg-timeo", rc, errno, s);
+}
+void t_accept_timeo() {
+  socket_timeout(g_listener, SO_RCVTIMEO, kTimeoutMs);
+  const uint64_t s = now_ns();
+  const int fd = accept(g_listener, nullptr, nullptr);
+  report_timed("accept-timeo", fd >= 0 ? 0 : fd, errno, s);
+  if (fd >= 0) close(fd);
+}
+void t_send_timeo() {
+  socket_timeout(g_sock[0], SO_SNDTIMEO, kTimeoutMs);
+  const uint64_t s = now_ns();
+  const long rc = send(g_sock[0], "x", 1, 0);
+  report_timed("send-timeo", rc, errno, s);
+}
+void t_writev_timeo() {
+  socket_timeout(g_sock[0], SO_SNDTIMEO, kTimeoutMs);
+  const uint64_t s = now_ns();
+  char c = 'x';
+  iovec v = {&c, 1};
+  const long rc = writev(g_sock[0], &v, 1);
+  report_timed("writev-timeo", rc, errno, s);
+}
+void t_connect_timeo() {
+  socket_timeout(g_conn, SO_SNDTIMEO, kTimeoutMs);
+  const uint64_t s = now_ns();
+  sockaddr_un a = {};
+  a.sun_family = AF_UNIX;
+  memcpy(a.sun_path, g_sock_path, sizeof a.sun_path);
+  const int rc = connect(g_conn, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  report_timed("connect-timeo", rc, errno, s);
+}
+void t_semtimedop() {
+  const uint64_t s = now_ns();
+  sembuf op = {0, -1, 0};
+  timespec t = in_timeout();
+  const int rc = semtimedop(g_semid, &op, 1, &t);
+  report_timed("semtimedop", rc, errno, s);
+}
+void t_io_getevents() {
+  const uint64_t s = now_ns();
+  io_event ev[1];
+  timespec t = in_timeout();
+  // libc has no io_getevents: the system call, through syscall(2).
+  const long rc = syscall(SYS_io_getevents, g_aio, 1L, 1L, ev, &t);
+  report_timed("io-getevents-timeout", rc, errno, s);
+}
+
+void w_recv_timeo() {
+  socket_timeout(g_sock[0], SO_RCVTIMEO, 600000);
+  char c = 0;
+  const long rc = recv(g_sock[0], &c, 1, 0);
+  char more[32];
+  snprintf(more, sizeof more, " byte=%c", rc == 1 ? c : '-');
+  report("recv-timeo-woken", rc, errno, more);
+}
+void w_accept_timeo() {
+  socket_timeout(g_listener, SO_RCVTIMEO, 600000);
+  const int fd = accept(g_listener, nullptr, nullptr);
+  report("accept-timeo-woken", fd >= 0 ? 0 : fd, errno);
+  if (fd >= 0) close(fd);
+}
+void w_send_timeo() {
+  socket_timeout(g_sock[0], SO_SNDTIMEO, 600000);
+  const long rc = send(g_sock[0], "x", 1, 0);
+  report("send-timeo-woken", rc, errno);
+}
+void w_connect_timeo() {
+  socket_timeout(g_conn, SO_SNDTIMEO, 600000);
+  sockaddr_un a = {};
+  a.sun_family = AF_UNIX;
+  memcpy(a.sun_path, g_sock_path, sizeof a.sun_path);
+  const int rc = connect(g_conn, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  report("connect-timeo-woken", rc, errno);
+}
+void w_semop() {
+  sembuf op = {0, -1, 0};
+  const int rc = semop(g_semid, &op, 1);
+  report("semop", rc, errno);
+}
+void w_msgrcv() {
+  Message m = {};
+  const long rc = msgrcv(g_msgid, &m, kMessage, 0, 0);
+  char more[32];
+  snprintf(more, sizeof more, " byte=%c", rc > 0 ? m.text[0] : '-');
+  report("msgrcv", rc, errno, more);
+}
+void w_msgsnd() {
+  Message m = {1, {'m'}};
+  const int rc = msgsnd(g_msgid, &m, kMessage, 0);
+  report("msgsnd", rc, errno);
+}
+void w_io_getevents() {
+  // Woken by a byte in the pipe: an AIO poll of its read end completes.
+  iocb cb = {};
+  cb.aio_lio_opcode = IOCB_CMD_POLL;
+  cb.aio_fildes = uint32_t(g_pipe[0]);
+  cb.aio_buf = POLLIN;
+  iocb* list[1] = {&cb};
+  if (syscall(SYS_io_submit, g_aio, 1L, list) != 1) _exit(85);
+  io_event ev[1] = {};
+  const long rc = syscall(SYS_io_getevents, g_aio, 1L, 1L, ev, nullptr);
+  char more[32];
+  snprintf(more, sizeof more, " res=%lld", rc == 1 ? static_cast<long long>(ev[0].res) : -1LL);
+  report("io-getevents", rc, errno, more);
+}
+
 const Call kCalls[] = {
     {"nanosleep", kNone, t_nanosleep},
     {"nanosleep-null", kNone, t_nanosleep_null},
@@ -373,6 +548,24 @@ const Call kCalls[] = {
     {"sem-wait", kSem, w_sem_wait},
     {"cond-wait", kCond, w_cond_wait},
     {"join", kJoin, w_join},
+    {"recv-timeo", kNone, t_recv_timeo, kSocketPair},
+    {"read-timeo", kNone, t_read_timeo, kSocketPair},
+    {"recvmsg-timeo", kNone, t_recvmsg_timeo, kSocketPair},
+    {"recvmmsg-timeo", kNone, t_recvmmsg_timeo, kSocketPair},
+    {"accept-timeo", kNone, t_accept_timeo, kListener},
+    {"send-timeo", kNone, t_send_timeo, kFullSocket},
+    {"writev-timeo", kNone, t_writev_timeo, kFullSocket},
+    {"connect-timeo", kNone, t_connect_timeo, kFullListener},
+    {"semtimedop", kNone, t_semtimedop, kSemaphore},
+    {"io-getevents-timeout", kNone, t_io_getevents, kAio},
+    {"recv-timeo-woken", kSock, w_recv_timeo, kSocketPair},
+    {"accept-timeo-woken", kConnect, w_accept_timeo, kListener},
+    {"send-timeo-woken", kDrain, w_send_timeo, kFullSocket},
+    {"connect-timeo-woken", kAcceptOne, w_connect_timeo, kFullListener},
+    {"semop", kSemop, w_semop, kSemaphore},
+    {"msgrcv", kMsgSend, w_msgrcv, kQueue},
+    {"msgsnd", kMsgTake, w_msgsnd, kFullQueue},
+    {"io-getevents", kPipe, w_io_getevents, kAio},
 };
 
 const Call* g_call = nullptr;
@@ -429,6 +622,33 @@ void* helper(void*) {
     case kSem:
       sem_post(&g_sem);
       break;
+    case kDrain: {
+      char buf[4096];
+      while (recv(g_sock[1], buf, sizeof buf, MSG_DONTWAIT) > 0) {
+      }
+      break;
+    }
+    case kAcceptOne: {
+      const int fd = accept(g_listener, nullptr, nullptr);
+      if (fd < 0) _exit(94);
+      close(fd);
+      break;
+    }
+    case kSemop: {
+      sembuf op = {0, 1, 0};
+      if (semop(g_semid, &op, 1)) _exit(95);
+      break;
+    }
+    case kMsgSend: {
+      Message m = {1, {'m'}};
+      if (msgsnd(g_msgid, &m, 1, 0)) _exit(96);
+      break;
+    }
+    case kMsgTake: {
+      Message m;
+      if (msgrcv(g_msgid, &m, kMessage, 0, IPC_NOWAIT) < 0) _exit(97);
+      break;
+    }
     case kCond:
       pthread_mutex_lock(&g_mutex);
       g_cond_flag = true;
@@ -485,15 +705,44 @@ int main(int argc, char** argv) {
       ev.events = EPOLLIN;
       if (g_epoll < 0 || epoll_ctl(g_epoll, EPOLL_CTL_ADD, g_pipe[0], &ev)) return 81;
     }
-    if (c->wake == kSock && socketpair(AF_UNIX, SOCK_STREAM, 0, g_sock)) return 82;
-    if (c->wake == kConnect) {
+    const bool pair = c->wake == kSock || (c->needs & (kSocketPair | kFullSocket));
+    if (pair && socketpair(AF_UNIX, SOCK_STREAM, 0, g_sock)) return 82;
+    if (c->needs & kFullSocket) {
+      static char chunk[65536];
+      while (send(g_sock[0], chunk, sizeof chunk, MSG_DONTWAIT) > 0) {
+      }
+      while (send(g_sock[0], chunk, 1, MSG_DONTWAIT) > 0) {
+      }
+    }
+    if (c->needs & kSemaphore) {
+      g_semid = semget(IPC_PRIVATE, 1, 0600);
+      if (g_semid < 0) return 86;
+    }
+    if (c->needs & (kQueue | kFullQueue)) {
+      g_msgid = msgget(IPC_PRIVATE, 0600);
+      if (g_msgid < 0) return 87;
+      Message m = {1, {'f'}};
+      while ((c->needs & kFullQueue) && msgsnd(g_msgid, &m, kMessage, IPC_NOWAIT) == 0) {
+      }
+    }
+    if ((c->needs & kAio) && syscall(SYS_io_setup, 4L, &g_aio)) return 88;
+    if (c->wake == kConnect || (c->needs & (kListener | kFullListener))) {
       snprintf(g_sock_path, sizeof g_sock_path, "/tmp/blocking-calls-%d", int(getpid()));
       unlink(g_sock_path);
       g_listener = socket(AF_UNIX, SOCK_STREAM, 0);
       sockaddr_un a = {};
       a.sun_family = AF_UNIX;
       memcpy(a.sun_path, g_sock_path, sizeof a.sun_path);
-      if (bind(g_listener, reinterpret_cast<sockaddr*>(&a), sizeof a) || listen(g_listener, 1)) return 82;
+      if (bind(g_listener, reinterpret_cast<sockaddr*>(&a), sizeof a) ||
+          listen(g_listener, (c->needs & kFullListener) ? 0 : 1)) {
+        return 82;
+      }
+      if (c->needs & kFullListener) {
+        // A queue of one, taken by g_pending: g_conn's connect waits until it is accepted.
+        g_pending = socket(AF_UNIX, SOCK_STREAM, 0);
+        g_conn = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (connect(g_pending, reinterpret_cast<sockaddr*>(&a), sizeof a)) return 82;
+      }
     }
     const bool waits_for_term = c->run == w_sigwaitinfo || c->run == w_sigtimedwait || c->run == w_sigwait ||
                                 c->run == w_sigsuspend || c->run == t_sigtimedwait;
@@ -508,7 +757,11 @@ int main(int argc, char** argv) {
     if (g_helper) pthread_join(g_helper, nullptr);
     if (c->wake == kPipe || uses_epoll) close(g_pipe[0]), close(g_pipe[1]);
     if (uses_epoll) close(g_epoll);
-    if (c->wake == kSock) close(g_sock[0]), close(g_sock[1]);
+    if (pair) close(g_sock[0]), close(g_sock[1]);
+    if (g_pending >= 0) close(g_pending), close(g_conn), g_pending = g_conn = -1;
+    if (g_semid >= 0) semctl(g_semid, 0, IPC_RMID), g_semid = -1;
+    if (g_msgid >= 0) msgctl(g_msgid, IPC_RMID, nullptr), g_msgid = -1;
+    if (g_aio) syscall(SYS_io_destroy, g_aio), g_aio = 0;
     pthread_sigmask(SIG_UNBLOCK, &term, nullptr);
     if (g_listener >= 0) {
       close(g_listener);

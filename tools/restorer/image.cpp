@@ -35,6 +35,19 @@ void table(const snap::SectionEntry& e, uint32_t min_record, const uint8_t** rec
 
 }  // namespace
 
+namespace {
+const snap::ProcessSettings kNoProcessSettings = {};
+const snap::ThreadSettings kNoThreadSettings = {};
+}  // namespace
+
+const snap::ProcessSettings& Image::settings() const {
+  return process_stride >= sizeof(snap::ProcessRecord) ? process->settings : kNoProcessSettings;
+}
+
+const snap::ThreadSettings& Image::thread_settings(const snap::ThreadRecord& t) const {
+  return thread_stride >= sizeof(snap::ThreadRecord) ? t.settings : kNoThreadSettings;
+}
+
 long Image::mapping_at(uint64_t addr) const {
   long lo = 0, hi = long(mapping_count) - 1;
   while (lo <= hi) {
@@ -82,13 +95,14 @@ void map_image() {
       case uint32_t(snap::ProcessSection::kProcess): {
         const uint8_t* rec;
         uint32_t count, stride;
-        table(e, sizeof(snap::ProcessRecord), &rec, &count, &stride, &g_image.process_strings);
+        table(e, snap::kProcessRecordSize10, &rec, &count, &stride, &g_image.process_strings);
         if (count != 1) bad("process record");
+        g_image.process_stride = stride;
         g_image.process = reinterpret_cast<const snap::ProcessRecord*>(rec);
         break;
       }
       case uint32_t(snap::ProcessSection::kThreads):
-        table(e, sizeof(snap::ThreadRecord), &g_image.threads, &g_image.thread_count, &g_image.thread_stride, nullptr);
+        table(e, snap::kThreadRecordSize10, &g_image.threads, &g_image.thread_count, &g_image.thread_stride, nullptr);
         break;
       case uint32_t(snap::ProcessSection::kMappings):
         table(e, sizeof(snap::MappingRecord), &g_image.mappings, &g_image.mapping_count, &g_image.mapping_stride,

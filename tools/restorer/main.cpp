@@ -73,6 +73,7 @@ extern "C" [[noreturn]] void restorer_main(long* sp) {
   map_image();
   check_compatible();
   check_files();
+  restore_process_settings();
   int uffd = open_userfaultfd();
   if (uffd < 0 && g_options.lazy) {
     Line l;
@@ -109,10 +110,12 @@ extern "C" [[noreturn]] void restorer_main(long* sp) {
   trace("protected");
   restore_mm();
   restore_process_state();
+  restore_late_settings();
   const int image_fd = prepare_descriptors(uffd);
   trace("process state");
   start_threads(image_fd, uffd >= 0 ? g_image.process->uffd_fd : -1);
   trace("threads started");
   restore_descriptors();
+  restore_leases();
   release_and_become_leader();
 }

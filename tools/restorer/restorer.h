@@ -47,6 +47,7 @@ class Line {
   Line& s(const char* text, size_t n);
   Line& u(uint64_t v);
   Line& x(uint64_t v);
+  Line& i(int64_t v);
   Line& err(long negative_errno);
   void emit();
 
@@ -109,6 +110,11 @@ struct Image {
     return *reinterpret_cast<const snap::DescriptorRecord*>(descriptors + uint64_t(i) * descriptor_stride);
   }
   long mapping_at(uint64_t addr) const;
+  // The settings of the process and of thread i (image.cpp); none known in an image written
+  // before they were recorded (its records are shorter).
+  const snap::ProcessSettings& settings() const;
+  const snap::ThreadSettings& thread_settings(const snap::ThreadRecord& t) const;
+  uint32_t process_stride = 0;
 };
 extern Image g_image;
 void map_image();
@@ -140,6 +146,17 @@ void restore_rlimits();
 // for the monitor's mapping of the image: else a lazy resume would fail after the point of no
 // return.
 bool room_for_lazy_resume();
+
+// process_settings.cpp
+// The process-wide settings (ids and groups, oom_score_adj, THP, membarrier, ...): set before the
+// point of no return, and the resume refused with one line when one cannot be.
+void restore_process_settings();
+// Those the restorer's own work would trip over (memory-deny-write-execute), after it.
+void restore_late_settings();
+// The calling thread's own (scheduling, affinity, capabilities, ...), on each thread.
+void restore_thread_settings(const snap::ThreadRecord& t);
+// The leases on the reopened descriptors (after restore_descriptors).
+void restore_leases();
 
 // threads.cpp
 // uffd: the userfaultfd's number in the process (the shim's), or -1 when there is none.

@@ -137,6 +137,11 @@ Line& Line::x(uint64_t v) {
   return *this;
 }
 
+Line& Line::i(int64_t v) {
+  if (v < 0) s("-");
+  return u(v < 0 ? uint64_t(-v) : uint64_t(v));
+}
+
 Line& Line::err(long negative_errno) {
   const int e = int(-negative_errno);
   const char* name = uffdlazy::errno_name(e);

@@ -45,13 +45,15 @@ void set_kernel_state(const snap::ThreadRecord& t) {
   if (t.rseq_area) {
     *reinterpret_cast<uint64_t*>(t.rseq_area + 8) = 0;  // no critical section in progress
     long r = sys::call6(SYS_rseq, long(t.rseq_area), t.rseq_length, 0, t.rseq_signature);
-    if (r < 0 && g_options.trace) {
+    if (r < 0) {  // the image was checked: this kernel refuses what the one of the checkpoint took
       Line l;
-      l.s("uffdlazy-restorer: rseq registration of thread ").u(t.old_tid).s(" failed: ").err(r);
+      l.s("uffdlazy: resume ").s(g_options.image).s(": warning: the restartable-sequence area of thread ")
+          .u(t.old_tid).s(" not registered again: ").err(r);
       l.emit();
     }
   }
   sys::call6(SYS_prctl, PR_SET_NAME, long(t.comm));
+  restore_thread_settings(t);
 }
 
 [[noreturn]] void go_on(const snap::ThreadRecord& t) {
