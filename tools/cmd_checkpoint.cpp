@@ -29,6 +29,13 @@ void usage(FILE* out) {
                "  --then stop|continue  end the program once the image is written (default), or let\n"
                "                        it go on\n"
                "  --min-size SIZE       leave mappings smaller than SIZE alone (default 64K)\n"
+               "  --incremental         later images store only the pages the program changed since the\n"
+               "                        image it builds on (the first one it wrote, or, once resumed, the\n"
+               "                        one it was resumed from) and refer to that image for the rest;\n"
+               "                        with --then continue the next images go to FILE.2, FILE.3, ...\n"
+               "                        Needs Linux 6.7 (userfaultfd asynchronous write-protect); images\n"
+               "                        are written whole without it. `uffdlazy compact` makes one that\n"
+               "                        stands alone\n"
                "\n"
                "Exit status: 0 only when an image was written. With --then stop: 0 once it is written,\n"
                "2 when the process cannot be checkpointed (one line says what: sockets, pipes,\n"
@@ -45,6 +52,7 @@ int cmd_checkpoint(int argc, char** argv) {
       {"--at", nullptr, "UFFDLAZY_CHECKPOINT_AT", true},
       {"--then", nullptr, "UFFDLAZY_CHECKPOINT_THEN", true},
       {"--min-size", nullptr, "UFFDLAZY_MIN_SIZE", true},
+      {"--incremental", nullptr, "UFFDLAZY_CHECKPOINT_INCREMENTAL", false},
   };
   Launch launch;
   std::vector<std::string> none;

@@ -1,5 +1,5 @@
 // `uffdlazy resume FILE [--eager] [--strict] [--stats] [--report FILE] [--verify page|none]
-// [--prefetch MODE] [--readahead N]`:
+// [--prefetch MODE] [--readahead N] [--checkpoint-to FILE] [--incremental]`:
 // continues a checkpointed process where it stopped, in this terminal (stdin, stdout and stderr
 // are the caller's), with its exit status. Checks the image, then execs the freestanding
 // restorer (tools/restorer/), which becomes the process.
@@ -52,7 +52,12 @@ const char kUsage[] =
     "  --verify page|none  checksum every page before it is used (default page)\n"
     "  --checkpoint-to FILE  a later checkpoint of the resumed process (its trigger is armed\n"
     "                    as it was) writes FILE instead of the path it was started with\n"
+    "  --incremental     later checkpoints of the resumed process store only the pages it\n"
+    "                    changed, and refer to FILE for the rest (an image taken with\n"
+    "                    `checkpoint --incremental` does so without being asked)\n"
     "\n"
+    "An incremental image is resumed with the images it builds on, which must be where they\n"
+    "were written (or beside it) and unchanged; `uffdlazy compact` makes one that stands alone.\n"
     "\n"
     "Paging settings (prefetch, readahead) are this call's, not the checkpointed process's;\n"
     "verification, stats and the report too (options above). The rest of the shim's settings\n"
@@ -120,7 +125,7 @@ bool paging_settings(const std::vector<std::string>& given, uint32_t* prefetch, 
 int cmd_resume(int argc, char** argv) {
   const uint64_t launch = now_ns();
   const char* path = nullptr;
-  bool eager = false, strict = false, stats = false, verify = true;
+  bool eager = false, strict = false, stats = false, verify = true, incremental = false;
   std::string report, checkpoint_to;
   std::vector<std::string> paging;  // --prefetch, --readahead as the variables they stand for
   for (int i = 1; i < argc; i++) {
@@ -134,6 +139,8 @@ int cmd_resume(int argc, char** argv) {
       strict = true;
     } else if (a == "--stats") {
       stats = true;
+    } else if (a == "--incremental") {
+      incremental = true;
     } else if ((a == "--prefetch" || a == "--readahead") && i + 1 < argc) {
       paging.push_back((a == "--prefetch" ? "UFFDLAZY_PREFETCH=" : "UFFDLAZY_READAHEAD=") + std::string(argv[++i]));
     } else if ((a == "--report" || a == "--verify" || a == "--checkpoint-to") && i + 1 < argc) {
@@ -179,7 +186,19 @@ int cmd_resume(int argc, char** argv) {
                  image.c_str());
     return 2;
   }
+  // 1.x snapshots are still read (restore, inspect); a 1.x process image is not resumed (the
+  // restorer reads 2.0's index only).
+  if (st.ok() && reader.header().version_major < snap::kVersionMajor) {
+    std::fprintf(stderr,
+                 "uffdlazy: resume %s: a process image of format %u.%u, written by an older uffdlazy: checkpoint the "
+                 "program again\n",
+                 image.c_str(), reader.header().version_major, reader.header().version_minor);
+    return 2;
+  }
   if (st.ok()) st = process.open(reader);
+  // An incremental image's unchanged pages are in the images it builds on: each must be there
+  // and be the file it was written against, before anything starts.
+  if (st.ok()) st = reader.open_ancestors(image.c_str());
   if (!st.ok()) {
     LineWriter w;
     snap::describe(st, w);
@@ -226,6 +245,7 @@ int cmd_resume(int argc, char** argv) {
                                     "image=" + image};
   if (!report.empty()) args.push_back("report=" + report);
   if (!checkpoint_to.empty()) args.push_back("checkpoint=" + checkpoint_to);
+  if (incremental) args.push_back("incremental=1");
   if (const char* t = getenv("UFFDLAZY_RESTORER_TRACE"); t && *t == '1') args.push_back("trace=1");
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());

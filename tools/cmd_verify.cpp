@@ -19,13 +19,14 @@ const char kUsage[] =
     "usage: uffdlazy verify [--digest HEX] FILE|URL...\n"
     "\n"
     "Checks a snapshot's header, section table, region table and page index checksums, its index\n"
-    "digest (format 1.1) and the XXH3 checksum of every stored page, and names the first bad\n"
-    "thing it finds. A URL (s3://BUCKET/KEY, http(s)://...) is fetched whole first; URL#sha256=HEX\n"
-    "or --digest HEX is the index digest it must have.\n"
+    "digest (format 1.1 and later) and the XXH3 checksum of every stored page, and names the first\n"
+    "bad thing it finds. An incremental image is verified with the images it builds on (the pages\n"
+    "it left in them included). A URL (s3://BUCKET/KEY, http(s)://...) is fetched whole first;\n"
+    "URL#sha256=HEX or --digest HEX is the index digest it must have.\n"
     "\n"
     "Exit status: 0 every file is intact; 1 a file is damaged (checksum mismatch, truncated or\n"
     "inconsistent); 2 usage error, or a file that cannot be opened or is not a snapshot this\n"
-    "build reads.\n";
+    "build reads, or an incremental image whose parent images are missing or were replaced.\n";
 
 int verify_one(const char* path, const std::string& digest) {
   snap::SnapshotReader reader;
@@ -52,6 +53,11 @@ int verify_one(const char* path, const std::string& digest) {
       std::printf("%s: damaged process image: %s\n", path, read_status_text(ps).c_str());
       return 1;
     }
+  }
+  const snap::ReadStatus chain = reader.open_ancestors(path);
+  if (!chain.ok()) {
+    std::printf("%s: %s\n", path, read_status_text(chain).c_str());
+    return 2;
   }
   const snap::VerifyReport rep = reader.verify_all();
   if (rep.ok()) {

@@ -14,6 +14,7 @@ int cmd_plot(int argc, char** argv);
 int cmd_trace(int argc, char** argv);
 int cmd_checkpoint(int argc, char** argv);
 int cmd_resume(int argc, char** argv);
+int cmd_compact(int argc, char** argv);
 int cmd_push(int argc, char** argv);
 int cmd_pull(int argc, char** argv);
 

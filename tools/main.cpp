@@ -17,6 +17,7 @@ const Command kCommands[] = {
     {"restore", uffdlazy::cli::cmd_restore, "run a program with its memory restored lazily from a snapshot"},
     {"checkpoint", uffdlazy::cli::cmd_checkpoint, "run a program and write an image of the whole process"},
     {"resume", uffdlazy::cli::cmd_resume, "continue a checkpointed process where it stopped"},
+    {"compact", uffdlazy::cli::cmd_compact, "write an incremental image and its parents as one image"},
     {"inspect", uffdlazy::cli::cmd_inspect, "show a snapshot's identity, regions and pages"},
     {"verify", uffdlazy::cli::cmd_verify, "check every checksum of a snapshot"},
     {"report", uffdlazy::cli::cmd_report, "print the summary of a JSON fault report"},

@@ -41,6 +41,7 @@ struct Config {
   char checkpoint[kPathMax] = {};    // UFFDLAZY_CHECKPOINT: write a process image to this file
   char checkpoint_at[64] = {};       // UFFDLAZY_CHECKPOINT_AT: signal=NAME | after=SECONDS
   bool checkpoint_continue = false;  // UFFDLAZY_CHECKPOINT_THEN: stop (default) | continue
+  bool checkpoint_incremental = false;  // UFFDLAZY_CHECKPOINT_INCREMENTAL=1: later images store changes only
   char intercept[16] = "libc";    // UFFDLAZY_INTERCEPT: libc (patch libc's own entries) | symbols
   // Remote snapshots (docs/remote.md): read by the CLI and the fetcher, validated here like the rest.
   uint64_t fetch_timeout_s = 60;  // UFFDLAZY_FETCH_TIMEOUT: how long a failing request is retried
