@@ -1,4 +1,4 @@
-// `uffdlazy checkpoint -o FILE [--at MOMENT] [--then stop|continue] -- program args...`: runs a
+// `uffdlazy checkpoint -o FILE [--at MOMENT] [--then stop|continue] [--incremental] -- program args...`: runs a
 // program under the shim and writes an image of the whole process at the chosen moment, from
 // which `uffdlazy resume` continues it.
 #include <string>
@@ -40,6 +40,13 @@ const OptionSpec kOptions[] = {
      .help = "leave mappings smaller than SIZE alone (bytes, with an optional K, M or G suffix)",
      .fallback = "64K",
      .variable = "UFFDLAZY_MIN_SIZE"},
+    {.name = "--incremental",
+     .help = "later images store only the pages the program changed since the image it builds on (the first "
+             "one it wrote, or, once resumed, the one it was resumed from) and refer to that image for the "
+             "rest; with --then continue the next images go to FILE.2, FILE.3, ... Needs Linux 6.7 "
+             "(userfaultfd asynchronous write-protect); images are written whole without it. uffdlazy compact "
+             "makes one that stands alone",
+     .variable = "UFFDLAZY_CHECKPOINT_INCREMENTAL"},
 };
 
 int checkpoint(int argc, char** argv) {
@@ -81,7 +88,9 @@ const VerbSpec checkpoint_verb = {
                    "N    with --then continue, or when the program ends first: the program's status\n"
                    "127  the program was not found",
     .example = "uffdlazy checkpoint -o app.img -- ./app   # once it is warm: kill -USR2 PID\n"
-               "uffdlazy checkpoint -o py.img --at after=2 -- python3 app.py",
+               "uffdlazy checkpoint -o py.img --at after=2 -- python3 app.py\n"
+               "# app.img, then app.img.2, app.img.3, ... holding only the pages changed\n"
+               "uffdlazy checkpoint -o app.img --then continue --incremental -- ./app",
     .run = checkpoint,
 };
 

@@ -1,5 +1,5 @@
 // `uffdlazy resume FILE [--eager] [--strict] [--stats] [--report FILE] [--verify page|none]
-// [--prefetch MODE] [--readahead N]`:
+// [--prefetch MODE] [--readahead N] [--checkpoint-to FILE] [--incremental]`:
 // continues a checkpointed process where it stopped, in this terminal (stdin, stdout and stderr
 // are the caller's), with its exit status. Checks the image, then execs the freestanding
 // restorer (tools/restorer/), which becomes the process.
@@ -68,6 +68,9 @@ const OptionSpec kOptions[] = {
              "of the path it was started with",
      .complete = Complete::kFile,
      .path = true},
+    {.name = "--incremental",
+     .help = "later checkpoints of the resumed process store only the pages it changed, and refer to FILE for "
+             "the rest (an image taken with checkpoint --incremental does so without being asked)"},
 };
 
 uint64_t now_ns() {
@@ -115,6 +118,7 @@ int resume(int argc, char** argv) {
   ParsedArgs given;
   if (const int rc = parse_args(resume_verb, argc, argv, &given); rc != kParsed) return rc;
   const bool eager = given.has("--eager"), strict = given.has("--strict"), stats = given.has("--stats");
+  const bool incremental = given.has("--incremental");
   const std::string* verify_mode = given.value("--verify");
   if (verify_mode && *verify_mode != "page" && *verify_mode != "none") {
     return usage_error(resume_verb, "--verify takes page or none, not '" + *verify_mode + "'");
@@ -145,7 +149,19 @@ int resume(int argc, char** argv) {
                  image.c_str());
     return 2;
   }
+  // 1.x snapshots are still read (restore, inspect); a 1.x process image is not resumed (the
+  // restorer reads 2.0's index only).
+  if (st.ok() && reader.header().version_major < snap::kVersionMajor) {
+    std::fprintf(stderr,
+                 "uffdlazy: resume %s: a process image of format %u.%u, written by an older uffdlazy: checkpoint the "
+                 "program again\n",
+                 image.c_str(), reader.header().version_major, reader.header().version_minor);
+    return 2;
+  }
   if (st.ok()) st = process.open(reader);
+  // An incremental image's unchanged pages are in the images it builds on: each must be there
+  // and be the file it was written against, before anything starts.
+  if (st.ok()) st = reader.open_ancestors(image.c_str());
   if (!st.ok()) {
     LineWriter w;
     snap::describe(st, w);
@@ -192,6 +208,7 @@ int resume(int argc, char** argv) {
                                     "image=" + image};
   if (!report.empty()) args.push_back("report=" + report);
   if (!checkpoint_to.empty()) args.push_back("checkpoint=" + checkpoint_to);
+  if (incremental) args.push_back("incremental=1");
   if (const char* t = getenv("UFFDLAZY_RESTORER_TRACE"); t && *t == '1') args.push_back("trace=1");
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());
@@ -216,7 +233,11 @@ const VerbSpec resume_verb = {
         "resumed any number of times.\n\n"
         "How the memory arrives (--prefetch, --readahead, or UFFDLAZY_PREFETCH and UFFDLAZY_READAHEAD in "
         "this call's environment; an option wins), --verify, --stats and --report are this call's; every "
-        "other setting of the shim is the checkpointed process's.",
+        "other setting of the shim is the checkpointed process's.\n\n"
+        "An incremental image (checkpoint --incremental) is resumed with the images it builds on, which must "
+        "be where they were written (or beside it) and unchanged; uffdlazy compact makes one that stands "
+        "alone. A process image written by uffdlazy before format 2.0 is not resumed: checkpoint the program "
+        "again.",
     .options = kOptions,
     .operand = "FILE",
     .min_operands = 1,
@@ -225,11 +246,13 @@ const VerbSpec resume_verb = {
     .exit_status = "N    the program's own status\n"
                    "1    a page put in place before the program continues failed its checksum\n"
                    "2    a bad option, or the image cannot be resumed here (one line says why: another "
-                   "kernel, CPU or user, a changed file, not a process image, ...)\n"
+                   "kernel, CPU or user, a changed file, not a process image, a missing or replaced "
+                   "parent image, ...)\n"
                    "3    --strict, and no userfaultfd that handles kernel faults\n"
                    "137  a lazy page failed its checksum when the program asked for it",
     .example = "uffdlazy resume app.img\n"
-               "uffdlazy resume app.img --stats --prefetch none",
+               "uffdlazy resume app.img --stats --prefetch none\n"
+               "uffdlazy resume app.img --incremental   # later checkpoints: changes only",
     .run = resume,
 };
 

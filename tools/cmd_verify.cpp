@@ -42,6 +42,11 @@ int verify_one(const char* path, const std::string& digest) {
       return 1;
     }
   }
+  const snap::ReadStatus chain = reader.open_ancestors(path);
+  if (!chain.ok()) {
+    std::printf("%s: %s\n", path, read_status_text(chain).c_str());
+    return 2;
+  }
   const snap::VerifyReport rep = reader.verify_all();
   if (rep.ok()) {
     std::printf("%s: ok (%" PRIu64 " regions, %" PRIu64 " pages, %" PRIu64 " data blocks verified)\n", path,
@@ -84,8 +89,9 @@ const VerbSpec verify_verb = {
     .synopsis = "[--digest HEX] FILE|URL...",
     .description =
         "Checks a snapshot's (or process image's) header, section table, region table and page index "
-        "checksums, its index digest (format 1.1) and the XXH3 checksum of every stored page, and names the "
-        "first bad thing it finds. A URL (s3://BUCKET/KEY, http(s)://...) is fetched whole first.",
+        "checksums, its index digest (format 1.1 and later) and the XXH3 checksum of every stored page, and "
+        "names the first bad thing it finds. An incremental image is verified with the images it builds on "
+        "(the pages it left in them included). A URL (s3://BUCKET/KEY, http(s)://...) is fetched whole first.",
     .options = kOptions,
     .operand = "FILE|URL",
     .min_operands = 1,
@@ -94,7 +100,7 @@ const VerbSpec verify_verb = {
     .exit_status = "0    every file is intact\n"
                    "1    a file is damaged (a checksum mismatch, truncated or inconsistent)\n"
                    "2    a usage error, or a file that cannot be opened or is not a snapshot this build "
-                   "reads",
+                   "reads, or an incremental image whose parent images are missing or were replaced",
     .example = "uffdlazy verify app.snap app.img\n"
                "uffdlazy verify s3://bucket/app.snap#sha256=HEX",
     .run = verify,

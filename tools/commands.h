@@ -13,6 +13,7 @@ extern const VerbSpec record_verb;
 extern const VerbSpec restore_verb;
 extern const VerbSpec checkpoint_verb;
 extern const VerbSpec resume_verb;
+extern const VerbSpec compact_verb;
 extern const VerbSpec inspect_verb;
 extern const VerbSpec verify_verb;
 extern const VerbSpec report_verb;

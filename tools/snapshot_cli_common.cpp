@@ -64,11 +64,6 @@ std::string recorded_digest_text(const snap::SnapshotReader& reader) {
   return hex;
 }
 
-std::string writer_text(const snap::SnapshotReader& reader) {
-  const snap::FileHeader& h = reader.header();
-  return std::string(h.writer, strnlen(h.writer, sizeof h.writer));
-}
-
 std::string read_status_text(const snap::ReadStatus& s) {
   LineWriter w;
   snap::describe(s, w);

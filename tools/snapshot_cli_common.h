@@ -19,9 +19,6 @@ snap::ReadStatus open_snapshot(snap::SnapshotReader& reader, const char* locatio
                                const std::string& digest = "");
 // The header's index digest as hex, or "" when the snapshot records none (format 1.0).
 std::string recorded_digest_text(const snap::SnapshotReader& reader);
-// The uffdlazy version that wrote the file ("0.1.0 (abc1234def56)"), or "" when the file does
-// not say (written before the header recorded it).
-std::string writer_text(const snap::SnapshotReader& reader);
 
 std::string read_status_text(const snap::ReadStatus& s);
 // True for failures that mean the file is a damaged snapshot, rather than not one at all or one

@@ -7,8 +7,9 @@ namespace uffdlazy::cli {
 namespace {
 
 const VerbSpec* const kVerbs[] = {
-    &run_verb,    &record_verb, &restore_verb, &checkpoint_verb, &resume_verb,     &inspect_verb, &verify_verb,
-    &report_verb, &plot_verb,   &trace_verb,   &push_verb, &pull_verb, &completion_verb, &help_verb, &version_verb,
+    &run_verb,    &record_verb, &restore_verb, &checkpoint_verb, &resume_verb, &compact_verb, &inspect_verb,
+    &verify_verb, &report_verb, &plot_verb,    &trace_verb,      &push_verb,   &pull_verb,    &completion_verb,
+    &help_verb,   &version_verb,
 };
 
 }  // namespace

@@ -2,7 +2,10 @@
 // state (every page computed, as a cache or an interpreter's heap would be), then a wait on stdin
 // (where the checkpoint is taken), then a run that touches a given share of the pages at random.
 //
-//   resume_bench_target [--mb N] [--touch-permille P] [--checkpoint]
+//   resume_bench_target [--mb N] [--touch-permille P] [--checkpoint] [--checkpoint-again]
+//
+// --checkpoint-again (bench/incremental_bench.py): after the touches, raise the trigger again and
+// wait on stdin a second time (a second checkpoint, of the state the touches changed), then end.
 //
 // Prints to stderr, with CLOCK_MONOTONIC nanoseconds: "warm NS" once the state is built,
 // "running NS" the moment the read on stdin returned (for a resumed process: the first thing it
@@ -36,11 +39,12 @@ uint64_t mix(uint64_t x) {
 
 int main(int argc, char** argv) {
   uint64_t mb = 512, permille = 10;
-  bool checkpoint = false;
+  bool checkpoint = false, again = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--mb") && i + 1 < argc) mb = strtoull(argv[++i], nullptr, 10);
     else if (!strcmp(argv[i], "--touch-permille") && i + 1 < argc) permille = strtoull(argv[++i], nullptr, 10);
     else if (!strcmp(argv[i], "--checkpoint")) checkpoint = true;
+    else if (!strcmp(argv[i], "--checkpoint-again")) again = true;
   }
   const uint64_t bytes = mb << 20, pages = bytes / 4096;
   auto* mem = static_cast<uint64_t*>(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -60,6 +64,10 @@ int main(int argc, char** argv) {
     uint64_t* page = mem + (x % pages) * 512;
     sum += page[x % 512];
     page[(x >> 9) % 512] ^= sum;
+  }
+  if (again) {
+    raise(SIGUSR2);
+    if (!fgets(line, sizeof line, stdin)) return 4;
   }
   fprintf(stderr, "running %llu\ndone %llu checksum %016llx\n", static_cast<unsigned long long>(running),
           static_cast<unsigned long long>(now_ns()), static_cast<unsigned long long>(sum));

@@ -154,6 +154,9 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       if (!strcmp(v, "stop")) cfg->checkpoint_continue = false;
       else if (!strcmp(v, "continue")) cfg->checkpoint_continue = true;
       else return bad("stop (end the program once the image is written) or continue");
+    } else if (is("CHECKPOINT_INCREMENTAL")) {
+      if (strcmp(v, "0") && strcmp(v, "1")) return bad("1 (later checkpoints store only the pages changed) or 0");
+      cfg->checkpoint_incremental = v[0] == '1';
     } else if (is("PROGRAM_PID")) {
       if (!parse_size(v, &cfg->program_pid) || cfg->program_pid == 0 || cfg->program_pid > (1u << 22))
         return bad("a process id (the uffdlazy command sets it)");
@@ -179,7 +182,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
                "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, COPY_THREADS, PREFETCH, WS, WS_RECORD, CHECKPOINT, CHECKPOINT_AT, "
-                 "CHECKPOINT_THEN, PROGRAM_PID, INTERCEPT, FETCH_TIMEOUT, CACHE_DIR, CACHE_MAX)");
+                 "CHECKPOINT_THEN, CHECKPOINT_INCREMENTAL, PROGRAM_PID, INTERCEPT, FETCH_TIMEOUT, CACHE_DIR, CACHE_MAX)");
       return false;
     }
   }

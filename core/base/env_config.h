@@ -42,6 +42,7 @@ struct Config {
   char checkpoint[kPathMax] = {};    // UFFDLAZY_CHECKPOINT: write a process image to this file
   char checkpoint_at[64] = {};       // UFFDLAZY_CHECKPOINT_AT: signal=NAME | after=SECONDS
   bool checkpoint_continue = false;  // UFFDLAZY_CHECKPOINT_THEN: stop (default) | continue
+  bool checkpoint_incremental = false;  // UFFDLAZY_CHECKPOINT_INCREMENTAL=1: later images store changes only
   uint64_t program_pid = 0;       // UFFDLAZY_PROGRAM_PID: the process the uffdlazy command started
   char intercept[16] = "libc";    // UFFDLAZY_INTERCEPT: libc (patch libc's own entries) | symbols
   // Remote snapshots (docs/remote.md): read by the CLI and the fetcher, validated here like the rest.

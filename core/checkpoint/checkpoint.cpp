@@ -7,8 +7,13 @@
 #include <linux/futex.h>
 #include <sys/mman.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "core/base/aside_mmap.h"
+#include "core/base/decimal.h"
 #include "core/base/hidden_thread.h"
+#include "core/base/immortal.h"
 #include "core/base/line_writer.h"
 #include "core/base/mono_clock.h"
 #include "core/base/raw_syscall.h"
@@ -26,6 +31,9 @@
 #include "core/checkpoint/table_builder.h"
 #include "core/checkpoint/thread_stop.h"
 #include "core/monitor/monitor.h"
+#include "core/snapshot/grow_buffer.h"
+#include "core/snapshot/snapshot_reader.h"
+#include "core/uffd/userfaultfd.h"
 
 namespace uffdlazy::ckpt {
 
@@ -47,8 +55,23 @@ struct State {
   uint64_t pinned[kMaxPinned] = {};
   uint64_t never_raised = 0;  // signals not raised again at resume: the stop and trigger signals
   uint32_t pinned_count = 0;
+  // Incremental checkpoints (Settings::incremental). The base is the image the lazy table
+  // regions' sources (Region::source) refer to, page for page, and against which the kernel
+  // tracks writes: the image this process was resumed from, or the first one it wrote (adopted).
+  bool incremental = false;
+  bool said_untracked = false;  // the line saying writes are not tracked here was printed
+  uint32_t taken = 0;           // images written by this generation (the next name: path, path.2, ...)
+  const snap::SnapshotReader* base = nullptr;
+  char base_path[1024] = {};
+  char out_path[1100] = {};     // where this checkpoint writes
+  uint64_t started_ns = 0;
+  snap::AncestorInfo ancestors[snap::kMaxAncestors] = {};
 };
 constinit State g;
+// The image a process that was not resumed (or was resumed eagerly) adopted as its base.
+constinit Immortal<snap::SnapshotReader> g_adopted;
+// The page ranges of the lazy table regions the kernel saw no write to since the base.
+snap::GrowBuffer g_unchanged;
 
 void say(const LineWriter& body, int fd) {
   LineWriter w;
@@ -95,12 +118,136 @@ uint64_t pending_signals(uint32_t tid) {
   return parse_number(&p, p + 16, 16);
 }
 
+// Whether two paths name the same existing file.
+bool same_file(const char* a, const char* b) {
+  struct stat sa, sb;
+  if (sys::call6(SYS_newfstatat, AT_FDCWD, long(a), long(&sa), 0) < 0) return false;
+  if (sys::call6(SYS_newfstatat, AT_FDCWD, long(b), long(&sb), 0) < 0) return false;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+// Whether writing `path` would replace an image this process builds on (its base or one of the
+// base's ancestors): images written before it would then lose theirs.
+bool builds_on(const char* path) {
+  if (!g.base) return false;
+  if (same_file(path, g.base_path)) return true;
+  for (uint32_t i = 0; i < g.base->ancestor_count(); i++) {
+    const snap::AncestorView v = g.base->ancestor(i);
+    if (same_file(path, v.opened_path ? v.opened_path : v.path)) return true;
+  }
+  return false;
+}
+
+// Where this checkpoint writes (g.out_path): the path it was given. With incremental checkpoints,
+// the generation's later images go to path.2, path.3, ..., and none replaces an image the process
+// builds on (it takes the next number instead).
+void choose_path(bool incremental) {
+  const size_t n = strnlen(g.path, sizeof g.path);
+  for (uint64_t k = g.taken + 1;; k++) {
+    memcpy(g.out_path, g.path, n + 1);
+    if (incremental && k > 1) {
+      g.out_path[n] = '.';
+      g.out_path[n + 1 + format_u64(g.out_path + n + 1, k)] = 0;
+    }
+    if (!incremental || !builds_on(g.out_path) || k > 1000000) return;
+  }
+}
+
+// PAGEMAP_SCAN over [start, end) of the calling process, `fn` called with each batch of ranges.
+// False when the kernel has no PAGEMAP_SCAN (before 6.7) or the scan failed.
+template <class Fn>
+bool scan(int pagemap_fd, uint64_t start, uint64_t end, pagemap::ScanArg arg, Fn&& fn) {
+  pagemap::Range found[256];
+  for (uint64_t at = start; at < end;) {
+    arg.size = sizeof arg;
+    arg.start = at;
+    arg.end = end;
+    arg.vec = reinterpret_cast<uint64_t>(found);
+    arg.vec_len = sizeof found / sizeof found[0];
+    const long n = sys::ioctl(pagemap_fd, pagemap::kScanIoctl, &arg);
+    if (n < 0) return false;
+    if (!fn(found, uint64_t(n))) return false;
+    if (arg.walk_end <= at) break;
+    at = arg.walk_end;
+  }
+  return true;
+}
+
+// The pages of [start, end) in memory (or swapped) that the kernel saw no write to since they
+// were write-protected, appended to g_unchanged. Memory not registered for asynchronous
+// write-protect has no such pages (its writes are not seen).
+bool scan_unchanged(int pagemap_fd, uint64_t start, uint64_t end) {
+  pagemap::ScanArg arg = {};
+  arg.category_inverted = pagemap::kWritten;
+  arg.category_mask = pagemap::kWritten | pagemap::kWpAllowed;
+  arg.category_anyof_mask = pagemap::kPresent | pagemap::kSwapped;
+  arg.return_mask = pagemap::kPresent | pagemap::kSwapped;
+  return scan(pagemap_fd, start, end, arg, [](const pagemap::Range* r, uint64_t n) {
+    return g_unchanged.append(r, n * sizeof *r) == 0;
+  });
+}
+
+// Write-protects the pages of [start, end) in memory (or swapped): from now on the kernel notes
+// which of them the program writes. Holes stay holes (a protected hole would be a marker the
+// monitor's zero pages cannot fill).
+bool protect_present(int pagemap_fd, uint64_t start, uint64_t end) {
+  pagemap::ScanArg arg = {};
+  arg.flags = pagemap::kWpMatching;
+  arg.category_anyof_mask = pagemap::kPresent | pagemap::kSwapped;
+  arg.return_mask = pagemap::kPresent | pagemap::kSwapped;
+  return scan(pagemap_fd, start, end, arg, [](const pagemap::Range*, uint64_t) { return true; });
+}
+
+// The base this checkpoint refers to, and its ancestors, as the image records them.
+uint32_t ancestry() {
+  const snap::SnapshotReader& b = *g.base;
+  snap::AncestorInfo& self = g.ancestors[0];
+  self.record = snap::AncestorRecord{};
+  self.record.header_checksum = b.header().header_checksum;
+  self.record.file_size = b.file_size();
+  self.record.created_ns = b.header().created_ns;
+  self.record.data_offset = b.data_offset();
+  self.record.data_length = b.data_length();
+  self.path = g.base_path;
+  uint32_t n = 1;
+  for (uint32_t i = 0; i < b.ancestor_count() && n < snap::kMaxAncestors; i++, n++) {
+    const snap::AncestorView v = b.ancestor(i);
+    g.ancestors[n].record = *v.record;
+    g.ancestors[n].path = v.opened_path ? v.opened_path : v.path;
+  }
+  return n;
+}
+
+// The image just written becomes the base (the first image of a process not resumed lazily): the
+// lazy table regions were pointed at its regions, and their pages protected, while it was taken.
+void adopt(const char* path) {
+  snap::SnapshotReader* r = g_adopted.construct();
+  if (!r->open(path).ok()) return;
+  g.base = r;
+  const size_t n = strnlen(path, sizeof g.base_path - 1);
+  memcpy(g.base_path, path, n);
+  g.base_path[n] = 0;
+}
+
 // The checkpoint thread of a resumed process, back at its save point.
 void finish_resume() {
   ResumeBlock& b = resume_block();
   // Before any program thread runs again: it may end at once, and its exit status depends on this.
   g.written = false;
   g.resumed = true;
+  // A new generation: it builds on the image it was resumed from when writes are tracked against
+  // it (lazily served, pages installed write-protected); whatever this process adopted before
+  // came back without its mappings (left out of the image) and is forgotten.
+  g.taken = 0;
+  g.base = nullptr;
+  g.base_path[0] = 0;
+  if (b.flags & kResumeIncremental) g.incremental = true;
+  if (g.incremental && resume_source() && (b.uffd_features & kFeatureWpAsync) && resume_image_path()[0]) {
+    g.base = resume_reader();
+    const size_t len = strnlen(resume_image_path(), sizeof g.base_path - 1);
+    memcpy(g.base_path, resume_image_path(), len);
+    g.base_path[len] = 0;
+  }
   hidden_thread_renumbered(g.capture_old_tid, sys::gettid());
   const size_t n = strnlen(b.checkpoint, sizeof b.checkpoint);
   if (n && n < sizeof g.path) {
@@ -233,6 +380,11 @@ void monitor_resumed() {
     why.str("cannot map memory for the page source");
     monitor_cannot_serve(why);
   }
+  // Incremental: the image's pages go in write-protected, so that a page the program never
+  // writes is known to still be the image's (the restorer registered the ranges for it).
+  if ((b.flags & kResumeIncremental) && (b.uffd_features & kFeatureWpAsync) && g.access.uffd) {
+    g.access.uffd->protect_source_copies(true);
+  }
   serve_from(source);
 }
 
@@ -244,6 +396,7 @@ bool arm_checkpoint(const Settings& settings, const Hooks& hooks) {
   if (n >= sizeof g.path) return false;
   memcpy(g.path, settings.path, n + 1);
   g.then_stop = settings.then_stop;
+  g.incremental = settings.incremental;
   g.stop_timeout_ns = settings.stop_timeout_ns;
   g.hooks = hooks;
   g.never_raised = uint64_t(1) << (kStopSignal - 1);
@@ -290,6 +443,7 @@ class TableCopiedIntoForks {
 }  // namespace
 
 void checkpoint_now() {
+  g.started_ns = mono_now_ns();
   g.hooks.describe(&g.access);
   const ShimAccess& a = g.access;
   LineWriter why;
@@ -338,11 +492,15 @@ void checkpoint_now() {
   mi.table = a.table;
   mi.table_lock = a.table_lock;
   mi.page_size = a.page_size;
-  uint64_t skip[2];
-  if (resume_source_range(&skip[0], &skip[1])) {
-    mi.skip = skip;
-    mi.skip_pairs = 1;
+  // The shim's views of images (the one it serves from, the one it builds on) are its own: a
+  // resumed shim maps what it needs again.
+  uint64_t skip[4 * snap::SnapshotReader::kMaxMappings];
+  uint32_t skips = resume_source_ranges(skip, snap::SnapshotReader::kMaxMappings);
+  if (g.base && g.base == g_adopted.get()) {
+    skips += g_adopted->mappings(skip + 2 * skips, 2 * snap::SnapshotReader::kMaxMappings - skips);
   }
+  mi.skip = skip;
+  mi.skip_pairs = skips;
   // Mapped again at resume, never stored: the writer's arena, the objects' bytes (in the image's
   // object data section already).
   uint64_t empty[4];
@@ -363,6 +521,7 @@ void checkpoint_now() {
   mi.pinned_count = g.pinned_count;
   mi.lazy_min_bytes = a.lazy_min_bytes;
   mi.objects = &g.objects;
+  mi.uffd_tracks_writes = a.uffd && a.uffd->tracks_writes();
   ShimDescriptors sd;
   sd.uffd = a.uffd_valid ? a.uffd_fd : -1;
   sd.stderr_copy = a.stderr_copy;
@@ -382,6 +541,7 @@ void checkpoint_now() {
   proc->uffd_origin = a.uffd_origin;
   proc->uffd_features = a.uffd_features;
   proc->then_stop = g.then_stop;
+  proc->flags |= g.incremental ? snap::kProcessIncremental : 0;
 
   snap::ThreadRecord* self = record_checkpoint_thread();
   if (!self) {
@@ -409,8 +569,50 @@ void checkpoint_now() {
     if (role == snap::ThreadRole::kLeader || role == snap::ThreadRole::kApp) program_threads++;
   }
   proc->shared_pending &= ~g.never_raised;
+  // Incremental: which pages did the program not write since the base? Asked while every thread
+  // and the monitor are stopped, before the writer's copy of the address space is taken.
+  const bool tracking = g.incremental && a.uffd && a.uffd->tracks_writes();
+  if (g.incremental && !tracking && !g.said_untracked) {
+    g.said_untracked = true;
+    LineWriter w;
+    w.str("this kernel does not tell which pages a program wrote (userfaultfd asynchronous write-protect, Linux "
+          "6.7): every image is written whole");
+    say(w, a.message_fd);
+  }
+  choose_path(tracking);
+  const PlannedRegion* plan = planned_regions();
+  const uint32_t plan_count = planned_region_count();
+  bool incremental_now = tracking && g.base;
+  const bool adopt_now = tracking && !g.base && !g.then_stop;
+  g_unchanged.clear();
+  if (incremental_now || adopt_now) {
+    const long pagemap_fd = sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    bool ok = pagemap_fd >= 0;
+    for (uint32_t i = 0; i < plan_count && ok; i++) {
+      const PlannedRegion& r = plan[i];
+      if (r.lazy != 1) continue;
+      if (adopt_now) {
+        ok = protect_present(int(pagemap_fd), r.start, r.end);
+        LockGuard hold(*a.table_lock);
+        a.table->set_source(r.start, r.end, int32_t(lazy_image_region(plan, i)), 0);
+      } else if (r.source >= 0) {
+        ok = scan_unchanged(int(pagemap_fd), r.start, r.end);
+      }
+    }
+    if (pagemap_fd >= 0) sys::close(int(pagemap_fd));
+    // Without the kernel's answer every page counts as changed: a whole image, still right.
+    if (!ok) incremental_now = false;
+  }
   ImageInput in;
-  in.path = g.path;
+  in.path = g.out_path;
+  in.started_ns = g.started_ns;
+  if (incremental_now) {
+    in.base = g.base;
+    in.ancestor_count = ancestry();
+    in.ancestors = g.ancestors;
+    in.unchanged = reinterpret_cast<const pagemap::Range*>(g_unchanged.data());
+    in.unchanged_count = g_unchanged.size() / sizeof(pagemap::Range);
+  }
   in.executable = exe;
   in.sections[0] = g.process.finish(&in.lengths[0]);
   in.sections[1] = g.threads.finish(&in.lengths[1]);
@@ -419,8 +621,8 @@ void checkpoint_now() {
   in.sections[4] = g.objects.finish_records(&in.lengths[4]);
   in.sections[5] = g.objects.data();
   in.lengths[5] = (g.objects.data_bytes() + 7) / 8 * 8;
-  in.plan = planned_regions();
-  in.plan_count = planned_region_count();
+  in.plan = plan;
+  in.plan_count = plan_count;
   in.page_size = a.page_size;
   in.owed = resume_source();
   in.thread_count = nthreads;
@@ -446,7 +648,11 @@ void checkpoint_now() {
   if (!g.then_stop) g_image_being_written.store(1, std::memory_order_release);
   if (!g.then_stop && !shared) release_threads();
   const int status = wait_image_writer(pid, in);
-  if (status == 0) g.written = true;
+  if (status == 0) {
+    g.written = true;
+    g.taken++;
+    if (adopt_now) adopt(g.out_path);
+  }
   g_image_being_written.store(0, std::memory_order_release);
   sys::futex(&g_image_being_written, FUTEX_WAKE_PRIVATE, 1 << 30);
   if (!g.then_stop && shared) release_threads();

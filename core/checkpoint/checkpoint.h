@@ -19,6 +19,7 @@
 namespace uffdlazy {
 class Monitor;
 class PageSource;
+class Userfaultfd;
 }
 
 namespace uffdlazy::ckpt {
@@ -34,6 +35,7 @@ struct ShimAccess {
   bool uffd_valid = false;  // the number still names the shim's userfaultfd
   uint64_t uffd_features = 0;
   uint32_t uffd_origin = 0;
+  Userfaultfd* uffd = nullptr;  // the shim's (the same object, at the same address, after a resume)
   int stderr_copy = -1;  // the shim's private copy of stderr, or -1
   int message_fd = 2;    // where the checkpoint's own lines go
   uint64_t lazy_min_bytes = 0;  // anonymous memory the shim did not see is lazy from this size
@@ -55,6 +57,9 @@ struct Settings {
   const char* path = nullptr;
   bool then_stop = true;
   int trigger_signal = 0;  // the signal that asks for a checkpoint (never raised again at resume)
+  // Checkpoints after the first store only the pages changed since the image the process builds
+  // on (the one it was resumed from, or the first it wrote), and refer to it for the rest.
+  bool incremental = false;
   uint64_t stop_timeout_ns = 2000000000ull;
 };
 

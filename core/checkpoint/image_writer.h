@@ -4,16 +4,27 @@
 // present in memory; in a process that was itself resumed lazily, the pages it still owes come
 // from the image it was resumed from), then the four process sections, through the snapshot
 // writer (temporary file, fsync, rename: crash-safe), mode 0600.
+//
+// Region order: every lazy region first (even one with nothing stored), in plan order, then the
+// eager ones that hold something. So the k-th lazy planned region is region k of the image.
+//
+// An incremental image (`base` set): a page of a lazy table region that is still owed, or that
+// the kernel saw no write to since it was installed from (or protected at) the base image (the
+// `unchanged` ranges, from PAGEMAP_SCAN), is left in the base image: its entry there is referred
+// to (core/snapshot/format.h kParent), and the base and its own ancestors become the image's.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "core/base/pagemap_scan.h"
 #include "core/checkpoint/mapping_capture.h"
 #include "core/monitor/page_source.h"
+#include "core/snapshot/snapshot_writer.h"
 
 namespace uffdlazy::snap {
 class SnapshotPageSource;
+class SnapshotReader;
 }
 
 namespace uffdlazy::ckpt {
@@ -34,7 +45,19 @@ struct ImageInput {
   uint32_t program_thread_count = 0;  // the program's threads (what the user counts)
   uint32_t mapping_count = 0;
   int message_fd = 2;
+  uint64_t started_ns = 0;  // CLOCK_MONOTONIC when the checkpoint began (the line says how long)
+  // Incremental: the image the lazy table regions' sources (PlannedRegion::source) refer to, its
+  // ancestry (itself first), and the page ranges of those regions not written since (sorted).
+  const snap::SnapshotReader* base = nullptr;
+  const snap::AncestorInfo* ancestors = nullptr;
+  uint32_t ancestor_count = 0;
+  const pagemap::Range* unchanged = nullptr;
+  uint64_t unchanged_count = 0;
 };
+
+// The image region the plan's lazy region `i` becomes (the image writer's order), or -1 when
+// plan[i] is not lazy.
+long lazy_image_region(const PlannedRegion* plan, uint32_t i);
 
 // Maps the writer's arena (its state and stack), once.
 bool prepare_image_writer();

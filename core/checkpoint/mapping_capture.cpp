@@ -28,14 +28,15 @@ enum : uint32_t {
   kVmHugetlb = 1u << 6,       // ht
   kVmGrowsDown = 1u << 7,     // gd
   kVmShadowStack = 1u << 8,   // ss
-  kVmUffdOther = 1u << 9,     // uw, ui (registrations that are not ours)
-  kVmNoReserve = 1u << 10,    // nr
-  kVmSequential = 1u << 11,   // sr
-  kVmRandom = 1u << 12,       // rr
-  kVmDontDump = 1u << 13,     // dd
-  kVmHugePage = 1u << 14,     // hg
-  kVmNoHugePage = 1u << 15,   // nh
-  kVmMergeable = 1u << 16,    // mg
+  kVmUffdOther = 1u << 9,     // ui (registrations that are not ours)
+  kVmUffdWp = 1u << 10,       // uw: the shim's when it tracks writes (and has um there), else not
+  kVmNoReserve = 1u << 11,    // nr
+  kVmSequential = 1u << 12,   // sr
+  kVmRandom = 1u << 13,       // rr
+  kVmDontDump = 1u << 14,     // dd
+  kVmHugePage = 1u << 15,     // hg
+  kVmNoHugePage = 1u << 16,   // nh
+  kVmMergeable = 1u << 17,    // mg
 };
 
 struct Vma {
@@ -104,7 +105,8 @@ uint32_t parse_vmflags(const char* p, const char* end) {
     auto is = [&](const char* two) { return a == two[0] && b == two[1]; };
     if (is("mw")) f |= kVmMayWrite;
     else if (is("um")) f |= kVmUffdMissing;
-    else if (is("uw") || is("ui")) f |= kVmUffdOther;
+    else if (is("uw")) f |= kVmUffdWp;
+    else if (is("ui")) f |= kVmUffdOther;
     else if (is("dc")) f |= kVmDontCopy;
     else if (is("wf")) f |= kVmWipeOnFork;
     else if (is("io")) f |= kVmIo;
@@ -368,7 +370,8 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
       why->str("a shadow stack at ").hex(v.start);
       return false;
     }
-    if (v.vmflags & kVmUffdOther) {
+    const bool shims_wp = in.uffd_tracks_writes && (v.vmflags & kVmUffdMissing);
+    if ((v.vmflags & kVmUffdOther) || ((v.vmflags & kVmUffdWp) && !shims_wp)) {
       why->str("memory registered with a userfaultfd that is not the shim's at ").hex(v.start);
       return false;
     }

@@ -64,6 +64,7 @@ struct MappingInput {
   // Deleted files and memfds found through descriptors already; those only mapped are added, as
   // is shared memory.
   ObjectTable* objects = nullptr;
+  bool uffd_tracks_writes = false;  // the shim registers its ranges for write-protect too
 };
 
 // Maps the scratch space (once).

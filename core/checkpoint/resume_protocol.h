@@ -21,6 +21,9 @@ inline constexpr uint64_t kResumeMagic = 0x454d55534552554cull;  // "LURESUME"
 inline constexpr uint32_t kResumeLazy = 1u << 0;    // lazy ranges are registered and owed
 inline constexpr uint32_t kResumeStats = 1u << 1;   // --stats
 inline constexpr uint32_t kResumeVerify = 1u << 2;  // checksum each page before it is served
+// Incremental checkpoints: the lazy ranges are registered for write-protection too (the
+// descriptor tracks writes) and later checkpoints store what changed since this image.
+inline constexpr uint32_t kResumeIncremental = 1u << 3;
 
 // The resume call's paging settings (UFFDLAZY_PREFETCH, UFFDLAZY_READAHEAD of `uffdlazy resume`),
 // kept inside `flags` so that the block's layout, and so every image written before, stays the

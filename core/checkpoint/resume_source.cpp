@@ -1,5 +1,7 @@
 #include "core/checkpoint/resume_source.h"
 
+#include <fcntl.h>
+
 #include "core/base/decimal.h"
 #include "core/base/immortal.h"
 #include "core/base/raw_syscall.h"
@@ -12,6 +14,7 @@ constinit Immortal<snap::SnapshotReader> g_reader;
 constinit Immortal<snap::ProcessImage> g_image;
 constinit Immortal<snap::SnapshotPageSource> g_source;
 constinit bool g_serving = false;
+constinit char g_path[1024] = {};
 
 // Objects of an earlier generation: their memory came back with the image, their file mapping did
 // not (it was left out), so only the anonymous parts are released.
@@ -27,10 +30,15 @@ bool open_resume_source(int fd, bool verify_pages, LineWriter* why) {
   forget_previous();
   char path[64] = "/proc/thread-self/fd/";
   format_u64(path + 21, uint64_t(fd));
+  const long n = sys::call6(SYS_readlinkat, AT_FDCWD, reinterpret_cast<long>(path), reinterpret_cast<long>(g_path),
+                            sizeof g_path - 1);
+  g_path[n > 0 && g_path[0] == '/' ? n : 0] = 0;
   snap::SnapshotReader* reader = g_reader.construct();
   snap::ReadStatus st = reader->open(path);
+  if (st.ok()) st = reader->open_ancestors(g_path[0] ? g_path : nullptr);
   if (!st.ok()) {
     snap::describe(st, *why);
+    reader->close();
     return false;
   }
   st = g_image.construct()->open(*reader, /*check_object_data=*/false);
@@ -43,6 +51,7 @@ bool open_resume_source(int fd, bool verify_pages, LineWriter* why) {
 }
 
 const snap::SnapshotReader* resume_reader() { return g_reader.get(); }
+const char* resume_image_path() { return g_path; }
 const snap::ProcessImage* resume_image() { return g_image.get(); }
 
 snap::SnapshotPageSource* start_resume_source(bool verify_pages) {
@@ -59,12 +68,9 @@ void close_resume_source() {
 
 const snap::SnapshotPageSource* resume_source() { return g_serving ? g_source.get() : nullptr; }
 
-bool resume_source_range(uint64_t* start, uint64_t* end) {
-  if (!g_serving || !g_reader || !g_reader->is_open()) return false;
-  *start = reinterpret_cast<uint64_t>(g_reader->base());
-  const uint64_t ps = g_reader->page_size();
-  *end = *start + (g_reader->file_size() + ps - 1) / ps * ps;
-  return true;
+uint32_t resume_source_ranges(uint64_t* pairs, uint32_t max) {
+  if (!g_serving || !g_reader || !g_reader->is_open()) return 0;
+  return g_reader->mappings(pairs, max);
 }
 
 }  // namespace uffdlazy::ckpt

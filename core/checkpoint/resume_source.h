@@ -12,9 +12,12 @@
 
 namespace uffdlazy::ckpt {
 
-// Opens the image behind descriptor `fd` of the calling thread's table. False (with why) if it
-// cannot be read or is not a process image.
+// Opens the image behind descriptor `fd` of the calling thread's table, and the images it builds
+// on (an incremental image). False (with why) if it cannot be read, is not a process image, or an
+// ancestor is missing or was replaced.
 bool open_resume_source(int fd, bool verify_pages, LineWriter* why);
+// Where the image was opened from (an absolute path, "" if /proc could not tell).
+const char* resume_image_path();
 // After open: the image and its process sections.
 const snap::SnapshotReader* resume_reader();
 const snap::ProcessImage* resume_image();
@@ -25,7 +28,9 @@ void close_resume_source();
 
 // The page source of a lazily resumed process, or nullptr.
 const snap::SnapshotPageSource* resume_source();
-// Where the image is mapped: the shim's own view, left out of a later checkpoint.
-bool resume_source_range(uint64_t* start, uint64_t* end);
+// Where the image (and the images it builds on, and the reader's copies of their tables) is
+// mapped: the shim's own view, left out of a later checkpoint. [start, end) pairs; returns how
+// many (at most snap::SnapshotReader::kMaxMappings).
+uint32_t resume_source_ranges(uint64_t* pairs, uint32_t max);
 
 }  // namespace uffdlazy::ckpt

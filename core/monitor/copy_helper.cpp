@@ -78,7 +78,7 @@ void CopyHelper::run() {
     const void* data = nullptr;
     Outcome o;
     o.read = j.source->read_pages(j.region, j.first, j.count, nullptr, j.page_size, &data);
-    o.fill = o.read.pages ? uffd_->copy(j.dst, data, uint64_t(o.read.pages) * j.page_size)
+    o.fill = o.read.pages ? uffd_->copy_from_source(j.dst, data, uint64_t(o.read.pages) * j.page_size)
                           : FillResult{FillStatus::kError, 0, 0};
     outcome_ = o;
     done_.store(seen, std::memory_order_release);

@@ -161,7 +161,7 @@ RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max
   if (!first_bad) {
     for (;;) {
       const uint64_t len = uint64_t(mine) * ps;
-      out.fill = data ? s_.uffd->copy(page, content, len) : zero_fill(page, len, write);
+      out.fill = data ? s_.uffd->copy_from_source(page, content, len) : zero_fill(page, len, write);
       if (out.fill.status != FillStatus::kNoEntry || mine == 1) break;
       mine = one_page_on_noent ? 1 : mine / 2;
       out.end_of_owed = false;

@@ -258,6 +258,14 @@ void RegionList::merge_neighbours(uintptr_t start, uint64_t page_size) {
   }
 }
 
+bool RegionList::set_source(uintptr_t start, uintptr_t end, int32_t source, uint64_t source_page) {
+  const Pos p = find_pos(start);
+  if (p == kNone || nodes_[p].r.start != start || nodes_[p].r.end != end) return false;
+  nodes_[p].r.source = source;
+  nodes_[p].r.source_page = source_page;
+  return true;
+}
+
 bool RegionList::extend(uintptr_t start, uintptr_t old_end, uintptr_t new_end) {
   const Pos p = find_pos(old_end - 1);
   if (p == kNone || nodes_[p].r.end != old_end || nodes_[p].r.start > start) return false;

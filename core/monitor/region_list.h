@@ -66,6 +66,8 @@ class RegionList {
   template <class Sink>
   bool cut(uintptr_t s, uintptr_t e, uint64_t page_size, Sink&& sink, Region* lost = nullptr);
 
+  // Points the region that is exactly [start, end) at a source: false if there is none.
+  bool set_source(uintptr_t start, uintptr_t end, int32_t source, uint64_t source_page);
   // Lets a region grow in place (mremap without a move): extends the one ending at old_end.
   bool extend(uintptr_t start, uintptr_t old_end, uintptr_t new_end);
   // Joins the region starting at `start` with its neighbours where they are pieces of one region

@@ -38,6 +38,12 @@ class RegionTable {
   void forget(uintptr_t s, uintptr_t e);
   // mremap grew a region in place: no event comes for that.
   bool grew(uintptr_t start, uintptr_t old_end, uintptr_t new_end);
+  // The live region exactly [start, end) now corresponds, page for page from `source_page`, to
+  // region `source` of an image (the one a checkpoint writes). Moves and splits carry the
+  // correspondence along, as they do for a restore's. False if there is no such region.
+  bool set_source(uintptr_t start, uintptr_t end, int32_t source, uint64_t source_page) {
+    return live_.set_source(start, end, source, source_page);
+  }
   // What the kernel's REMAP event for a move does not say, from the mremap call that made it, once
   // that REMAP has been applied (the caller makes sure, with a monitor sync):
   //  - new_len > old_len: the move grew the region; the tail [to + old_len, to + new_len) is new,

@@ -28,6 +28,7 @@ void describe(ckpt::ShimAccess* a) {
   a->uffd_valid = g.uffd.still_open() && !g.descriptor_lost.load(std::memory_order_relaxed);
   a->uffd_features = g.uffd.features();
   a->uffd_origin = uint32_t(g.uffd.origin());
+  a->uffd = &g.uffd;
   a->stderr_copy = g.summary.fd;
   const int out = exit_line_fd();
   a->message_fd = out >= 0 ? out : 2;
@@ -83,7 +84,8 @@ void pager_resumed(const ckpt::ResumeBlock& b) {
 }  // namespace
 
 void take_checkpoint_variables(char** envp) {
-  static const char* const kOwn[] = {"UFFDLAZY_CHECKPOINT=", "UFFDLAZY_CHECKPOINT_AT=", "UFFDLAZY_CHECKPOINT_THEN="};
+  static const char* const kOwn[] = {"UFFDLAZY_CHECKPOINT=", "UFFDLAZY_CHECKPOINT_AT=", "UFFDLAZY_CHECKPOINT_THEN=",
+                                     "UFFDLAZY_CHECKPOINT_INCREMENTAL="};
   char** out = envp;
   for (char** e = envp; e && *e; e++) {
     bool drop = false;
@@ -110,6 +112,7 @@ bool arm_checkpointing() {
   ckpt::Settings s;
   s.path = g.cfg.checkpoint;
   s.then_stop = !g.cfg.checkpoint_continue;
+  s.incremental = g.cfg.checkpoint_incremental;
   s.trigger_signal = g_capture_at.kind == CaptureMoment::kSignal ? g_capture_at.signal : 0;
   ckpt::Hooks h;
   h.describe = describe;

@@ -117,7 +117,9 @@ void name_this_process_the_program() {
 
 bool bring_up() {
   UffdOpenFailure why;
-  if (!g.uffd.open(g.cfg.user_mode_only, &why)) {
+  // Incremental checkpoints need to know which pages the program wrote: the kernel notes it for
+  // write-protected pages (userfaultfd's asynchronous write-protect), asked for here.
+  if (!g.uffd.open(g.cfg.user_mode_only, &why, g.cfg.checkpoint[0] && g.cfg.checkpoint_incremental)) {
     say_fail_open(why);
     return false;
   }

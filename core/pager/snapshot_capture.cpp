@@ -10,6 +10,7 @@
 #include "core/base/immortal.h"
 #include "core/base/line_writer.h"
 #include "core/base/mono_clock.h"
+#include "core/base/present_pages.h"
 #include "core/base/raw_syscall.h"
 #include "core/snapshot/executable_identity.h"
 #include "core/snapshot/snapshot_writer.h"
@@ -18,10 +19,6 @@ namespace uffdlazy {
 
 namespace {
 
-constexpr uint64_t kPagemapChunk = 512;  // pagemap entries read at once
-constexpr uint64_t kPresent = uint64_t(1) << 63;
-constexpr uint64_t kSwapped = uint64_t(1) << 62;
-
 // Everything the child needs, in the child's own copy of static storage.
 struct ChildState {
   snap::SnapshotWriter writer;
@@ -29,7 +26,7 @@ struct ChildState {
   snap::ModuleIdentity modules[CallSiteTable::kMaxModules];
   bool module_read[CallSiteTable::kMaxModules];
   bool module_ok[CallSiteTable::kMaxModules];
-  uint64_t pagemap[kPagemapChunk];
+  PresentPages present;
   alignas(4096) unsigned char zeros[65536];
   alignas(4096) unsigned char page[65536];  // the page being written, read through /proc/self/mem
 };
@@ -37,36 +34,33 @@ constinit Immortal<ChildState> g_child;
 
 // Pages of one region: from memory when present in the copy, from the restore source when still
 // owed there, otherwise absent.
-struct RegionPages {
+class RegionPages final : public snap::PageProvider {
+ public:
+  RegionPages(const Region* r, const CaptureInput* i, int mem, uint64_t* written, uint64_t total, const char* p)
+      : region(r), in(i), mem_fd(mem), written_pages(written), total_pages(total),
+        next_progress_ns(mono_now_ns() + 1000000000ull), path(p) {}
   const Region* region;
   const CaptureInput* in;
-  int pagemap_fd;
   int mem_fd;
-  uint64_t chunk_first = ~uint64_t(0);
   uint64_t* written_pages;
   uint64_t total_pages;
   uint64_t next_progress_ns;
   const char* path;
 
-  const void* operator()(uint64_t i) {
+  bool owes() const { return region->source != Region::kZeroSource && in->restore; }
+
+  const void* page(uint64_t i) override {
     const uint64_t ps = in->page_size;
     ChildState& c = *g_child;
-    if (i < chunk_first || i >= chunk_first + kPagemapChunk) {
-      chunk_first = i;
-      uint64_t vpn = (region->start / ps) + i;
-      long r = sys::pread(pagemap_fd, c.pagemap, sizeof c.pagemap, long(vpn * 8));
-      uint64_t got = r > 0 ? uint64_t(r) / 8 : 0;
-      for (uint64_t k = got; k < kPagemapChunk; k++) c.pagemap[k] = 0;
-    }
     progress();
-    const uint64_t entry = c.pagemap[i - chunk_first];
-    if (entry & (kPresent | kSwapped)) {
+    const uint64_t entry = c.present.entry(region->start + i * ps);
+    if (entry & (PresentPages::kPresentBit | PresentPages::kSwappedBit)) {
       // Read through /proc/self/mem, not directly: the table may be a moment behind the kernel (a
       // region unmapped whose event is unread) and a page may be PROT_NONE. Such a page is absent.
       long r = sys::pread(mem_fd, c.page, ps, long(region->start + i * ps));
       return r == long(ps) ? c.page : nullptr;
     }
-    if (region->source != Region::kZeroSource && in->restore) {
+    if (owes()) {
       bool owed = false;
       const void* data = in->restore->owed_content(region->source, region->source_page + i, &owed);
       if (owed) return data ? data : c.zeros;
@@ -74,9 +68,22 @@ struct RegionPages {
     return nullptr;
   }
 
+  // Pages in memory and pages the restore still owes; nothing else is looked at.
+  uint64_t next(uint64_t from, uint64_t end) override {
+    const uint64_t ps = in->page_size;
+    uint64_t at = (g_child->present.next(region->start + from * ps, region->start + end * ps, false) - region->start) / ps;
+    if (owes()) {
+      const uint64_t first = region->source_page;
+      const uint64_t owed = in->restore->page_source().first_owed(region->source, first + from, first + at) - first;
+      if (owed < at) at = owed;
+    }
+    // Progress counts the pages skipped too: they are part of what was asked.
+    *written_pages += at - from;
+    return at;
+  }
+
   void progress() {
-    (*written_pages)++;
-    if ((*written_pages & 1023) || mono_now_ns() < next_progress_ns) return;
+    if ((++*written_pages & 1023) || mono_now_ns() < next_progress_ns) return;
     next_progress_ns = mono_now_ns() + 1000000000ull;
     LineWriter w;
     w.str("uffdlazy: snapshot ").str(path).str(": ").u64(*written_pages * in->page_size >> 20).str(" of ")
@@ -112,7 +119,7 @@ const snap::ModuleIdentity* module_identity(const CaptureInput& in, SiteId site)
   st = c.writer.begin(c.executable, in.no_aslr ? snap::kFlagNoAslr : 0);
   if (!st.ok()) fail(st);
 
-  long pagemap = sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  long pagemap = c.present.open(in.page_size);
   long mem = pagemap < 0 ? pagemap : sys::openat(AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC);
   if (pagemap < 0 || mem < 0) {
     // Without it every page would look absent: a snapshot of nothing, silently.
@@ -142,8 +149,8 @@ const snap::ModuleIdentity* module_identity(const CaptureInput& in, SiteId site)
     info.site.offset = site.offset;
     info.site.ordinal = r.ordinal;
     info.site.alloc_length = r.alloc_length;
-    RegionPages pages{&r, &in, int(pagemap), int(mem), ~uint64_t(0), &written, total_pages, mono_now_ns() + 1000000000ull, path};
-    st = c.writer.add_region_with(info, pages);
+    RegionPages pages(&r, &in, int(mem), &written, total_pages, path);
+    st = c.writer.add_region(info, pages);
     if (!st.ok()) fail(st);
   }
   st = c.writer.commit();

@@ -15,14 +15,18 @@ namespace uffdlazy::snap {
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
 
 inline constexpr char kMagic[8] = {'U', 'F', 'F', 'D', 'S', 'N', 'A', 'P'};
-inline constexpr uint16_t kVersionMajor = 1;  // a reader refuses any other major
-inline constexpr uint16_t kVersionMinor = 1;  // a reader accepts any minor of its major
-// 1.1: FileHeader::index_digest (zeros in a 1.0 file: no digest).
+inline constexpr uint16_t kVersionMajor = 2;  // what this build writes
+inline constexpr uint16_t kVersionMinor = 0;  // a reader accepts any minor of its major
+// 1.0: an index entry for every page of a region. 1.1: FileHeader::index_digest (zeros in a 1.0
+// file: no digest). 2.0: runs of stored pages (RunRecord), ancestors, writer_version. This build
+// still reads 1.x (SnapshotReader turns its index into runs; RegionRecordV1 below).
+inline constexpr uint16_t kOldestReadMajor = 1;
 
 inline constexpr uint32_t kMinPageSize = 4096;
 inline constexpr uint32_t kMaxPageSize = 1u << 21;
 inline constexpr uint32_t kMaxIdLength = 64;  // build-ids are 8..20 bytes in practice
 inline constexpr uint32_t kMaxPathLength = 4095;
+inline constexpr uint32_t kWriterVersionLength = 32;  // with the NUL that always ends it
 
 // Header flags describe how the capture was made; they never change how the file is read
 // (anything that does needs a new major version or a required section).
@@ -56,30 +60,32 @@ struct FileHeader {
   uint32_t exe_id_kind;             // IdKind
   uint32_t exe_id_length;
   uint8_t exe_id[kMaxIdLength];
-  // 1.1: SHA-256 of the snapshot's metadata (index_digest.h says which bytes), so that a snapshot
-  // fetched from elsewhere can be authenticated and pinned; all zeros: none recorded (1.0).
+  // Since 1.1: SHA-256 of the snapshot's metadata (index_digest.h says which bytes), so that a
+  // snapshot fetched from elsewhere can be authenticated and pinned; all zeros: none recorded (1.0).
   uint8_t index_digest[32];
-  // The uffdlazy that wrote the file ("0.1.0 (abc1234def56)", uffdlazy/version.h), NUL-padded;
-  // all zeros in files written before it was recorded (these bytes were reserved, always zero).
-  // It says who wrote the file and never changes how it is read.
-  char writer[32];
+  // Since 2.0: the uffdlazy release (and commit) that wrote the file, as `uffdlazy --version`
+  // prints it, NUL-terminated and NUL-padded (a 1.x file has none: zeros, or nothing at all).
+  char writer_version[kWriterVersionLength];
   uint8_t reserved[32];
 };
 static_assert(sizeof(FileHeader) == 256);
 static_assert(offsetof(FileHeader, header_checksum) == 16);
 static_assert(offsetof(FileHeader, exe_id) == 96);
 static_assert(offsetof(FileHeader, index_digest) == 160);
-static_assert(offsetof(FileHeader, writer) == 192);
+static_assert(offsetof(FileHeader, writer_version) == 192);
 // Every field a 1.0 reader needs lies below this; a header declaring a smaller fixed part is bad.
 inline constexpr uint32_t kMinFixedSize = offsetof(FileHeader, index_digest);
 
 enum class SectionType : uint32_t {
-  kStrings = 1,    // NUL-terminated strings referenced by offset
-  kModules = 2,    // ModuleRecord[]
-  kRegions = 3,    // RegionRecord[]
-  kPageIndex = 4,  // PageEntry[], each region's entries contiguous
-  kData = 5,       // page-aligned page contents; no section checksum (every block has its own)
+  kStrings = 1,      // NUL-terminated strings referenced by offset
+  kModules = 2,      // ModuleRecord[]
+  kRegions = 3,      // RegionRecord[]
+  kPageEntries = 4,  // PageEntry[]: one per stored page, region by region, run by run
+  kData = 5,         // page-aligned page contents; no section checksum (every block has its own)
+  kPageRuns = 6,     // RunRecord[]: each region's runs of stored pages, in page order
+  kAncestors = 7,    // AncestorRecord[]: the images an incremental image's parent pages lie in
 };
+inline constexpr uint32_t kLastSectionType = uint32_t(SectionType::kAncestors);
 
 inline constexpr uint32_t kSectionRequired = 1u << 0;    // a reader that does not know it must refuse
 inline constexpr uint32_t kSectionNoChecksum = 1u << 1;  // checksum is 0 and means nothing
@@ -110,9 +116,13 @@ struct RegionRecord {
   uint64_t length;
   uint32_t prot;       // PROT_* at capture
   uint32_t map_flags;  // MAP_* the region was created with
-  uint64_t page_count;
-  uint64_t index_first;     // first PageEntry of this region in the page index
-  uint64_t index_checksum;  // XXH3-64 of this region's page_count entries
+  uint64_t page_count;  // ceil(length / page size): its pages, stored or not
+  // Its stored pages: run_count runs from run_first in the runs section, and their entry_count
+  // entries (the runs' pages together) from entry_first in the entries section.
+  uint64_t run_first;
+  uint64_t run_count;
+  uint64_t entry_first;
+  uint64_t entry_count;
   // Identity that survives ASLR: the allocation call site as a module and an offset inside it,
   // which mapping from that site this was (0 = the first), and the length it was created with.
   uint32_t site_module;  // index into the modules section, or kNoModule
@@ -124,20 +134,58 @@ struct RegionRecord {
   uint64_t data_pages;
   uint64_t zero_pages;
   uint64_t duplicate_pages;
+  uint64_t parent_pages;
+  uint64_t absent_pages;  // page_count - entry_count: in no run
+  uint8_t reserved[24];
+};
+static_assert(sizeof(RegionRecord) == 160);
+static_assert(offsetof(RegionRecord, site_module) == 64);
+static_assert(offsetof(RegionRecord, data_pages) == 96);
+
+// Format 1.x's region record (still read: SnapshotReader turns a 1.x index into runs). Its pages
+// had one PageEntry each, kAbsent ones included, index_first.. in the page index (section 4).
+struct RegionRecordV1 {
+  uint64_t start;
+  uint64_t length;
+  uint32_t prot;
+  uint32_t map_flags;
+  uint64_t page_count;
+  uint64_t index_first;     // first PageEntry of this region in the page index
+  uint64_t index_checksum;  // XXH3-64 of this region's page_count entries
+  uint32_t site_module;
+  uint32_t reserved0;
+  uint64_t site_offset;
+  uint64_t ordinal;
+  uint64_t alloc_length;
+  uint64_t data_pages;
+  uint64_t zero_pages;
+  uint64_t duplicate_pages;
   uint64_t absent_pages;
   uint8_t reserved[16];
 };
-static_assert(sizeof(RegionRecord) == 128);
+static_assert(sizeof(RegionRecordV1) == 128);
+static_assert(offsetof(RegionRecordV1, site_module) == 48);
+
+// A run of consecutive stored pages of one region. Pages in no run are absent.
+struct RunRecord {
+  uint64_t first_page;  // within the region
+  uint64_t entry;       // the entry of first_page, in the entries section (the next ones follow)
+  uint32_t pages;       // at least 1
+  uint32_t reserved;
+};
+static_assert(sizeof(RunRecord) == 24);
 
 enum class PageKind : uint8_t {
-  kAbsent = 0,     // never existed: restore leaves it to the kernel (zero-fill on touch)
+  kAbsent = 0,     // in no run (never an entry's kind): a restore leaves it to the kernel (zero-fill)
   kZero = 1,       // existed and was all zero bytes; no data stored
   kData = 2,       // the first page with this content; offset points at its block
   kDuplicate = 3,  // same content as an earlier page; offset points at that page's block
+  kParent = 4,     // unchanged since an ancestor image: offset points at a block of that file
 };
 
-// One per page: the block offset (a multiple of the page size, so its low 12 bits are free)
-// or'ed with the kind, and the XXH3-64 of the page's content (0 for absent and zero pages).
+// One per stored page: the block offset (a multiple of the page size, so its low 12 bits are
+// free) or'ed with the kind (bits 0-7) and, for kParent, the ancestor's depth (bits 8-11: 1 the
+// parent, 2 its parent, ...), and the XXH3-64 of the page's content (0 for zero pages).
 struct PageEntry {
   uint64_t offset_kind;
   uint64_t checksum;
@@ -145,12 +193,30 @@ struct PageEntry {
 static_assert(sizeof(PageEntry) == 16);
 
 inline constexpr uint64_t kKindMask = 0xff;
+inline constexpr uint64_t kDepthShift = 8;
+inline constexpr uint64_t kDepthMask = uint64_t(0xf) << kDepthShift;
 inline constexpr uint64_t kOffsetMask = ~uint64_t(0xfff);
+inline constexpr uint32_t kMaxAncestors = 15;  // what the depth bits hold
 
 inline PageKind entry_kind(const PageEntry& e) { return PageKind(e.offset_kind & kKindMask); }
 inline uint64_t entry_offset(const PageEntry& e) { return e.offset_kind & kOffsetMask; }
-inline PageEntry make_entry(PageKind k, uint64_t offset, uint64_t checksum) {
-  return PageEntry{offset | uint64_t(k), checksum};
+inline uint32_t entry_depth(const PageEntry& e) { return uint32_t((e.offset_kind & kDepthMask) >> kDepthShift); }
+inline PageEntry make_entry(PageKind k, uint64_t offset, uint64_t checksum, uint32_t depth = 0) {
+  return PageEntry{offset | (uint64_t(depth) << kDepthShift) | uint64_t(k), checksum};
 }
+
+// An image an incremental image takes unchanged pages from: record i is the ancestor at depth
+// i + 1 (the parent first). Its identity is what a reader checks before using it.
+struct AncestorRecord {
+  uint64_t header_checksum;  // the ancestor's header_checksum, which covers its section table
+  uint64_t file_size;
+  uint64_t created_ns;
+  uint64_t data_offset;  // its data area: every kParent offset of that depth lies inside
+  uint64_t data_length;
+  uint32_t path_offset;  // where it was written (absolute), in the strings section
+  uint32_t path_length;  // without the NUL
+  uint8_t reserved[16];
+};
+static_assert(sizeof(AncestorRecord) == 64);
 
 }  // namespace uffdlazy::snap

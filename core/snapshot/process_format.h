@@ -79,6 +79,9 @@ struct MmFields {
 
 namespace uffdlazy::snap {
 
+// ProcessRecord::flags
+inline constexpr uint32_t kProcessIncremental = 1u << 0;  // later checkpoints store changes only
+
 struct ProcessRecord {
   uint32_t old_pid;
   uint32_t uid, euid, gid, egid;
@@ -87,7 +90,7 @@ struct ProcessRecord {
   uint32_t then_stop;  // the checkpoint ended the process (informative)
   MmFields mm;
   uint32_t auxv_words;  // used words of auxv (pairs, AT_NULL included)
-  uint32_t reserved0;
+  uint32_t flags;       // kProcess*
   uint64_t auxv[kMaxAuxvWords];
   Rlimit rlimits[kRlimits];
   Itimer itimers[3];  // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF

@@ -234,11 +234,16 @@ ReadStatus ProcessImage::open(const SnapshotReader& reader, bool check_object_da
     if (sys::failed(m)) return ReadStatus{ReadError::kOpenFailed, int(-m)};
     lazy_regions_ = reinterpret_cast<uint64_t*>(m);
   }
+  // Lazy regions in address order (the resumed monitor walks them beside its table), eager ones
+  // too; a lazy and an eager region cannot overlap (no mapping is both).
+  uint64_t lazy_end = 0, eager_end = 0;
   for (uint64_t r = 0; r < n; r++) {
     const RegionRecord& rec = reader.region(r);
     long i = mapping_at(rec.start);
     if (i < 0) return malformed("a stored region lies outside every mapping");
     const bool lazy = mapping(uint32_t(i)).flags & kMappingLazy;
+    uint64_t& last_end = lazy ? lazy_end : eager_end;
+    if (rec.start < last_end) return malformed("stored regions out of order or overlapping");
     uint64_t at = rec.start;
     if (rec.page_count > (~uint64_t(0) - rec.start) / ps) return malformed("a stored region lies outside every mapping");
     const uint64_t end = rec.start + rec.page_count * ps;
@@ -254,6 +259,10 @@ ReadStatus ProcessImage::open(const SnapshotReader& reader, bool check_object_da
       at = mm.end;
       i++;
     }
+    // The restorer puts eager pages in place from this file alone: only the monitor, which opens
+    // the ancestors, serves pages left in them.
+    if (!lazy && rec.parent_pages) return malformed("an eager region has pages in an ancestor image");
+    last_end = end;
     if (lazy) lazy_regions_[r / 64] |= uint64_t(1) << (r % 64);
   }
   return ReadStatus{};

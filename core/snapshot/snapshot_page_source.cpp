@@ -16,7 +16,11 @@ constexpr uint64_t kBits = 64;
 
 uint64_t words_for(uint64_t pages) { return (pages + kBits - 1) / kBits; }
 
-bool owed_kind(PageKind k) { return k == PageKind::kData || k == PageKind::kDuplicate || k == PageKind::kZero; }
+bool data_kind(PageKind k) { return k == PageKind::kData || k == PageKind::kDuplicate || k == PageKind::kParent; }
+
+// A block's position for PageLocation: its file (depth) above its offset, so that only blocks of
+// one file are ever adjacent.
+uint64_t where_of(const PageEntry& e) { return uint64_t(entry_depth(e)) << 56 | entry_offset(e); }
 
 // Bits [lo, hi) of a word, 0 <= lo < hi <= 64.
 uint64_t bit_range(uint64_t lo, uint64_t hi) {
@@ -47,21 +51,27 @@ int SnapshotPageSource::init(const SnapshotReader* reader, bool verify_pages, in
   owed_bits_ = mem_ ? reinterpret_cast<uint64_t*>(regions_ + n) : nullptr;
   verified_bits_ = verify_pages && mem_ ? owed_bits_ + words : nullptr;
 
+  // Every stored page is owed: its bits are set run by run, so the work follows the stored pages
+  // (the bitmap of a large, mostly absent region stays untouched zero pages).
   uint64_t word = 0;
   uint64_t data = 0, zero = 0;
   for (uint64_t r = 0; r < n; r++) {
     RegionState& st = regions_[r];
+    const RegionRecord& rec = reader->region(r);
     st.word_first = word;
-    st.page_count = reader->region(r).page_count;
-    uint64_t owed = 0;
-    for (uint64_t p = 0; p < st.page_count; p++) {
-      const PageKind k = entry_kind(reader->entry(r, p));
-      if (!owed_kind(k)) continue;
-      owed_bits_[word + p / kBits] |= uint64_t(1) << (p % kBits);
-      owed++;
-      if (k == PageKind::kZero) zero++; else data++;
+    st.page_count = rec.page_count;
+    for (uint64_t k = 0; k < rec.run_count; k++) {
+      const RunRecord& run = reader->run(r, k);
+      for (uint64_t p = run.first_page; p < run.first_page + run.pages;) {
+        const uint64_t w = p / kBits, lo = p % kBits;
+        const uint64_t hi = run.first_page + run.pages - w * kBits >= kBits ? kBits : run.first_page + run.pages - w * kBits;
+        owed_bits_[word + w] |= bit_range(lo, hi);
+        p = w * kBits + hi;
+      }
     }
-    st.owed_at_start = owed;
+    st.owed_at_start = rec.entry_count;
+    zero += rec.zero_pages;
+    data += rec.entry_count - rec.zero_pages;
     word += words_for(st.page_count);
   }
 
@@ -99,8 +109,11 @@ uffdlazy::PageContent SnapshotPageSource::peek(int32_t source, uint64_t page) {
   using uffdlazy::PageContent;
   if (!is_owed(source, page)) return PageContent{uffdlazy::PageKind::kZero, nullptr};
   const PageRef ref = reader_->page(uint64_t(source), page);
-  if (ref.kind != PageKind::kData && ref.kind != PageKind::kDuplicate) {
-    return PageContent{uffdlazy::PageKind::kZero, nullptr};  // a stored zero page
+  if (!data_kind(ref.kind)) return PageContent{uffdlazy::PageKind::kZero, nullptr};  // a stored zero page
+  if (!ref.data) {
+    // In an ancestor that is not open: nothing can be served for it.
+    add(corrupt_, 1);
+    return PageContent{uffdlazy::PageKind::kCorrupt, nullptr};
   }
   if (verify_) {
     uint64_t& w = verified_bits_[regions_[source].word_first + page / kBits];
@@ -114,7 +127,7 @@ uffdlazy::PageContent SnapshotPageSource::peek(int32_t source, uint64_t page) {
       add(verified_, 1);
     }
   }
-  return PageContent{ref.kind == PageKind::kData ? uffdlazy::PageKind::kData : uffdlazy::PageKind::kDuplicate,
+  return PageContent{ref.kind == PageKind::kDuplicate ? uffdlazy::PageKind::kDuplicate : uffdlazy::PageKind::kData,
                      ref.data};
 }
 
@@ -134,10 +147,11 @@ bool SnapshotPageSource::check(int32_t source, uint64_t page, const void* data) 
 
 uffdlazy::PageLocation SnapshotPageSource::locate(int32_t source, uint64_t page) {
   if (!is_owed(source, page)) return uffdlazy::PageLocation{uffdlazy::PageKind::kZero, false, 0};
-  const PageEntry& e = reader_->entry(uint64_t(source), page);
+  const PageEntry e = reader_->entry(uint64_t(source), page);
   switch (entry_kind(e)) {
-    case PageKind::kData: return uffdlazy::PageLocation{uffdlazy::PageKind::kData, true, entry_offset(e)};
-    case PageKind::kDuplicate: return uffdlazy::PageLocation{uffdlazy::PageKind::kDuplicate, true, entry_offset(e)};
+    case PageKind::kData:
+    case PageKind::kParent: return uffdlazy::PageLocation{uffdlazy::PageKind::kData, true, where_of(e)};
+    case PageKind::kDuplicate: return uffdlazy::PageLocation{uffdlazy::PageKind::kDuplicate, true, where_of(e)};
     default: return uffdlazy::PageLocation{uffdlazy::PageKind::kZero, true, 0};
   }
 }
@@ -148,14 +162,16 @@ uffdlazy::PagesRead SnapshotPageSource::read_pages(int32_t source, uint64_t firs
   if (!count || !valid(source, first) || first + count > regions_[source].page_count) {
     return PagesRead{0, PagesRead::kIoError, EINVAL};
   }
-  // The caller found the blocks adjacent in the file (locate): one read takes them all.
-  const uint64_t offset = entry_offset(reader_->entry(uint64_t(source), first));
+  // The caller found the blocks adjacent in one file (locate): one read takes them all.
+  const PageEntry e = reader_->entry(uint64_t(source), first);
+  const uint64_t offset = entry_offset(e);
   const uint64_t bytes = uint64_t(count) * page_size;
-  const uint8_t* at = reader_->base() + offset;
+  const uint8_t* at = reader_->block(e);
+  if (!at) return PagesRead{0, PagesRead::kCorrupt, 0};  // in an ancestor that is not open
   uint32_t good = count;
   PagesRead::Stop stop = PagesRead::kAll;
   int err = 0;
-  if (fd_ >= 0 && count < kMappedRun) {
+  if (fd_ >= 0 && count < kMappedRun && entry_depth(e) == 0) {
     uint8_t* dst = static_cast<uint8_t*>(stage);
     uint64_t got = 0;
     while (got < bytes) {
@@ -226,9 +242,11 @@ void SnapshotPageSource::drop(int32_t source, uint64_t first, uint64_t count) {
 
 uint64_t SnapshotPageSource::owed_pages() const { return load(owed_data_); }
 
-uint64_t SnapshotPageSource::next_owed(int32_t source, uint64_t from, uint64_t end) {
+uint64_t SnapshotPageSource::first_owed(int32_t source, uint64_t from, uint64_t end) const {
   if (source < 0 || uint64_t(source) >= region_count_) return end;
   const RegionState& st = regions_[source];
+  // A region with nothing owed is skipped at once (large regions mostly absent are common).
+  if (load(st.served) + load(st.dropped) == st.owed_at_start) return end;
   const uint64_t stop = end < st.page_count ? end : st.page_count;
   uint64_t p = from;
   while (p < stop) {

@@ -4,8 +4,10 @@
 //   SnapshotPageSource src; src.init(&reader, verify);
 //   monitor setup: s.source = &src;                  // region.source = snapshot region index
 //
-// Every region gets an "owed" bitmap, one bit per page, set for data, duplicate and zero entries
-// (absent pages are never owed: the kernel's zero fill is already right for them). consume() and
+// Every region gets an "owed" bitmap, one bit per page, set for every stored page (data, duplicate,
+// parent and zero entries; absent pages are never owed: the kernel's zero fill is already right
+// for them). The bitmaps are sized by the regions' pages (a bit each, untouched zero memory where
+// nothing is stored); setting them up costs the stored pages, run by run. consume() and
 // drop() clear bits; a page whose bit is clear reads as zeros forever after.
 //
 // owed_pages() (what the monitor asks before forking and before giving up) counts only owed data
@@ -83,7 +85,8 @@ class SnapshotPageSource final : public uffdlazy::PageSource {
   uint64_t owed_all_pages() const override { return owed_pages() + owed_zero_pages(); }
   bool owed(int32_t source, uint64_t page) override { return is_owed(source, page); }
   // Word by word through the bitmap: a fully served region is skipped 64 pages at a time.
-  uint64_t next_owed(int32_t source, uint64_t from, uint64_t end) override;
+  uint64_t next_owed(int32_t source, uint64_t from, uint64_t end) override { return first_owed(source, from, end); }
+  uint64_t first_owed(int32_t source, uint64_t from, uint64_t end) const;
   // From the index alone: `where` is the block's file offset.
   uffdlazy::PageLocation locate(int32_t source, uint64_t page) override;
   static constexpr uint32_t kMappedRun = 8;

@@ -50,6 +50,8 @@ const char* read_error_name(ReadError e) {
     case ReadError::kMalformed: return "malformed";
     case ReadError::kForeign: return "foreign";
     case ReadError::kNotOpen: return "not-open";
+    case ReadError::kAncestorMissing: return "ancestor-missing";
+    case ReadError::kAncestorChanged: return "ancestor-changed";
   }
   return "?";
 }
@@ -66,7 +68,8 @@ void describe(const ReadStatus& s, LineWriter& out) {
     case ReadError::kBadMagic: out.str("not a uffdlazy snapshot (bad magic)"); return;
     case ReadError::kUnsupportedVersion:
       out.str("unsupported snapshot format version ").u64(s.a).ch('.').u64(s.b).str(" (this build reads ")
-          .u64(kVersionMajor).str(".x)");
+          .u64(kOldestReadMajor).str(".x and ").u64(kVersionMajor).str(".x");
+      out.ch(')');
       return;
     case ReadError::kUnknownRequiredSection:
       out.str("unsupported snapshot: it requires section type ").u64(s.a).str(", unknown to this build");
@@ -90,6 +93,20 @@ void describe(const ReadStatus& s, LineWriter& out) {
       if (s.what) out.str(" (").str(s.what).ch(')');
       return;
     case ReadError::kNotOpen: out.str("no snapshot open"); return;
+    case ReadError::kAncestorMissing:
+      out.str("incremental image: its ");
+      if (s.a == 1) out.str("parent image ");
+      else out.str("ancestor image (depth ").u64(s.a).str(") ");
+      out.str(s.what ? s.what : "?").str(" cannot be opened");
+      if (s.err) out.str(": ").errno_text(s.err);
+      out.str(" (`uffdlazy compact` makes an image that stands alone)");
+      return;
+    case ReadError::kAncestorChanged:
+      out.str("incremental image: its ");
+      if (s.a == 1) out.str("parent image ");
+      else out.str("ancestor image (depth ").u64(s.a).str(") ");
+      out.str(s.what ? s.what : "?").str(" is not the file it was written against (replaced or changed since)");
+      return;
   }
 }
 

@@ -46,6 +46,8 @@ enum class ReadError : uint8_t {
   kMalformed,           // checksums fine but a field contradicts another; what says which
   kForeign,             // recorded from another executable; what = its path
   kNotOpen,
+  kAncestorMissing,     // an incremental image's ancestor cannot be opened: a = its depth, what = its path
+  kAncestorChanged,     // it is not the file the image was written against: a = depth, what = path
 };
 
 struct ReadStatus {

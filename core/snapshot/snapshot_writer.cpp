@@ -18,11 +18,6 @@ namespace uffdlazy::snap {
 
 namespace {
 
-// The writer's version as the header holds it: what fits in FileHeader::writer with its NUL.
-constexpr size_t kWriterLength = sizeof UFFDLAZY_VERSION_STRING - 1 < sizeof FileHeader::writer
-                                     ? sizeof UFFDLAZY_VERSION_STRING - 1
-                                     : sizeof FileHeader::writer - 1;
-
 // Most non-zero pages differ from zero in their first bytes, so this usually stops at once.
 bool is_zero_page(const void* p, size_t n) {
   const uint64_t* w = static_cast<const uint64_t*>(p);
@@ -89,10 +84,12 @@ void SnapshotWriter::release_memory() {
   buffer_ = nullptr;
   slots_ = nullptr;
   scratch_ = nullptr;
-  index_.release();
+  entries_.release();
+  runs_.release();
   regions_.release();
   modules_.release();
   strings_.release();
+  ancestors_.release();
 }
 
 WriteStatus SnapshotWriter::open(const char* final_path, const WriterOptions& options) {
@@ -256,6 +253,42 @@ long SnapshotWriter::find_or_add_module(const ModuleIdentity& m) {
   return long(count);
 }
 
+int SnapshotWriter::store(const void* p, PageEntry* entry) {
+  if (is_zero_page(p, page_size_)) {
+    *entry = make_entry(PageKind::kZero, 0, 0);
+    return 0;
+  }
+  const uint64_t hash = checksum(p, page_size_);
+  uint64_t off = find_duplicate(hash, p);
+  if (off) {
+    *entry = make_entry(PageKind::kDuplicate, off, hash);
+    return 0;
+  }
+  int err = append_block(p, &off);
+  if (err) return err;
+  remember(hash, off);
+  *entry = make_entry(PageKind::kData, off, hash);
+  return 0;
+}
+
+WriteStatus SnapshotWriter::set_ancestors(const AncestorInfo* ancestors, uint32_t count) {
+  if (state_ != State::kBegun || regions_.size() || ancestors_.size()) return fail(WriteError::kBadState, 0);
+  if (count > kMaxAncestors) count = kMaxAncestors;
+  for (uint32_t i = 0; i < count; i++) {
+    AncestorRecord rec = ancestors[i].record;
+    const size_t n = strlen(ancestors[i].path);
+    if (n > kMaxPathLength || strings_.size() + n + 1 > 0xffffffffu) return fail(WriteError::kBadArgument, ENAMETOOLONG);
+    rec.path_offset = uint32_t(strings_.size());
+    rec.path_length = uint32_t(n);
+    memset(rec.reserved, 0, sizeof rec.reserved);
+    const char nul = 0;
+    if (strings_.append(ancestors[i].path, n) || strings_.append(&nul, 1) || ancestors_.append(&rec, sizeof rec)) {
+      return fail(WriteError::kNoMemory, ENOMEM);
+    }
+  }
+  return status_;
+}
+
 WriteStatus SnapshotWriter::add_region(const RegionInfo& info, PageProvider& pages) {
   if (state_ != State::kBegun) return fail(WriteError::kBadState, 0);
   RegionRecord rec{};
@@ -264,7 +297,8 @@ WriteStatus SnapshotWriter::add_region(const RegionInfo& info, PageProvider& pag
   rec.prot = info.prot;
   rec.map_flags = info.map_flags;
   rec.page_count = align_up(info.length, page_size_) / page_size_;
-  rec.index_first = index_.size() / sizeof(PageEntry);
+  rec.run_first = runs_.size() / sizeof(RunRecord);
+  rec.entry_first = entries_.size() / sizeof(PageEntry);
   rec.site_module = kNoModule;
   rec.site_offset = info.site.offset;
   rec.ordinal = info.site.ordinal;
@@ -276,49 +310,69 @@ WriteStatus SnapshotWriter::add_region(const RegionInfo& info, PageProvider& pag
     rec.site_module = uint32_t(m);
   }
 
-  const size_t index_bytes = rec.page_count * sizeof(PageEntry);
-  PageEntry* entries = static_cast<PageEntry*>(index_.reserve(index_bytes));
-  if (!entries && index_bytes) return fail(WriteError::kNoMemory, ENOMEM);
-  for (uint64_t i = 0; i < rec.page_count; i++) {
-    const void* p = pages.page(i);
-    if (pages.failed_errno()) return fail(WriteError::kSourceFailed, pages.failed_errno());
-    if (!p) {
-      entries[i] = make_entry(PageKind::kAbsent, 0, 0);
-      rec.absent_pages++;
-    } else if (is_zero_page(p, page_size_)) {
-      entries[i] = make_entry(PageKind::kZero, 0, 0);
-      rec.zero_pages++;
-    } else {
-      const uint64_t hash = checksum(p, page_size_);
-      uint64_t off = find_duplicate(hash, p);
-      if (off) {
-        entries[i] = make_entry(PageKind::kDuplicate, off, hash);
-        rec.duplicate_pages++;
-      } else {
-        int err = append_block(p, &off);
-        if (err) return fail(WriteError::kWrite, err);
-        remember(hash, off);
-        entries[i] = make_entry(PageKind::kData, off, hash);
-        rec.data_pages++;
+  const uint32_t depth_limit = uint32_t(ancestors_.size() / sizeof(AncestorRecord));
+  RunRecord run{};  // the run being extended (pages == 0: none yet)
+  auto close_run = [&]() -> bool {
+    if (!run.pages) return true;
+    rec.run_count++;
+    return runs_.append(&run, sizeof run) == 0;
+  };
+  for (uint64_t i = pages.next(0, rec.page_count); i < rec.page_count; i = pages.next(i + 1, rec.page_count)) {
+    PageEntry e{};
+    bool have = false;
+    if (depth_limit && pages.unchanged(i, &e)) {
+      switch (entry_kind(e)) {
+        case PageKind::kZero: e = make_entry(PageKind::kZero, 0, 0), have = true; break;
+        case PageKind::kData:
+        case PageKind::kDuplicate: e = make_entry(PageKind::kParent, entry_offset(e), e.checksum, 1), have = true; break;
+        case PageKind::kParent:
+          if (entry_depth(e) < depth_limit) {
+            e = make_entry(PageKind::kParent, entry_offset(e), e.checksum, entry_depth(e) + 1);
+            have = true;
+          }
+          break;
+        default: break;
       }
     }
+    if (pages.failed_errno()) return fail(WriteError::kSourceFailed, pages.failed_errno());
+    if (!have) {
+      const void* p = pages.page(i);
+      if (pages.failed_errno()) return fail(WriteError::kSourceFailed, pages.failed_errno());
+      if (!p) continue;  // absent: in no run
+      int err = store(p, &e);
+      if (err) return fail(WriteError::kWrite, err);
+    }
+    switch (entry_kind(e)) {
+      case PageKind::kZero: rec.zero_pages++; break;
+      case PageKind::kData: rec.data_pages++; break;
+      case PageKind::kDuplicate: rec.duplicate_pages++; break;
+      default: rec.parent_pages++; break;
+    }
+    if (!run.pages || i != run.first_page + run.pages || run.pages == 0xffffffffu) {
+      if (!close_run()) return fail(WriteError::kNoMemory, ENOMEM);
+      run = RunRecord{i, rec.entry_first + rec.entry_count, 0, 0};
+    }
+    run.pages++;
+    rec.entry_count++;
+    if (entries_.append(&e, sizeof e)) return fail(WriteError::kNoMemory, ENOMEM);
   }
-  rec.index_checksum = checksum(entries, index_bytes);
-  index_.commit(index_bytes);
-  if (regions_.append(&rec, sizeof rec)) return fail(WriteError::kNoMemory, ENOMEM);
+  rec.absent_pages = rec.page_count - rec.entry_count;
+  if (!close_run() || regions_.append(&rec, sizeof rec)) return fail(WriteError::kNoMemory, ENOMEM);
 
   stats_.regions++;
+  stats_.runs += rec.run_count;
   stats_.pages += rec.page_count;
   stats_.data_pages += rec.data_pages;
   stats_.zero_pages += rec.zero_pages;
   stats_.duplicate_pages += rec.duplicate_pages;
+  stats_.parent_pages += rec.parent_pages;
   stats_.absent_pages += rec.absent_pages;
   return status_;
 }
 
 WriteStatus SnapshotWriter::add_section(uint32_t type, uint32_t flags, const void* data, size_t length) {
   if (state_ != State::kBegun) return fail(WriteError::kBadState, 0);
-  if (extra_count_ == kMaxExtraSections || type <= uint32_t(SectionType::kData)) {
+  if (extra_count_ == kMaxExtraSections || type <= kLastSectionType) {
     return fail(WriteError::kBadArgument, EINVAL);
   }
   extra_[extra_count_++] = ExtraSection{type, flags, data, length};
@@ -339,8 +393,9 @@ WriteStatus SnapshotWriter::commit() {
   if (err) return fail(WriteError::kWrite, err);
 
   // Metadata follows the data, so the data could be streamed before its index was known.
-  SectionEntry table[5 + kMaxExtraSections];
-  const size_t sections = 5 + extra_count_;
+  SectionEntry table[7 + kMaxExtraSections];
+  const size_t base_sections = ancestors_.size() ? 7 : 6;
+  const size_t sections = base_sections + extra_count_;
   uint64_t pos = data_end_;
   table[0] = SectionEntry{uint32_t(SectionType::kData), kSectionRequired | kSectionNoChecksum, data_offset_,
                           data_end_ - data_offset_, 0};
@@ -348,12 +403,15 @@ WriteStatus SnapshotWriter::commit() {
   if ((err = write_section(SectionType::kStrings, req, strings_.data(), strings_.size(), &pos, &table[1])) ||
       (err = write_section(SectionType::kModules, req, modules_.data(), modules_.size(), &pos, &table[2])) ||
       (err = write_section(SectionType::kRegions, req, regions_.data(), regions_.size(), &pos, &table[3])) ||
-      (err = write_section(SectionType::kPageIndex, req, index_.data(), index_.size(), &pos, &table[4]))) {
+      (err = write_section(SectionType::kPageEntries, req, entries_.data(), entries_.size(), &pos, &table[4])) ||
+      (err = write_section(SectionType::kPageRuns, req, runs_.data(), runs_.size(), &pos, &table[5])) ||
+      (ancestors_.size() &&
+       (err = write_section(SectionType::kAncestors, req, ancestors_.data(), ancestors_.size(), &pos, &table[6])))) {
     return fail(WriteError::kWrite, err);
   }
   for (size_t i = 0; i < extra_count_; i++) {
     const ExtraSection& x = extra_[i];
-    if ((err = write_section(SectionType(x.type), x.flags, x.data, x.length, &pos, &table[5 + i]))) {
+    if ((err = write_section(SectionType(x.type), x.flags, x.data, x.length, &pos, &table[base_sections + i]))) {
       return fail(WriteError::kWrite, err);
     }
   }
@@ -370,9 +428,11 @@ WriteStatus SnapshotWriter::commit() {
   h->fixed_size = sizeof(FileHeader);
   h->page_size = page_size_;
   h->flags = flags_;
-  // Who wrote it (inspect shows it); cut to the field, always NUL-terminated.
-  memset(h->writer, 0, sizeof h->writer);
-  memcpy(h->writer, UFFDLAZY_VERSION_STRING, kWriterLength);
+  // Cut to fit (a NUL always ends it): the release and commit are what a reader needs to know.
+  memset(h->writer_version, 0, sizeof h->writer_version);
+  memcpy(h->writer_version, UFFDLAZY_VERSION_STRING,
+         sizeof(UFFDLAZY_VERSION_STRING) - 1 < sizeof h->writer_version - 1 ? sizeof(UFFDLAZY_VERSION_STRING) - 1
+                                                                          : sizeof h->writer_version - 1);
   h->created_ns = options_.created_ns;
   if (!h->created_ns) {
     struct timespec ts{};
@@ -393,7 +453,9 @@ WriteStatus SnapshotWriter::commit() {
   digest.add(strings_.data(), strings_.size());
   digest.add(modules_.data(), modules_.size());
   digest.add(regions_.data(), regions_.size());
-  digest.add(index_.data(), index_.size());
+  digest.add(entries_.data(), entries_.size());
+  digest.add(runs_.data(), runs_.size());
+  digest.add(ancestors_.data(), ancestors_.size());
   for (size_t i = 0; i < extra_count_; i++) digest.add(extra_[i].data, extra_[i].length);
   digest.finish(h->index_digest);
   h->header_checksum = checksum(header_block_, header_size_);

@@ -11,7 +11,9 @@
 //
 // Memory: a write buffer (WriterOptions::buffer_pages pages), the dedup table (dedup_slots x 16
 // bytes, fixed), one scratch page, and mremap-grown buffers for the page index (16 bytes per
-// page), the region table (128 bytes per region) and module names. Nothing comes from the heap.
+// stored page, 24 per run of them), the region table (160 bytes per region) and module names.
+// Nothing comes from the heap. Absent pages cost nothing: a region's size in the file, and the
+// time to write it, follow its stored pages (when the provider says where they are, next()).
 #pragma once
 
 #include <cstddef>
@@ -35,6 +37,20 @@ class PageProvider {
     (void)index;
     return nullptr;
   }
+  // The first page in [from, end) that may not be absent, or `end`: the writer asks only about
+  // those, so a provider that knows where its pages are makes a sparse region cheap to write.
+  virtual uint64_t next(uint64_t from, uint64_t end) {
+    (void)end;
+    return from;
+  }
+  // Whether page `index` is unchanged since the parent image (SnapshotWriter::set_ancestors), and
+  // its entry there. The writer then refers to it rather than asking page(), unless the chain
+  // would grow too long (kMaxAncestors): then page() must give its content.
+  virtual bool unchanged(uint64_t index, PageEntry* in_parent) {
+    (void)index;
+    (void)in_parent;
+    return false;
+  }
   void fail(int err) { failed_errno_ = err ? err : 5 /* EIO */; }
   int failed_errno() const { return failed_errno_; }
 
@@ -54,6 +70,12 @@ class CallablePages final : public PageProvider {
 
  private:
   F& f_;
+};
+
+// An image this one takes unchanged pages from (the parent first, then its own ancestors).
+struct AncestorInfo {
+  AncestorRecord record;  // path_offset and path_length are the writer's to fill
+  const char* path;       // absolute
 };
 
 // Where the region's memory was allocated, in terms that survive ASLR.
@@ -87,7 +109,9 @@ struct WriterStats {
   uint64_t data_pages = 0;       // blocks written
   uint64_t zero_pages = 0;
   uint64_t duplicate_pages = 0;  // pages stored as a reference to an earlier block
+  uint64_t parent_pages = 0;     // pages left in an ancestor image
   uint64_t absent_pages = 0;
+  uint64_t runs = 0;
   uint64_t dedup_dropped = 0;    // unique blocks the full dedup table could not remember
   uint64_t file_size = 0;        // after commit
 };
@@ -108,6 +132,10 @@ class SnapshotWriter {
     CallablePages<F> p(page_fn);
     return add_region(region, p);
   }
+  // Makes this an incremental image: `count` ancestors, the parent first (depth 1). At most
+  // kMaxAncestors are kept; a page whose entry would lie deeper is stored (PageProvider::unchanged).
+  // Before the first add_region.
+  WriteStatus set_ancestors(const AncestorInfo* ancestors, uint32_t count);
   // An extra section written with the metadata at commit (a process image's, process_format.h).
   // `data` must stay valid until commit. At most kMaxExtraSections.
   WriteStatus add_section(uint32_t type, uint32_t flags, const void* data, size_t length);
@@ -130,6 +158,8 @@ class SnapshotWriter {
   uint64_t find_duplicate(uint64_t hash, const void* page);
   void remember(uint64_t hash, uint64_t offset);
   int append_block(const void* page, uint64_t* offset);
+  // The entry of a page with this content (zero, data or duplicate), its block written if new.
+  int store(const void* page, PageEntry* entry);
   long find_or_add_module(const ModuleIdentity& m);
   int write_section(SectionType type, uint32_t flags, const void* data, size_t len, uint64_t* pos,
                     SectionEntry* entry);
@@ -160,10 +190,12 @@ class SnapshotWriter {
   uint64_t slots_used_ = 0;
   uint8_t* scratch_ = nullptr;  // one page, for reading a written block back
 
-  GrowBuffer index_;    // PageEntry[]
-  GrowBuffer regions_;  // RegionRecord[]
-  GrowBuffer modules_;  // ModuleRecord[]
-  GrowBuffer strings_;  // module paths
+  GrowBuffer entries_;    // PageEntry[]
+  GrowBuffer runs_;       // RunRecord[]
+  GrowBuffer regions_;    // RegionRecord[]
+  GrowBuffer modules_;    // ModuleRecord[]
+  GrowBuffer strings_;    // module and ancestor paths
+  GrowBuffer ancestors_;  // AncestorRecord[]
 
   static constexpr size_t kMaxExtraSections = 8;
   struct ExtraSection {

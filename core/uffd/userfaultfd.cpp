@@ -18,13 +18,24 @@ const char* origin_name(UffdOrigin o) {
   return "none";
 }
 
-bool Userfaultfd::handshake(int fd, UffdOpenFailure* why) {
+bool Userfaultfd::handshake(int fd, UffdOpenFailure* why, bool track_writes) {
   // The kernel accepts one successful UFFDIO_API per descriptor; a refused request leaves the
-  // descriptor uninitialised, so asking again with only the required features is allowed.
+  // descriptor uninitialised, so asking again with fewer features is allowed.
   uffdio_api api = {};
+  long r;
+  if (track_writes) {
+    api.api = UFFD_API;
+    api.features = kWantedFeatures | kFeatureWpAsync;
+    r = sys::ioctl(fd, UFFDIO_API, &api);
+    if (r == 0) {
+      features_ = api.features;
+      return true;
+    }
+  }
+  api = {};
   api.api = UFFD_API;
   api.features = kWantedFeatures;
-  long r = sys::ioctl(fd, UFFDIO_API, &api);
+  r = sys::ioctl(fd, UFFDIO_API, &api);
   if (r == 0) {
     features_ = api.features;
     return true;
@@ -46,20 +57,21 @@ bool Userfaultfd::handshake(int fd, UffdOpenFailure* why) {
 }
 
 bool Userfaultfd::take(int fd, UffdOrigin origin) {
+  protect_source_copies_ = false;
   fd_ = move_fd_high(fd);
   identity_.take(fd_);
   origin_ = origin;
   return true;
 }
 
-bool Userfaultfd::open(bool allow_user_mode_only, UffdOpenFailure* why) {
+bool Userfaultfd::open(bool allow_user_mode_only, UffdOpenFailure* why, bool track_writes) {
   UffdOpenFailure local;
   if (!why) why = &local;
   const int flags = O_CLOEXEC | O_NONBLOCK;
 
   long fd = sys::call6(SYS_userfaultfd, flags);
   if (fd >= 0) {
-    if (handshake(int(fd), why)) {
+    if (handshake(int(fd), why, track_writes)) {
       return take(int(fd), UffdOrigin::kSyscall);
     }
     sys::close(int(fd));
@@ -72,7 +84,7 @@ bool Userfaultfd::open(bool allow_user_mode_only, UffdOpenFailure* why) {
     fd = sys::ioctl(int(dev), USERFAULTFD_IOC_NEW, reinterpret_cast<void*>(long(flags)));
     sys::close(int(dev));
     if (fd >= 0) {
-      if (handshake(int(fd), why)) {
+      if (handshake(int(fd), why, track_writes)) {
         return take(int(fd), UffdOrigin::kDevice);
       }
       sys::close(int(fd));
@@ -86,7 +98,7 @@ bool Userfaultfd::open(bool allow_user_mode_only, UffdOpenFailure* why) {
   if (allow_user_mode_only) {
     fd = sys::call6(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY);
     if (fd >= 0) {
-      if (handshake(int(fd), why)) {
+      if (handshake(int(fd), why, track_writes)) {
         return take(int(fd), UffdOrigin::kUserModeOnly);
       }
       sys::close(int(fd));
@@ -110,13 +122,14 @@ void Userfaultfd::close() {
   identity_ = FdIdentity{};
   features_ = 0;
   origin_ = UffdOrigin::kNone;
+  protect_source_copies_ = false;
 }
 
 int Userfaultfd::register_missing(uintptr_t start, size_t len, uint64_t* ioctls) {
   uffdio_register reg = {};
   reg.range.start = start;
   reg.range.len = len;
-  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING | (tracks_writes() ? UFFDIO_REGISTER_MODE_WP : 0);
   long r = sys::ioctl(fd_, UFFDIO_REGISTER, &reg);
   if (r == 0 && ioctls) *ioctls = reg.ioctls;
   return int(r);
@@ -146,12 +159,12 @@ FillResult interpret(long r, int64_t result) {
 
 }  // namespace
 
-FillResult Userfaultfd::copy(uintptr_t dst, const void* src, size_t len, bool wake) {
+FillResult Userfaultfd::copy_mode(uintptr_t dst, const void* src, size_t len, bool wake, bool write_protect) {
   uffdio_copy c = {};
   c.dst = dst;
   c.src = reinterpret_cast<uintptr_t>(src);
   c.len = len;
-  c.mode = wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE;
+  c.mode = (wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE) | (write_protect ? UFFDIO_COPY_MODE_WP : 0);
   long r = sys::ioctl(fd_, UFFDIO_COPY, &c);
   return interpret(r, c.copy);
 }

@@ -160,6 +160,43 @@ TEST(Resume, ThreeGenerationsPagesNeverServedComeFromTheFirstImage) {
   EXPECT_EQ(read_file(c.dir + "/data"), read_file(c.dir + "/ref-data"));
 }
 
+// The "done ... checksum X" a sparse_reservation run prints on stderr.
+std::string sparse_checksum(const std::string& err) {
+  const size_t at = err.find("checksum ");
+  return at == std::string::npos ? "" : err.substr(at, err.find('\n', at) - at);
+}
+
+TEST(Resume, ALargeReservationWithFewPagesMakesASmallImage) {
+  // 64 GiB reserved, 3 pages written: the image holds those pages (and the process's others),
+  // not an entry per page of the reservation (16 bytes each: 256 MiB before format 2.0).
+  TempDir tmp;
+  const std::string image = tmp.file("sparse.img");
+  std::vector<std::string> program = {target_path("sparse_reservation"), "--gib", "64", "--touch", "3"};
+  ProcessResult ref = run_process(program, with_input("go\n", false));
+  ASSERT_EQ(ref.exit_code, 0) << ref.err;
+  ASSERT_NE(sparse_checksum(ref.err), "") << ref.err;
+  for (const char* prot : {"rw", "none"}) {
+    SCOPED_TRACE(std::string("--prot ") + prot);
+    std::vector<std::string> checkpoint = {cli_path(), "checkpoint", "-o", image, "--"};
+    checkpoint.insert(checkpoint.end(), program.begin(), program.end());
+    checkpoint.insert(checkpoint.end(), {"--prot", prot, "--checkpoint"});
+    ProcessResult c = run_process(checkpoint, with_input("", true));
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    struct stat st;
+    ASSERT_EQ(stat(image.c_str(), &st), 0);
+    EXPECT_LT(st.st_size, 2 << 20);
+    ProcessResult json = run_process({cli_path(), "inspect", "--json", image});
+    EXPECT_NE(json.out.find("\"pages\":16777216,\"runs\":"), std::string::npos) << json.out;
+    for (bool lazy : {true, false}) {
+      std::vector<std::string> resume = {cli_path(), "resume", image};
+      if (!lazy) resume.push_back("--eager");
+      ProcessResult r = run_process(resume, with_input("go\n", false));
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_EQ(sparse_checksum(r.err), sparse_checksum(ref.err)) << r.err;
+    }
+  }
+}
+
 // CPython with three threads blocked on a queue and a few hundred MB of objects, checkpointed in
 // its read of stdin: resumed lazily and eagerly it prints and writes what it prints and writes
 // without the checkpoint.

@@ -114,14 +114,14 @@ TEST(SnapshotBadInput, FutureMajorVersion) {
   Good& g = good();
   ASSERT_EQ(g.result.exit_code, 0) << g.result.err;
   TempDir dir;
-  // version_major (u16 at offset 8) = 2, minor 0: reported as a version, not as damage.
-  copy_patched(g.file, dir.file("v2.snap"), 8, std::string("\x02\x00\x00\x00", 4));
-  expect_refused(dir.file("v2.snap"), {"unsupported snapshot format version 2.0"});
+  // version_major (u16 at offset 8) = 3, minor 0: reported as a version, not as damage.
+  copy_patched(g.file, dir.file("v3.snap"), 8, std::string("\x03\x00\x00\x00", 4));
+  expect_refused(dir.file("v3.snap"), {"unsupported snapshot format version 3.0"});
 }
 
 TEST(SnapshotBadInput, FutureMinorVersionIsRead) {
-  // The control for the version test: a minor bump only adds, so a 1.7 file (header checksum
-  // recomputed) restores like the 1.0 one.
+  // The control for the version test: a minor bump only adds, so a 2.7 file (header checksum
+  // recomputed) restores like the 2.0 one.
   Good& g = good();
   ASSERT_EQ(g.result.exit_code, 0) << g.result.err;
   std::string data = read_file(g.file);
@@ -155,7 +155,8 @@ TEST(SnapshotBadInput, DamagedHeaderSectionTableOrIndex) {
   copy_flipped(g.file, dir.file("sections.snap"), reader.header().section_table_offset + 16);
   expect_refused(dir.file("sections.snap"), {"checksum mismatch", "damaged"});
   // The checksum of one page entry in the page index (region 3, page 5).
-  const uint64_t entry = reader.index_offset() + (reader.region(3).index_first + 5) * sizeof(snap::PageEntry);
+  const uint64_t entry = reader.entry_position(3, 5);
+  ASSERT_NE(entry, 0u);
   copy_flipped(g.file, dir.file("index.snap"), entry + 9);
   expect_refused(dir.file("index.snap"), {"index checksum mismatch", "damaged"});
 }

@@ -100,16 +100,70 @@ void snapshot_seeds(const std::string& dir) {
   // region and entry), and a block with two data entries.
   const std::vector<uint8_t> good = read_all(dir + "/seed-duplicates");
   const std::vector<uint8_t> one = read_all(dir + "/seed-one-block");
-  const PageEntry block = testing::section_records<PageEntry>(one, SectionType::kPageIndex)[0];
+  const PageEntry block = testing::section_records<PageEntry>(one, SectionType::kPageEntries)[0];
   if (entry_kind(block) != PageKind::kData) die("seed-one-block does not start with its block");
   write_all(dir + "/regress-regions-share-index", testing::aliasing_snapshot(one, 16, 4, kPage, block));
   auto regions = testing::section_records<RegionRecord>(good, SectionType::kRegions);
-  auto index = testing::section_records<PageEntry>(good, SectionType::kPageIndex);
-  for (PageEntry& e : index) {
+  auto runs = testing::section_records<RunRecord>(good, SectionType::kPageRuns);
+  auto entries = testing::section_records<PageEntry>(good, SectionType::kPageEntries);
+  for (PageEntry& e : entries) {
     if (entry_kind(e) == PageKind::kDuplicate) e.offset_kind = entry_offset(e) | uint64_t(PageKind::kData);
   }
-  for (RegionRecord& r : regions) testing::recount(r, index);
-  write_all(dir + "/regress-block-two-data-entries", testing::rebuild_snapshot(good, regions, index));
+  for (RegionRecord& r : regions) testing::recount(r, runs, entries);
+  write_all(dir + "/regress-block-two-data-entries", testing::rebuild_snapshot(good, regions, runs, entries));
+
+  // Sparse regions: a 4 GiB region with a page at each end, and an incremental image whose pages
+  // lie in its parent (written by hand: the writer makes one only with an ancestor it was given).
+  std::vector<uint8_t> page(kPage, 0x5a);
+  ModuleIdentity exe;
+  exe.set_path("/usr/bin/app", 12);
+  {
+    SnapshotWriter w;
+    const std::string path = dir + "/seed-sparse";
+    if (!w.open(path.c_str(), WriterOptions{.page_size = kPage, .sync = false, .created_ns = 1700000000000000000ull}).ok() ||
+        !w.begin(exe, 0).ok()) {
+      die("cannot write " + path);
+    }
+    const uint64_t pages = (4ull << 30) / kPage;
+    struct Ends final : PageProvider {
+      uint64_t pages;
+      const void* data;
+      const void* page(uint64_t i) override { return i == 0 || i == pages - 1 ? data : nullptr; }
+      uint64_t next(uint64_t from, uint64_t end) override {
+        if (from == 0) return 0;
+        return from <= pages - 1 && pages - 1 < end ? pages - 1 : end;
+      }
+    } ends;
+    ends.pages = pages;
+    ends.data = page.data();
+    RegionInfo info{0x7f0000000000, pages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, CallSite{}};
+    if (!w.add_region(info, ends).ok() || !w.commit().ok()) die("cannot write " + path);
+  }
+  {
+    const std::vector<uint8_t> parent = read_all(dir + "/seed-two-blocks");
+    FileHeader ph;
+    std::memcpy(&ph, parent.data(), sizeof ph);
+    const SectionEntry data = testing::find_section(parent, SectionType::kData);
+    auto pruns = testing::section_records<RunRecord>(one, SectionType::kPageRuns);
+    auto pentries = testing::section_records<PageEntry>(one, SectionType::kPageEntries);
+    auto pregions = testing::section_records<RegionRecord>(one, SectionType::kRegions);
+    const SectionEntry strings = testing::find_section(one, SectionType::kStrings);
+    const char name[] = "/tmp/parent.img";
+    std::vector<char> extra(name, name + sizeof name);
+    AncestorRecord a{};
+    a.header_checksum = ph.header_checksum;
+    a.file_size = ph.file_size;
+    a.created_ns = ph.created_ns;
+    a.data_offset = data.offset;
+    a.data_length = data.length;
+    a.path_offset = uint32_t(strings.length);
+    a.path_length = uint32_t(sizeof name - 1);
+    // seed-one-block's first page (its block) now lies in the parent's first block.
+    pentries[0] = make_entry(PageKind::kParent, data.offset, pentries[0].checksum, 1);
+    for (RegionRecord& r : pregions) testing::recount(r, pruns, pentries);
+    // Its own block has no data entry any more: its data area goes.
+    write_all(dir + "/seed-parent-page", testing::rebuild_snapshot(one, pregions, pruns, pentries, {a}, extra, true));
+  }
 }
 
 void latency_seeds(const std::string& report_dir, const std::string& trace_dir) {

@@ -6,8 +6,9 @@
 //
 // Almost any mutation breaks a checksum, and a reader that stops there is only fuzzed up to its
 // checksums. So each input is read twice: as it is, and "resealed": with every checksum the
-// harness can locate (regions' index checksums, sections, section table, header) recomputed, so
-// mutations of the structure reach the structural checks behind them.
+// harness can locate (sections, section table, header) recomputed, so mutations of the structure
+// reach the structural checks behind them.
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -53,22 +54,6 @@ void reseal(std::vector<uint8_t>& b) {
   const uint64_t entsize = h.section_entry_size, count = h.section_count;
   if (entsize >= sizeof(SectionEntry) && count <= 64 && inside(h.section_table_offset, count * entsize, b.size())) {
     uint8_t* table = b.data() + h.section_table_offset;
-    SectionEntry regions{}, index{};
-    for (uint64_t i = 0; i < count; i++) {
-      SectionEntry e;
-      memcpy(&e, table + i * entsize, sizeof e);
-      if (!inside(e.offset, e.length, b.size())) continue;
-      if (e.type == uint32_t(SectionType::kRegions)) regions = e;
-      if (e.type == uint32_t(SectionType::kPageIndex)) index = e;
-    }
-    for (uint64_t r = 0; r + 1 <= regions.length / sizeof(RegionRecord); r++) {
-      RegionRecord rec;
-      memcpy(&rec, b.data() + regions.offset + r * sizeof rec, sizeof rec);
-      if (!inside(rec.index_first, rec.page_count, index.length / sizeof(PageEntry))) continue;
-      rec.index_checksum = checksum(b.data() + index.offset + rec.index_first * sizeof(PageEntry),
-                                    rec.page_count * sizeof(PageEntry));
-      memcpy(b.data() + regions.offset + r * sizeof rec, &rec, sizeof rec);
-    }
     for (uint64_t i = 0; i < count; i++) {
       SectionEntry e;
       memcpy(&e, table + i * entsize, sizeof e);
@@ -101,26 +86,48 @@ void walk(const SnapshotReader& r) {
     check_path(v.path, v.path_length);
     require(v.id_length <= kMaxIdLength);
   }
+  for (uint32_t a = 0; a < r.ancestor_count(); a++) {
+    const AncestorView v = r.ancestor(a);
+    check_path(v.path, v.record->path_length);
+  }
   for (uint64_t i = 0; i < r.region_count(); i++) {
     const RegionRecord& rec = r.region(i);
     ModuleView v;
     if (r.region_module(i, &v)) check_path(v.path, v.path_length);
-    uint64_t counts[4] = {};
-    for (uint64_t p = 0; p < rec.page_count; p++) {
-      const PageRef ref = r.page(i, p);
-      counts[uint8_t(ref.kind)]++;
-      if (ref.kind == PageKind::kData || ref.kind == PageKind::kDuplicate) {
-        require(ref.data >= file_begin && ref.data <= file_end && uint64_t(file_end - ref.data) >= ps);
-        require(ref.offset >= r.data_offset() && ref.offset - r.data_offset() < r.data_length());
-        // Each block once: duplicates of it are compared by verify_all below.
-        if (ref.kind == PageKind::kData) (void)r.verify_page(i, p);
-      } else {
-        require(ref.data == nullptr);
-        require(r.verify_page(i, p));
+    // Run by run: a region may declare billions of pages and store none (that is the point of the
+    // format); every stored page is looked up as a caller would, and the pages around each run
+    // are absent.
+    uint64_t counts[5] = {};
+    for (uint64_t k = 0; k < rec.run_count; k++) {
+      const RunRecord& run = r.run(i, k);
+      if (run.first_page > 0) require(k > 0 || r.page(i, run.first_page - 1).kind == PageKind::kAbsent);
+      for (uint64_t p = run.first_page; p < run.first_page + run.pages; p++) {
+        const PageRef ref = r.page(i, p);
+        require(ref.kind != PageKind::kAbsent && uint8_t(ref.kind) <= uint8_t(PageKind::kParent));
+        counts[uint8_t(ref.kind)]++;
+        if (ref.kind == PageKind::kData || ref.kind == PageKind::kDuplicate) {
+          require(ref.data >= file_begin && ref.data <= file_end && uint64_t(file_end - ref.data) >= ps);
+          require(ref.offset >= r.data_offset() && ref.offset - r.data_offset() < r.data_length());
+          // Each block once: duplicates of it are compared by verify_all below.
+          if (ref.kind == PageKind::kData) (void)r.verify_page(i, p);
+        } else if (ref.kind == PageKind::kParent) {
+          require(ref.data == nullptr && ref.depth >= 1 && ref.depth <= r.ancestor_count());
+          require(!r.verify_page(i, p));  // its ancestor is not open: never taken as good
+        } else {
+          require(ref.data == nullptr);
+          require(r.verify_page(i, p));
+        }
+      }
+      const uint64_t after = run.first_page + run.pages;
+      if (after < rec.page_count) {
+        const bool next_adjacent = k + 1 < rec.run_count && r.run(i, k + 1).first_page == after;
+        require(next_adjacent || r.page(i, after).kind == PageKind::kAbsent);
+        require(r.next_stored(i, after) == (k + 1 < rec.run_count ? r.run(i, k + 1).first_page : rec.page_count));
       }
     }
-    require(counts[0] == rec.absent_pages && counts[1] == rec.zero_pages && counts[2] == rec.data_pages &&
-            counts[3] == rec.duplicate_pages);
+    require(counts[0] == 0 && counts[1] == rec.zero_pages && counts[2] == rec.data_pages &&
+            counts[3] == rec.duplicate_pages && counts[4] == rec.parent_pages);
+    require(rec.absent_pages + rec.entry_count == rec.page_count);
     pages += rec.page_count;
   }
   const VerifyReport rep = r.verify_all();
@@ -130,7 +137,10 @@ void walk(const SnapshotReader& r) {
 
 void restore_setup(const SnapshotReader& r) {
   SnapshotPageSource source;
-  require(source.init(&r, /*verify_pages=*/true) == 0);
+  // Its bitmaps have a bit per page of every region, stored or not: a file may declare more pages
+  // than there is address space for them, and that is refused with ENOMEM, nothing else.
+  const int got = source.init(&r, /*verify_pages=*/true);
+  require(got == 0 || got == -ENOMEM);
   RegionMatcher matcher;
   if (matcher.init(&r, RegionMatcher::mode_for(r)) != 0) return;
   // Every region asks for itself, as the same mapping in a new run would.

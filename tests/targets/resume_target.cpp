@@ -5,7 +5,7 @@
 //   resume_target [--mb N] [--steps N] [--threads N] [--log FILE] [--data FILE]
 //                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--nap-ms N] [--list-fds]
 //                 [--exit N] [--fork] [--mapped FILE] [--pending] [--drop-at K] [--resident-wait-ms N]
-//                 [--sum-all] [--objects LIST]
+//                 [--sum-all] [--objects LIST] [--churn-at K]
 //
 // Memory: a large mmap'd array (registered by the shim: lazily served after a resume), malloc'd
 // buffers (the brk heap and glibc's own mappings), a deep recursion (the stack), thread stacks and
@@ -35,6 +35,12 @@
 // --objects LIST: also hold the kernel objects of LIST (comma-separated; tests/targets/lib/
 // held_objects.h), made next to the --data file, each used at every step (after the step's line)
 // so that a checkpoint finds data in flight in them, and finished after the last step.
+//
+// --churn-at K: at step K (after its pause, before --drop-at) the program changes its memory in
+// every way a later image must get right: two chunks of the array swap places (mremap through a
+// spare range), and an 8 MiB region of its own (filled at the start) has pages dropped
+// (MADV_DONTNEED: zeros), pages written again, a piece unmapped, a piece moved elsewhere, and a
+// new region is made. With --sum-all, all of it is summed at the end ("churn ...").
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -139,6 +145,61 @@ uint64_t elapsed_ms(const timespec& from) {
 
 constexpr size_t kPage = 4096, kDropEvery = 1024, kDropPages = 16;  // pages
 
+// --churn-at: the 8 MiB region (pages 0-511 and 1024-1535 stay, 512-1023 move to g_moved,
+// 1536-2047 are unmapped) and the region made at the churn.
+constexpr size_t kChurnPages = 2048, kFreshPages = 1024;
+uint64_t* g_churn = nullptr;
+uint64_t* g_moved = nullptr;
+uint64_t* g_fresh = nullptr;
+
+uint64_t* page_at(uint64_t* base, size_t page) { return base + page * (kPage / sizeof(uint64_t)); }
+
+void fill_pages(uint64_t* base, size_t first, size_t count, uint64_t seed) {
+  for (size_t p = first; p < first + count; p++) {
+    for (size_t w = 0; w < kPage / sizeof(uint64_t); w += 64) page_at(base, p)[w] = mix(seed + p * 4099 + w);
+  }
+}
+
+void make_churn_region() {
+  void* m = mmap(nullptr, kChurnPages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) exit(3);
+  g_churn = static_cast<uint64_t*>(m);
+  fill_pages(g_churn, 0, kChurnPages, 1);
+}
+
+// Moves `pages` pages from `from` to `to` (both inside mappings the program owns).
+void move_pages(uint64_t* from, uint64_t* to, size_t pages) {
+  if (mremap(from, pages * kPage, pages * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, to) != to) exit(7);
+}
+
+void churn() {
+  // Swap array pages [256, 384) and [640, 768) through a spare range.
+  const size_t n = 128;
+  void* spare = mmap(nullptr, n * kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (spare == MAP_FAILED || g_words * sizeof(uint64_t) < 768 * kPage) exit(7);
+  uint64_t* tmp = static_cast<uint64_t*>(spare);
+  move_pages(page_at(g_array, 256), tmp, n);
+  move_pages(page_at(g_array, 640), page_at(g_array, 256), n);
+  move_pages(tmp, page_at(g_array, 640), n);
+  madvise(page_at(g_churn, 100), 50 * kPage, MADV_DONTNEED);
+  fill_pages(g_churn, 1024, 64, 2);
+  munmap(page_at(g_churn, 1536), 512 * kPage);
+  void* dst = mmap(nullptr, 512 * kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (dst == MAP_FAILED) exit(7);
+  g_moved = static_cast<uint64_t*>(dst);
+  move_pages(page_at(g_churn, 512), g_moved, 512);
+  fill_pages(g_moved, 10, 5, 3);
+  void* fresh = mmap(nullptr, kFreshPages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (fresh == MAP_FAILED) exit(7);
+  g_fresh = static_cast<uint64_t*>(fresh);
+  fill_pages(g_fresh, 0, kFreshPages, 4);
+}
+
+uint64_t sum_pages(const uint64_t* base, size_t pages, uint64_t sum) {
+  for (size_t i = 0; i < pages * kPage / sizeof(uint64_t); i++) sum = mix(sum + base[i] + i);
+  return sum;
+}
+
 bool dropped_page(size_t page) { return page % kDropEvery >= kDropEvery - kDropPages; }
 
 // Resident pages of the array, leaving out the dropped ones when `skip_dropped`.
@@ -208,7 +269,7 @@ int main(int argc, char** argv) {
   bool pending = false;
   const char* log_path = nullptr;
   const char* data_path = nullptr;
-  int drop_at = -1, resident_wait_ms = 0;
+  int drop_at = -1, resident_wait_ms = 0, churn_at = -1;
   bool sum_all = false;
   const char* objects_list = nullptr;
   for (int i = 1; i < argc; i++) {
@@ -232,6 +293,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--resident-wait-ms")) resident_wait_ms = atoi(v), i++;
     else if (!strcmp(a, "--sum-all")) sum_all = true;
     else if (!strcmp(a, "--objects")) objects_list = v, i++;
+    else if (!strcmp(a, "--churn-at")) churn_at = atoi(v), i++;
     else {
       fprintf(stderr, "resume_target: unknown option %s\n", a);
       return 2;
@@ -255,6 +317,7 @@ int main(int argc, char** argv) {
   if (m == MAP_FAILED) return 3;
   g_array = static_cast<uint64_t*>(m);
   for (size_t i = 0; i < g_words; i += 512) g_array[i] = mix(i);  // every page written once
+  if (churn_at >= 0) make_churn_region();
   // Heap: small blocks (brk) and a large one (glibc's own mmap).
   const size_t nsmall = 2000;
   uint64_t** small = static_cast<uint64_t**>(malloc(nsmall * sizeof(uint64_t*)));
@@ -339,6 +402,7 @@ int main(int argc, char** argv) {
         printf("usr1 after the read %d\n", int(g_usr1));
       }
     }
+    if (s == churn_at) churn();
     if (s == drop_at) drop_and_wait(true, resident_wait_ms);
     else if (resident_wait_ms && pause_at[s & 1023]) drop_and_wait(false, resident_wait_ms);
     if (nap_ms) {
@@ -362,6 +426,13 @@ int main(int argc, char** argv) {
     uint64_t sum = 0;
     for (size_t i = 0; i < g_words; i++) sum = mix(sum + g_array[i] + i);
     printf("array %016llx\n", static_cast<unsigned long long>(sum));
+    if (g_churn) {
+      uint64_t c = sum_pages(g_churn, 512, 0);
+      c = sum_pages(page_at(g_churn, 1024), 512, c);
+      if (g_moved) c = sum_pages(g_moved, 512, c);
+      if (g_fresh) c = sum_pages(g_fresh, kFreshPages, c);
+      printf("churn %016llx\n", static_cast<unsigned long long>(c));
+    }
   }
   if (shared_map) {
     uint64_t a = 0, b = 0;

@@ -161,15 +161,28 @@ TEST_F(SnapshotReaderErrors, WrongMagic) {
 
 TEST_F(SnapshotReaderErrors, NewerMajorVersionRefused) {
   auto b = bytes_;
-  b[offsetof(FileHeader, version_major)] = 2;
+  b[offsetof(FileHeader, version_major)] = 3;
   b[offsetof(FileHeader, version_minor)] = 0;
   reseal_header(b);
-  ReadStatus s = open_variant("v2", b);
+  ReadStatus s = open_variant("v3", b);
   EXPECT_EQ(s.error, ReadError::kUnsupportedVersion);
-  EXPECT_EQ(s.a, 2u);
-  EXPECT_NE(message(s).find("version 2.0"), std::string::npos);
+  EXPECT_EQ(s.a, 3u);
+  EXPECT_EQ(message(s), "unsupported snapshot format version 3.0 (this build reads 1.x and 2.x)");
   b[offsetof(FileHeader, version_major)] = 0;  // even unsealed, the version is named first
   EXPECT_EQ(open_variant("v0", b).error, ReadError::kUnsupportedVersion);
+}
+
+TEST_F(SnapshotReaderErrors, FormatTwoFileLabelledOneIsNotReadAsOne) {
+  // 1.x files are read (SnapshotV1Read.*), by 1.x's rules: a 2.0 file relabelled 1.1 (160-byte
+  // region records, required sections 1.x never had) is refused as malformed, never read as a
+  // per-page index.
+  auto b = bytes_;
+  b[offsetof(FileHeader, version_major)] = 1;
+  b[offsetof(FileHeader, version_minor)] = 1;
+  reseal_header(b);
+  ReadStatus s = open_variant("v1", b);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.error, ReadError::kUnsupportedVersion);
 }
 
 TEST_F(SnapshotReaderErrors, NewerMinorVersionAccepted) {
@@ -233,7 +246,8 @@ TEST_F(SnapshotReaderErrors, FlippedHeaderByte) {
 
 TEST_F(SnapshotReaderErrors, FlippedIndexBytes) {
   const SectionEntry regions = section(SectionType::kRegions);
-  const SectionEntry index = section(SectionType::kPageIndex);
+  const SectionEntry index = section(SectionType::kPageEntries);
+  const SectionEntry runs = section(SectionType::kPageRuns);
   const SectionEntry modules = section(SectionType::kModules);
   ASSERT_GT(index.length, 0u);
   {
@@ -250,12 +264,17 @@ TEST_F(SnapshotReaderErrors, FlippedIndexBytes) {
   }
   {
     auto b = bytes_;
-    b[index.offset + 8 * sizeof(PageEntry) + 3 * sizeof(PageEntry) + 9] ^= 1;  // region 1, page 3
+    b[index.offset + 7 * sizeof(PageEntry) + 3 * sizeof(PageEntry) + 9] ^= 1;  // region 1, page 3
     ReadStatus s = open_variant("idx", b);
     EXPECT_EQ(s.error, ReadError::kIndexChecksum);
-    EXPECT_EQ(s.what, nullptr);
-    EXPECT_EQ(s.a, 1u);
-    EXPECT_EQ(message(s), "index checksum mismatch in the page index of region 1 (the file is damaged)");
+    EXPECT_EQ(message(s), "index checksum mismatch in the page entries (the file is damaged)");
+  }
+  {
+    auto b = bytes_;
+    b[runs.offset + sizeof(RunRecord) + 1] ^= 1;  // region 0's second run
+    ReadStatus s = open_variant("runs", b);
+    EXPECT_EQ(s.error, ReadError::kIndexChecksum);
+    EXPECT_EQ(message(s), "index checksum mismatch in the page runs (the file is damaged)");
   }
   {
     auto b = bytes_;
@@ -315,121 +334,190 @@ TEST_F(SnapshotReaderErrors, ForeignExecutable) {
   EXPECT_EQ(r.check_identity(no_id).error, ReadError::kForeign);
 }
 
-// The page index's shape. Each region owns the slice that follows the previous region's, and
-// each data block has exactly one data entry, so that opening a file and walking all its pages
-// cost time linear in its size. The good file: region 0 = pages 0..7, region 1 = pages 8..15;
-// region 0 page 1 is the data entry of the block region 1 pages 5..7 duplicate.
+// The page index's shape. Each region owns the runs and entries that follow the previous region's,
+// its runs are in page order and inside it, and each data block has exactly one data entry, so
+// that opening a file and walking all its pages cost time linear in its size. The good file:
+// region 0 = runs {0..5} and {7} (page 6 absent, page 7 zero) over entries 0..6, region 1 = run
+// {0..7} over entries 7..14; region 0 page 1 (entry 1) is the data entry of the block region 1
+// pages 5..7 (entries 12..14) duplicate.
+class SnapshotIndexShape : public SnapshotReaderErrors {
+ protected:
+  void SetUp() override {
+    SnapshotReaderErrors::SetUp();
+    regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
+    runs = section_records<RunRecord>(bytes_, SectionType::kPageRuns);
+    entries = section_records<PageEntry>(bytes_, SectionType::kPageEntries);
+    ASSERT_EQ(regions.size(), 2u);
+    ASSERT_EQ(runs.size(), 3u);
+    ASSERT_EQ(entries.size(), 15u);
+  }
+  ReadStatus open_rebuilt(const std::string& name) {
+    for (RegionRecord& r : regions) recount(r, runs, entries);
+    return open_variant(name, rebuild_snapshot(bytes_, regions, runs, entries));
+  }
+  std::vector<RegionRecord> regions;
+  std::vector<RunRecord> runs;
+  std::vector<PageEntry> entries;
+};
 
-TEST_F(SnapshotReaderErrors, RegionsSharingOneIndexSliceRefused) {
-  // The file of the reliability issue: 10000 regions that each claim the same 65536 index entries
-  // (2.3 MB describing 655 million pages); the old reader walked every one of them.
+TEST_F(SnapshotIndexShape, WriterMadeTheExpectedRuns) {
+  EXPECT_EQ(runs[0].first_page, 0u);
+  EXPECT_EQ(runs[0].pages, 6u);
+  EXPECT_EQ(runs[1].first_page, 7u);
+  EXPECT_EQ(runs[1].entry, 6u);
+  EXPECT_EQ(runs[2].entry, 7u);
+  EXPECT_EQ(regions[0].absent_pages, 1u);
+  EXPECT_EQ(entry_kind(entries[6]), PageKind::kZero);
+  SnapshotReader r;
+  ASSERT_TRUE(r.open(good_.c_str()).ok());
+  EXPECT_EQ(r.page(0, 6).kind, PageKind::kAbsent);
+  EXPECT_EQ(r.page(0, 7).kind, PageKind::kZero);
+  EXPECT_EQ(r.find(0, 6), -1);
+  EXPECT_EQ(r.find(1, 3), 10);
+  EXPECT_EQ(r.next_stored(0, 6), 7u);
+  EXPECT_EQ(r.next_stored(0, 8), 8u);
+}
+
+TEST_F(SnapshotIndexShape, RegionsSharingOneIndexSliceRefused) {
+  // The file of the reliability issue: 10000 regions that each claim the same 65536 entries
+  // (1 MB describing 655 million pages); a reader that walked every one of them took minutes.
   const std::vector<uint8_t> b = uffdlazy::snap::testing::aliasing_snapshot(bytes_, 10000, 65536, ps_);
-  ASSERT_LT(b.size(), 2500000u);
+  ASSERT_LT(b.size(), 2700000u);
   ReadStatus s = open_variant("alias", b);
   EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
-  EXPECT_EQ(message(s), "malformed snapshot: a region's page index entries do not follow the previous region's");
-  // Also with only two regions, and with a region starting anywhere but where the last ended.
+  EXPECT_EQ(message(s), "malformed snapshot: a region's runs or entries do not follow the previous region's");
   EXPECT_EQ(open_variant("alias2", uffdlazy::snap::testing::aliasing_snapshot(bytes_, 2, 4, ps_)).error,
             ReadError::kMalformed);
-  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
-  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
-  ASSERT_EQ(regions.size(), 2u);
-  ASSERT_EQ(index.size(), 16u);
-  for (uint64_t first : {0ull, 7ull, 9ull}) {
-    SCOPED_TRACE("region 1 starts at entry " + std::to_string(first));
-    auto r = regions;
-    r[1].index_first = first;
-    if (first == 9) r[1].page_count = 7, r[1].length = 7ull * ps_;  // a gap, still inside the index
-    recount(r[1], index);
-    ReadStatus st = open_variant("moved", rebuild_snapshot(bytes_, r, index));
+  for (uint64_t first : {0ull, 1ull, 3ull}) {
+    SCOPED_TRACE("region 1 starts at run " + std::to_string(first));
+    regions[1].run_first = first;
+    ReadStatus st = open_rebuilt("moved");
     EXPECT_EQ(st.error, ReadError::kMalformed) << message(st);
-    EXPECT_STREQ(st.what, "a region's page index entries do not follow the previous region's");
   }
 }
 
-TEST_F(SnapshotReaderErrors, IndexEntriesNoRegionOwnsRefused) {
-  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
-  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
-  index.push_back(make_entry(PageKind::kZero, 0, 0));
-  ReadStatus s = open_variant("extra", rebuild_snapshot(bytes_, regions, index));
+TEST_F(SnapshotIndexShape, EntriesNoRegionOwnsRefused) {
+  entries.push_back(make_entry(PageKind::kZero, 0, 0));
+  ReadStatus s = open_rebuilt("extra");
   EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
   EXPECT_EQ(message(s), "malformed snapshot: the page index has entries no region owns");
 }
 
-TEST_F(SnapshotReaderErrors, BlockWithTwoDataEntriesRefused) {
-  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
-  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
-  ASSERT_EQ(entry_kind(index[1]), PageKind::kData);
-  ASSERT_EQ(entry_kind(index[8 + 6]), PageKind::kDuplicate);
-  ASSERT_EQ(entry_offset(index[8 + 6]), entry_offset(index[1]));
-  // Region 1 page 6 now claims to be the first page with region 0 page 1's content too.
-  index[8 + 6] = make_entry(PageKind::kData, entry_offset(index[1]), index[1].checksum);
-  recount(regions[1], index);
-  const std::vector<uint8_t> b = rebuild_snapshot(bytes_, regions, index);
-  ReadStatus s = open_variant("twice", b);
-  EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
-  EXPECT_EQ(message(s), "malformed snapshot: a data block is referenced by two data entries");
-  // The content is right, so only the structure is wrong: inspect and verify refuse it as well.
-  SnapshotReader r;
-  EXPECT_EQ(r.open(write_variant("twice", b).c_str(), false).error, ReadError::kMalformed);
+TEST_F(SnapshotIndexShape, RunsOutOfOrderOverlappingOrOutsideRefused) {
+  {
+    auto saved = runs;
+    runs[1].first_page = 5;  // overlaps the first run's last page
+    EXPECT_STREQ(open_rebuilt("overlap").what, "a run overlaps another or lies outside its region");
+    runs = saved;
+  }
+  {
+    auto saved = runs;
+    runs[1].first_page = 8;  // page 8 of an 8-page region
+    EXPECT_STREQ(open_rebuilt("outside").what, "a run overlaps another or lies outside its region");
+    runs = saved;
+  }
+  {
+    auto saved = runs;
+    runs[0].pages = 0;
+    runs[1].entry = 0;
+    EXPECT_STREQ(open_rebuilt("empty-run").what, "a run overlaps another or lies outside its region");
+    runs = saved;
+  }
+  {
+    auto saved = runs;
+    runs[1].entry = 5;  // its entries would overlap the first run's
+    EXPECT_STREQ(open_rebuilt("entry").what, "a run's entries do not follow the previous run's");
+    runs = saved;
+  }
+  {
+    runs[2].first_page = ~uint64_t(0) - 2;  // first_page + pages wraps around
+    EXPECT_STREQ(open_rebuilt("wrap").what, "a run overlaps another or lies outside its region");
+  }
 }
 
-TEST_F(SnapshotReaderErrors, DuplicateBeforeItsBlocksDataEntryRefused) {
-  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
-  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
+TEST_F(SnapshotIndexShape, AbsentOrUnknownKindInAnEntryRefused) {
+  for (PageEntry bad : {make_entry(PageKind::kAbsent, 0, 0), PageEntry{uint64_t(9), 0},
+                        PageEntry{uint64_t(PageKind::kZero) | (uint64_t(1) << kDepthShift), 0}}) {
+    auto saved = entries;
+    entries[6] = bad;
+    ReadStatus s = open_rebuilt("kind");
+    EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
+    EXPECT_STREQ(s.what, "unknown page kind");
+    entries = saved;
+  }
+}
+
+TEST_F(SnapshotIndexShape, ParentPageWithoutItsAncestorRefused) {
+  entries[2] = make_entry(PageKind::kParent, 0x10000, 1234, 1);
+  // The data block entry 2 held has no data entry now either, but the parent page is named first.
+  ReadStatus s = open_rebuilt("orphan-parent");
+  EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
+  EXPECT_STREQ(s.what, "a parent page names no ancestor");
+}
+
+TEST_F(SnapshotIndexShape, BlockWithTwoDataEntriesRefused) {
+  ASSERT_EQ(entry_kind(entries[1]), PageKind::kData);
+  ASSERT_EQ(entry_kind(entries[13]), PageKind::kDuplicate);
+  ASSERT_EQ(entry_offset(entries[13]), entry_offset(entries[1]));
+  // Region 1 page 6 now claims to be the first page with region 0 page 1's content too.
+  entries[13] = make_entry(PageKind::kData, entry_offset(entries[1]), entries[1].checksum);
+  ReadStatus s = open_rebuilt("twice");
+  EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
+  EXPECT_EQ(message(s), "malformed snapshot: a data block is referenced by two data entries");
+}
+
+TEST_F(SnapshotIndexShape, DuplicateBeforeItsBlocksDataEntryRefused) {
   // Swap roles: region 0 page 1 becomes the duplicate, region 1 page 5 the data entry.
-  index[1].offset_kind = entry_offset(index[1]) | uint64_t(PageKind::kDuplicate);
-  index[8 + 5].offset_kind = entry_offset(index[8 + 5]) | uint64_t(PageKind::kData);
-  recount(regions[0], index);
-  recount(regions[1], index);
-  ReadStatus s = open_variant("early", rebuild_snapshot(bytes_, regions, index));
+  entries[1].offset_kind = entry_offset(entries[1]) | uint64_t(PageKind::kDuplicate);
+  entries[12].offset_kind = entry_offset(entries[12]) | uint64_t(PageKind::kData);
+  ReadStatus s = open_rebuilt("early");
   EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
   EXPECT_STREQ(s.what, "a duplicate page points at a block no earlier data entry holds");
 }
 
-TEST_F(SnapshotReaderErrors, BlockWithoutDataEntryRefused) {
-  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
-  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
-  ASSERT_EQ(entry_kind(index[2]), PageKind::kData);  // a block of its own, no duplicates
-  index[2] = make_entry(PageKind::kZero, 0, 0);
-  recount(regions[0], index);
-  ReadStatus s = open_variant("orphan", rebuild_snapshot(bytes_, regions, index));
+TEST_F(SnapshotIndexShape, BlockWithoutDataEntryRefused) {
+  ASSERT_EQ(entry_kind(entries[2]), PageKind::kData);  // a block of its own, no duplicates
+  entries[2] = make_entry(PageKind::kZero, 0, 0);
+  ReadStatus s = open_rebuilt("orphan");
   EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
   EXPECT_STREQ(s.what, "the data area has a block no data entry refers to");
 }
 
-TEST_F(SnapshotReaderErrors, RegionLengthNearTheTopIsNotRoundedToZeroPages) {
-  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
-  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
+TEST_F(SnapshotIndexShape, CountsDisagreeingWithTheIndexRefused) {
+  for (RegionRecord& r : regions) recount(r, runs, entries);
+  regions[1].duplicate_pages--;
+  regions[1].data_pages++;
+  ReadStatus s = open_variant("counts", rebuild_snapshot(bytes_, regions, runs, entries));
+  EXPECT_STREQ(s.what, "region page counts disagree with its index");
+}
+
+TEST_F(SnapshotIndexShape, RegionLengthNearTheTopIsNotRoundedToZeroPages) {
   RegionRecord huge = regions[1];
-  huge.index_first = index.size();
+  huge.run_first = runs.size();
+  huge.run_count = 0;
+  huge.entry_first = entries.size();
   huge.page_count = 0;
   huge.length = ~uint64_t(0) - 100;  // length + page_size - 1 would wrap to a few pages: 0 of them
-  recount(huge, index);
   regions.push_back(huge);
-  ReadStatus s = open_variant("huge", rebuild_snapshot(bytes_, regions, index));
+  ReadStatus s = open_rebuilt("huge");
   EXPECT_EQ(s.error, ReadError::kMalformed) << message(s);
   EXPECT_STREQ(s.what, "region page count disagrees with its length");
 }
 
-TEST_F(SnapshotReaderErrors, RebuiltGoodFileStillOpens) {
-  // The builder itself: the same regions and index give a file the reader accepts.
-  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
-  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
+TEST_F(SnapshotIndexShape, RebuiltGoodFileStillOpens) {
+  // The builder itself: the same regions, runs and entries give a file the reader accepts.
   SnapshotReader r;
-  ReadStatus s = r.open(write_variant("same", rebuild_snapshot(bytes_, regions, index)).c_str());
+  ReadStatus s = r.open(write_variant("same", rebuild_snapshot(bytes_, regions, runs, entries)).c_str());
   ASSERT_TRUE(s.ok()) << message(s);
   EXPECT_TRUE(r.verify_all().ok());
 }
 
-TEST_F(SnapshotReaderErrors, DuplicateWithAnotherChecksumIsTheOnlyBadPage) {
+TEST_F(SnapshotIndexShape, DuplicateWithAnotherChecksumIsTheOnlyBadPage) {
   // verify_all hashes each block once and compares every duplicate with that hash: a duplicate
   // whose recorded checksum is not its block's is still caught, and blamed alone.
-  auto regions = section_records<RegionRecord>(bytes_, SectionType::kRegions);
-  auto index = section_records<PageEntry>(bytes_, SectionType::kPageIndex);
-  index[8 + 6].checksum ^= 1;
+  entries[13].checksum ^= 1;
   SnapshotReader r;
-  ReadStatus s = r.open(write_variant("dupsum", rebuild_snapshot(bytes_, regions, index)).c_str());
+  ReadStatus s = r.open(write_variant("dupsum", rebuild_snapshot(bytes_, regions, runs, entries)).c_str());
   ASSERT_TRUE(s.ok()) << message(s);
   const VerifyReport rep = r.verify_all();
   EXPECT_EQ(rep.bad_pages, 1u);

@@ -14,11 +14,23 @@
 #define XXH_NO_STDLIB
 #include <xxhash.h>
 
+#include "core/base/pagemap_scan.h"
 #include "tools/restorer/restorer.h"
 
 namespace restorer {
 
 uint64_t g_eager_pages = 0, g_lazy_pages = 0;
+uint64_t g_uffd_features = 0;
+
+namespace {
+// UFFD_FEATURE_WP_ASYNC (Linux 6.7; core/uffd/userfaultfd.h, which needs more than this file has).
+constexpr uint64_t kFeatureWpAsync = uint64_t(1) << 15;
+bool wants_tracking() {
+  return g_options.incremental || (g_image.process->flags & snap::kProcessIncremental);
+}
+}  // namespace
+
+bool tracking_writes() { return wants_tracking() && (g_uffd_features & kFeatureWpAsync); }
 
 namespace {
 
@@ -127,6 +139,38 @@ bool file_changed(const char* path, uint64_t dev, uint64_t ino, uint64_t size, u
   return uint64_t(st.st_size) != size || mtime != mtime_ns;
 }
 
+// The first page of [start, end) in memory or swapped, or ~0. One PAGEMAP_SCAN, which skips empty
+// page tables (a large lazy region costs nothing); mincore, page by page, on kernels before 6.7.
+uint64_t first_present(int pagemap, uint64_t start, uint64_t end) {
+  if (pagemap >= 0) {
+    namespace pm = uffdlazy::pagemap;
+    pm::Range found = {};
+    pm::ScanArg arg = {};
+    arg.size = sizeof arg;
+    arg.start = start;
+    arg.end = end;
+    arg.vec = reinterpret_cast<uint64_t>(&found);
+    arg.vec_len = 1;
+    arg.max_pages = 1;
+    arg.category_anyof_mask = pm::kPresent | pm::kSwapped;
+    arg.return_mask = pm::kPresent | pm::kSwapped;
+    const long n = sys::ioctl(pagemap, pm::kScanIoctl, &arg);
+    if (n >= 0) return n > 0 ? found.start : ~uint64_t(0);
+  }
+  static unsigned char vec[4096];
+  const uint64_t ps = g_image.header->page_size;
+  for (uint64_t at = start; at < end;) {
+    const uint64_t n = (end - at) / ps < sizeof vec ? (end - at) / ps : sizeof vec;
+    if (sys::mincore(reinterpret_cast<void*>(at), n * ps, vec) >= 0) {
+      for (uint64_t k = 0; k < n; k++) {
+        if (vec[k] & 1) return at + k * ps;
+      }
+    }
+    at += n * ps;
+  }
+  return ~uint64_t(0);
+}
+
 }  // namespace
 
 void check_compatible() {
@@ -223,13 +267,24 @@ int open_userfaultfd() {
   }
   uffdio_api api = {};
   api.api = UFFD_API;
-  api.features = g_image.process->uffd_features &
-                 (UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_THREAD_ID);
+  const uint64_t wanted = g_image.process->uffd_features &
+                          (UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_THREAD_ID);
+  // Incremental checkpoints of the resumed process: the kernel notes which pages it writes
+  // (asynchronous write-protect). A kernel without it (before 6.7) refuses the feature, and the
+  // descriptor, left uninitialised by the refusal, is asked again without it.
+  api.features = wanted | (wants_tracking() ? kFeatureWpAsync : 0);
   long r = sys::ioctl(int(fd), UFFDIO_API, &api);
+  if (r < 0 && wants_tracking()) {
+    api = {};
+    api.api = UFFD_API;
+    api.features = wanted;
+    r = sys::ioctl(int(fd), UFFDIO_API, &api);
+  }
   if (r < 0) {
     sys::close(int(fd));
     return int(r);
   }
+  g_uffd_features = api.features;
   return int(fd);
 }
 
@@ -315,46 +370,55 @@ void fill_eager_pages(bool lazy) {
     if (mi < 0) continue;
     const snap::MappingRecord& m = g_image.mapping(uint32_t(mi));
     if (lazy && (m.flags & snap::kMappingLazy)) {
-      g_lazy_pages += rec.data_pages + rec.duplicate_pages;
+      g_lazy_pages += rec.data_pages + rec.duplicate_pages + rec.parent_pages;
       continue;
     }
     const bool file = m.kind == uint32_t(snap::MappingKind::kFilePrivate);
-    const snap::PageEntry* e = g_image.index + rec.index_first;
-    for (uint64_t i = 0; i < rec.page_count;) {
-      const uint64_t kind = e[i].offset_kind & snap::kKindMask;
-      uint8_t* dst = reinterpret_cast<uint8_t*>(rec.start + i * ps);
-      if (kind == uint64_t(snap::PageKind::kZero)) {
-        if (file) memset(dst, 0, ps);
-        i++;
-        continue;
-      }
-      if (kind == uint64_t(snap::PageKind::kAbsent)) {
-        i++;
-        continue;
-      }
-      // A run of pages stored one after the other in the file: one read.
-      uint64_t n = 1;
-      const uint64_t off = snap::entry_offset(e[i]);
-      while (i + n < rec.page_count && (e[i + n].offset_kind & snap::kKindMask) >= uint64_t(snap::PageKind::kData) &&
-             snap::entry_offset(e[i + n]) == off + n * ps && n < 256) {
-        n++;
-      }
-      long got = sys::pread(g_options.image_fd, dst, n * ps, long(off));
-      if (got != long(n * ps)) {
-        Line l;
-        resume_line(l).s("cannot read the image: ").err(got < 0 ? got : -EIO);
-        die(kBroken, l);
-      }
-      for (uint64_t k = 0; k < n; k++) {
-        if (g_options.verify && XXH3_64bits(dst + k * ps, ps) != e[i + k].checksum) {
+    // Stored pages only, run by run: a large region with few pages costs its pages.
+    for (uint64_t k = 0; k < rec.run_count; k++) {
+      const snap::RunRecord& run = g_image.runs[rec.run_first + k];
+      const snap::PageEntry* e = g_image.entries + run.entry;
+      for (uint64_t i = 0; i < run.pages;) {
+        const uint64_t kind = e[i].offset_kind & snap::kKindMask;
+        const uint64_t page = run.first_page + i;
+        uint8_t* dst = reinterpret_cast<uint8_t*>(rec.start + page * ps);
+        if (kind == uint64_t(snap::PageKind::kZero)) {
+          if (file) memset(dst, 0, ps);
+          i++;
+          continue;
+        }
+        if (kind == uint64_t(snap::PageKind::kParent)) {
+          // Checked by `uffdlazy resume` (ProcessImage): only lazy regions leave pages in an ancestor.
           Line l;
-          resume_line(l).s("page ").u(i + k).s(" of region ").u(r).s(" (address ").x(rec.start + (i + k) * ps)
-              .s(") failed its checksum; the image is damaged");
+          resume_line(l).s("page ").u(page).s(" of region ").u(r).s(" is in an ancestor image but must be put in place "
+                                                                     "before the program runs; the image is damaged");
           die(kBroken, l);
         }
+        // A run of pages stored one after the other in the file: one read.
+        uint64_t n = 1;
+        const uint64_t off = snap::entry_offset(e[i]);
+        while (i + n < run.pages && ((e[i + n].offset_kind & snap::kKindMask) == uint64_t(snap::PageKind::kData) ||
+                                     (e[i + n].offset_kind & snap::kKindMask) == uint64_t(snap::PageKind::kDuplicate)) &&
+               snap::entry_offset(e[i + n]) == off + n * ps && n < 256) {
+          n++;
+        }
+        long got = sys::pread(g_options.image_fd, dst, n * ps, long(off));
+        if (got != long(n * ps)) {
+          Line l;
+          resume_line(l).s("cannot read the image: ").err(got < 0 ? got : -EIO);
+          die(kBroken, l);
+        }
+        for (uint64_t k2 = 0; k2 < n; k2++) {
+          if (g_options.verify && XXH3_64bits(dst + k2 * ps, ps) != e[i + k2].checksum) {
+            Line l;
+            resume_line(l).s("page ").u(page + k2).s(" of region ").u(r).s(" (address ").x(rec.start + (page + k2) * ps)
+                .s(") failed its checksum; the image is damaged");
+            die(kBroken, l);
+          }
+        }
+        g_eager_pages += n;
+        i += n;
       }
-      g_eager_pages += n;
-      i += n;
     }
   }
 }
@@ -373,31 +437,29 @@ void register_lazy(int uffd, bool lazy) {
   if (uffd < 0) return;
   const uint64_t ps = g_image.header->page_size;
   if (lazy) {
-    // A page already present in a lazy range would shadow the image's: refuse to go on.
-    static unsigned char vec[4096];
+    // A page already present in a lazy range would shadow the image's: refuse to go on. (The
+    // descriptor is closed at once: the program's own are in place by now.)
+    const int pagemap = int(sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
     for (uint64_t r = 0; r < g_image.region_count; r++) {
       const snap::RegionRecord& rec = g_image.regions[r];
       const long mi = g_image.mapping_at(rec.start);
       if (mi < 0 || !(g_image.mapping(uint32_t(mi)).flags & snap::kMappingLazy)) continue;
-      for (uint64_t p = 0; p < rec.page_count; p += sizeof vec) {
-        const uint64_t n = rec.page_count - p < sizeof vec ? rec.page_count - p : sizeof vec;
-        if (sys::mincore(reinterpret_cast<void*>(rec.start + p * ps), n * ps, vec) < 0) continue;
-        for (uint64_t k = 0; k < n; k++) {
-          if (vec[k] & 1) {
-            Line l;
-            resume_line(l).s("internal error: the lazy page at ").x(rec.start + (p + k) * ps)
-                .s(" was touched before the monitor could serve it");
-            die(kBroken, l);
-          }
-        }
+      const uint64_t present = first_present(pagemap, rec.start, rec.start + rec.page_count * ps);
+      if (present != ~uint64_t(0)) {
+        Line l;
+        resume_line(l).s("internal error: the lazy page at ").x(present).s(" was touched before the monitor could serve it");
+        die(kBroken, l);
       }
     }
+    if (pagemap >= 0) sys::close(pagemap);
   }
   auto reg = [&](uint64_t start, uint64_t len) {
     uffdio_register rg = {};
     rg.range.start = start;
     rg.range.len = len;
-    rg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    // Write-protect too when tracking: the monitor installs the image's pages write-protected, and
+    // a page the program never writes is then known to be the image's (core/uffd/userfaultfd.h).
+    rg.mode = UFFDIO_REGISTER_MODE_MISSING | (tracking_writes() ? UFFDIO_REGISTER_MODE_WP : 0);
     long r = sys::ioctl(uffd, UFFDIO_REGISTER, &rg);
     if (r < 0 && lazy) {
       Line l;

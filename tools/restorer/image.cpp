@@ -86,8 +86,11 @@ void map_image() {
         g_image.regions = reinterpret_cast<const snap::RegionRecord*>(p);
         g_image.region_count = e.length / sizeof(snap::RegionRecord);
         break;
-      case uint32_t(snap::SectionType::kPageIndex):
-        g_image.index = reinterpret_cast<const snap::PageEntry*>(p);
+      case uint32_t(snap::SectionType::kPageRuns):
+        g_image.runs = reinterpret_cast<const snap::RunRecord*>(p);
+        break;
+      case uint32_t(snap::SectionType::kPageEntries):
+        g_image.entries = reinterpret_cast<const snap::PageEntry*>(p);
         break;
       case uint32_t(snap::ProcessSection::kProcess): {
         const uint8_t* rec;
@@ -122,7 +125,7 @@ void map_image() {
     }
   }
   if (!g_image.process || !g_image.threads || !g_image.mappings || !g_image.descriptors || !g_image.regions ||
-      !g_image.index) {
+      !g_image.runs || !g_image.entries) {
     bad("not a process image");
   }
 }

@@ -30,7 +30,7 @@ bool starts(const char* s, const char* prefix, const char** value) {
   return true;
 }
 
-// uffdlazy-restorer fd=N launch=NS [lazy=0|1] [strict=1] [stats=1] [verify=0] [trace=1]
+// uffdlazy-restorer fd=N launch=NS [lazy=0|1] [strict=1] [stats=1] [verify=0] [trace=1] [incremental=1]
 //                   [prefetch=0|1|2] [readahead=PAGES] [report=PATH] [checkpoint=PATH] image=PATH
 void parse(long* sp) {
   const long argc = sp[0];
@@ -44,6 +44,7 @@ void parse(long* sp) {
     else if (starts(argv[i], "stats=", &v)) g_options.stats = *v == '1';
     else if (starts(argv[i], "verify=", &v)) g_options.verify = *v == '1';
     else if (starts(argv[i], "trace=", &v)) g_options.trace = *v == '1';
+    else if (starts(argv[i], "incremental=", &v)) g_options.incremental = *v == '1';
     else if (starts(argv[i], "prefetch=", &v)) g_options.prefetch = uint32_t(number(v)) & ckpt::kResumePrefetchMask;
     else if (starts(argv[i], "readahead=", &v)) g_options.readahead = uint32_t(number(v));
     else if (starts(argv[i], "report=", &v)) copy(g_options.report, sizeof g_options.report, v);

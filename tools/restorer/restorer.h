@@ -71,6 +71,7 @@ struct Options {
   bool stats = false;
   bool verify = true;
   bool trace = false;
+  bool incremental = false;  // track writes for incremental checkpoints (also: the image asks for it)
   uint64_t launch_ns = 0;
   uint32_t prefetch = ckpt::kResumePrefetchAll;  // kResumePrefetch* (UFFDLAZY_PREFETCH of the caller)
   uint32_t readahead = 1024;                     // pages (UFFDLAZY_READAHEAD of the caller)
@@ -88,7 +89,8 @@ struct Image {
   const snap::FileHeader* header = nullptr;
   const snap::RegionRecord* regions = nullptr;
   uint64_t region_count = 0;
-  const snap::PageEntry* index = nullptr;
+  const snap::RunRecord* runs = nullptr;
+  const snap::PageEntry* entries = nullptr;
   const snap::ProcessRecord* process = nullptr;
   const char* process_strings = nullptr;
   const uint8_t* threads = nullptr;
@@ -133,6 +135,8 @@ void map_image();
 void check_compatible();      // refusals before anything is changed
 void check_files();
 int open_userfaultfd();       // -errno when none with kernel faults is available
+extern uint64_t g_uffd_features;  // what the kernel granted the userfaultfd
+bool tracking_writes();           // incremental checkpoints asked for (option or image) and granted
 void leave_own_address_space();
 void map_everything();
 void fill_eager_pages(bool lazy);

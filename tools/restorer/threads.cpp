@@ -166,11 +166,12 @@ void release_and_become_leader() {
     if (t.role == uint32_t(snap::ThreadRole::kLeader) || t.role == uint32_t(snap::ThreadRole::kApp)) program_threads++;
   }
   b.flags = (g_options.stats ? ckpt::kResumeStats : 0) | (g_options.verify ? ckpt::kResumeVerify : 0) |
-            (g_options.lazy ? ckpt::kResumeLazy : 0) |
+            (g_options.lazy ? ckpt::kResumeLazy : 0) | (tracking_writes() ? ckpt::kResumeIncremental : 0) |
             ckpt::resume_paging_flags(g_options.prefetch, g_options.readahead);
   b.image_fd = g_image_fd;
   b.uffd_fd = g_uffd;
-  b.uffd_features = p.uffd_features;
+  // What the new descriptor has (the shim reads its messages, and tracks writes, by it).
+  b.uffd_features = g_uffd >= 0 ? g_uffd_features : p.uffd_features;
   b.uffd_origin = p.uffd_origin;
   b.zone_start = kZone;
   b.zone_length = snap::kRestorerZoneLength;
