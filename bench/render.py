@@ -589,7 +589,7 @@ def main():
     print()
     missed = render_goals(goals)
     if missed:
-        print("Missed in this run: " + "; ".join(missed) + ". See *Where the time goes* (README, *Restoring fast*) and the "
+        print("Missed in this run: " + "; ".join(missed) + ". See *Where the time goes* (docs/snapshots.md, *Restoring fast*) and the "
               "restore table below for the numbers behind each.")
         print()
     sys.stdout.write(body.getvalue())

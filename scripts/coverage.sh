@@ -140,7 +140,7 @@ cost_symbols=$(LD_PRELOAD=$shim UFFDLAZY_STRICT=1 UFFDLAZY_INTERCEPT=symbols "$c
   echo "- **peak anon**: the program's peak RssAnon without the shim (sampled every 2 ms), MiB."
   echo "- **served**: pages the shim served with \`UFFDLAZY_FAULT_AROUND=1\` (every first touch of a registered page), MiB; **share** = served / peak anon (above 100% when the program drops memory and touches it again)."
   echo "- **registered at peak**: under the shim, the share of anonymous memory lying in registered mappings (smaps \`um\`) at the sample with the most anonymous memory (shim's own aside memory left out)."
-  echo "- **seen at exit**: the exit summary's \`seen=\` (see README)."
+  echo "- **seen at exit**: the exit summary's \`seen=\` (see docs/variables.md)."
   echo "- **output**: stdout of the plain run, the default shim run and the fault-around-1 run compared byte for byte."
   echo
   echo "| program | peak anon (MiB) | served (MiB) | share | registered at peak | seen at exit | intercept | output |"

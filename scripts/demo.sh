@@ -10,10 +10,21 @@
 # and compares time-to-ready and ready + 2000 lookups (median of 3 runs each, side by side): cold,
 # restored on demand, restored with everything filled in the background (the default), and
 # restored with the working set replayed; with the blocking faults of each restore.
+#
+# Builds only what it runs (the CLI, the shim, the restorer, the demo program), with a line per
+# file; every step says how long the run has taken so far.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-scripts/build.sh >/dev/null
+start=$SECONDS
+step() { printf '[%d:%02d] %s\n' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) "$*"; }
+echo "uffdlazy demo. A first run installs the missing Debian packages (scripts/setup.sh build) and"
+echo "builds the CLI, the shim and the demo program: about 2.5 CPU-minutes of compiling, a few minutes"
+echo "on an idle 2-core machine, up to 20 or more on a busy one. The demo itself takes about a minute."
+echo "Every step prints its elapsed time; the build prints a line per file."
+step "packages (scripts/setup.sh build)"
+scripts/setup.sh build
+step "building uffdlazy and the demo program (scripts/build.sh)"
+scripts/build.sh uffdlazy uffdlazy-demo-index
 build_dir=${UFFDLAZY_BUILD_DIR:-build}
 bin="$build_dir/bin"
 out=${UFFDLAZY_DEMO_DIR:-out/demo}
@@ -33,25 +44,26 @@ answered_ms() { awk '/ready in/ {r = $0; sub(/.*ready in /, "", r); sub(/ ms.*/,
 requests() { sed -n 's/.* requests=\([0-9]*\).*/\1/p' "$1" | head -1; }
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-echo "== 1. cold start, no shim"
+step "1. cold start, no shim"
 "${demo[@]}" | tee "$out/cold.txt"
 echo
-echo "== 2. record: cold start under uffdlazy, snapshot at exit"
+step "2. record: cold start under uffdlazy, snapshot at exit"
 "$bin/uffdlazy" record -o "$snap" -- "${demo[@]}"
 echo
-echo "== 3. verify the snapshot"
+step "3. verify the snapshot"
 "$bin/uffdlazy" verify "$snap"
 echo
-echo "== 4. restore: the index comes back lazily; the pages this run touches are its working set"
+step "4. restore: the index comes back lazily; the pages this run touches are its working set"
 "$bin/uffdlazy" restore "$snap" --ws-record "$ws" --stats --report "$out/restore.json" -- "${demo[@]}" |
   tee "$out/restored.txt"
 "$bin/uffdlazy" plot "$out/restore.json" -o "$out/restore.svg"
 echo
-echo "== 5. restore with the working set replayed: its pages are in place before main() reads them"
+step "5. restore with the working set replayed: its pages are in place before main() reads them"
 "$bin/uffdlazy" restore "$snap" --ws "$ws" --prefetch ws --stats -- "${demo[@]}"
 echo
-echo "== 6. side by side (3 runs each)"
+step "6. side by side (3 runs each)"
 for i in 1 2 3; do
+  step "   run $i of 3: cold, on demand, background fill, working set"
   "${demo[@]}" >"$out/cold.$i.txt"
   "$bin/uffdlazy" restore "$snap" --prefetch none --stats -- "${demo[@]}" >"$out/lazy.$i.txt" 2>"$out/lazy.$i.err"
   "$bin/uffdlazy" restore "$snap" --stats -- "${demo[@]}" >"$out/all.$i.txt" 2>"$out/all.$i.err"
@@ -78,3 +90,4 @@ awk -v p="$pages" -v s="$touched" 'BEGIN {
 echo "fault latency of the restored run (monitor's view):"
 "$bin/uffdlazy" report "$out/restore.json" | sed -n '/fault latency/,/^$/p'
 echo "report: $out/restore.json, plot: $out/restore.svg, snapshot: $snap, working set: $ws"
+step "done"

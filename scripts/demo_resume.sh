@@ -5,8 +5,8 @@
 # until python answers, and until it has exited.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-scripts/build.sh >/dev/null
+scripts/setup.sh build
+scripts/build.sh uffdlazy resume_bench_target
 build_dir=${UFFDLAZY_BUILD_DIR:-build}
 clean_env=()
 for v in $(compgen -e); do [[ $v == UFFDLAZY_* ]] && clean_env+=(-u "$v"); done

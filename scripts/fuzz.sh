@@ -20,7 +20,7 @@ targets=("$@")
 scripts/setup.sh
 build_dir=${UFFDLAZY_FUZZ_BUILD_DIR:-build-fuzz}
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$build_dir" -DUFFDLAZY_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build_dir" -j"$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/null
+UFFDLAZY_BUILD_DIR=$build_dir scripts/build.sh "${targets[@]/#/fuzz_}"
 
 max_len() {
   case $1 in

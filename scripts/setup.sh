@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
-# Installs what uffdlazy needs to build, test and run its demo. Idempotent: it only calls apt-get
-# for packages that are missing, so a second run changes nothing and needs no network.
+# Installs what uffdlazy needs (Debian packages). Idempotent: it only calls apt-get for packages
+# that are missing, so a second run changes nothing and needs no network.
+#
+#   scripts/setup.sh build   what building needs (the demo: scripts/demo.sh)
+#   scripts/setup.sh         that, and what the whole test suite needs (scripts/test.sh)
 set -euo pipefail
 
-# clang-14 and its runtimes (libclang-rt-14-dev: ASan, UBSan, TSan, libFuzzer) build the sanitized
-# unit tests and the fuzzers (scripts/test.sh, scripts/fuzz.sh).
-# libcurl4-openssl-dev: the CLI's transfers (S3 and HTTP, SigV4 signing, libcrypto's hashes).
-# ceph-mon ceph-osd radosgw ceph-common and nginx: the real S3 store and HTTP server the remote
-# tests start on 127.0.0.1 (scripts/s3_server.sh, scripts/http_server.sh); curl and iproute2 too.
-packages=(g++ cmake make libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev sqlite3 python3 nodejs
-          gawk xz-utils perl clang-14 libclang-rt-14-dev libcurl4-openssl-dev curl iproute2
-          ceph-mon ceph-osd radosgw ceph-common nginx)
+# Building: the compiler, CMake, the test and benchmark libraries (CMake configures them), xxHash,
+# libcurl4-openssl-dev (the CLI's transfers: S3 and HTTP, SigV4 signing, libcrypto's hashes),
+# scdoc, which renders the manual pages, and dpkg-dev (dpkg-shlibdeps: `cpack -G DEB` computes the
+# .deb's dependencies with it).
+build=(g++ cmake make libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev libcurl4-openssl-dev scdoc
+       dpkg-dev python3)
+# Testing: the real programs the end-to-end tests run; man-db (the pages must render without a
+# warning) and zsh (the zsh completion must parse); clang-14 and its runtimes (libclang-rt-14-dev: ASan, UBSan, TSan, libFuzzer) build the
+# sanitized unit tests and the fuzzers (scripts/test.sh, scripts/fuzz.sh); ceph-mon ceph-osd radosgw
+# ceph-common and nginx: the real S3 store and HTTP server the remote tests start on 127.0.0.1
+# (scripts/s3_server.sh, scripts/http_server.sh), with curl and iproute2.
+tests=(sqlite3 nodejs gawk xz-utils perl man-db zsh clang-14 libclang-rt-14-dev
+       curl iproute2 ceph-mon ceph-osd radosgw ceph-common nginx)
+
+case ${1:-all} in
+  build) packages=("${build[@]}") ;;
+  all) packages=("${build[@]}" "${tests[@]}") ;;
+  *) echo "usage: scripts/setup.sh [build]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -18,7 +32,7 @@ for p in "${packages[@]}"; do
 done
 
 if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}"
+  echo "setup: installing ${missing[*]} (apt-get; a few minutes on a fresh machine)"
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive
   # Installing Ceph or nginx would start their system services: keep every service from starting

@@ -11,25 +11,21 @@
 #include "core/snapshot/snapshot_reader.h"
 #include "core/snapshot/snapshot_writer.h"
 #include "tools/commands.h"
+#include "tools/option_parser.h"
 #include "tools/snapshot_cli_common.h"
 
 namespace uffdlazy::cli {
 
 namespace {
 
-const char kUsage[] =
-    "usage: uffdlazy compact IMAGE -o OUT\n"
-    "\n"
-    "Writes OUT: IMAGE with every page it leaves in the images it builds on (an incremental\n"
-    "image: `checkpoint --incremental`) stored in it, so OUT resumes, inspects and verifies\n"
-    "without them. Every page is checked against its checksum on the way. Anything else is\n"
-    "copied as it is (a full image or a snapshot comes out equivalent, page for page).\n"
-    "\n"
-    "options:\n"
-    "  -o, --output OUT   where to write (mode 0600, a temporary name renamed once complete)\n"
-    "\n"
-    "Exit status: 0 written; 1 a page failed its checksum (nothing written); 2 usage error, or\n"
-    "IMAGE (or an image it builds on) cannot be read.\n";
+const OptionSpec kOptions[] = {
+    {.name = "--output",
+     .alias = "-o",
+     .value = "OUT",
+     .help = "where to write the image (mode 0600, under a temporary name renamed once complete)",
+     .complete = Complete::kFile,
+     .required = true},
+};
 
 // The stored pages of one region, from whichever image of the chain holds them.
 class ChainPages final : public snap::PageProvider {
@@ -70,32 +66,12 @@ snap::ModuleIdentity identity(const snap::ModuleView& v) {
   return m;
 }
 
-}  // namespace
-
-int cmd_compact(int argc, char** argv) {
-  const char* in = nullptr;
-  std::string out;
-  for (int i = 1; i < argc; i++) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if ((a == "-o" || a == "--output") && i + 1 < argc) {
-      out = argv[++i];
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "uffdlazy compact: unknown option '%s'\n%s", a.c_str(), kUsage);
-      return 2;
-    } else if (!in) {
-      in = argv[i];
-    } else {
-      std::fprintf(stderr, "uffdlazy compact: one IMAGE at a time\n%s", kUsage);
-      return 2;
-    }
-  }
-  if (!in || out.empty()) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+int compact(int argc, char** argv) {
+  ParsedArgs given;
+  if (const int rc = parse_args(compact_verb, argc, argv, &given); rc != kParsed) return rc;
+  const char* in = given.operands[0].c_str();
+  const std::string out = *given.value("--output");
+  if (out.empty()) return usage_error(compact_verb, "--output needs a file name");
   snap::SnapshotReader r;
   if (!open_snapshot(r, in).ok()) return 2;
   const snap::ReadStatus chain = r.open_ancestors(in);
@@ -154,5 +130,29 @@ int cmd_compact(int argc, char** argv) {
               r.ancestor_count(), r.ancestor_count() == 1 ? "" : "s", s.file_size);
   return 0;
 }
+
+}  // namespace
+
+const VerbSpec compact_verb = {
+    .name = "compact",
+    .summary = "write an incremental image and its parents as one image",
+    .synopsis = "-o OUT IMAGE",
+    .description =
+        "Writes OUT: IMAGE with every page it leaves in the images it builds on (an incremental image: "
+        "checkpoint --incremental) stored in it, so OUT resumes, inspects and verifies without them. Every "
+        "page is checked against its checksum on the way. Anything else is copied as it is (a full image or "
+        "a snapshot comes out equivalent, page for page).",
+    .options = kOptions,
+    .operand = "IMAGE",
+    .min_operands = 1,
+    .max_operands = 1,
+    .operand_complete = Complete::kFile,
+    .exit_status = "0    written\n"
+                   "1    a page failed its checksum (nothing written)\n"
+                   "2    a usage error, or IMAGE (or an image it builds on) cannot be read",
+    .example = "uffdlazy checkpoint --incremental -o app.img -- ./app\n"
+               "uffdlazy compact -o app-full.img app.img.2",
+    .run = compact,
+};
 
 }  // namespace uffdlazy::cli

@@ -7,6 +7,7 @@
 #include "core/snapshot/process_image.h"
 #include "tools/commands.h"
 #include "tools/inspect_process.h"
+#include "tools/option_parser.h"
 #include "tools/remote/location.h"
 #include "tools/snapshot_cli_common.h"
 
@@ -14,20 +15,13 @@ namespace uffdlazy::cli {
 
 namespace {
 
-const char kUsage[] =
-    "usage: uffdlazy inspect [--json] [--digest HEX] FILE|URL\n"
-    "\n"
-    "Prints a snapshot's identity (executable, build-id, page size, format version, the uffdlazy\n"
-    "release that wrote it, capture time, index digest), one line per region (address, length,\n"
-    "protection, allocation site, ordinal, and how many pages are stored as data, zero,\n"
-    "duplicate, parent or absent), and totals.\n"
-    "A URL (s3://BUCKET/KEY, http(s)://...) is read remotely: only its header and metadata are\n"
-    "fetched, and its index digest checked (URL#sha256=HEX or --digest HEX pins it).\n"
-    "\n"
-    "  --json         print the same as one JSON object\n"
-    "  --digest HEX   the index digest the snapshot must have\n"
-    "\n"
-    "Exit status: 0 shown, 2 usage error or unreadable snapshot.\n";
+const OptionSpec kOptions[] = {
+    {.name = "--json", .help = "print the same as one JSON object"},
+    {.name = "--digest",
+     .value = "HEX",
+     .help = "the index digest the snapshot must have (64 hex digits, as push printed it); URL#sha256=HEX "
+             "is the same"},
+};
 
 struct Totals {
   uint64_t pages = 0, data = 0, zero = 0, dup = 0, parent = 0, absent = 0, logical = 0, runs = 0;
@@ -153,38 +147,14 @@ void print_json(const char* path, const snap::SnapshotReader& r, const snap::Pro
   std::printf("}\n");
 }
 
-}  // namespace
-
-int cmd_inspect(int argc, char** argv) {
-  bool json = false;
-  const char* path = nullptr;
+int inspect(int argc, char** argv) {
+  ParsedArgs args;
+  if (const int rc = parse_args(inspect_verb, argc, argv, &args); rc != kParsed) return rc;
+  const bool json = args.has("--json");
+  const char* path = args.operands[0].c_str();
   std::string digest;
-  for (int i = 1; i < argc; i++) {
-    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if (!std::strcmp(argv[i], "--json")) {
-      json = true;
-    } else if (!std::strcmp(argv[i], "--digest") && i + 1 < argc) {
-      if (!remote::normalize_digest(argv[++i], &digest)) {
-        std::fprintf(stderr, "uffdlazy inspect: --digest takes 64 hex digits (the index digest push printed)\n");
-        return 2;
-      }
-    } else if (argv[i][0] == '-' && argv[i][1] && !path) {
-      std::fprintf(stderr, "uffdlazy inspect: unknown option '%s'\n%s", argv[i], kUsage);
-      return 2;
-    } else if (!path) {
-      path = argv[i];
-    } else {
-      std::fprintf(stderr, "uffdlazy inspect: one FILE at a time\n%s", kUsage);
-      return 2;
-    }
-  }
-  if (!path) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+  if (const std::string* d = args.value("--digest"); d && !remote::normalize_digest(*d, &digest))
+    return usage_error(inspect_verb, "--digest takes 64 hex digits (the index digest push printed)");
   snap::SnapshotReader reader;
   if (!open_snapshot(reader, path, /*whole=*/false, digest).ok()) return 2;
   snap::ProcessImage image;
@@ -205,5 +175,34 @@ int cmd_inspect(int argc, char** argv) {
   }
   return 0;
 }
+
+}  // namespace
+
+const VerbSpec inspect_verb = {
+    .name = "inspect",
+    .summary = "show what a snapshot or process image holds",
+    .synopsis = "[--json] [--digest HEX] FILE|URL",
+    .description =
+        "Prints a snapshot's identity (executable, build-id, page size, format version, the uffdlazy "
+        "release that wrote it (\"written by\"; JSON writer_version, null for a file that does not record "
+        "it), capture time, index digest), one line per region (address, length, protection, allocation "
+        "site, ordinal, runs, and how many pages are stored as data, zero, duplicate, parent or absent) and "
+        "totals; for an incremental image, the images it builds on and whether they can be used; for a "
+        "process image (uffdlazy checkpoint), also the process, its threads, mappings and descriptors. Page data is not checked (that is "
+        "uffdlazy verify). A URL (s3://BUCKET/KEY, http(s)://...) is read remotely: only its header and "
+        "metadata are fetched, and its index digest is checked against them (URL#sha256=HEX or --digest HEX "
+        "pins the digest it must have).",
+    .options = kOptions,
+    .operand = "FILE|URL",
+    .min_operands = 1,
+    .max_operands = 1,
+    .operand_complete = Complete::kFile,
+    .exit_status = "0    shown\n"
+                   "2    a usage error, or a file that cannot be read as a snapshot",
+    .example = "uffdlazy inspect app.snap\n"
+               "uffdlazy inspect --json app.img\n"
+               "uffdlazy inspect s3://bucket/app.snap",
+    .run = inspect,
+};
 
 }  // namespace uffdlazy::cli

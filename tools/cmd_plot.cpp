@@ -10,6 +10,7 @@
 #include <string>
 
 #include "tools/commands.h"
+#include "tools/option_parser.h"
 #include "tools/report_model.h"
 #include "tools/svg_axis.h"
 #include "tools/svg_writer.h"
@@ -85,6 +86,38 @@ void frame(Document& d, double x0, double y0, double x1, double y1) {
   d.rect(x0, y0, x1 - x0, y1 - y0, {kAxis, 1});
 }
 
+// Fewer faults than this make no curve (one fault would be a vertical line from 0 to 100%, read as
+// a threshold): they are drawn as points, one per fault (or per bucket of equal latencies).
+constexpr uint64_t kCurveMinFaults = 20;
+constexpr double kPointRadius = 5;
+
+Style series_style(const std::string& name, bool all) {
+  if (all) return {"#c4c4c4", 7};
+  return {kind_color(name), 2};
+}
+
+// One series of the CDF panel, in a group of its own (<g id="cdf-KIND">, "cdf-all" for all faults): a curve, or points when
+// there are too few faults for one. "all" is a wide band with a thin dark line at its centre.
+void draw_series(Document& d, const std::string& name, const Histogram& h, const Scale& x, const Scale& y, bool all) {
+  d.begin_group(all ? "cdf-all" : "cdf-" + name);
+  if (!all && h.count < kCurveMinFaults) {
+    uint64_t cum = 0;
+    for (const auto& b : h.buckets) {
+      if (!b.count) continue;
+      cum += b.count;
+      const uint64_t mid = std::clamp(b.lower_ns + (b.upper_ns - 1 - b.lower_ns) / 2, h.min_ns, h.max_ns);
+      d.circle(x(double(mid) / 1000.0), y(double(cum) / double(h.count)), kPointRadius,
+               {"#ffffff", 1.5, kind_color(name)});
+    }
+  } else {
+    std::vector<std::pair<double, double>> pts;
+    for (auto [vx, vy] : cdf_points(h)) pts.push_back({x(vx), y(vy)});
+    d.polyline(pts, series_style(name, all));
+    if (all) d.polyline(pts, {"#222", 1.2});
+  }
+  d.end_group();
+}
+
 void draw_cdf(Document& d, const Report& r, double top, double bottom) {
   d.begin_group("latency-cdf");
   d.text(kLeft, top - 14, "Fault latency distribution (CDF)", {15, Anchor::kStart, "#222", true});
@@ -135,13 +168,15 @@ void draw_cdf(Document& d, const Report& r, double top, double bottom) {
   d.text((kLeft + kRight) / 2, bottom + 42, "fault latency (log scale)", {13, Anchor::kMiddle, "#333"});
   d.text(kLeft - 54, (top + bottom) / 2, "faults at or below", {13, Anchor::kMiddle, "#333", false, -90});
 
-  // Curves: the kinds first, "all" on top.
-  for (size_t i = series.size(); i-- > 0;) {
-    std::vector<std::pair<double, double>> pts;
-    for (auto [vx, vy] : cdf_points(*series[i].second)) pts.push_back({x(vx), y(vy)});
-    bool all = i == 0;
-    d.polyline(pts, {all ? "#222" : kind_color(series[i].first), all ? 2.6 : 2});
-  }
+  // "all faults" first, as a wide pale band, then the kinds on top of it, the most frequent first:
+  // a kind that holds nearly every fault has the same curve as "all", and runs visibly inside the
+  // band instead of being hidden under it; a rare kind is drawn over a frequent one.
+  std::vector<size_t> order;
+  for (size_t i = 1; i < series.size(); i++) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return series[a].second->count > series[b].second->count; });
+  order.insert(order.begin(), 0);
+  for (size_t i : order) draw_series(d, series[i].first, *series[i].second, x, y, i == 0);
 
   // Legend in the bottom-right corner, which a rising CDF leaves empty.
   const double row = 20, lw = 400, lh = row * double(series.size()) + 8;
@@ -151,7 +186,12 @@ void draw_cdf(Document& d, const Report& r, double top, double bottom) {
     const Histogram& h = *series[i].second;
     double cy = ly + row * double(i) + 8;
     bool all = i == 0;
-    d.line(lx, cy, lx + 26, cy, {all ? "#222" : kind_color(series[i].first), all ? 2.6 : 2});
+    if (!all && h.count < kCurveMinFaults) {
+      d.circle(lx + 13, cy, kPointRadius, {"#ffffff", 1.5, kind_color(series[i].first)});
+    } else {
+      d.line(lx, cy, lx + 26, cy, series_style(series[i].first, all));
+      if (all) d.line(lx, cy, lx + 26, cy, {"#222", 1.2});
+    }
     d.text(lx + 34, cy + 4, series[i].first, {12, Anchor::kStart, "#222", all});
     char stats[160];
     std::snprintf(stats, sizeof stats, "n=%s   p50 %s   p99 %s", count_text(h.count).c_str(), short_us(h.p50_ns).c_str(),
@@ -234,31 +274,20 @@ std::string render(const Report& r) {
   return d.str();
 }
 
-void usage(FILE* out) { std::fprintf(out, "usage: uffdlazy plot FILE.json -o OUT.svg\n"); }
+const OptionSpec kOptions[] = {
+    {.name = "--output",
+     .alias = "-o",
+     .value = "OUT.svg",
+     .help = "where to write the SVG",
+     .complete = Complete::kFile,
+     .required = true},
+};
 
-}  // namespace
-
-int cmd_plot(int argc, char** argv) {
-  const char* path = nullptr;
-  const char* out_path = nullptr;
-  for (int i = 1; i < argc; i++) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      return 0;
-    } else if ((a == "-o" || a == "--output") && i + 1 < argc) {
-      out_path = argv[++i];
-    } else if (a[0] != '-' && !path) {
-      path = argv[i];
-    } else {
-      usage(stderr);
-      return 2;
-    }
-  }
-  if (!path || !out_path) {
-    usage(stderr);
-    return 2;
-  }
+int plot(int argc, char** argv) {
+  ParsedArgs args;
+  if (const int rc = parse_args(plot_verb, argc, argv, &args); rc != kParsed) return rc;
+  const char* path = args.operands[0].c_str();
+  const char* out_path = args.value("--output")->c_str();
   Report r;
   std::string err;
   if (!report::load_report(path, &r, &err)) {
@@ -275,5 +304,27 @@ int cmd_plot(int argc, char** argv) {
   }
   return 0;
 }
+
+}  // namespace
+
+const VerbSpec plot_verb = {
+    .name = "plot",
+    .summary = "draw a fault report as an SVG",
+    .synopsis = "FILE.json -o OUT.svg",
+    .description =
+        "Draws a fault report (written by --report or UFFDLAZY_REPORT) as a self-contained SVG: the "
+        "distribution of fault latencies (a CDF per resolution kind, on a log scale; a kind with too few "
+        "faults for a curve is drawn as points) and the faults over the run's time.",
+    .options = kOptions,
+    .operand = "FILE.json",
+    .min_operands = 1,
+    .max_operands = 1,
+    .operand_complete = Complete::kFile,
+    .exit_status = "0    written\n"
+                   "2    a usage error, a file that is not a fault report this build reads, or OUT.svg "
+                   "cannot be written",
+    .example = "uffdlazy plot run.json -o run.svg",
+    .run = plot,
+};
 
 }  // namespace uffdlazy::cli

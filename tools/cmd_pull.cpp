@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tools/commands.h"
+#include "tools/option_parser.h"
 #include "tools/remote/http_client.h"
 #include "tools/remote/location.h"
 #include "tools/remote/progress.h"
@@ -23,46 +24,22 @@ namespace uffdlazy::cli {
 
 namespace {
 
-const char kUsage[] =
-    "usage: uffdlazy pull [--digest HEX] URL FILE\n"
-    "\n"
-    "Downloads URL (s3://BUCKET/KEY or http(s)://...) to FILE. An interrupted pull continues\n"
-    "where it stopped when run again, if the object is unchanged (FILE.part holds what came).\n"
-    "FILE appears only once complete; a snapshot is checked first: its index digest against its\n"
-    "metadata and against the pinned one (URL#sha256=HEX or --digest HEX).\n"
-    "\n"
-    "Exit status: 0 downloaded; 1 the transfer failed or the snapshot does not check out; 2 usage\n"
-    "error, bad URL or no credentials.\n";
+const OptionSpec kOptions[] = {
+    {.name = "--digest",
+     .value = "HEX",
+     .help = "the index digest the snapshot must have (64 hex digits, as push printed it); URL#sha256=HEX "
+             "is the same"},
+};
 
 constexpr uint64_t kChunk = 8ull << 20;
 
-}  // namespace
-
-int cmd_pull(int argc, char** argv) {
-  std::vector<std::string> args;
+int pull(int argc, char** argv) {
+  ParsedArgs given;
+  if (const int rc = parse_args(pull_verb, argc, argv, &given); rc != kParsed) return rc;
   std::string pinned;
-  for (int i = 1; i < argc; i++) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if (a == "--digest" && i + 1 < argc) {
-      if (!remote::normalize_digest(argv[++i], &pinned)) {
-        std::fprintf(stderr, "uffdlazy pull: --digest takes 64 hex digits (the index digest push printed)\n");
-        return 2;
-      }
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "uffdlazy pull: unknown option '%s'\n%s", a.c_str(), kUsage);
-      return 2;
-    } else {
-      args.push_back(a);
-    }
-  }
-  if (args.size() != 2) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+  if (const std::string* d = given.value("--digest"); d && !remote::normalize_digest(*d, &pinned))
+    return usage_error(pull_verb, "--digest takes 64 hex digits (the index digest push printed)");
+  const std::vector<std::string>& args = given.operands;
   remote::Location loc;
   std::string err;
   if (!remote::parse_location(args[0], &loc, &err) || !loc.remote()) {
@@ -156,5 +133,29 @@ int cmd_pull(int argc, char** argv) {
               d.snapshot ? ", index digest sha256=" : "", d.snapshot ? d.digest.c_str() : "");
   return 0;
 }
+
+}  // namespace
+
+const VerbSpec pull_verb = {
+    .name = "pull",
+    .summary = "download a snapshot or image from S3 or an HTTP(S) URL",
+    .synopsis = "[--digest HEX] URL FILE",
+    .description =
+        "Downloads URL (s3://BUCKET/KEY or http(s)://...) to FILE. The bytes go to FILE.part; a pull that "
+        "was interrupted continues where it stopped when run again, if the object is unchanged (same ETag, "
+        "size and location). FILE appears only once complete; a snapshot is checked first: its index "
+        "digest against its metadata, and against the pinned one (URL#sha256=HEX or --digest HEX).",
+    .options = kOptions,
+    .operand = "URL FILE",
+    .min_operands = 2,
+    .max_operands = 2,
+    .operand_complete = Complete::kFile,
+    .exit_status = "0    downloaded (and, for a snapshot, checked)\n"
+                   "1    the transfer failed, or the snapshot does not check out (FILE.part is kept)\n"
+                   "2    a usage error, a bad URL or no credentials",
+    .example = "uffdlazy pull s3://bucket/app.snap app.snap\n"
+               "uffdlazy pull 's3://bucket/app.snap#sha256=HEX' app.snap",
+    .run = pull,
+};
 
 }  // namespace uffdlazy::cli

@@ -10,6 +10,7 @@
 
 #include "core/base/env_config.h"
 #include "tools/commands.h"
+#include "tools/option_parser.h"
 #include "tools/remote/location.h"
 #include "tools/remote/upload.h"
 
@@ -17,52 +18,28 @@ namespace uffdlazy::cli {
 
 namespace {
 
-const char kUsage[] =
-    "usage: uffdlazy push [--part-size SIZE] [--parallel N] FILE URL\n"
-    "\n"
-    "Uploads FILE to URL: s3://BUCKET/KEY (S3 or a store that speaks its API: AWS_ENDPOINT_URL,\n"
-    "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws) or an http(s):// URL\n"
-    "that accepts a PUT (a presigned URL). Files larger than two parts go up as an S3 multipart\n"
-    "upload, N parts at once (default 4), each retried on its own; the result is verified (size\n"
-    "and ETag). For a snapshot or process image, prints its index digest: URL#sha256=DIGEST pins\n"
-    "it for restore, resume, inspect and verify.\n"
-    "\n"
-    "  --part-size SIZE   bytes per part (default 16M, at least 5M)\n"
-    "  --parallel N       parts in flight at once (1 to 16, default 4)\n"
-    "\n"
-    "Exit status: 0 uploaded and verified; 1 the upload or its verification failed; 2 usage\n"
-    "error, unreadable file, bad URL or no credentials.\n";
+const OptionSpec kOptions[] = {
+    {.name = "--part-size",
+     .value = "SIZE",
+     .help = "bytes per part of a multipart upload (at least 5M; K, M or G suffix)",
+     .fallback = "16M"},
+    {.name = "--parallel", .value = "N", .help = "parts in flight at once (1 to 16)", .fallback = "4"},
+};
 
-}  // namespace
-
-int cmd_push(int argc, char** argv) {
+int push(int argc, char** argv) {
+  ParsedArgs given;
+  if (const int rc = parse_args(push_verb, argc, argv, &given); rc != kParsed) return rc;
   uint64_t part_size = 16ull << 20;
   int parallel = 4;
-  std::vector<std::string> args;
-  for (int i = 1; i < argc; i++) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if ((a == "--part-size" || a == "--parallel") && i + 1 < argc) {
-      uint64_t v = 0;
-      if (!parse_size(argv[++i], &v) || (a == "--part-size" ? v < (5ull << 20) : (v < 1 || v > 16))) {
-        std::fprintf(stderr, "uffdlazy push: %s '%s' is not valid (see --help)\n", a.c_str(), argv[i]);
-        return 2;
-      }
-      if (a == "--part-size") part_size = v; else parallel = int(v);
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "uffdlazy push: unknown option '%s'\n%s", a.c_str(), kUsage);
-      return 2;
-    } else {
-      args.push_back(a);
-    }
+  for (const auto& [opt, value] : given.options) {
+    const bool part = !std::strcmp(opt->name, "--part-size");
+    uint64_t v = 0;
+    if (!parse_size(value.c_str(), &v) || (part ? v < (5ull << 20) : (v < 1 || v > 16)))
+      return usage_error(push_verb, std::string(opt->name) + " '" + value + "' is not valid (" +
+                                        (part ? "at least 5M" : "1 to 16") + ")");
+    if (part) part_size = v; else parallel = int(v);
   }
-  if (args.size() != 2) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+  const std::vector<std::string>& args = given.operands;
   const std::string& file = args[0];
   remote::Location loc;
   std::string err;
@@ -87,5 +64,33 @@ int cmd_push(int argc, char** argv) {
   }
   return 0;
 }
+
+}  // namespace
+
+const VerbSpec push_verb = {
+    .name = "push",
+    .summary = "upload a snapshot or image to S3 or an HTTP(S) URL",
+    .synopsis = "[--part-size SIZE] [--parallel N] FILE URL",
+    .description =
+        "Uploads FILE (a snapshot, a process image, a working set: any file) to URL: s3://BUCKET/KEY (S3 "
+        "or a store that speaks its API; the endpoint from AWS_ENDPOINT_URL, credentials from "
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws) or an http(s):// URL that accepts a PUT (a "
+        "presigned URL). A file larger than two parts goes up as an S3 multipart upload, several parts at "
+        "once, each retried on its own; the result is verified (the store's size and ETag against the "
+        "file's).\n\n"
+        "For a snapshot or process image it prints the index digest: URL#sha256=DIGEST pins it for "
+        "inspect, verify and pull.",
+    .options = kOptions,
+    .operand = "FILE URL",
+    .min_operands = 2,
+    .max_operands = 2,
+    .operand_complete = Complete::kFile,
+    .exit_status = "0    uploaded and verified\n"
+                   "1    the upload or its verification failed\n"
+                   "2    a usage error, an unreadable file, a bad URL or no credentials",
+    .example = "uffdlazy push app.snap s3://bucket/app.snap\n"
+               "uffdlazy push --part-size 64M --parallel 8 big.img s3://bucket/big.img",
+    .run = push,
+};
 
 }  // namespace uffdlazy::cli

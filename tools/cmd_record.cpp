@@ -20,56 +20,51 @@ namespace uffdlazy::cli {
 
 namespace {
 
-void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: uffdlazy record -o FILE|URL [options] -- program [args...]\n"
-               "\n"
-               "Runs program under uffdlazy and writes a snapshot of its anonymous memory to FILE\n"
-               "(a consistent point-in-time image taken by a forked child; see FORMAT.md).\n"
-               "\n"
-               "options:\n"
-               "  -o, --output FILE     where to write the snapshot (required); an s3://BUCKET/KEY or\n"
-               "                        http(s):// URL: written locally first (crash-safe), then\n"
-               "                        uploaded as `uffdlazy push` does, and the local copy removed\n"
-               "  --keep-local          with a URL: keep the local copy, as ./NAME (the URL's last part)\n"
-               "  --at MOMENT           exit (default), signal=NAME (e.g. signal=USR2) or after=SECONDS\n"
-               "  --no-aslr             run with address-space randomisation off, so a restore\n"
-               "                        (also with --no-aslr) can match regions by address\n"
-               "  --min-size SIZE       leave mappings smaller than SIZE alone (default 64K)\n"
-               "  --stats               print the one-line account at exit\n"
-               "\n"
-               "Exit status: the program's; 4 if it succeeded but no snapshot was written (the\n"
-               "capture failed or its moment never came, or its upload failed: the local copy is then\n"
-               "kept, and named). A name with %%p gets one snapshot per\n"
-               "process of the run; a plain name holds the process with the most lazily paged memory.\n");
-}
+const OptionSpec kOptions[] = {
+    {.name = "--output",
+     .alias = "-o",
+     .value = "FILE|URL",
+     .help = "where to write the snapshot; %p in the name stands for the pid (one snapshot per process "
+             "of the run; a plain name holds the process with the most lazily paged memory). An "
+             "s3://BUCKET/KEY or http(s):// URL: the snapshot is written locally first (crash-safe), then "
+             "uploaded as uffdlazy push does, and the local copy removed",
+     .complete = Complete::kFile,
+     .variable = "UFFDLAZY_RECORD",
+     .path = true,
+     .required = true},
+    {.name = "--keep-local",
+     .help = "with an output URL: keep the local copy, as ./NAME (the URL's last part)"},
+    {.name = "--at",
+     .value = "MOMENT",
+     .help = "when to take the snapshot: exit (after the program's exit handlers), signal=NAME (on that "
+             "signal sent to the program, e.g. signal=USR2; not one the program handles) or after=SECONDS",
+     .fallback = "exit",
+     .complete = Complete::kWords,
+     .words = "exit signal=USR2 after=",
+     .variable = "UFFDLAZY_RECORD_AT"},
+    {.name = "--no-aslr",
+     .help = "run the program with address-space randomisation off, so that a restore (also with "
+             "--no-aslr) matches regions by address as well",
+     .variable = "UFFDLAZY_NO_ASLR",
+     .no_aslr = true},
+    {.name = "--min-size",
+     .value = "SIZE",
+     .help = "leave mappings smaller than SIZE alone (bytes, with an optional K, M or G suffix)",
+     .fallback = "64K",
+     .variable = "UFFDLAZY_MIN_SIZE"},
+    {.name = "--stats",
+     .help = "print the program's one-line account at exit (UFFDLAZY_STATS=all: every process's)",
+     .variable = "UFFDLAZY_STATS"},
+};
 
-}  // namespace
-
-int cmd_record(int argc, char** argv) {
-  static constexpr const char* kKeepLocal = "keep-local";  // a marker in launch.env, never exported
-  static const std::vector<LaunchOption> kOptions = {
-      {"--output", "-o", "UFFDLAZY_RECORD", true, true},
-      {"--at", nullptr, "UFFDLAZY_RECORD_AT", true},
-      {"--no-aslr", nullptr, "UFFDLAZY_NO_ASLR", false, false, true},
-      {"--min-size", nullptr, "UFFDLAZY_MIN_SIZE", true},
-      {"--stats", nullptr, "UFFDLAZY_STATS", false},
-      {"--keep-local", nullptr, kKeepLocal, false},
-  };
-  Launch launch;
-  std::vector<std::string> none;
-  bool done;
-  int rc = parse_launch("record", argc, argv, kOptions, 0, usage, &launch, &none, &done);
-  if (done) return rc;
-  // --keep-local is the command's own, not a setting of the shim's.
-  const bool keep_local = launch.env.erase(kKeepLocal) > 0;
-  if (!launch.env.count("UFFDLAZY_RECORD")) {
-    std::fprintf(stderr, "uffdlazy record: no output file (-o FILE)\n");
-    return 2;
-  }
+int record(int argc, char** argv) {
+  ParsedArgs args;
+  if (const int rc = parse_args(record_verb, argc, argv, &args); rc != kParsed) return rc;
+  Launch launch = launch_of(args);
+  const bool keep_local = args.has("--keep-local");
   // A URL: the snapshot is written to a local file as always (crash-safe), then uploaded. Its
   // location and settings are checked before the program runs.
-  const std::string output = launch.env["UFFDLAZY_RECORD"];
+  const std::string output = launch.env.at("UFFDLAZY_RECORD");
   remote::Location loc;
   std::string err, local, scratch_dir;
   if (remote::is_remote(output)) {
@@ -97,11 +92,10 @@ int cmd_record(int argc, char** argv) {
     }
     launch.env["UFFDLAZY_RECORD"] = local;
   } else if (keep_local) {
-    std::fprintf(stderr, "uffdlazy record: --keep-local is for an output URL (the snapshot of a FILE stays local)\n");
-    return 2;
+    return usage_error(record_verb, "--keep-local is for an output URL (the snapshot of a FILE stays local)");
   }
   RunOutcome run;
-  rc = spawn_under_shim(launch, "record", &run);
+  const int rc = spawn_under_shim(launch, "record", &run);
   auto forget_scratch = [&] {
     if (!scratch_dir.empty()) rmdir(scratch_dir.c_str());
   };
@@ -135,5 +129,31 @@ int cmd_record(int argc, char** argv) {
   }
   return pass_on_status(run.wait_status);
 }
+
+}  // namespace
+
+const VerbSpec record_verb = {
+    .name = "record",
+    .summary = "run a program and write a snapshot of its memory",
+    .synopsis = "-o FILE|URL [options] [--] program [args...]",
+    .description =
+        "Runs program under the shim and writes a snapshot of its lazily paged anonymous memory to FILE at "
+        "the chosen moment: a consistent point-in-time image taken by a child cloned at that instant, "
+        "written to a temporary name and renamed once complete. uffdlazy restore gives a later run of the "
+        "same program that memory back, page by page as it touches it.\n\n"
+        "uffdlazy waits for the program and passes on the signals sent to it.",
+    .options = kOptions,
+    .takes_program = true,
+    .exit_status = "N    the program's own status (a program killed by a signal: the same signal)\n"
+                   "2    a bad option or variable, or the shim could not start the recording\n"
+                   "3    userfaultfd cannot be used\n"
+                   "4    the program succeeded but no snapshot was written (the capture failed, or its "
+                   "moment never came; a line says which), or its upload failed (the local copy is kept, "
+                   "and named)\n"
+                   "127  the program was not found",
+    .example = "uffdlazy record -o app.snap -- ./app --warm-up\n"
+               "uffdlazy record -o app.snap --at signal=USR2 -- ./server   # kill -USR2 PID",
+    .run = record,
+};
 
 }  // namespace uffdlazy::cli

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "tools/commands.h"
+#include "tools/option_parser.h"
 #include "tools/report_model.h"
 
 namespace uffdlazy::cli {
@@ -51,6 +52,7 @@ std::string size_text(uint64_t bytes) {
 void print(Report r) {
   std::sort(r.regions.begin(), r.regions.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   std::printf("program    %s (pid %" PRIu64 ")\n", r.program.empty() ? "?" : r.program.c_str(), r.pid);
+  if (!r.writer.empty()) std::printf("written by uffdlazy %s\n", r.writer.c_str());
   std::printf("duration   %.3f s, page size %" PRIu64 ", clock read ~%" PRIu64 " ns (included in each latency)\n",
               double(r.duration_ns) / 1e9, r.page_size, r.overhead_ns);
 
@@ -104,27 +106,10 @@ void print(Report r) {
   }
 }
 
-void usage(FILE* out) { std::fprintf(out, "usage: uffdlazy report FILE.json\n"); }
-
-}  // namespace
-
-int cmd_report(int argc, char** argv) {
-  const char* path = nullptr;
-  for (int i = 1; i < argc; i++) {
-    if (!std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--help")) {
-      usage(stdout);
-      return 0;
-    }
-    if (argv[i][0] == '-' || path) {
-      usage(stderr);
-      return 2;
-    }
-    path = argv[i];
-  }
-  if (!path) {
-    usage(stderr);
-    return 2;
-  }
+int report_command(int argc, char** argv) {
+  ParsedArgs args;
+  if (const int rc = parse_args(report_verb, argc, argv, &args); rc != kParsed) return rc;
+  const char* path = args.operands[0].c_str();
   Report r;
   std::string err;
   if (!report::load_report(path, &r, &err)) {
@@ -134,5 +119,27 @@ int cmd_report(int argc, char** argv) {
   print(r);
   return 0;
 }
+
+}  // namespace
+
+const VerbSpec report_verb = {
+    .name = "report",
+    .summary = "print the summary of a JSON fault report",
+    .synopsis = "FILE.json",
+    .description =
+        "Prints a fault report (written by --report or UFFDLAZY_REPORT) as text: the program and the "
+        "uffdlazy version that wrote it, the totals, fault latency percentiles overall and per resolution "
+        "kind, per region, the events (remove, unmap, remap, fork) and the busiest moment of the run. The "
+        "format is described in REPORT_FORMAT.md.",
+    .options = {},
+    .operand = "FILE.json",
+    .min_operands = 1,
+    .max_operands = 1,
+    .operand_complete = Complete::kFile,
+    .exit_status = "0    printed\n"
+                   "2    a usage error, or a file that is not a fault report this build reads",
+    .example = "uffdlazy run --report run.json -- ./app && uffdlazy report run.json",
+    .run = report_command,
+};
 
 }  // namespace uffdlazy::cli

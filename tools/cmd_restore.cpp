@@ -14,64 +14,113 @@ namespace uffdlazy::cli {
 
 namespace {
 
-void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: uffdlazy restore FILE [options] -- program [args...]\n"
-               "\n"
-               "Runs program with its anonymous regions restored lazily from the snapshot FILE. A region\n"
-               "restores when the program maps it from the same call site, as the same Nth mapping of\n"
-               "that site and with the same length (or, with --no-aslr, at the same address).\n"
-               "\n"
-               "options:\n"
-               "  --no-aslr             run with address-space randomisation off (for snapshots recorded\n"
-               "                        with --no-aslr)\n"
-               "  --verify page|none    checksum each page as it is served (default page)\n"
-               "  --readahead PAGES     most owed pages one fault brings in, adaptively (default 1024;\n"
-               "                        1 = one page per fault)\n"
-               "  --prefetch MODE       what to install while the program runs without faulting:\n"
-               "                        none (on demand only), ws (the working set, then stop) or\n"
-               "                        all (the working set first, then everything else; default)\n"
-               "  --ws FILE             replay this working set first (recorded with --ws-record from\n"
-               "                        the same snapshot)\n"
-               "  --ws-record FILE      write the pages this run touches, in first-touch order (turns\n"
-               "                        readahead and prefetch off, so every touch is seen)\n"
-               "  --report FILE         JSON fault report at exit\n"
-               "  --stats               print the one-line account at exit\n");
-}
+const OptionSpec kOptions[] = {
+    {.name = "--no-aslr",
+     .help = "run with address-space randomisation off and match regions by address too (for snapshots "
+             "recorded with --no-aslr)",
+     .variable = "UFFDLAZY_NO_ASLR",
+     .no_aslr = true},
+    {.name = "--verify",
+     .value = "page|none",
+     .help = "check each page's checksum before it is served (the header and index are always checked)",
+     .fallback = "page",
+     .complete = Complete::kWords,
+     .words = "page none",
+     .variable = "UFFDLAZY_VERIFY"},
+    {.name = "--readahead",
+     .value = "PAGES",
+     .help = "most owed pages one fault brings in, adaptively (1 to 4096; 1: one page per fault)",
+     .fallback = "1024",
+     .variable = "UFFDLAZY_READAHEAD"},
+    {.name = "--prefetch",
+     .value = "MODE",
+     .help = "what the monitor installs while no fault waits: none (on demand only), ws (the working set "
+             "of --ws, then stop) or all (the working set, then everything else)",
+     .fallback = "all",
+     .complete = Complete::kWords,
+     .words = "none ws all",
+     .variable = "UFFDLAZY_PREFETCH"},
+    {.name = "--ws",
+     .value = "FILE",
+     .help = "replay this working set first: its pages are in place before the program reads them "
+             "(recorded with --ws-record from the same snapshot)",
+     .complete = Complete::kFile,
+     .variable = "UFFDLAZY_WS",
+     .path = true},
+    {.name = "--ws-record",
+     .value = "FILE",
+     .help = "write the pages this run touches, in first-touch order (turns readahead and prefetch off, "
+             "so that every touch is seen)",
+     .complete = Complete::kFile,
+     .variable = "UFFDLAZY_WS_RECORD",
+     .path = true},
+    {.name = "--min-size",
+     .value = "SIZE",
+     .help = "leave mappings smaller than SIZE alone (they are not restored)",
+     .fallback = "64K",
+     .variable = "UFFDLAZY_MIN_SIZE"},
+    {.name = "--report",
+     .value = "FILE",
+     .help = "write a JSON fault report at exit; %p in the name stands for the pid",
+     .complete = Complete::kFile,
+     .variable = "UFFDLAZY_REPORT",
+     .path = true},
+    {.name = "--stats",
+     .help = "at exit, print the restore account (regions matched, pages served) and the program's one-line "
+             "fault account (UFFDLAZY_STATS=all: every process's)",
+     .variable = "UFFDLAZY_STATS"},
+};
 
-}  // namespace
-
-int cmd_restore(int argc, char** argv) {
-  static const std::vector<LaunchOption> kOptions = {
-      {"--no-aslr", nullptr, "UFFDLAZY_NO_ASLR", false, false, true},
-      {"--verify", nullptr, "UFFDLAZY_VERIFY", true},
-      {"--readahead", nullptr, "UFFDLAZY_READAHEAD", true},
-      {"--prefetch", nullptr, "UFFDLAZY_PREFETCH", true},
-      {"--ws", nullptr, "UFFDLAZY_WS", true, true},
-      {"--ws-record", nullptr, "UFFDLAZY_WS_RECORD", true, true},
-      {"--report", nullptr, "UFFDLAZY_REPORT", true, true},
-      {"--min-size", nullptr, "UFFDLAZY_MIN_SIZE", true},
-      {"--stats", nullptr, "UFFDLAZY_STATS", false},
-  };
-  Launch launch;
-  std::vector<std::string> snapshot;
-  bool done;
-  int rc = parse_launch("restore", argc, argv, kOptions, 1, usage, &launch, &snapshot, &done);
-  if (done) return rc;
-  launch.env["UFFDLAZY_SNAPSHOT"] = absolute_path(snapshot[0]);
+int restore(int argc, char** argv) {
+  ParsedArgs args;
+  if (const int rc = parse_args(restore_verb, argc, argv, &args); rc != kParsed) return rc;
+  const std::string& snapshot = args.operands[0];
+  Launch launch = launch_of(args);
+  launch.env["UFFDLAZY_SNAPSHOT"] = absolute_path(snapshot);
   RunOutcome run;
-  rc = spawn_under_shim(launch, "restore", &run);
-  if (rc) return rc;
+  if (const int rc = spawn_under_shim(launch, "restore", &run)) return rc;
   const int program = pass_on_status(run.wait_status);
   if (!run.restored && WIFEXITED(run.wait_status) && WEXITSTATUS(run.wait_status) != 2) {
     // Status 2 is the shim refusing the snapshot before the program ran; it said why.
     snap::SnapshotReader reader;
-    const bool readable = reader.open(snapshot[0].c_str(), false).ok();
+    const bool readable = reader.open(snapshot.c_str(), false).ok();
     std::fprintf(stderr, "uffdlazy restore: %s: no program of this run is the one it was recorded from%s%s%s\n",
-                 snapshot[0].c_str(), readable ? " (" : "", readable ? reader.exe_path() : "", readable ? ")" : "");
+                 snapshot.c_str(), readable ? " (" : "", readable ? reader.exe_path() : "", readable ? ")" : "");
     return 2;
   }
   return program;
 }
+
+}  // namespace
+
+const VerbSpec restore_verb = {
+    .name = "restore",
+    .summary = "run a program with its memory restored lazily from a snapshot",
+    .synopsis = "FILE [options] [--] program [args...]",
+    .description =
+        "Runs program with its anonymous regions restored lazily from the snapshot FILE (uffdlazy record): "
+        "a page is copied from the file the first time the program touches it, after its checksum is "
+        "checked. A region is restored when the program maps it from the same call site, as the same Nth "
+        "mapping of that site, with the same length, protection and flags (and, with --no-aslr, at the same "
+        "address). The program starts again from main: restore gives memory back, not a process (for that, "
+        "see checkpoint and resume).",
+    .options = kOptions,
+    .operand = "FILE",
+    .min_operands = 1,
+    .max_operands = 1,
+    .operand_complete = Complete::kFile,
+    .takes_program = true,
+    .exit_status = "N    the program's own status (a program killed by a signal: the same signal)\n"
+                   "2    a bad option or snapshot (one line names the file and the problem), or no "
+                   "process of the run is the program the snapshot was recorded from\n"
+                   "3    userfaultfd cannot be used\n"
+                   "127  the program was not found\n"
+                   "137  a snapshot page failed its checksum, or the monitor could not go on while "
+                   "pages were still owed (the process is killed rather than read wrong data)",
+    .example = "uffdlazy restore app.snap --stats -- ./app\n"
+               "uffdlazy restore app.snap --ws-record app.ws -- ./app   # what a run touches\n"
+               "uffdlazy restore app.snap --ws app.ws --prefetch ws -- ./app",
+    .run = restore,
+};
 
 }  // namespace uffdlazy::cli

@@ -22,68 +22,61 @@
 #include "core/uffd/userfaultfd.h"
 #include "tools/commands.h"
 #include "tools/launcher.h"
+#include "tools/option_parser.h"
+#include "tools/part_paths.h"
 #include "tools/remote/location.h"
 
 namespace uffdlazy::cli {
 
 namespace {
 
-const char kUsage[] =
-    "usage: uffdlazy resume FILE [options]\n"
-    "\n"
-    "Continues the process checkpointed in FILE (uffdlazy checkpoint) where it stopped: same\n"
-    "memory layout, threads, registers, files and signal state, with this terminal's stdin,\n"
-    "stdout and stderr; exits with the program's status. Its large anonymous memory is served\n"
-    "lazily by the shim's monitor inside the resumed process; the rest is put in place first.\n"
-    "\n"
-    "options:\n"
-    "  --eager           put every page in place before the program continues\n"
-    "  --strict          exit with status 3 rather than resume eagerly when no userfaultfd\n"
-    "                    that handles kernel faults is available\n"
-    "  --prefetch MODE   what the monitor installs while the program runs without faulting:\n"
-    "                    all (every lazy page, in the background; default), none (on demand\n"
-    "                    only) or ws (as none: a process image has no working set);\n"
-    "                    UFFDLAZY_PREFETCH does the same\n"
-    "  --readahead N     most pages one fault brings in (1 to 4096, default 1024; 1: one\n"
-    "                    page per fault); UFFDLAZY_READAHEAD does the same\n"
-    "  --stats           at exit: how long the resume took (launch to running, and with\n"
-    "                    prefetch all to every page in place) and the fault account\n"
-    "  --report FILE     write the JSON fault report at exit\n"
-    "  --verify page|none  checksum every page before it is used (default page)\n"
-    "  --checkpoint-to FILE  a later checkpoint of the resumed process (its trigger is armed\n"
-    "                    as it was) writes FILE instead of the path it was started with\n"
-    "  --incremental     later checkpoints of the resumed process store only the pages it\n"
-    "                    changed, and refer to FILE for the rest (an image taken with\n"
-    "                    `checkpoint --incremental` does so without being asked)\n"
-    "\n"
-    "An incremental image is resumed with the images it builds on, which must be where they\n"
-    "were written (or beside it) and unchanged; `uffdlazy compact` makes one that stands alone.\n"
-    "\n"
-    "Paging settings (prefetch, readahead) are this call's, not the checkpointed process's;\n"
-    "verification, stats and the report too (options above). The rest of the shim's settings\n"
-    "are the checkpointed process's.\n"
-    "\n"
-    "Exit status: the program's; 2 when the image cannot be resumed here (one line says why),\n"
-    "3 with --strict and no userfaultfd.\n";
+const OptionSpec kOptions[] = {
+    {.name = "--eager", .help = "put every page in place before the program continues"},
+    {.name = "--strict",
+     .help = "exit with status 3 rather than resume eagerly when no userfaultfd that handles kernel faults is "
+             "available"},
+    {.name = "--prefetch",
+     .value = "MODE",
+     .help = "what the monitor installs while the program runs without faulting: all (every lazy page, in "
+             "the background) or none (on demand only); ws is none here (a process image has no working set)",
+     .fallback = "all",
+     .complete = Complete::kWords,
+     .words = "all none ws",
+     .variable = "UFFDLAZY_PREFETCH"},
+    {.name = "--readahead",
+     .value = "PAGES",
+     .help = "most pages one fault brings in (1 to 4096; 1: one page per fault)",
+     .fallback = "1024",
+     .variable = "UFFDLAZY_READAHEAD"},
+    {.name = "--verify",
+     .value = "page|none",
+     .help = "check every page's checksum before the program can see it",
+     .fallback = "page",
+     .complete = Complete::kWords,
+     .words = "page none"},
+    {.name = "--stats",
+     .help = "at exit, print how long the resume took (launch to running; with prefetch all, to every page "
+             "in place) and the fault account"},
+    {.name = "--report",
+     .value = "FILE",
+     .help = "write the JSON fault report at exit",
+     .complete = Complete::kFile,
+     .path = true},
+    {.name = "--checkpoint-to",
+     .value = "FILE",
+     .help = "a later checkpoint of the resumed process (its trigger is armed as it was) writes FILE instead "
+             "of the path it was started with",
+     .complete = Complete::kFile,
+     .path = true},
+    {.name = "--incremental",
+     .help = "later checkpoints of the resumed process store only the pages it changed, and refer to FILE for "
+             "the rest (an image taken with checkpoint --incremental does so without being asked)"},
+};
 
 uint64_t now_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-
-std::string find_restorer() {
-  if (const char* r = getenv("UFFDLAZY_RESTORER"); r && *r) return r;
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return "";
-  self[n] = 0;
-  std::string dir(self);
-  dir = dir.substr(0, dir.rfind('/'));
-  for (const std::string& c : {dir + "/uffdlazy-restorer", dir + "/../lib/uffdlazy/uffdlazy-restorer"}) {
-    if (access(c.c_str(), X_OK) == 0) return c;
-  }
-  return "";
 }
 
 // The resume call's UFFDLAZY_PREFETCH and UFFDLAZY_READAHEAD (then --prefetch, --readahead, which
@@ -120,55 +113,25 @@ bool paging_settings(const std::vector<std::string>& given, uint32_t* prefetch, 
   return true;
 }
 
-}  // namespace
-
-int cmd_resume(int argc, char** argv) {
+int resume(int argc, char** argv) {
   const uint64_t launch = now_ns();
-  const char* path = nullptr;
-  bool eager = false, strict = false, stats = false, verify = true, incremental = false;
+  ParsedArgs given;
+  if (const int rc = parse_args(resume_verb, argc, argv, &given); rc != kParsed) return rc;
+  const bool eager = given.has("--eager"), strict = given.has("--strict"), stats = given.has("--stats");
+  const bool incremental = given.has("--incremental");
+  const std::string* verify_mode = given.value("--verify");
+  if (verify_mode && *verify_mode != "page" && *verify_mode != "none") {
+    return usage_error(resume_verb, "--verify takes page or none, not '" + *verify_mode + "'");
+  }
+  const bool verify = !verify_mode || *verify_mode == "page";
   std::string report, checkpoint_to;
+  if (const std::string* r = given.value("--report")) report = absolute_path(*r);
+  if (const std::string* c = given.value("--checkpoint-to")) checkpoint_to = absolute_path(*c);
   std::vector<std::string> paging;  // --prefetch, --readahead as the variables they stand for
-  for (int i = 1; i < argc; i++) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (a == "--eager") {
-      eager = true;
-    } else if (a == "--strict") {
-      strict = true;
-    } else if (a == "--stats") {
-      stats = true;
-    } else if (a == "--incremental") {
-      incremental = true;
-    } else if ((a == "--prefetch" || a == "--readahead") && i + 1 < argc) {
-      paging.push_back((a == "--prefetch" ? "UFFDLAZY_PREFETCH=" : "UFFDLAZY_READAHEAD=") + std::string(argv[++i]));
-    } else if ((a == "--report" || a == "--verify" || a == "--checkpoint-to") && i + 1 < argc) {
-      const std::string v = argv[++i];
-      if (a == "--checkpoint-to") {
-        checkpoint_to = absolute_path(v);
-      } else if (a == "--report") {
-        report = absolute_path(v);
-      } else if (v == "page" || v == "none") {
-        verify = v == "page";
-      } else {
-        std::fprintf(stderr, "uffdlazy resume: --verify takes page or none\n");
-        return 2;
-      }
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "uffdlazy resume: unknown option '%s'\n%s", a.c_str(), kUsage);
-      return 2;
-    } else if (!path) {
-      path = argv[i];
-    } else {
-      std::fprintf(stderr, "uffdlazy resume: one image at a time\n%s", kUsage);
-      return 2;
-    }
+  for (const auto& [opt, value] : given.options) {
+    if (opt->variable) paging.push_back(std::string(opt->variable) + "=" + value);
   }
-  if (!path) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+  const char* path = given.operands[0].c_str();
   if (remote::is_remote(path)) {
     std::fprintf(stderr, "uffdlazy: resume %s: resuming from a URL is not built yet; pull the image first "
                  "(uffdlazy pull URL FILE)\n", path);
@@ -226,12 +189,12 @@ int cmd_resume(int argc, char** argv) {
       lazy = false;
     }
   }
-  const std::string restorer = find_restorer();
-  if (restorer.empty()) {
-    std::fprintf(stderr, "uffdlazy resume: cannot find uffdlazy-restorer next to the uffdlazy binary; set "
-                         "UFFDLAZY_RESTORER to its path\n");
+  const PartPath found = find_restorer();
+  if (found.path.empty()) {
+    std::fprintf(stderr, "uffdlazy resume: %s\n", found.problem.c_str());
     return 2;
   }
+  const std::string& restorer = found.path;
   reader.close();
   int fd = open(image.c_str(), O_RDONLY);
   if (fd < 0) {
@@ -255,5 +218,42 @@ int cmd_resume(int argc, char** argv) {
   std::fprintf(stderr, "uffdlazy resume: cannot run %s: %s\n", restorer.c_str(), std::strerror(errno));
   return 2;
 }
+
+}  // namespace
+
+const VerbSpec resume_verb = {
+    .name = "resume",
+    .summary = "continue a checkpointed process where it stopped",
+    .synopsis = "FILE [options]",
+    .description =
+        "Continues the process checkpointed in FILE (uffdlazy checkpoint) where it stopped: the same memory "
+        "layout, threads, registers, open files and signal state, in this terminal (stdin, stdout and stderr "
+        "are the caller's), with the program's exit status. Its large anonymous memory is served lazily by "
+        "the shim's monitor inside the resumed process; the rest is put in place first. An image can be "
+        "resumed any number of times.\n\n"
+        "How the memory arrives (--prefetch, --readahead, or UFFDLAZY_PREFETCH and UFFDLAZY_READAHEAD in "
+        "this call's environment; an option wins), --verify, --stats and --report are this call's; every "
+        "other setting of the shim is the checkpointed process's.\n\n"
+        "An incremental image (checkpoint --incremental) is resumed with the images it builds on, which must "
+        "be where they were written (or beside it) and unchanged; uffdlazy compact makes one that stands "
+        "alone. A process image written by uffdlazy before format 2.0 is not resumed: checkpoint the program "
+        "again.",
+    .options = kOptions,
+    .operand = "FILE",
+    .min_operands = 1,
+    .max_operands = 1,
+    .operand_complete = Complete::kFile,
+    .exit_status = "N    the program's own status\n"
+                   "1    a page put in place before the program continues failed its checksum\n"
+                   "2    a bad option, or the image cannot be resumed here (one line says why: another "
+                   "kernel, CPU or user, a changed file, not a process image, a missing or replaced "
+                   "parent image, ...)\n"
+                   "3    --strict, and no userfaultfd that handles kernel faults\n"
+                   "137  a lazy page failed its checksum when the program asked for it",
+    .example = "uffdlazy resume app.img\n"
+               "uffdlazy resume app.img --stats --prefetch none\n"
+               "uffdlazy resume app.img --incremental   # later checkpoints: changes only",
+    .run = resume,
+};
 
 }  // namespace uffdlazy::cli

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "tools/commands.h"
+#include "tools/option_parser.h"
 #include "tools/trace_file.h"
 
 namespace uffdlazy::cli {
@@ -47,42 +48,30 @@ void write_chrome(FILE* out, const TraceData& t) {
   std::fprintf(out, "\n]}\n");
 }
 
-void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: uffdlazy trace TRACE.bin [--format csv|chrome] [-o OUT]\n"
-               "  --format csv     one row per fault with a header row (default)\n"
-               "  --format chrome  Chrome trace-event JSON for chrome://tracing or ui.perfetto.dev\n"
-               "  -o OUT           write to OUT instead of stdout\n");
-}
+const OptionSpec kOptions[] = {
+    {.name = "--format",
+     .alias = "-f",
+     .value = "csv|chrome",
+     .help = "csv: one row per fault, with a header row; chrome: Chrome trace-event JSON, one event per fault "
+             "on its thread's track (open it in ui.perfetto.dev or chrome://tracing)",
+     .fallback = "csv",
+     .complete = Complete::kWords,
+     .words = "csv chrome"},
+    {.name = "--output",
+     .alias = "-o",
+     .value = "OUT",
+     .help = "write to OUT instead of stdout",
+     .complete = Complete::kFile},
+};
 
-}  // namespace
-
-int cmd_trace(int argc, char** argv) {
-  const char* path = nullptr;
-  const char* out_path = nullptr;
-  std::string format = "csv";
-  for (int i = 1; i < argc; i++) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      return 0;
-    } else if ((a == "--format" || a == "-f") && i + 1 < argc) {
-      format = argv[++i];
-    } else if (a.rfind("--format=", 0) == 0) {
-      format = a.substr(9);
-    } else if ((a == "-o" || a == "--output") && i + 1 < argc) {
-      out_path = argv[++i];
-    } else if (a[0] != '-' && !path) {
-      path = argv[i];
-    } else {
-      usage(stderr);
-      return 2;
-    }
-  }
-  if (!path || (format != "csv" && format != "chrome")) {
-    if (path) std::fprintf(stderr, "uffdlazy trace: unknown format '%s' (csv or chrome)\n", format.c_str());
-    usage(stderr);
-    return 2;
+int trace(int argc, char** argv) {
+  ParsedArgs args;
+  if (const int rc = parse_args(trace_verb, argc, argv, &args); rc != kParsed) return rc;
+  const char* path = args.operands[0].c_str();
+  const std::string format = args.has("--format") ? *args.value("--format") : "csv";
+  const char* out_path = args.has("--output") ? args.value("--output")->c_str() : nullptr;
+  if (format != "csv" && format != "chrome") {
+    return usage_error(trace_verb, "unknown format '" + format + "' (csv or chrome)");
   }
   TraceData t;
   std::string err;
@@ -111,5 +100,28 @@ int cmd_trace(int argc, char** argv) {
                  t.header.count, t.header.dropped);
   return 0;
 }
+
+}  // namespace
+
+const VerbSpec trace_verb = {
+    .name = "trace",
+    .summary = "export a per-fault trace as CSV or Chrome trace JSON",
+    .synopsis = "TRACE [--format csv|chrome] [-o OUT]",
+    .description =
+        "Exports a per-fault trace (written by --trace or UFFDLAZY_TRACE): when each fault came, how long "
+        "it waited, on which thread, at which address and region, and how it was resolved. A trace keeps "
+        "the first UFFDLAZY_TRACE_LIMIT faults (default 1M); a line on stderr says how many later ones "
+        "were dropped.",
+    .options = kOptions,
+    .operand = "TRACE",
+    .min_operands = 1,
+    .max_operands = 1,
+    .operand_complete = Complete::kFile,
+    .exit_status = "0    written\n"
+                   "2    a usage error, a file that is not a trace, or OUT cannot be written",
+    .example = "uffdlazy trace run.trace > faults.csv\n"
+               "uffdlazy trace run.trace --format chrome -o faults.json",
+    .run = trace,
+};
 
 }  // namespace uffdlazy::cli

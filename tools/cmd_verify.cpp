@@ -6,27 +6,15 @@
 #include <vector>
 
 #include "core/snapshot/process_image.h"
-#include "tools/commands.h"
 #include "core/snapshot/sha256.h"
+#include "tools/commands.h"
+#include "tools/option_parser.h"
 #include "tools/remote/location.h"
 #include "tools/snapshot_cli_common.h"
 
 namespace uffdlazy::cli {
 
 namespace {
-
-const char kUsage[] =
-    "usage: uffdlazy verify [--digest HEX] FILE|URL...\n"
-    "\n"
-    "Checks a snapshot's header, section table, region table and page index checksums, its index\n"
-    "digest (format 1.1 and later) and the XXH3 checksum of every stored page, and names the first\n"
-    "bad thing it finds. An incremental image is verified with the images it builds on (the pages\n"
-    "it left in them included). A URL (s3://BUCKET/KEY, http(s)://...) is fetched whole first;\n"
-    "URL#sha256=HEX or --digest HEX is the index digest it must have.\n"
-    "\n"
-    "Exit status: 0 every file is intact; 1 a file is damaged (checksum mismatch, truncated or\n"
-    "inconsistent); 2 usage error, or a file that cannot be opened or is not a snapshot this\n"
-    "build reads, or an incremental image whose parent images are missing or were replaced.\n";
 
 int verify_one(const char* path, const std::string& digest) {
   snap::SnapshotReader reader;
@@ -72,41 +60,50 @@ int verify_one(const char* path, const std::string& digest) {
   return 1;
 }
 
-}  // namespace
-
-int cmd_verify(int argc, char** argv) {
-  int files = 0;
+int verify(int argc, char** argv) {
+  ParsedArgs args;
+  if (const int rc = parse_args(verify_verb, argc, argv, &args); rc != kParsed) return rc;
   std::string digest;
-  std::vector<const char*> locations;
-  for (int i = 1; i < argc; i++) {
-    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if (!std::strcmp(argv[i], "--digest") && i + 1 < argc) {
-      if (!remote::normalize_digest(argv[++i], &digest)) {
-        std::fprintf(stderr, "uffdlazy verify: --digest takes 64 hex digits (the index digest push printed)\n");
-        return 2;
-      }
-      continue;
-    }
-    if (argv[i][0] == '-' && argv[i][1]) {
-      std::fprintf(stderr, "uffdlazy verify: unknown option '%s'\n%s", argv[i], kUsage);
-      return 2;
-    }
-    locations.push_back(argv[i]);
-    files++;
-  }
-  if (!files) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+  if (const std::string* d = args.value("--digest"); d && !remote::normalize_digest(*d, &digest))
+    return usage_error(verify_verb, "--digest takes 64 hex digits (the index digest push printed)");
   int worst = 0;
-  for (const char* location : locations) {
-    const int rc = verify_one(location, digest);
+  for (const std::string& path : args.operands) {
+    const int rc = verify_one(path.c_str(), digest);
     if (rc > worst) worst = rc;
   }
   return worst;
 }
+
+}  // namespace
+
+const OptionSpec kOptions[] = {
+    {.name = "--digest",
+     .value = "HEX",
+     .help = "the index digest every snapshot must have (64 hex digits, as push printed it); URL#sha256=HEX "
+             "is the same"},
+};
+
+const VerbSpec verify_verb = {
+    .name = "verify",
+    .summary = "check every checksum of snapshots and process images",
+    .synopsis = "[--digest HEX] FILE|URL...",
+    .description =
+        "Checks a snapshot's (or process image's) header, section table, region table and page index "
+        "checksums, its index digest (format 1.1 and later) and the XXH3 checksum of every stored page, and "
+        "names the first bad thing it finds. An incremental image is verified with the images it builds on "
+        "(the pages it left in them included). A URL (s3://BUCKET/KEY, http(s)://...) is fetched whole first.",
+    .options = kOptions,
+    .operand = "FILE|URL",
+    .min_operands = 1,
+    .max_operands = VerbSpec::kAnyNumber,
+    .operand_complete = Complete::kFile,
+    .exit_status = "0    every file is intact\n"
+                   "1    a file is damaged (a checksum mismatch, truncated or inconsistent)\n"
+                   "2    a usage error, or a file that cannot be opened or is not a snapshot this build "
+                   "reads, or an incremental image whose parent images are missing or were replaced",
+    .example = "uffdlazy verify app.snap app.img\n"
+               "uffdlazy verify s3://bucket/app.snap#sha256=HEX",
+    .run = verify,
+};
 
 }  // namespace uffdlazy::cli

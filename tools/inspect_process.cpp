@@ -123,7 +123,12 @@ void print_process_text(const snap::SnapshotReader& reader, const snap::ProcessI
   std::printf("kernel      %s, XSAVE features 0x%" PRIx64 "\n", image.process_string(p.kernel_release), p.xcr0);
   std::printf("pages       %" PRIu64 " stored to be put in place at resume, %" PRIu64 " to be served lazily\n",
               stored_pages(reader, image, false), stored_pages(reader, image, true));
-  std::printf("\nthreads     %u\n", image.thread_count());
+  uint32_t program_threads = 0;
+  for (uint32_t i = 0; i < image.thread_count(); i++) {
+    const auto role = snap::ThreadRole(image.thread(i).role);
+    program_threads += role == snap::ThreadRole::kLeader || role == snap::ThreadRole::kApp;
+  }
+  std::printf("\nthreads     %u of the program, %u of the shim\n", program_threads, image.thread_count() - program_threads);
   for (uint32_t i = 0; i < image.thread_count(); i++) {
     const snap::ThreadRecord& t = image.thread(i);
     std::printf("  %-8u %-16s %-16.16s rseq %s\n", t.old_tid, role_name(t.role), t.comm, t.rseq_area ? "yes" : "no");

@@ -3,6 +3,7 @@
 #include "tools/remote/location.h"
 
 #include "core/pager/run_state.h"
+#include "tools/part_paths.h"
 
 #include <limits.h>
 #include <signal.h>
@@ -16,22 +17,6 @@
 #include <cstring>
 
 namespace uffdlazy::cli {
-
-std::string find_shim() {
-  if (const char* lib = getenv("UFFDLAZY_LIBRARY"); lib && *lib) return access(lib, R_OK) == 0 ? lib : "";
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return "";
-  self[n] = 0;
-  std::string dir(self);
-  dir = dir.substr(0, dir.rfind('/'));
-  for (const std::string& candidate : {dir + "/../lib/libuffdlazy.so", dir + "/libuffdlazy.so",
-                                       dir + "/../lib/uffdlazy/libuffdlazy.so"}) {
-    char real[PATH_MAX];
-    if (realpath(candidate.c_str(), real) && access(real, R_OK) == 0) return real;
-  }
-  return "";
-}
 
 std::string absolute_path(const std::string& path) {
   if (path.empty() || path[0] == '/' || remote::is_remote(path)) return path;
@@ -50,7 +35,10 @@ int exec_program(const Launch& launch, const char* command, const std::string& s
   std::string preload = shim;
   if (const char* old = getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
   setenv("LD_PRELOAD", preload.c_str(), 1);
-  unsetenv("UFFDLAZY_LIBRARY");
+  for (const char* own : kPartVariables) unsetenv(own);  // the command's, not the shim's
+  // The process the program runs in (the same through every exec of a wrapper): its summary line
+  // is marked as the program's among the lines of a wrapper's other processes.
+  setenv("UFFDLAZY_PROGRAM_PID", std::to_string(getpid()).c_str(), 1);
   std::vector<char*> args;
   for (const auto& a : launch.argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -65,12 +53,9 @@ int exec_program(const Launch& launch, const char* command, const std::string& s
 }
 
 std::string shim_or_complain(const char* command) {
-  std::string shim = find_shim();
-  if (shim.empty()) {
-    std::fprintf(stderr, "uffdlazy %s: cannot find libuffdlazy.so next to the uffdlazy binary; "
-                         "set UFFDLAZY_LIBRARY to its path\n", command);
-  }
-  return shim;
+  const PartPath shim = find_shim();
+  if (shim.path.empty()) std::fprintf(stderr, "uffdlazy %s: %s\n", command, shim.problem.c_str());
+  return shim.path;
 }
 
 volatile pid_t g_child = 0;

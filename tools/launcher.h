@@ -1,5 +1,5 @@
-// Starting a program with the shim preloaded: finds libuffdlazy.so beside the uffdlazy binary,
-// sets the environment, and execs (the program replaces the launcher, keeping its pid, stdio and
+// Starting a program with the shim preloaded: finds libuffdlazy.so (part_paths.h), sets the
+// environment, and execs (the program replaces the launcher, keeping its pid, stdio and
 // exit status).
 #pragma once
 
@@ -19,10 +19,6 @@ struct Launch {
 // path made absolute against the current directory (the program may chdir before it exits);
 // an s3:// or http(s):// location is left as it is.
 std::string absolute_path(const std::string& path);
-
-// The preload library's path: $UFFDLAZY_LIBRARY, else ../lib/libuffdlazy.so or ./libuffdlazy.so
-// relative to this executable. Empty if none exists.
-std::string find_shim();
 
 // Execs launch.argv with LD_PRELOAD set; returns only on failure (with a message, status 2 or 127).
 int exec_under_shim(const Launch& launch, const char* command);

@@ -132,6 +132,13 @@ bool parse_report(const std::string& text, Report* out, std::string* error) {
     rep.duration_ns = r.u64(*m, "duration_ns", "metadata");
     rep.page_size = r.u64(*m, "page_size", "metadata");
     rep.overhead_ns = r.u64(*m, "measurement_overhead_ns", "metadata");
+    // Reports from before the version was recorded have neither member.
+    const JsonValue* version = m->find("uffdlazy_version");
+    const JsonValue* commit = m->find("uffdlazy_commit");
+    if (version && version->is_string()) {
+      rep.writer = version->string;
+      if (commit && commit->is_string() && !commit->string.empty()) rep.writer += " (" + commit->string + ")";
+    }
   }
   if (const JsonValue* t = r.object(*doc, "totals", "report")) {
     for (const auto& [k, v] : t->members) {

@@ -30,6 +30,7 @@ struct RegionEntry {
 struct Report {
   uint64_t version = 0;
   std::string program;
+  std::string writer;  // "0.1.0 (commit)": the uffdlazy that wrote it; empty in older reports
   uint64_t pid = 0, start_ns = 0, end_ns = 0, duration_ns = 0, page_size = 0, overhead_ns = 0;
   std::vector<std::pair<std::string, uint64_t>> totals;  // in file order
   Histogram latency;

@@ -62,6 +62,10 @@ void Document::polyline(const std::vector<std::pair<double, double>>& pts, const
   body_ += "\"" + style_attrs(s) + " stroke-linejoin=\"round\"/>\n";
 }
 
+void Document::circle(double cx, double cy, double r, const Style& s) {
+  body_ += "<circle cx=\"" + num(cx) + "\" cy=\"" + num(cy) + "\" r=\"" + num(r) + "\"" + style_attrs(s) + "/>\n";
+}
+
 void Document::text(double x, double y, const std::string& t, const TextStyle& s) {
   static const char* anchors[] = {"start", "middle", "end"};
   body_ += "<text x=\"" + num(x) + "\" y=\"" + num(y) + "\" font-size=\"" + num(s.size) + "\" fill=\"" + s.fill +

@@ -33,9 +33,10 @@ class Document {
   void rect(double x, double y, double w, double h, const Style& s);
   void line(double x1, double y1, double x2, double y2, const Style& s);
   void polyline(const std::vector<std::pair<double, double>>& pts, const Style& s);
+  void circle(double cx, double cy, double r, const Style& s);
   void text(double x, double y, const std::string& t, const TextStyle& s);
   void comment(const std::string& c);
-  // Groups mark the panels (and let tests find them): <g id="...">.
+  // Groups mark the panels and the series (and let tests find them): <g id="...">.
   void begin_group(const std::string& id);
   void end_group();
 

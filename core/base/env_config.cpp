@@ -79,7 +79,12 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
     } else if (is("STRICT")) {
       if (!parse_bool(v, &cfg->strict)) return bad(kBoolWords);
     } else if (is("STATS")) {
-      if (!parse_bool(v, &cfg->stats)) return bad(kBoolWords);
+      // 1: a line from each process that registered memory; all: from every process.
+      cfg->stats_all = !strcmp(v, "all");
+      if (!cfg->stats_all && !parse_bool(v, &cfg->stats)) {
+        return bad("1 (a line from the program), all (from every process of the run) or 0");
+      }
+      if (cfg->stats_all) cfg->stats = true;
     } else if (is("USER_MODE_ONLY")) {
       if (!parse_bool(v, &cfg->user_mode_only)) return bad(kBoolWords);
     } else if (is("NO_ASLR")) {
@@ -152,6 +157,9 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
     } else if (is("CHECKPOINT_INCREMENTAL")) {
       if (strcmp(v, "0") && strcmp(v, "1")) return bad("1 (later checkpoints store only the pages changed) or 0");
       cfg->checkpoint_incremental = v[0] == '1';
+    } else if (is("PROGRAM_PID")) {
+      if (!parse_size(v, &cfg->program_pid) || cfg->program_pid == 0 || cfg->program_pid > (1u << 22))
+        return bad("a process id (the uffdlazy command sets it)");
     } else if (is("INTERCEPT")) {
       if (strcmp(v, "libc") && strcmp(v, "symbols"))
         return bad("libc (see libc's own mmap/munmap/mremap/madvise/brk calls) or symbols (exported symbols only)");
@@ -166,15 +174,15 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
         return bad("a byte count of at least 1M with an optional K, M or G suffix, e.g. 4G");
     } else if (is("TEST_ALTER_LIBC")) {
       if (!copy_path(v, cfg->test_alter_libc, sizeof cfg->test_alter_libc)) return bad("a libc function name");
-    } else if (is("LIBRARY")) {
-      // Set by the launcher for itself; nothing for the shim to do.
+    } else if (is("LIBRARY") || is("RESTORER")) {
+      // Where the uffdlazy command finds its parts (tools/part_paths.h); nothing for the shim to do.
     } else if (is("RUN")) {
       // The page the processes of one run share (core/pager/run_state.h); read there.
     } else {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
                "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, COPY_THREADS, PREFETCH, WS, WS_RECORD, CHECKPOINT, CHECKPOINT_AT, "
-                 "CHECKPOINT_THEN, CHECKPOINT_INCREMENTAL, INTERCEPT, FETCH_TIMEOUT, CACHE_DIR, CACHE_MAX)");
+                 "CHECKPOINT_THEN, CHECKPOINT_INCREMENTAL, PROGRAM_PID, INTERCEPT, FETCH_TIMEOUT, CACHE_DIR, CACHE_MAX)");
       return false;
     }
   }

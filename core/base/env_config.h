@@ -20,6 +20,7 @@ struct Config {
   bool disabled = false;        // UFFDLAZY_DISABLE: load, but do nothing
   bool strict = false;          // UFFDLAZY_STRICT: exit instead of failing open
   bool stats = false;           // UFFDLAZY_STATS: one summary line on stderr at exit
+  bool stats_all = false;       // UFFDLAZY_STATS=all: also from processes that registered nothing
   bool user_mode_only = false;  // UFFDLAZY_USER_MODE_ONLY: allow the user-mode-only fallback
   uint64_t min_size = 64 * 1024;  // UFFDLAZY_MIN_SIZE: smaller mappings are left alone
   uint64_t fault_around = 16;     // UFFDLAZY_FAULT_AROUND: zero pages installed per fault
@@ -42,6 +43,7 @@ struct Config {
   char checkpoint_at[64] = {};       // UFFDLAZY_CHECKPOINT_AT: signal=NAME | after=SECONDS
   bool checkpoint_continue = false;  // UFFDLAZY_CHECKPOINT_THEN: stop (default) | continue
   bool checkpoint_incremental = false;  // UFFDLAZY_CHECKPOINT_INCREMENTAL=1: later images store changes only
+  uint64_t program_pid = 0;       // UFFDLAZY_PROGRAM_PID: the process the uffdlazy command started
   char intercept[16] = "libc";    // UFFDLAZY_INTERCEPT: libc (patch libc's own entries) | symbols
   // Remote snapshots (docs/remote.md): read by the CLI and the fetcher, validated here like the rest.
   uint64_t fetch_timeout_s = 60;  // UFFDLAZY_FETCH_TIMEOUT: how long a failing request is retried

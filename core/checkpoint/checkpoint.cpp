@@ -558,12 +558,15 @@ void checkpoint_now() {
   // From here on, this frame's locals are as the resumed thread will find them: nothing below may
   // matter to finish_resume(), which reads globals only.
   const uint32_t nthreads = thread_count();
+  uint32_t program_threads = 0;
   for (uint32_t i = 0; i < nthreads; i++) {
     snap::ThreadRecord* t = g.threads.add_record<snap::ThreadRecord>();
     if (t) {
       *t = thread_records()[i];
       t->pending = pending_signals(t->old_tid) & ~g.never_raised;
     }
+    const auto role = snap::ThreadRole(thread_records()[i].role);
+    if (role == snap::ThreadRole::kLeader || role == snap::ThreadRole::kApp) program_threads++;
   }
   proc->shared_pending &= ~g.never_raised;
   // Incremental: which pages did the program not write since the base? Asked while every thread
@@ -623,6 +626,7 @@ void checkpoint_now() {
   in.page_size = a.page_size;
   in.owed = resume_source();
   in.thread_count = nthreads;
+  in.program_thread_count = program_threads;
   in.mapping_count = g.mappings.count();
   in.message_fd = a.message_fd;
   set_fork_advice(g.mappings, false);  // the writer gets MADV_DONTFORK and WIPEONFORK memory too

@@ -246,7 +246,8 @@ void write_region(const ImageInput& in, uint32_t i, uint64_t* lazy_pages, void (
   if (!st.ok()) fail_child(st);
   const snap::WriterStats& s = c.writer.stats();
   LineWriter w;
-  w.str("uffdlazy: checkpoint ").str(in.path).str(" written: ").u64(in.thread_count).str(" threads, ")
+  w.str("uffdlazy: checkpoint ").str(in.path).str(" written: ").u64(in.program_thread_count)
+      .str(in.program_thread_count == 1 ? " thread, " : " threads, ")
       .u64(in.mapping_count).str(" mappings, ").u64(s.data_pages + s.duplicate_pages + s.parent_pages)
       .str(" pages stored (").u64(lazy_pages).str(" to be served lazily");
   if (in.base) w.str(", ").u64(s.parent_pages).str(" of them unchanged, left in ").str(in.ancestors[0].path);

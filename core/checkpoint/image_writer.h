@@ -41,7 +41,8 @@ struct ImageInput {
   uint64_t page_size = 4096;
   // Pages a resumed process has not been served yet: still owed by this source.
   const snap::SnapshotPageSource* owed = nullptr;
-  uint32_t thread_count = 0;
+  uint32_t thread_count = 0;          // every thread record, the shim's own among them
+  uint32_t program_thread_count = 0;  // the program's threads (what the user counts)
   uint32_t mapping_count = 0;
   int message_fd = 2;
   uint64_t started_ns = 0;  // CLOCK_MONOTONIC when the checkpoint began (the line says how long)

@@ -5,6 +5,7 @@
 #include "core/base/raw_syscall.h"
 #include "core/latency/json_out.h"
 #include "core/base/mono_clock.h"
+#include "uffdlazy/version.h"
 
 namespace uffdlazy {
 
@@ -65,6 +66,7 @@ int write_json_report_fd(int fd, const FaultStats& stats, const ReportMeta& meta
   j.key("metadata").begin_object();
   j.field("pid", meta.pid);
   j.field("program", meta.program ? meta.program : "");
+  j.field("uffdlazy_version", UFFDLAZY_VERSION).field("uffdlazy_commit", UFFDLAZY_GIT_COMMIT);
   j.field("start_ns", start).field("end_ns", end).field("duration_ns", end > start ? end - start : 0);
   j.field("end_realtime_ns", realtime_now_ns());
   j.field("page_size", meta.page_size);

@@ -38,6 +38,12 @@ void describe(ckpt::ShimAccess* a) {
 
 void monitor_resumed() {
   g.counters.reset();
+  // The account starts again, with the regions the resumed process is served from (the table
+  // the checkpoint rebuilt from the image).
+  {
+    TableSection hold;
+    g.counters.regions.store(g.table.live().size(), std::memory_order_relaxed);
+  }
   g_stats.reset();
   g_stats.start(mono_now_ns());
   g_trace.clear();
@@ -56,6 +62,8 @@ void pager_resumed(const ckpt::ResumeBlock& b) {
   // The restorer put the resumer's stderr at our copy's number.
   if (g.summary.fd >= 0) g.summary.take(g.summary.fd);
   g.cfg.stats = b.flags & ckpt::kResumeStats;
+  // `uffdlazy resume` started this process: its summary line is the program's.
+  g.cfg.program_pid = uint64_t(sys::getpid());
   // The resume call's paging settings (the monitor took them already; a forked child's monitor
   // reads them from here).
   if (const uint32_t ra = ckpt::resume_readahead(b.flags)) {

@@ -134,11 +134,16 @@ void at_exit() {
   if ((g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0] || restoring) && mine()) g.monitor.sync();
   if (restoring && out >= 0 && !g.forked) g_restore->write_account(g.cfg.snapshot, out);
   if (restoring) write_working_set_at_exit(out);
-  if (g.cfg.stats && out >= 0) {
+  // A wrapper script and its helpers (a version manager's, say) load the shim too, and each
+  // registers and touches some memory (malloc's heap): by default only the program, the process
+  // the uffdlazy command started (whatever it exec'd into), has a line; UFFDLAZY_STATS=all asks
+  // for every process's.
+  const bool program = g.cfg.program_pid && uint64_t(sys::getpid()) == g.cfg.program_pid;
+  if (g.cfg.stats && out >= 0 && (g.cfg.stats_all || program)) {
     write_resume_times(out);
     const SeenShare seen = measure_seen_share();
     write_exit_summary(g.counters, g_stats, g.active.load(std::memory_order_acquire), g.uffd.origin(), g.interception,
-                       seen.valid ? int64_t(seen.permille()) : -1, out);
+                       seen.valid ? int64_t(seen.permille()) : -1, program, out);
   }
   if (g.cfg.report[0]) write_report(out);
   if (g.cfg.trace[0]) write_trace(out);

@@ -8,8 +8,9 @@
 namespace uffdlazy {
 
 // interception: "libc" or "symbols"; seen_permille: the share of the program's anonymous memory
-// registered, in tenths of a percent, or -1 when unknown.
+// registered, in tenths of a percent, or -1 when unknown; program: this is the process the
+// uffdlazy command started (its line is marked, among those of a wrapper's other processes).
 void write_exit_summary(const MonitorCounters& c, const FaultStats& stats, bool active, UffdOrigin origin,
-                        const char* interception, int64_t seen_permille, int fd);
+                        const char* interception, int64_t seen_permille, bool program, int fd);
 
 }  // namespace uffdlazy

@@ -1,5 +1,5 @@
 // fork: the child's copy of the registered regions is not registered (the shim does not use
-// UFFD_FEATURE_EVENT_FORK; see README), so before the fork every page a snapshot still owes is
+// UFFD_FEATURE_EVENT_FORK; see docs/fork.md), so before the fork every page a snapshot still owes is
 // put in place (regions matched while the fork is under way fill themselves before their mmap
 // returns), and the child starts a monitor of its own for its new mappings. Every way of making a
 // child with a copy of the memory goes through here: fork() through pthread_atfork, _Fork() and

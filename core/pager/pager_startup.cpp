@@ -1,4 +1,5 @@
 // Reading the configuration, bringing up the userfaultfd and the monitor, and failing open.
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/auxv.h>
@@ -100,6 +101,18 @@ bool open_snapshot(char** argv) {
 }
 
 
+// Run without the uffdlazy command (LD_PRELOAD by hand), the first process to load the shim is the
+// program: it says so to the processes it starts, whose summary lines are then told apart from
+// its own (and left out when they registered nothing).
+void name_this_process_the_program() {
+  static constinit char entry[64] = {};
+  g.cfg.program_pid = uint64_t(sys::getpid());
+  LineWriter w;
+  w.str("UFFDLAZY_PROGRAM_PID=").u64(g.cfg.program_pid);
+  memcpy(entry, w.data(), w.size() < sizeof entry - 1 ? w.size() : sizeof entry - 1);
+  putenv(entry);
+}
+
 }  // namespace
 
 bool bring_up() {
@@ -184,6 +197,7 @@ void start(char** envp, char** argv) {
   }
   // Outputs and snapshots may concern several processes of the run (run_state.h).
   if (g.cfg.snapshot[0] || g.cfg.record[0] || g.cfg.report[0] || g.cfg.trace[0]) g.run.attach(envp, true);
+  if (g.cfg.stats && !g.cfg.program_pid) name_this_process_the_program();
   g.strict_asked = g.cfg.strict;
   g.owner_pid = sys::getpid();
   if (g.cfg.stats || g.cfg.report[0] || g.cfg.trace[0] || g.cfg.snapshot[0] || g.cfg.record[0] || g.cfg.checkpoint[0]) {

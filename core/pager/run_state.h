@@ -11,10 +11,10 @@
 // that the number still names that file; if it does not (the program or a wrapper closed it, maybe
 // reusing the number), it opens the holder's descriptor through /proc/PID/fd, checked the same
 // way, and keeps no descriptor of its own; failing that the page is lost to it and it starts a run
-// of its own (README "Descriptors"). Updates take a futex lock in the page (shared between
+// of its own (docs/descriptors.md). Updates take a futex lock in the page (shared between
 // processes).
 //
-// The rules (README "Several processes in one run"):
+// The rules (docs/processes.md):
 //  - a snapshot is restored by the processes whose executable it was recorded from; the others
 //    pass the settings on to the programs they run;
 //  - the plain name of a recording holds the capture of the process of the run with the most

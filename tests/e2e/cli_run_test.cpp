@@ -3,11 +3,16 @@
 // (127 for a program that cannot be found), naming the problem.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdio>
 
 #include <string>
 #include <vector>
 
 #include "tests/e2e/process_runner.h"
+#include "tests/e2e/snapshot_test_util.h"
+#include "uffdlazy/version.h"
 
 namespace uffdlazy::test {
 namespace {
@@ -154,6 +159,81 @@ TEST(CliRun, ProgramArgumentsArePassedVerbatim) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "[--stats][a b][][--]");
   EXPECT_EQ(summary_line(r.err), "") << "--stats after the program belongs to the program";
+}
+
+}  // namespace
+}  // namespace uffdlazy::test
+
+namespace uffdlazy::test {
+namespace {
+
+// A version manager's wrapper (pyenv's shims, say): a shell script that runs small helpers to
+// find the real program, then execs it. Every one of them loads the shim.
+std::string wrapper_script(const std::string& dir) {
+  const std::string path = dir + "/wrapper.sh";
+  FILE* f = std::fopen(path.c_str(), "w");
+  std::fprintf(f, "#!/bin/sh\nversion=$(cat /dev/null)\nhere=$(dirname \"$0\")\n/bin/true\nexec \"$@\"\n");
+  std::fclose(f);
+  chmod(path.c_str(), 0755);
+  return path;
+}
+
+TEST(CliRunWrappers, StatsPrintsOnlyTheProgramsLineMarked) {
+  TempDir tmp;
+  const std::string wrapper = wrapper_script(tmp.path());
+  ProcessResult plain = plain_touch_300();
+  ProcessResult r = cli({"--stats", "--", wrapper, target_path("memory_rules"), "touch", "300"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, plain.out);
+  // The helpers (cat, dirname, true) print nothing; the program, which the script exec'd in the
+  // process uffdlazy started, prints its line, marked.
+  ASSERT_EQ(count_summaries(r.err), 1u) << r.err;
+  const std::string s = summary_line(r.err);
+  EXPECT_TRUE(contains(s, " comm=memory_rules program ")) << s;
+  EXPECT_GE(summary_field(s, "faults"), 300) << s;
+}
+
+TEST(CliRunWrappers, StatsAllPrintsEveryProcessWithOnlyTheProgramMarked) {
+  TempDir tmp;
+  const std::string wrapper = wrapper_script(tmp.path());
+  std::vector<std::string> argv = {cli_path(), "run", "--", wrapper, target_path("memory_rules"), "touch", "300"};
+  RunOptions opt;
+  opt.env["UFFDLAZY_STATS"] = "all";
+  ProcessResult r = run_process(argv, opt);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // cat, dirname and true (each forked by the script), then the program.
+  ASSERT_EQ(count_summaries(r.err), 4u) << r.err;
+  size_t marked = 0;
+  for (size_t i = 0; i < 4; i++) {
+    const std::string s = summary_line(r.err, i);
+    if (contains(s, " program ")) {
+      marked++;
+      EXPECT_TRUE(contains(s, " comm=memory_rules ")) << s;
+    } else {
+      EXPECT_TRUE(contains(s, " comm=cat ") || contains(s, " comm=dirname ") || contains(s, " comm=true ")) << s;
+    }
+  }
+  EXPECT_EQ(marked, 1u) << r.err;
+}
+
+TEST(CliRunWrappers, WithoutTheCommandTheFirstProcessIsTheProgram) {
+  TempDir tmp;
+  const std::string wrapper = wrapper_script(tmp.path());
+  RunOptions opt;
+  opt.with_shim = true;
+  opt.env["UFFDLAZY_STATS"] = "1";
+  ProcessResult r = run_process({wrapper, target_path("memory_rules"), "touch", "300"}, opt);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(count_summaries(r.err), 1u) << r.err;
+  EXPECT_TRUE(contains(summary_line(r.err), " comm=memory_rules program ")) << r.err;
+}
+
+TEST(CliRunWrappers, SummaryCarriesTheVersion) {
+  ProcessResult r = cli({"--stats", "--", target_path("memory_rules"), "touch", "300"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::string version = std::string(" version=") + UFFDLAZY_VERSION;
+  if (UFFDLAZY_GIT_COMMIT[0]) version += std::string("+") + UFFDLAZY_GIT_COMMIT;
+  EXPECT_TRUE(contains(summary_line(r.err) + "\n", version + "\n")) << r.err;
 }
 
 }  // namespace

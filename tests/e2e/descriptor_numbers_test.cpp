@@ -1,4 +1,4 @@
-// The shim's descriptors never take the numbers a program expects to get (README "Descriptors"):
+// The shim's descriptors never take the numbers a program expects to get (docs/descriptors.md):
 // a program's first open() returns the same number with and without the shim, whatever the shim
 // was asked to do, and the descriptors it sees below the shim's high range are the same. And a
 // program that closes the run page's descriptor and opens a file at its number never has that

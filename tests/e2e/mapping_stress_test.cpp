@@ -43,7 +43,7 @@ struct Variant {
   std::vector<std::string> args;  // besides --seed and --watchdog
   std::vector<int> seeds;
   std::string min_size = "4K";    // every block registered, however small
-  // A program that closes the shim's userfaultfd turns lazy paging off (README): then no faults.
+  // A program that closes the shim's userfaultfd turns lazy paging off (docs/descriptors.md): then no faults.
   bool expect_faults = true;
 };
 

@@ -347,7 +347,7 @@ TEST(ResumeRefusal, InspectShowsAProcessImage) {
   ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
   ProcessResult text = run_process({cli_path(), "inspect", c.image});
   ASSERT_EQ(text.exit_code, 0) << text.err;
-  for (const char* what : {"\nprocess     pid ", "\nthreads     6\n", "\nmappings    ", "\ndescriptors "}) {
+  for (const char* what : {"\nprocess     pid ", "\nthreads     4 of the program, 2 of the shim\n", "\nmappings    ", "\ndescriptors "}) {
     EXPECT_NE(text.out.find(what), std::string::npos) << what << "\n" << text.out.substr(0, 8000);
   }
   EXPECT_NE(text.out.find(c.dir + "/log"), std::string::npos) << text.out.substr(0, 8000);

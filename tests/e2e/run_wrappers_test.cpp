@@ -82,7 +82,7 @@ INSTANTIATE_TEST_SUITE_P(RunWrappers, Wrapped,
 
 // A wrapper that closes every descriptor before it execs the program (closefrom, Python's
 // subprocess): the program no longer inherits the run page's descriptor, and reaches the page
-// through the uffdlazy command's own (README "Descriptors"), so the command still sees its
+// through the uffdlazy command's own (docs/descriptors.md), so the command still sees its
 // restore and its snapshot.
 TEST(RunWrappers, WrapperThatClosesEveryDescriptorStillPassesTheRunOn) {
   Recorded& rec = recording();

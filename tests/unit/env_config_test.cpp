@@ -167,5 +167,27 @@ TEST(EnvConfig, UnknownVariableMessageListsTheRestoreSpeedVariables) {
     EXPECT_NE(err.find(name), std::string::npos) << name << ": " << err;
 }
 
+TEST(EnvConfig, StatsAllAndTheProgramPid) {
+  Config c;
+  std::string err;
+  ASSERT_TRUE(parse({"UFFDLAZY_STATS=all", "UFFDLAZY_PROGRAM_PID=4242"}, &c, &err)) << err;
+  EXPECT_TRUE(c.stats);
+  EXPECT_TRUE(c.stats_all);
+  EXPECT_EQ(c.program_pid, 4242u);
+  Config one;
+  ASSERT_TRUE(parse({"UFFDLAZY_STATS=1"}, &one, &err)) << err;
+  EXPECT_TRUE(one.stats);
+  EXPECT_FALSE(one.stats_all);
+  EXPECT_EQ(one.program_pid, 0u);
+  Config bad;
+  EXPECT_FALSE(parse({"UFFDLAZY_STATS=some"}, &bad, &err));
+  EXPECT_EQ(err, "UFFDLAZY_STATS='some' is not valid; use 1 (a line from the program), all (from every process of "
+                 "the run) or 0");
+  EXPECT_FALSE(parse({"UFFDLAZY_PROGRAM_PID=0"}, &bad, &err));
+  // The command's own variables are not the shim's business.
+  Config own;
+  EXPECT_TRUE(parse({"UFFDLAZY_LIBRARY=/x.so", "UFFDLAZY_RESTORER=/y"}, &own, &err)) << err;
+}
+
 }  // namespace
 }  // namespace uffdlazy
