@@ -199,7 +199,9 @@ TEST(RemoteCli, ObjectReplacedDuringAPullIsDetectedAndNeverMixed) {
   const std::string endpoint = servers().at("AWS_ENDPOINT_URL");
   const int port = std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
   BreakingProxy proxy(port, 1, 1u << 20, [&](int n) {
-    if (n == 1) EXPECT_EQ(cli({"push", b, url}).exit_code, 0);
+    if (n == 1) {
+      EXPECT_EQ(cli({"push", b, url}).exit_code, 0);
+    }
   });
   RunOptions via = s3_options();
   via.env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:" + std::to_string(proxy.port());
