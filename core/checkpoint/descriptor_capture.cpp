@@ -17,10 +17,10 @@ namespace {
 constexpr uint32_t kMaxDescriptors = 1u << 16;
 
 struct Scratch {
-  long fd_count;
-  int fds[kMaxDescriptors];
-  char target[4200];
-  char info[65536];  // an epoll's or inotify's fdinfo lists every entry
+  long fd_count = 0;
+  int fds[kMaxDescriptors] = {};
+  char target[4200] = {};
+  char info[65536] = {};  // an epoll's or inotify's fdinfo lists every entry
 };
 constinit Scratch g;
 
