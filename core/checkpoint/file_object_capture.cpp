@@ -20,7 +20,7 @@ namespace uffdlazy::ckpt {
 namespace {
 
 constexpr uint32_t kMaxExtents = 4096;
-constinit snap::FileExtent g_extents[kMaxExtents];
+constinit snap::FileExtent g_extents[kMaxExtents] = {};
 
 long find(snap::ObjectKind kind, const struct stat& st, ObjectTable* objects) {
   for (uint32_t i = 0; i < objects->count(); i++) {
