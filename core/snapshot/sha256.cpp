@@ -55,6 +55,7 @@ void Sha256::block(const uint8_t* p) {
 }
 
 void Sha256::update(const void* data, size_t len) {
+  if (len == 0) return;  // data may be null then (an empty section), which memcpy must never see
   const uint8_t* p = static_cast<const uint8_t*>(data);
   total_ += len;
   if (used_) {

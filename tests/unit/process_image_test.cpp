@@ -23,6 +23,10 @@ struct Table {
   std::string strings = std::string(1, '\0');
   uint32_t count = 0, size = 0;
 
+  // Room for every record a test adds: add() hands out references that must stay valid while
+  // the next record is added (a reallocation left them dangling: ASan's heap-use-after-free).
+  Table() { records.reserve(1 << 16); }
+
   template <class T>
   T& add() {
     size = sizeof(T);
