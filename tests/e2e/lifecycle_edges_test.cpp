@@ -18,24 +18,10 @@ namespace {
 // Long enough for any loaded machine, short enough that a hang fails the test in reasonable time.
 constexpr int kHangLimitSeconds = 90;
 
-struct Runs {
-  ProcessResult plain;
-  ProcessResult shim;
-};
+using Runs = PlainAndShim;
 
 Runs run_both(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
-  std::vector<std::string> argv = {target_path("lifecycle_edges")};
-  argv.insert(argv.end(), args.begin(), args.end());
-  Runs r;
-  RunOptions plain;
-  plain.timeout_seconds = kHangLimitSeconds;
-  r.plain = run_process(argv, plain);
-  RunOptions opt = plain;
-  opt.with_shim = true;
-  opt.env = {{"UFFDLAZY_STATS", "1"}, {"UFFDLAZY_STRICT", "1"}};
-  for (const auto& [k, v] : env) opt.env[k] = v;
-  r.shim = run_process(argv, opt);
-  return r;
+  return run_target_both_ways("lifecycle_edges", args, env, kHangLimitSeconds);
 }
 
 void expect_same(const Runs& r, int status, int signal = 0) {

@@ -8,24 +8,9 @@
 namespace uffdlazy::test {
 namespace {
 
-struct Runs {
-  ProcessResult plain;
-  ProcessResult shim;
-  std::string summary;
-};
+using Runs = PlainAndShim;
 
-Runs run_both(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {target_path("memory_rules")};
-  argv.insert(argv.end(), args.begin(), args.end());
-  Runs r;
-  r.plain = run_process(argv);
-  RunOptions opt;
-  opt.with_shim = true;
-  opt.env = {{"UFFDLAZY_STATS", "1"}, {"UFFDLAZY_STRICT", "1"}};
-  r.shim = run_process(argv, opt);
-  r.summary = summary_line(r.shim.err);
-  return r;
-}
+Runs run_both(const std::vector<std::string>& args) { return run_target_both_ways("memory_rules", args); }
 
 void expect_same(const Runs& r) {
   EXPECT_EQ(r.plain.exit_code, 0) << r.plain.out << r.plain.err;

@@ -43,6 +43,23 @@ std::string status_field(const std::string& status, const std::string& key) {
 
 }  // namespace
 
+PlainAndShim run_target_both_ways(const std::string& target, const std::vector<std::string>& args,
+                                  const std::map<std::string, std::string>& env, int timeout_seconds) {
+  std::vector<std::string> argv = {target_path(target)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  PlainAndShim r;
+  RunOptions plain;
+  plain.timeout_seconds = timeout_seconds;
+  r.plain = run_process(argv, plain);
+  RunOptions opt = plain;
+  opt.with_shim = true;
+  opt.env = {{"UFFDLAZY_STATS", "1"}, {"UFFDLAZY_STRICT", "1"}};
+  for (const auto& [k, v] : env) opt.env[k] = v;
+  r.shim = run_process(argv, opt);
+  r.summary = summary_line(r.shim.err);
+  return r;
+}
+
 std::string describe_stuck_processes(pid_t group) {
   std::string out;
   DIR* proc = opendir("/proc");

@@ -26,6 +26,17 @@ struct RunOptions {
 
 ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions& opt = {});
 
+// A test target run twice with the same arguments: without the shim, then with it (UFFDLAZY_STATS=1
+// and UFFDLAZY_STRICT=1, plus `env`), each within `timeout_seconds`; `summary` is the shim run's
+// summary line. The comparison itself is the caller's.
+struct PlainAndShim {
+  ProcessResult plain;
+  ProcessResult shim;
+  std::string summary;
+};
+PlainAndShim run_target_both_ways(const std::string& target, const std::vector<std::string>& args,
+                                  const std::map<std::string, std::string>& env = {}, int timeout_seconds = 120);
+
 // For a test that gives up on a process: every thread of it and of every process in the process
 // group it leads (id,
 // state, kernel wait channel, name, blocked and pending signals), one line each, so that a hang

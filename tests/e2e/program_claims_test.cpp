@@ -13,27 +13,11 @@
 namespace uffdlazy::test {
 namespace {
 
-struct Runs {
-  ProcessResult plain;
-  ProcessResult shim;
-  std::string summary;
-};
+using Runs = PlainAndShim;
 
+// A hang (the failures these tests catch) ends a run as a kill after 60 s.
 Runs run_both(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
-  std::vector<std::string> argv = {target_path("program_claims")};
-  argv.insert(argv.end(), args.begin(), args.end());
-  Runs r;
-  RunOptions plain;
-  plain.timeout_seconds = 60;
-  r.plain = run_process(argv, plain);
-  RunOptions opt;
-  opt.with_shim = true;
-  opt.timeout_seconds = 60;  // a hang (the failures these tests catch) ends the run as a kill
-  opt.env = {{"UFFDLAZY_STATS", "1"}, {"UFFDLAZY_STRICT", "1"}};
-  for (const auto& [k, v] : env) opt.env[k] = v;
-  r.shim = run_process(argv, opt);
-  r.summary = summary_line(r.shim.err);
-  return r;
+  return run_target_both_ways("program_claims", args, env, 60);
 }
 
 void expect_same(const Runs& r) {

@@ -8,22 +8,10 @@
 namespace uffdlazy::test {
 namespace {
 
-struct Runs {
-  ProcessResult plain;
-  ProcessResult shim;
-  std::string summary;
-};
+using Runs = PlainAndShim;
 
 Runs run_both(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {target_path("scale_target")};
-  argv.insert(argv.end(), args.begin(), args.end());
-  Runs r;
-  r.plain = run_process(argv);
-  RunOptions opt;
-  opt.with_shim = true;
-  opt.env = {{"UFFDLAZY_STATS", "1"}, {"UFFDLAZY_STRICT", "1"}};
-  r.shim = run_process(argv, opt);
-  r.summary = summary_line(r.shim.err);
+  Runs r = run_target_both_ways("scale_target", args);
   EXPECT_EQ(r.plain.exit_code, 0) << r.plain.out << r.plain.err;
   EXPECT_EQ(r.shim.exit_code, 0) << r.shim.out << r.shim.err;
   EXPECT_EQ(r.shim.out, r.plain.out);
