@@ -66,6 +66,7 @@ void* HiddenThread::trampoline(void* self) {
   const long tid = sys::gettid();
   remember_tid(tid, 0);
   __atomic_store_n(&t->tid_, tid, __ATOMIC_RELEASE);
+  if (t->prepare_) t->prepare_(t->arg_);
   __atomic_store_n(&t->running_, 1, __ATOMIC_RELEASE);
   sys::futex(&t->running_, FUTEX_WAKE_PRIVATE, 1 << 30);
   const bool counted_out = t->counted_out_;
@@ -85,7 +86,7 @@ void* HiddenThread::trampoline(void* self) {
 
 void name_this_thread(const char* name) { sys::call6(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>(name)); }
 
-bool HiddenThread::start(void* (*fn)(void*), void* arg, size_t stack_bytes) {
+bool HiddenThread::start(void* (*fn)(void*), void* arg, size_t stack_bytes, void (*prepare)(void*)) {
   const size_t bytes = align_up(stack_bytes, 64 * 1024) + kGuard;
   long m = mmap_aside(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (sys::failed(m)) return false;
@@ -101,6 +102,7 @@ bool HiddenThread::start(void* (*fn)(void*), void* arg, size_t stack_bytes) {
   sys::sigprocmask(SIG_SETMASK, &all, &old);
   fn_ = fn;
   arg_ = arg;
+  prepare_ = prepare;
   running_ = 0;
   counted_out_ = g_libc_thread_count != nullptr;
   pthread_t t;

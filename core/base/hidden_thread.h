@@ -14,7 +14,10 @@ namespace uffdlazy {
 class HiddenThread {
  public:
   // Starts fn(arg) on a new thread (which names itself: name_this_thread). False if it could not.
-  bool start(void* (*fn)(void*), void* arg, size_t stack_bytes);
+  // prepare(arg), if given, runs on the new thread before start() returns: what the thread must
+  // have done before the program's next step (take its own descriptor table before the program
+  // can close the descriptors it keeps) goes there.
+  bool start(void* (*fn)(void*), void* arg, size_t stack_bytes, void (*prepare)(void*) = nullptr);
   // Waits for the thread to end (to have left the thread group) and unmaps its stack (tests, the
   // monitor's stop(), the pager stepping aside).
   void join();
@@ -28,6 +31,7 @@ class HiddenThread {
   static void* trampoline(void* self);
 
   void* (*fn_)(void*) = nullptr;
+  void (*prepare_)(void*) = nullptr;
   void* arg_ = nullptr;
   long tid_ = 0;
   int running_ = 0;  // futex word: the thread has recorded its id

@@ -31,7 +31,11 @@ bool CopyHelper::start(Userfaultfd* uffd, uint64_t spin_ns) {
   posted_.store(0, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
   // available() turns true once the thread runs on its own table (run()).
-  return thread_.start(thread_main, this, kStackSize);
+  return thread_.start(thread_main, this, kStackSize, own_descriptor_table);
+}
+
+void CopyHelper::own_descriptor_table(void* self) {
+  take_private_descriptor_table(static_cast<CopyHelper*>(self)->uffd_->fd(), -1);
 }
 
 void CopyHelper::stop() {
@@ -54,7 +58,6 @@ void CopyHelper::forget() {
 
 void CopyHelper::run() {
   name_this_thread("uffdlazy-copy");
-  take_private_descriptor_table(uffd_->fd(), -1);
   running_.store(true, std::memory_order_release);
   uint32_t seen = posted_.load(std::memory_order_acquire);
   for (;;) {

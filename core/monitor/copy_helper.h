@@ -57,6 +57,8 @@ class CopyHelper {
 
  private:
   static void* thread_main(void* self);
+  // On the new thread before start() returns (see Monitor::own_descriptor_table).
+  static void own_descriptor_table(void* self);
   void run();
   void own_descriptor_table();
 

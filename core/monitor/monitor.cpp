@@ -122,7 +122,7 @@ bool Monitor::start() {
   // Without it the monitor copies everything itself (available() stays false).
   if (want_copier_) copier_.start(s_.uffd, kCopierSpinNs);
   running_.store(true, std::memory_order_release);
-  if (!thread_.start(thread_main, this, kStackSize)) {
+  if (!thread_.start(thread_main, this, kStackSize, own_descriptor_table)) {
     running_.store(false, std::memory_order_release);
     copier_.stop();
     return false;
@@ -242,15 +242,15 @@ void Monitor::release_waiters() {
   sys::futex(&claim_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
 }
 
-void Monitor::own_descriptor_table() {
+void Monitor::own_descriptor_table(void* self) {
   // The userfaultfd, and the file the page source reads, if any (see private_fd_table.h).
-  const int source_fd = s_.source ? s_.source->descriptor() : -1;
-  take_private_descriptor_table(s_.uffd->fd(), source_fd != s_.uffd->fd() ? source_fd : -1);
+  const Setup& s = static_cast<Monitor*>(self)->s_;
+  const int source_fd = s.source ? s.source->descriptor() : -1;
+  take_private_descriptor_table(s.uffd->fd(), source_fd != s.uffd->fd() ? source_fd : -1);
 }
 
 void Monitor::run() {
   name_this_thread("uffdlazy-mon");
-  own_descriptor_table();
   if (s_.cpu >= 0) {
     uint64_t mask[16] = {};
     mask[s_.cpu / 64] |= uint64_t(1) << (s_.cpu % 64);

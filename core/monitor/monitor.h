@@ -70,8 +70,11 @@ class Monitor final : private FillHost {
 
   // Maps everything the loop needs and registers the doorbell page with the userfaultfd.
   bool init(const Setup& setup);
-  // Spawns the thread (again, after stop()). False if it could not be created.
+  // Spawns the thread (again, after stop()). False if it could not be created. Once it returns the
+  // thread runs on a descriptor table of its own: the program may close any descriptor.
   bool start();
+  // The monitor thread's id while it runs (0 otherwise).
+  long thread_id() const { return thread_.tid(); }
   // The monitor cannot go on (or, stopped, could not be started again): with snapshot pages still
   // owed the process is stopped with a message (they would read as zeros); otherwise every range
   // is unregistered (faults then read zeros, the right content) and failed() turns true. From any
@@ -184,7 +187,9 @@ class Monitor final : private FillHost {
   // Posts a request, rings the doorbell and waits until `done` reaches the ticket.
   void request_and_wait(std::atomic<uint32_t>& requested, std::atomic<uint32_t>& done);
   void release_waiters();
-  void own_descriptor_table();
+  // Run on the new thread before start() returns (HiddenThread's prepare): a program that closes
+  // every descriptor right after the shim started cannot close the userfaultfd under the monitor.
+  static void own_descriptor_table(void* self);
   enum class Claim : uint8_t { kStepAside, kMakePresent };
   void claim(Claim kind, uintptr_t start, uintptr_t end);
   // On the monitor thread: carries out the claim posted (false: exiting).

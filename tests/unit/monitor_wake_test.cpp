@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <string>
 #include <thread>
 
 #include "core/base/spin_lock.h"
@@ -165,6 +166,31 @@ TEST(MonitorServe, UnregisteredAddressesAreNeverTouchedAndRegisteredOnesReadZero
   EXPECT_EQ(r[2 * h.page], 7);
   h.monitor.stop();  // counts are final once the monitor is joined
   EXPECT_EQ(h.counters.faults.load(), 8u);
+}
+
+// A program may close every descriptor the moment it starts (close_range(3, ~0) first thing in
+// main): the monitor must already hold the userfaultfd in a table of its own by then, or it finds
+// it gone (POLLNVAL) and stops serving. Repeated: before the fix this lost a race most times.
+TEST(MonitorServe, TheProgramClosingTheUserfaultfdRightAfterTheStartDoesNotReachTheMonitor) {
+  for (int round = 0; round < 30; round++) {
+    SCOPED_TRACE(round);
+    Harness h;
+    h.set_up();
+    char* r = h.region(4);
+    const int number = h.uffd.fd();
+    const int kept = dup(number);  // puts the number back afterwards, for the harness to close
+    ASSERT_GE(kept, 0);
+    ASSERT_TRUE(h.monitor.start());
+    ASSERT_EQ(close(number), 0);
+    char link[256] = {};
+    const std::string path = "/proc/self/task/" + std::to_string(h.monitor.thread_id()) + "/fd/" + std::to_string(number);
+    ASSERT_GT(readlink(path.c_str(), link, sizeof link - 1), 0) << path << " is gone: the monitor lost the userfaultfd";
+    EXPECT_STREQ(link, "anon_inode:[userfaultfd]");
+    for (size_t i = 0; i < 4; i++) EXPECT_EQ(r[i * h.page], 0);
+    h.monitor.stop();
+    ASSERT_EQ(dup2(kept, number), number);
+    close(kept);
+  }
 }
 
 }  // namespace
