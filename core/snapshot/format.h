@@ -16,9 +16,11 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is
 
 inline constexpr char kMagic[8] = {'U', 'F', 'F', 'D', 'S', 'N', 'A', 'P'};
 inline constexpr uint16_t kVersionMajor = 2;  // what this build writes
-inline constexpr uint16_t kVersionMinor = 0;  // a reader accepts any minor of its major
+inline constexpr uint16_t kVersionMinor = 1;  // a reader accepts any minor of its major
 // 1.0: an index entry for every page of a region. 1.1: FileHeader::index_digest (zeros in a 1.0
-// file: no digest). 2.0: runs of stored pages (RunRecord), ancestors, writer_version. This build
+// file: no digest). 2.0: runs of stored pages (RunRecord), ancestors, writer_version. 2.1: packed
+// pages (PageKind::kPacked, SectionType::kPacked, required: a 2.0 reader refuses a file that has
+// them, and reads one that has none). This build
 // still reads 1.x (SnapshotReader turns its index into runs; RegionRecordV1 below).
 inline constexpr uint16_t kOldestReadMajor = 1;
 
@@ -84,8 +86,9 @@ enum class SectionType : uint32_t {
   kData = 5,         // page-aligned page contents; no section checksum (every block has its own)
   kPageRuns = 6,     // RunRecord[]: each region's runs of stored pages, in page order
   kAncestors = 7,    // AncestorRecord[]: the images an incremental image's parent pages lie in
+  kPacked = 8,       // 2.1: packed pages' non-zero spans (PackedHeader, PackedSpan), in entry order
 };
-inline constexpr uint32_t kLastSectionType = uint32_t(SectionType::kAncestors);
+inline constexpr uint32_t kLastSectionType = uint32_t(SectionType::kPacked);
 
 inline constexpr uint32_t kSectionRequired = 1u << 0;    // a reader that does not know it must refuse
 inline constexpr uint32_t kSectionNoChecksum = 1u << 1;  // checksum is 0 and means nothing
@@ -136,7 +139,8 @@ struct RegionRecord {
   uint64_t duplicate_pages;
   uint64_t parent_pages;
   uint64_t absent_pages;  // page_count - entry_count: in no run
-  uint8_t reserved[24];
+  uint64_t packed_pages;  // 2.1 (0 in a 2.0 file): entries of kind packed
+  uint8_t reserved[16];
 };
 static_assert(sizeof(RegionRecord) == 160);
 static_assert(offsetof(RegionRecord, site_module) == 64);
@@ -181,6 +185,7 @@ enum class PageKind : uint8_t {
   kData = 2,       // the first page with this content; offset points at its block
   kDuplicate = 3,  // same content as an earlier page; offset points at that page's block
   kParent = 4,     // unchanged since an ancestor image: offset points at a block of that file
+  kPacked = 5,     // 2.1: mostly zero; only its non-zero spans are stored, in the packed section
 };
 
 // One per stored page: the block offset (a multiple of the page size, so its low 12 bits are
@@ -203,6 +208,88 @@ inline uint64_t entry_offset(const PageEntry& e) { return e.offset_kind & kOffse
 inline uint32_t entry_depth(const PageEntry& e) { return uint32_t((e.offset_kind & kDepthMask) >> kDepthShift); }
 inline PageEntry make_entry(PageKind k, uint64_t offset, uint64_t checksum, uint32_t depth = 0) {
   return PageEntry{offset | (uint64_t(depth) << kDepthShift) | uint64_t(k), checksum};
+}
+
+// A packed page (2.1): the entry's bits 12-63 hold its block's byte offset in the packed section
+// (a multiple of 8), its checksum is the XXH3-64 of the whole page as unpacked. The block is a
+// PackedHeader, then `spans` spans, each a PackedSpan and its `length` bytes; every other byte of
+// the page is zero. Spans are in order, do not overlap or touch, lie inside the page, and their
+// starts and lengths are multiples of 8 (non-zero lengths). Blocks follow each other in entry
+// order and fill the section: the first packed entry's block is at 0, each next one where the
+// previous ended.
+struct PackedHeader {
+  uint32_t spans;
+  uint32_t reserved;  // zero
+};
+struct PackedSpan {
+  uint32_t start;   // byte offset in the page
+  uint32_t length;  // bytes that follow this record
+};
+static_assert(sizeof(PackedHeader) == 8 && sizeof(PackedSpan) == 8);
+inline constexpr uint64_t kPackedShift = 12;
+inline uint64_t packed_offset(const PageEntry& e) { return e.offset_kind >> kPackedShift; }
+inline PageEntry make_packed_entry(uint64_t offset, uint64_t checksum) {
+  return PageEntry{(offset << kPackedShift) | uint64_t(PageKind::kPacked), checksum};
+}
+// Packs a page (page_size bytes, a multiple of 8) into out (room for page_size bytes) when its
+// packed form takes at most `limit` bytes; returns that size, or 0 when it would not fit (or the
+// page is all zero: no spans). Zero gaps of 8 bytes or less stay inside a span (a span record
+// costs 8).
+inline uint64_t pack_page(const void* page, uint64_t page_size, uint8_t* out, uint64_t limit) {
+  const uint64_t* w = static_cast<const uint64_t*>(page);
+  const uint64_t words = page_size / 8;
+  uint64_t used = sizeof(PackedHeader), spans = 0, i = 0;
+  if (limit > page_size) limit = page_size;
+  while (i < words) {
+    if (!w[i]) {
+      i++;
+      continue;
+    }
+    uint64_t end = i + 1;  // one past the span's last non-zero word
+    for (uint64_t j = end; j < words;) {
+      if (w[j]) end = ++j;
+      else if (j + 1 < words && w[j + 1] && j == end) j++;  // a single zero word: keep going
+      else break;
+    }
+    const uint64_t bytes = (end - i) * 8;
+    if (used + sizeof(PackedSpan) + bytes > limit) return 0;
+    const PackedSpan s{uint32_t(i * 8), uint32_t(bytes)};
+    __builtin_memcpy(out + used, &s, sizeof s);
+    __builtin_memcpy(out + used + sizeof s, w + i, bytes);
+    used += sizeof s + bytes;
+    spans++;
+    i = end;
+  }
+  if (!spans) return 0;
+  const PackedHeader h{uint32_t(spans), 0};
+  __builtin_memcpy(out, &h, sizeof h);
+  return used;
+}
+// Unpacks the block at `block` (at most `avail` bytes of the section from there) into a page of
+// page_size bytes. Returns the block's size, or 0 when it is malformed (spans out of order, out
+// of the page or of the section, not multiples of 8): the page is then left partly written.
+inline uint64_t unpack_page(const uint8_t* block, uint64_t avail, uint64_t page_size, uint8_t* page) {
+  PackedHeader h;
+  if (avail < sizeof h) return 0;
+  __builtin_memcpy(&h, block, sizeof h);
+  if (h.spans == 0 || h.reserved != 0 || h.spans > page_size / 16 + 1) return 0;
+  uint64_t used = sizeof h, at = 0;
+  for (uint32_t k = 0; k < h.spans; k++) {
+    PackedSpan s;
+    if (avail - used < sizeof s) return 0;
+    __builtin_memcpy(&s, block + used, sizeof s);
+    used += sizeof s;
+    if (s.length == 0 || s.start % 8 || s.length % 8 || s.start < at || (k && s.start == at) ||
+        s.length > page_size - s.start || avail - used < s.length) {
+      return 0;
+    }
+    __builtin_memset(page + at, 0, s.start - at);
+    __builtin_memcpy(page + s.start, block + used, s.length);
+    used += s.length;
+    at = s.start + s.length;
+  }
+  __builtin_memset(page + at, 0, page_size - at);
+  return used;
 }
 
 // An image an incremental image takes unchanged pages from: record i is the ancestor at depth
