@@ -257,9 +257,7 @@ ReadStatus SnapshotReader::validate_sections() {
       case SectionType::kData:
         if (e.offset % header_.page_size || e.length % header_.page_size) return malformed("misaligned data area");
         break;
-      case SectionType::kPacked:
-        if (e.length % 8) return malformed("packed pages size");
-        break;
+      case SectionType::kPacked: break;  // blocks of any length, one after the other
     }
     // The page index's sections are always checked; the data area's only if it has a checksum.
     const bool checked = type != SectionType::kData || !(e.flags & kSectionNoChecksum);
@@ -526,8 +524,7 @@ ReadStatus SnapshotReader::validate_index() {
         if (packed_offset(e[i]) != packed_at) return malformed("a packed page is not where the previous one ended");
         const uint64_t used = unpack_page(packed_ + packed_at, packed_length_ - packed_at, ps, unpacked.get());
         if (!used) return malformed("a packed page is malformed");
-        packed_at += align_up(used, 8);
-        if (packed_at > packed_length_) return malformed("a packed page is malformed");
+        packed_at += used;
       } else if (kind == uint64_t(PageKind::kParent)) {
         if (depth == 0 || depth > ancestor_count_) return malformed("a parent page names no ancestor");
         const AncestorRecord& a = ancestors_[depth - 1];

@@ -273,8 +273,7 @@ int SnapshotWriter::store(const void* p, bool pack, PageEntry* entry) {
   const uint64_t packed = pack && limit ? pack_page(p, page_size_, scratch_, limit) : 0;
   if (packed) {
     const uint64_t at = packed_.size();
-    static const uint8_t kPad[8] = {};
-    if (packed_.append(scratch_, packed) || packed_.append(kPad, align_up(packed, 8) - packed)) return ENOMEM;
+    if (packed_.append(scratch_, packed)) return ENOMEM;
     *entry = make_packed_entry(at, hash);
     return 0;
   }
