@@ -7,8 +7,11 @@ its pages at random after the resume (--mb 512 --touch-permille 10), and a 10 Gi
 
   * uffdlazy: `uffdlazy checkpoint` of the program waiting on stdin (its time: what the checkpoint
     line says, trigger to image in place; the image's size), then `uffdlazy resume IMG`, lazy by
-    default: launch to running (the program's own "running" line, CLOCK_MONOTONIC, the first thing
+    default (the monitor fills every page in the background), and with --prefetch none (on demand
+    only): launch to running (the program's own "running" line, CLOCK_MONOTONIC, the first thing
     it does after the resume) and launch to exit;
+  * with --criu-lazy, also CRIU's own lazy restore (`criu lazy-pages` daemon + `criu restore
+    --lazy-pages`), timed the same way;
   * CRIU (root): the same program without the shim, detached (new session, stdin /dev/null, stderr
     to a file) and waiting for SIGUSR1; `criu dump` (wall time; the images directory's size, logs
     left out), then `criu restore -d` (launch to criu's exit: the process is running then; this
@@ -69,9 +72,9 @@ def ours_checkpoint(cli, program, image):
     return os.path.getsize(image), in_ms, wall
 
 
-def ours_resume(cli, image):
+def ours_resume(cli, image, extra=()):
     launch = time.monotonic_ns()
-    p = subprocess.Popen([cli, "resume", image], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    p = subprocess.Popen([cli, "resume", image] + list(extra), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, env=clean_env())
     _, err = p.communicate(b"go\n", timeout=600)
     end = time.monotonic_ns()
@@ -105,12 +108,25 @@ def criu_dump(criu, program, workdir, ready):
     return images, dir_size(images), wall, p.pid, err, before
 
 
-def criu_restore(criu, images, pid, err, before):
+def criu_restore(criu, images, pid, err, before, lazy=False):
     # CRIU checks that the files the process had open are as they were: stderr held its first line.
     with open(err, "w") as f:
         f.write(before)
+    daemon = None
+    if lazy:
+        # CRIU's own lazy restore: its lazy-pages daemon serves the pages through userfaultfd.
+        sock = os.path.join(images, "lazy-pages.socket")
+        if os.path.exists(sock):
+            os.unlink(sock)
+        daemon = subprocess.Popen([criu, "lazy-pages", "-D", images, "-o", "lazy.log"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        for _ in range(5000):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.001)
     launch = time.monotonic_ns()
-    r = subprocess.run([criu, "restore", "-D", images, "-d", "-o", "restore.log"], capture_output=True)
+    r = subprocess.run([criu, "restore", "-D", images, "-d", "-o", "restore.log"] + (["--lazy-pages"] if lazy else []),
+                       capture_output=True)
     restored = time.monotonic_ns()
     if r.returncode != 0:
         raise SystemExit("criu_compare: criu restore failed:\n%s" %
@@ -118,6 +134,8 @@ def criu_restore(criu, images, pid, err, before):
     os.kill(pid, signal.SIGUSR1)
     os.waitpid(pid, 0)  # reparented to this script, the subreaper
     end = time.monotonic_ns()
+    if daemon:
+        daemon.wait(timeout=60)
     with open(err) as f:
         lines = f.read().splitlines()
     checksum = line_field(lines, "done ", 3)
@@ -132,6 +150,7 @@ def main():
     ap.add_argument("--bench-target", required=True)
     ap.add_argument("--sparse-target", required=True)
     ap.add_argument("--criu")
+    ap.add_argument("--criu-lazy", action="store_true", help="also criu restore --lazy-pages (its lazy-pages daemon)")
     ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()
     libc = ctypes.CDLL(None, use_errno=True)
@@ -150,21 +169,36 @@ def main():
             size, ck_ms, ck_wall = ours_checkpoint(a.cli, program, image)
             crit = criu_dump(a.criu, program, workdir, ready) if a.criu else None
             ours_run, ours_total, criu_run, criu_total, sums = [], [], [], [], set()
+            lazy_run, lazy_total, none_run, none_total = [], [], [], []
             for _ in range(a.runs):
                 r, t, s = ours_resume(a.cli, image)
                 ours_run.append(r)
                 ours_total.append(t)
+                sums.add(s)
+                r, t, s = ours_resume(a.cli, image, ["--prefetch", "none"])
+                none_run.append(r)
+                none_total.append(t)
                 sums.add(s)
                 if crit:
                     r, t, s = criu_restore(a.criu, crit[0], crit[3], crit[4], crit[5])
                     criu_run.append(r)
                     criu_total.append(t)
                     sums.add(s)
+                    if a.criu_lazy:
+                        r, t, s = criu_restore(a.criu, crit[0], crit[3], crit[4], crit[5], lazy=True)
+                        lazy_run.append(r)
+                        lazy_total.append(t)
+                        sums.add(s)
             if len(sums) != 1:
                 raise SystemExit("criu_compare: %s: runs disagree on the checksum: %s" % (name, sums))
             rows.append((name, "uffdlazy checkpoint / resume", size, "%.0f" % ck_ms, fmt(ours_run, 2), fmt(ours_total)))
+            rows.append((name, "uffdlazy checkpoint / resume --prefetch none", size, "%.0f" % ck_ms, fmt(none_run, 2),
+                         fmt(none_total)))
             if crit:
                 rows.append((name, "criu dump / restore", crit[1], "%.0f" % crit[2], fmt(criu_run, 2), fmt(criu_total)))
+            if lazy_run:
+                rows.append((name, "criu dump / restore --lazy-pages", crit[1], "%.0f" % crit[2], fmt(lazy_run, 2),
+                             fmt(lazy_total)))
             os.unlink(image)
     print("| case | tool | image, bytes | checkpoint, ms | launch to running, ms | launch to exit, ms |")
     print("|---|---|---:|---:|---:|---:|")
