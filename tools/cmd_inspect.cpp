@@ -193,7 +193,7 @@ const VerbSpec inspect_verb = {
         "release that wrote it (\"written by\"; JSON writer_version, null for a file that does not record "
         "it), capture time, index digest), one line per region (address, length, protection, allocation "
         "site, ordinal, runs, and how many pages are stored as data, zero, duplicate, parent or absent) and "
-        "totals; for an incremental image, the images it builds on and whether they can be used; for a "
+        "totals (and the pages stored packed, as their non-zero bytes: JSON packed_pages, packed_bytes); for an incremental image, the images it builds on and whether they can be used; for a "
         "process image (uffdlazy checkpoint), also the process, its threads, mappings and descriptors. Page data is not checked (that is "
         "uffdlazy verify). A URL (s3://BUCKET/KEY, http(s)://...) is read remotely: only its header and "
         "metadata are fetched, and its index digest is checked against them (URL#sha256=HEX or --digest HEX "

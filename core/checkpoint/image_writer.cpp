@@ -184,9 +184,6 @@ void write_region(const ImageInput& in, uint32_t i, uint64_t* lazy_pages, void (
   // The restorer puts eager regions in place itself: their mostly zero pages are stored packed
   // (only their non-zero bytes). Lazy ones are served from the file mapping, whole blocks.
   info.pack = !r.lazy;
-  // The restorer maps eager private anonymous memory empty and writes only the pages stored: an
-  // all-zero page there is the same left out.
-  info.zero_is_absent = !r.lazy && !r.file && !r.shared;
   const snap::WriterStats before = c.writer.stats();
   const snap::WriteStatus st = c.writer.add_region(info, pages);
   if (!st.ok()) fail(st);

@@ -354,7 +354,6 @@ WriteStatus SnapshotWriter::add_region(const RegionInfo& info, PageProvider& pag
       if (!p) continue;  // absent: in no run
       int err = store(p, info.pack, &e);
       if (err) return fail(err == ENOMEM ? WriteError::kNoMemory : WriteError::kWrite, err);
-      if (info.zero_is_absent && entry_kind(e) == PageKind::kZero) continue;  // absent: in no run
     }
     switch (entry_kind(e)) {
       case PageKind::kZero: rec.zero_pages++; break;

@@ -96,9 +96,6 @@ struct RegionInfo {
   // the packed section. For regions a reader puts in place itself (a process image's eager
   // regions), never for pages served lazily from the file mapping (which needs whole blocks).
   bool pack = false;
-  // An all-zero page is left absent rather than stored as a zero page: for memory whose absent
-  // pages read as zeros where the reader puts it (private anonymous memory a restorer maps empty).
-  bool zero_is_absent = false;
 };
 
 struct WriterOptions {
