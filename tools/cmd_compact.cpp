@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/snapshot/checksum.h"
 #include "core/snapshot/process_format.h"
 #include "core/snapshot/snapshot_reader.h"
 #include "core/snapshot/snapshot_writer.h"
@@ -40,7 +41,8 @@ class ChainPages final : public snap::PageProvider {
     }
     if (p.kind == snap::PageKind::kPacked) {  // unpacked here, checked, and packed again by the writer
       unpacked_.resize(r_.page_size());
-      if (!r_.verify_page(region_, i) || !r_.unpack(r_.entry(region_, i), unpacked_.data())) {
+      if (!r_.unpack(r_.entry(region_, i), unpacked_.data()) ||
+          snap::checksum(unpacked_.data(), r_.page_size()) != p.checksum) {
         bad_page = i;
         fail(EIO);
         return nullptr;

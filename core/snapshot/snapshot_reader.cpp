@@ -287,9 +287,8 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
   const uint64_t runs_at = align_up(regions_at + regions.length, 8);
   const uint64_t entries_at = align_up(runs_at + runs.length, 8);
   const uint64_t ancestors_at = align_up(entries_at + entries.length, 8);
-  const uint64_t packed_at = align_up(ancestors_at + ancestors.length, 8);
   uint64_t process_at[kProcessSections];
-  uint64_t total = align_up(packed_at + packed.length, 8);
+  uint64_t total = align_up(ancestors_at + ancestors.length, 8);
   for (int i = 0; i < kProcessSections; i++) {
     process_at[i] = total;
     if (i != kObjectDataSlot) total = align_up(total + process_[i].length, 8);
@@ -311,7 +310,6 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
   memcpy(private_ + runs_at, base_ + runs.offset, runs.length);
   memcpy(private_ + entries_at, base_ + entries.offset, entries.length);
   memcpy(private_ + ancestors_at, base_ + ancestors.offset, ancestors.length);
-  memcpy(private_ + packed_at, base_ + packed.offset, packed.length);
   for (int i = 0; i < kProcessSections; i++) {
     if (!process_[i].checked) continue;
     if (i == kObjectDataSlot) {
@@ -337,7 +335,6 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
                        {SectionType::kPageRuns, runs, private_ + runs_at},
                        {SectionType::kPageEntries, entries, private_ + entries_at},
                        {SectionType::kAncestors, ancestors, private_ + ancestors_at},
-                       {SectionType::kPacked, packed, private_ + packed_at},
                        {SectionType::kData, data, base_ + data.offset}};  // data is never trusted unchecked
   for (const auto& c : checked) {
     if (c.section.checked && checksum(c.bytes, c.section.length) != c.section.checksum) {
@@ -359,7 +356,11 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
   entries_offset_ = entries.offset;
   ancestors_ = reinterpret_cast<const AncestorRecord*>(private_ + ancestors_at);
   ancestor_count_ = uint32_t(ancestors.length / sizeof(AncestorRecord));
-  packed_ = private_ + packed_at;
+  // Packed pages are read like page data, from the file mapping: each unpacked page is checked
+  // against its checksum (in the private index) before it is used. validate_index checks the
+  // section's checksum and its blocks' shape on a private copy it drops after, so a resumed
+  // process does not keep them (only the restorer needs them).
+  packed_ = base_ + packed.offset;
   packed_length_ = packed.length;
   data_offset_ = data.offset;
   data_length_ = data.length;
@@ -507,7 +508,14 @@ ReadStatus SnapshotReader::validate_index() {
   uint64_t data_entries = 0;
   uint64_t packed_at = 0;  // where the next packed block must start: blocks fill the section in entry order
   Scratch unpacked(ps);
-  if (!unpacked.ok()) return ReadStatus{ReadError::kOpenFailed, ENOMEM};
+  Scratch packed_copy(packed_length_);
+  if (!unpacked.ok() || !packed_copy.ok()) return ReadStatus{ReadError::kOpenFailed, ENOMEM};
+  const uint8_t* packed = packed_copy.get();
+  memcpy(packed_copy.get(), packed_, packed_length_);
+  const Section& packed_section = sections_[uint32_t(SectionType::kPacked)];
+  if (packed_section.checked && checksum(packed, packed_length_) != packed_section.checksum) {
+    return error(ReadError::kIndexChecksum, 0, 0, section_name(SectionType::kPacked));
+  }
   for (uint64_t r = 0; r < region_count_; r++) {
     const RegionRecord& rec = regions_[r];
     uint64_t counts[6] = {};
@@ -522,7 +530,7 @@ ReadStatus SnapshotReader::validate_index() {
       }
       if (kind == uint64_t(PageKind::kPacked)) {
         if (packed_offset(e[i]) != packed_at) return malformed("a packed page is not where the previous one ended");
-        const uint64_t used = unpack_page(packed_ + packed_at, packed_length_ - packed_at, ps, unpacked.get());
+        const uint64_t used = unpack_page(packed + packed_at, packed_length_ - packed_at, ps, unpacked.get());
         if (!used) return malformed("a packed page is malformed");
         packed_at += used;
       } else if (kind == uint64_t(PageKind::kParent)) {
@@ -670,7 +678,8 @@ PageRef SnapshotReader::page(uint64_t region, uint64_t page) const {
 bool SnapshotReader::unpack(const PageEntry& e, uint8_t* page) const {
   if (entry_kind(e) != PageKind::kPacked) return false;
   const uint64_t at = packed_offset(e);
-  // Validated at open, in private memory: this cannot fail for an entry of this file.
+  // Read from the file mapping, bounds checked: a file changed since it was opened can make this
+  // fail, or unpack other bytes, which the page's checksum then tells.
   return at < packed_length_ && unpack_page(packed_ + at, packed_length_ - at, header_.page_size, page) != 0;
 }
 

@@ -130,7 +130,9 @@ class SnapshotReader {
   // Where a data, duplicate or parent entry's block is mapped (nullptr: its ancestor is not open).
   const uint8_t* block(const PageEntry& e) const;
   // A packed entry's page (format 2.1), unpacked into page_size bytes at `page`; false for an
-  // entry of another kind. Packed pages have no block: page() gives their kind and checksum only.
+  // entry of another kind, or when the block no longer unpacks. Packed pages have no block: page()
+  // gives their kind and checksum only. Read from the file like page data: check the result
+  // against the entry's checksum (verify_page does) before trusting it.
   bool unpack(const PageEntry& e, uint8_t* page) const;
   uint64_t packed_length() const { return packed_length_; }
   // The first stored page of region `region` at or after `from`, or page_count when none.
@@ -209,7 +211,7 @@ class SnapshotReader {
   uint64_t entry_count_ = 0;
   const AncestorRecord* ancestors_ = nullptr;
   uint32_t ancestor_count_ = 0;
-  const uint8_t* packed_ = nullptr;  // the packed section, in private memory (2.1)
+  const uint8_t* packed_ = nullptr;  // the packed section, in the file mapping (2.1)
   uint64_t packed_length_ = 0;
   // Once open_ancestors() succeeded: each ancestor's file mapping, and where it was found.
   const uint8_t* ancestor_base_[kMaxAncestors] = {};
