@@ -165,11 +165,20 @@ TEST(SnapshotPacked, MostlyZeroPagesAreStoredAsTheirSpansAndReadBackExactly) {
   EXPECT_LE(std::filesystem::file_size(d.file("packed.snap")) + 3 * kPs, std::filesystem::file_size(d.file("plain.snap")));
 }
 
-TEST(SnapshotPacked, AFileWithoutPackedPagesHasNoPackedSection) {
+TEST(SnapshotPacked, AFileWithoutPackedPagesIsWhatA20ReaderReads) {
   Dir d;
   write_file(d.file("plain.snap"), sample_pages(), false);
   auto b = read_all(d.file("plain.snap"));
   EXPECT_EQ(section(b, uint32_t(SectionType::kPacked)), nullptr);  // what a 2.0 reader reads as its own
+  // And a 2.0 file (the same bytes, minor 0, packed_pages a reserved zero) is read as it was.
+  reinterpret_cast<FileHeader*>(b.data())->version_minor = 0;
+  reseal(b);
+  write_all(d.file("v20.snap"), b);
+  SnapshotReader r;
+  ASSERT_TRUE(r.open(d.file("v20.snap").c_str()).ok());
+  EXPECT_EQ(r.header().version_minor, 0);
+  EXPECT_EQ(r.region(0).packed_pages, 0u);
+  EXPECT_TRUE(r.verify_all().ok());
 }
 
 TEST(SnapshotPacked, AReaderThatDoesNotKnowPackedPagesRefusesTheFile) {
