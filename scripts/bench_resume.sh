@@ -11,6 +11,9 @@
 #   UFFDLAZY_BENCH_MIB=N                  size of the state (default 512)
 #   UFFDLAZY_BENCH_NO_BUILD=1             use the binaries already built
 #   UFFDLAZY_BENCH_OUT=file               where to write the report (default bench/RESUME_RESULTS.md)
+#   UFFDLAZY_BENCH_CRIU=/path/to/criu     also uffdlazy side by side with criu dump/restore (and
+#                                         restore --lazy-pages): bench/criu_compare.py, whose table
+#                                         is appended to the report (needs root and CRIU >= 4.x)
 #
 # Needs userfaultfd with kernel-mode faults (root here). Takes about a minute on 2 vCPUs.
 set -euo pipefail
@@ -30,3 +33,12 @@ mib=${UFFDLAZY_BENCH_MIB:-512}
 out=${UFFDLAZY_BENCH_OUT:-bench/RESUME_RESULTS.md}
 env "${clean_env[@]}" python3 bench/resume_bench.py --cli "$build_dir/bin/uffdlazy" \
   --target "$build_dir/bin/resume_bench_target" --mb "$mib" --runs "$runs" --out "$out"
+if [[ -n "${UFFDLAZY_BENCH_CRIU:-}" ]]; then
+  for f in "$build_dir/targets/sparse_reservation"; do
+    [[ -x "$f" ]] || { echo "bench_resume.sh: $f not found (build first)" >&2; exit 1; }
+  done
+  table=$(env "${clean_env[@]}" python3 bench/criu_compare.py --cli "$build_dir/bin/uffdlazy" \
+    --bench-target "$build_dir/bin/resume_bench_target" --sparse-target "$build_dir/targets/sparse_reservation" \
+    --criu "$UFFDLAZY_BENCH_CRIU" --criu-lazy --runs "$runs")
+  printf '\n## Side by side with CRIU\n\n`bench/criu_compare.py` (see its header for what is measured).\n\n%s\n' "$table" | tee -a "$out"
+fi

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/snapshot/checksum.h"
 #include "core/snapshot/process_format.h"
 #include "core/snapshot/snapshot_reader.h"
 #include "core/snapshot/snapshot_writer.h"
@@ -38,6 +39,16 @@ class ChainPages final : public snap::PageProvider {
       zeros_.resize(r_.page_size());
       return zeros_.data();
     }
+    if (p.kind == snap::PageKind::kPacked) {  // unpacked here, checked, and packed again by the writer
+      unpacked_.resize(r_.page_size());
+      if (!r_.unpack(r_.entry(region_, i), unpacked_.data()) ||
+          snap::checksum(unpacked_.data(), r_.page_size()) != p.checksum) {
+        bad_page = i;
+        fail(EIO);
+        return nullptr;
+      }
+      return unpacked_.data();
+    }
     if (!r_.verify_page(region_, i)) {
       bad_page = i;
       fail(EIO);
@@ -55,6 +66,7 @@ class ChainPages final : public snap::PageProvider {
   const snap::SnapshotReader& r_;
   uint64_t region_;
   std::vector<uint8_t> zeros_;
+  std::vector<uint8_t> unpacked_;
 };
 
 snap::ModuleIdentity identity(const snap::ModuleView& v) {
@@ -96,6 +108,7 @@ int compact(int argc, char** argv) {
     info.length = rec.length;
     info.prot = rec.prot;
     info.map_flags = rec.map_flags;
+    info.pack = rec.packed_pages != 0;  // an eager region of a process image: packed as it was
     info.site.module = rec.site_module == snap::kNoModule ? nullptr : &modules[rec.site_module];
     info.site.offset = rec.site_offset;
     info.site.ordinal = rec.ordinal;
@@ -122,7 +135,7 @@ int compact(int argc, char** argv) {
   const snap::WriterStats& s = w.stats();
   std::printf("%s: %" PRIu64 " regions, %" PRIu64 " pages stored (%" PRIu64 " taken from %u image%s it built on), %" PRIu64
               " bytes\n",
-              out.c_str(), s.regions, s.data_pages + s.duplicate_pages + s.zero_pages, [&] {
+              out.c_str(), s.regions, s.data_pages + s.duplicate_pages + s.zero_pages + s.packed_pages, [&] {
                 uint64_t n = 0;
                 for (uint64_t i = 0; i < r.region_count(); i++) n += r.region(i).parent_pages;
                 return n;

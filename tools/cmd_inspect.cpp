@@ -24,7 +24,7 @@ const OptionSpec kOptions[] = {
 };
 
 struct Totals {
-  uint64_t pages = 0, data = 0, zero = 0, dup = 0, parent = 0, absent = 0, logical = 0, runs = 0;
+  uint64_t pages = 0, data = 0, zero = 0, dup = 0, parent = 0, absent = 0, logical = 0, runs = 0, packed = 0;
 };
 
 Totals totals_of(const snap::SnapshotReader& r) {
@@ -36,6 +36,7 @@ Totals totals_of(const snap::SnapshotReader& r) {
     t.zero += rec.zero_pages;
     t.dup += rec.duplicate_pages;
     t.parent += rec.parent_pages;
+    t.packed += rec.packed_pages;
     t.absent += rec.absent_pages;
     t.runs += rec.run_count;
     t.logical += rec.length;
@@ -86,6 +87,10 @@ void print_text(const char* path, const snap::SnapshotReader& r, const std::stri
   std::printf("stored      %" PRIu64 " bytes in %" PRIu64 " data blocks, %" PRIu64 " runs\n", r.data_length(), t.data,
               t.runs);
   if (t.parent) std::printf("unchanged   %" PRIu64 " pages left in the parent images\n", t.parent);
+  if (t.packed) {
+    std::printf("packed      %" PRIu64 " mostly zero pages as their non-zero bytes: %" PRIu64 " bytes\n", t.packed,
+                r.packed_length());
+  }
   std::printf("saved       %" PRIu64 " bytes by dedup (%" PRIu64 " duplicate pages), %" PRIu64
               " bytes of zero pages (%" PRIu64 "), %" PRIu64 " absent pages\n",
               t.dup * ps, t.dup, t.zero * ps, t.zero, t.absent);
@@ -130,16 +135,17 @@ void print_json(const char* path, const snap::SnapshotReader& r, const snap::Pro
     }
     std::printf("\"ordinal\":%" PRIu64 ",\"alloc_length\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"runs\":%" PRIu64
                 ",\"data\":%" PRIu64 ",\"zero\":%" PRIu64 ",\"duplicate\":%" PRIu64 ",\"parent\":%" PRIu64
-                ",\"absent\":%" PRIu64 ",\"stored_bytes\":%" PRIu64 "}",
+                ",\"absent\":%" PRIu64 ",\"packed\":%" PRIu64 ",\"stored_bytes\":%" PRIu64 "}",
                 rec.ordinal, rec.alloc_length, rec.page_count, rec.run_count, rec.data_pages, rec.zero_pages,
-                rec.duplicate_pages, rec.parent_pages, rec.absent_pages, rec.data_pages * ps);
+                rec.duplicate_pages, rec.parent_pages, rec.absent_pages, rec.packed_pages, rec.data_pages * ps);
   }
   std::printf("],\"totals\":{\"file_size\":%" PRIu64 ",\"logical_bytes\":%" PRIu64 ",\"pages\":%" PRIu64
               ",\"stored_bytes\":%" PRIu64 ",\"data_pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
               ",\"duplicate_pages\":%" PRIu64 ",\"absent_pages\":%" PRIu64 ",\"parent_pages\":%" PRIu64
-              ",\"runs\":%" PRIu64 ",\"dedup_saved_bytes\":%" PRIu64 "}",
+              ",\"runs\":%" PRIu64 ",\"dedup_saved_bytes\":%" PRIu64 ",\"packed_pages\":%" PRIu64
+              ",\"packed_bytes\":%" PRIu64 "}",
               r.file_size(), t.logical, t.pages, r.data_length(), t.data, t.zero, t.dup, t.absent, t.parent, t.runs,
-              t.dup * ps);
+              t.dup * ps, t.packed, r.packed_length());
   if (process) {
     std::printf(",");
     print_process_json(r, *process);
@@ -187,7 +193,7 @@ const VerbSpec inspect_verb = {
         "release that wrote it (\"written by\"; JSON writer_version, null for a file that does not record "
         "it), capture time, index digest), one line per region (address, length, protection, allocation "
         "site, ordinal, runs, and how many pages are stored as data, zero, duplicate, parent or absent) and "
-        "totals; for an incremental image, the images it builds on and whether they can be used; for a "
+        "totals (and the pages stored packed, as their non-zero bytes: JSON packed_pages, packed_bytes); for an incremental image, the images it builds on and whether they can be used; for a "
         "process image (uffdlazy checkpoint), also the process, its threads, mappings and descriptors. Page data is not checked (that is "
         "uffdlazy verify). A URL (s3://BUCKET/KEY, http(s)://...) is read remotely: only its header and "
         "metadata are fetched, and its index digest is checked against them (URL#sha256=HEX or --digest HEX "

@@ -106,7 +106,7 @@ MappingTotals totals(const snap::ProcessImage& image) {
 uint64_t stored_pages(const snap::SnapshotReader& reader, const snap::ProcessImage& image, bool lazy) {
   uint64_t n = 0;
   for (uint64_t r = 0; r < reader.region_count(); r++) {
-    if (image.region_lazy(r) == lazy) n += reader.region(r).data_pages + reader.region(r).duplicate_pages;
+    if (image.region_lazy(r) == lazy) n += reader.region(r).data_pages + reader.region(r).duplicate_pages + reader.region(r).packed_pages;
   }
   return n;
 }

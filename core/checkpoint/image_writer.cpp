@@ -181,6 +181,9 @@ void write_region(const ImageInput& in, uint32_t i, uint64_t* lazy_pages, void (
   info.length = r.end - r.start;
   info.prot = r.prot;
   info.map_flags = r.map_flags;
+  // The restorer puts eager regions in place itself: their mostly zero pages are stored packed
+  // (only their non-zero bytes). Lazy ones are served from the file mapping, whole blocks.
+  info.pack = !r.lazy;
   const snap::WriterStats before = c.writer.stats();
   const snap::WriteStatus st = c.writer.add_region(info, pages);
   if (!st.ok()) fail(st);
@@ -248,7 +251,7 @@ void write_region(const ImageInput& in, uint32_t i, uint64_t* lazy_pages, void (
   LineWriter w;
   w.str("uffdlazy: checkpoint ").str(in.path).str(" written: ").u64(in.program_thread_count)
       .str(in.program_thread_count == 1 ? " thread, " : " threads, ")
-      .u64(in.mapping_count).str(" mappings, ").u64(s.data_pages + s.duplicate_pages + s.parent_pages)
+      .u64(in.mapping_count).str(" mappings, ").u64(s.data_pages + s.duplicate_pages + s.parent_pages + s.packed_pages)
       .str(" pages stored (").u64(lazy_pages).str(" to be served lazily");
   if (in.base) w.str(", ").u64(s.parent_pages).str(" of them unchanged, left in ").str(in.ancestors[0].path);
   w.str("), ").u64(s.file_size).str(" bytes");

@@ -30,6 +30,13 @@ bool SnapshotRestore::open(const char* path, bool verify_pages, LineWriter* err)
     snap::describe(st, *err);
     return false;
   }
+  if (reader->packed_length()) {
+    // Packed pages (format 2.1) are written only into the regions of a process image that the
+    // restorer puts in place itself; a restore serves whole blocks from the file.
+    if (fd >= 0) sys::close(fd);
+    err->str("this snapshot holds packed pages (a process image's: uffdlazy resume it), which a restore cannot serve");
+    return false;
+  }
   if (source_.construct()->init(reader, verify_pages, fd) < 0 ||
       matcher_.construct()->init(reader, snap::RegionMatcher::mode_for(*reader)) < 0) {
     err->str("cannot map memory for the restore");

@@ -16,9 +16,11 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is
 
 inline constexpr char kMagic[8] = {'U', 'F', 'F', 'D', 'S', 'N', 'A', 'P'};
 inline constexpr uint16_t kVersionMajor = 2;  // what this build writes
-inline constexpr uint16_t kVersionMinor = 0;  // a reader accepts any minor of its major
+inline constexpr uint16_t kVersionMinor = 1;  // a reader accepts any minor of its major
 // 1.0: an index entry for every page of a region. 1.1: FileHeader::index_digest (zeros in a 1.0
-// file: no digest). 2.0: runs of stored pages (RunRecord), ancestors, writer_version. This build
+// file: no digest). 2.0: runs of stored pages (RunRecord), ancestors, writer_version. 2.1: packed
+// pages (PageKind::kPacked, SectionType::kPacked, required: a 2.0 reader refuses a file that has
+// them, and reads one that has none). This build
 // still reads 1.x (SnapshotReader turns its index into runs; RegionRecordV1 below).
 inline constexpr uint16_t kOldestReadMajor = 1;
 
@@ -84,8 +86,9 @@ enum class SectionType : uint32_t {
   kData = 5,         // page-aligned page contents; no section checksum (every block has its own)
   kPageRuns = 6,     // RunRecord[]: each region's runs of stored pages, in page order
   kAncestors = 7,    // AncestorRecord[]: the images an incremental image's parent pages lie in
+  kPacked = 8,       // 2.1: packed pages' blocks (their non-zero spans), in entry order
 };
-inline constexpr uint32_t kLastSectionType = uint32_t(SectionType::kAncestors);
+inline constexpr uint32_t kLastSectionType = uint32_t(SectionType::kPacked);
 
 inline constexpr uint32_t kSectionRequired = 1u << 0;    // a reader that does not know it must refuse
 inline constexpr uint32_t kSectionNoChecksum = 1u << 1;  // checksum is 0 and means nothing
@@ -136,7 +139,8 @@ struct RegionRecord {
   uint64_t duplicate_pages;
   uint64_t parent_pages;
   uint64_t absent_pages;  // page_count - entry_count: in no run
-  uint8_t reserved[24];
+  uint64_t packed_pages;  // 2.1 (0 in a 2.0 file): entries of kind packed
+  uint8_t reserved[16];
 };
 static_assert(sizeof(RegionRecord) == 160);
 static_assert(offsetof(RegionRecord, site_module) == 64);
@@ -181,6 +185,7 @@ enum class PageKind : uint8_t {
   kData = 2,       // the first page with this content; offset points at its block
   kDuplicate = 3,  // same content as an earlier page; offset points at that page's block
   kParent = 4,     // unchanged since an ancestor image: offset points at a block of that file
+  kPacked = 5,     // 2.1: mostly zero; only its non-zero spans are stored, in the packed section
 };
 
 // One per stored page: the block offset (a multiple of the page size, so its low 12 bits are
@@ -203,6 +208,107 @@ inline uint64_t entry_offset(const PageEntry& e) { return e.offset_kind & kOffse
 inline uint32_t entry_depth(const PageEntry& e) { return uint32_t((e.offset_kind & kDepthMask) >> kDepthShift); }
 inline PageEntry make_entry(PageKind k, uint64_t offset, uint64_t checksum, uint32_t depth = 0) {
   return PageEntry{offset | (uint64_t(depth) << kDepthShift) | uint64_t(k), checksum};
+}
+
+// A packed page (2.1): the entry's bits 12-63 hold its block's byte offset in the packed section,
+// its checksum is the XXH3-64 of the whole page as unpacked. A block is a count of spans, then the
+// spans, each its gap (zero bytes since the previous span's end, or since the page's start for the
+// first), its length and its `length` bytes; every byte of the page in no span is zero. Numbers are
+// LEB128 varints of at most 3 bytes (a page is at most 2 MiB). At least one span; lengths at least
+// 1; every gap but the first at least 1 (spans never touch); the last span ends inside the page.
+// Blocks follow each other in entry order and fill the section: the first packed entry's block is
+// at 0, each next one where the previous ended.
+inline constexpr uint64_t kPackedShift = 12;
+inline constexpr uint32_t kPackedMergeGap = 2;  // zero gaps this short stay inside a span
+inline uint64_t packed_offset(const PageEntry& e) { return e.offset_kind >> kPackedShift; }
+inline PageEntry make_packed_entry(uint64_t offset, uint64_t checksum) {
+  return PageEntry{(offset << kPackedShift) | uint64_t(PageKind::kPacked), checksum};
+}
+// Appends v as a varint at out + *used when it fits in limit; false otherwise.
+inline bool put_varint(uint8_t* out, uint64_t* used, uint64_t limit, uint64_t v) {
+  do {
+    if (*used >= limit) return false;
+    out[(*used)++] = uint8_t((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+    v >>= 7;
+  } while (v);
+  return true;
+}
+// Reads a varint of at most 3 bytes from [*at, avail); false when it is cut short or longer.
+inline bool get_varint(const uint8_t* in, uint64_t* at, uint64_t avail, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 21; shift += 7) {
+    if (*at >= avail) return false;
+    const uint8_t b = in[(*at)++];
+    *v |= uint64_t(b & 0x7f) << shift;
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+// Packs a page (page_size bytes) into out (room for `limit` bytes) when its packed form takes at
+// most `limit` bytes; returns that size, or 0 when it would not fit (or the page is all zero: no
+// spans). The span count goes first: written last, into the room left for it.
+inline uint64_t pack_page(const void* page, uint64_t page_size, uint8_t* out, uint64_t limit) {
+  const uint8_t* p = static_cast<const uint8_t*>(page);
+  constexpr uint64_t kCountRoom = 3;  // the count's varint, at most
+  if (limit <= kCountRoom) return 0;
+  uint64_t used = kCountRoom, spans = 0, i = 0, prev_end = 0;
+  while (i < page_size) {
+    // Skip zero words quickly, then zero bytes.
+    while (i + 8 <= page_size && !(i % 8)) {
+      uint64_t w;
+      __builtin_memcpy(&w, p + i, 8);
+      if (w) break;
+      i += 8;
+    }
+    if (i >= page_size) break;
+    if (!p[i]) {
+      i++;
+      continue;
+    }
+    uint64_t end = i + 1;  // one past the span's last non-zero byte
+    for (uint64_t j = end; j < page_size && j - end <= kPackedMergeGap;) {
+      if (p[j]) end = ++j;
+      else j++;
+    }
+    if (!put_varint(out, &used, limit, i - prev_end) || !put_varint(out, &used, limit, end - i) ||
+        limit - used < end - i) {
+      return 0;
+    }
+    __builtin_memcpy(out + used, p + i, end - i);
+    used += end - i;
+    spans++;
+    prev_end = i = end;
+  }
+  if (!spans) return 0;
+  // The count, moved down to where the spans begin.
+  uint8_t count[kCountRoom];
+  uint64_t n = 0;
+  put_varint(count, &n, kCountRoom, spans);
+  const uint64_t shift = kCountRoom - n;
+  for (uint64_t k = 0; k < n; k++) out[shift + k] = count[k];
+  __builtin_memmove(out, out + shift, used - shift);
+  return used - shift;
+}
+// Unpacks the block at `block` (at most `avail` bytes of the section from there) into a page of
+// page_size bytes. Returns the block's size, or 0 when it is malformed (cut short, a span out of
+// the page, touching the previous one or empty): the page is then left partly written.
+inline uint64_t unpack_page(const uint8_t* block, uint64_t avail, uint64_t page_size, uint8_t* page) {
+  uint64_t at = 0, spans = 0, end = 0;
+  if (!get_varint(block, &at, avail, &spans) || spans == 0 || spans > page_size / 2 + 1) return 0;
+  for (uint64_t k = 0; k < spans; k++) {
+    uint64_t gap, length;
+    if (!get_varint(block, &at, avail, &gap) || !get_varint(block, &at, avail, &length)) return 0;
+    if ((k && gap == 0) || length == 0 || gap > page_size - end || length > page_size - end - gap ||
+        length > avail - at) {
+      return 0;
+    }
+    __builtin_memset(page + end, 0, gap);
+    __builtin_memcpy(page + end + gap, block + at, length);
+    at += length;
+    end += gap + length;
+  }
+  __builtin_memset(page + end, 0, page_size - end);
+  return at;
 }
 
 // An image an incremental image takes unchanged pages from: record i is the ancestor at depth

@@ -262,6 +262,9 @@ ReadStatus ProcessImage::open(const SnapshotReader& reader, bool check_object_da
     // The restorer puts eager pages in place from this file alone: only the monitor, which opens
     // the ancestors, serves pages left in them.
     if (!lazy && rec.parent_pages) return malformed("an eager region has pages in an ancestor image");
+    // The monitor serves lazy pages from the file mapping, whole blocks: only the restorer, which
+    // unpacks them, sees packed pages.
+    if (lazy && rec.packed_pages) return malformed("a lazy region has packed pages");
     last_end = end;
     if (lazy) lazy_regions_[r / 64] |= uint64_t(1) << (r % 64);
   }

@@ -109,8 +109,12 @@ uffdlazy::PageContent SnapshotPageSource::peek(int32_t source, uint64_t page) {
   using uffdlazy::PageContent;
   if (!is_owed(source, page)) return PageContent{uffdlazy::PageKind::kZero, nullptr};
   const PageRef ref = reader_->page(uint64_t(source), page);
-  if (!data_kind(ref.kind)) return PageContent{uffdlazy::PageKind::kZero, nullptr};  // a stored zero page
+  if (!data_kind(ref.kind) && ref.kind != PageKind::kPacked) {
+    return PageContent{uffdlazy::PageKind::kZero, nullptr};  // a stored zero page
+  }
   if (!ref.data) {
+    // In an ancestor that is not open, or packed (only in regions the restorer puts in place, never
+    // served from here: ProcessImage): nothing can be served for it.
     // In an ancestor that is not open: nothing can be served for it.
     add(corrupt_, 1);
     return PageContent{uffdlazy::PageKind::kCorrupt, nullptr};
@@ -152,6 +156,7 @@ uffdlazy::PageLocation SnapshotPageSource::locate(int32_t source, uint64_t page)
     case PageKind::kData:
     case PageKind::kParent: return uffdlazy::PageLocation{uffdlazy::PageKind::kData, true, where_of(e)};
     case PageKind::kDuplicate: return uffdlazy::PageLocation{uffdlazy::PageKind::kDuplicate, true, where_of(e)};
+    case PageKind::kPacked: return uffdlazy::PageLocation{uffdlazy::PageKind::kCorrupt, true, 0};  // see peek()
     default: return uffdlazy::PageLocation{uffdlazy::PageKind::kZero, true, 0};
   }
 }
@@ -164,6 +169,7 @@ uffdlazy::PagesRead SnapshotPageSource::read_pages(int32_t source, uint64_t firs
   }
   // The caller found the blocks adjacent in one file (locate): one read takes them all.
   const PageEntry e = reader_->entry(uint64_t(source), first);
+  if (entry_kind(e) == PageKind::kPacked) return PagesRead{0, PagesRead::kCorrupt, 0};  // see peek()
   const uint64_t offset = entry_offset(e);
   const uint64_t bytes = uint64_t(count) * page_size;
   const uint8_t* at = reader_->block(e);

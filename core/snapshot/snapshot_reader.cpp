@@ -63,6 +63,7 @@ const char* section_name(SectionType t) {
     case SectionType::kData: return "data area";
     case SectionType::kPageRuns: return "page runs";
     case SectionType::kAncestors: return "ancestor table";
+    case SectionType::kPacked: return "packed pages";
   }
   return "section";
 }
@@ -256,6 +257,7 @@ ReadStatus SnapshotReader::validate_sections() {
       case SectionType::kData:
         if (e.offset % header_.page_size || e.length % header_.page_size) return malformed("misaligned data area");
         break;
+      case SectionType::kPacked: break;  // blocks of any length, one after the other
     }
     // The page index's sections are always checked; the data area's only if it has a checksum.
     const bool checked = type != SectionType::kData || !(e.flags & kSectionNoChecksum);
@@ -275,6 +277,7 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
   const Section& entries = sections_[uint32_t(SectionType::kPageEntries)];
   const Section& runs = sections_[uint32_t(SectionType::kPageRuns)];
   const Section& ancestors = sections_[uint32_t(SectionType::kAncestors)];  // length 0 when none
+  const Section& packed = sections_[uint32_t(SectionType::kPacked)];        // length 0 when none
   const Section& data = sections_[uint32_t(SectionType::kData)];
   // Each part lies inside the mapped file, so the sum cannot overflow.
   const uint64_t path_at = 0;
@@ -353,6 +356,12 @@ ReadStatus SnapshotReader::copy_metadata(const uint8_t* header_copy) {
   entries_offset_ = entries.offset;
   ancestors_ = reinterpret_cast<const AncestorRecord*>(private_ + ancestors_at);
   ancestor_count_ = uint32_t(ancestors.length / sizeof(AncestorRecord));
+  // Packed pages are read like page data, from the file mapping: each unpacked page is checked
+  // against its checksum (in the private index) before it is used. validate_index checks the
+  // section's checksum and its blocks' shape on a private copy it drops after, so a resumed
+  // process does not keep them (only the restorer needs them).
+  packed_ = base_ + packed.offset;
+  packed_length_ = packed.length;
   data_offset_ = data.offset;
   data_length_ = data.length;
   if (v1_) {
@@ -497,19 +506,34 @@ ReadStatus SnapshotReader::validate_index() {
   if (!introduced_mem.ok()) return ReadStatus{ReadError::kOpenFailed, ENOMEM};
   uint64_t* introduced = reinterpret_cast<uint64_t*>(introduced_mem.get());
   uint64_t data_entries = 0;
+  uint64_t packed_at = 0;  // where the next packed block must start: blocks fill the section in entry order
+  Scratch unpacked(ps);
+  Scratch packed_copy(packed_length_);
+  if (!unpacked.ok() || !packed_copy.ok()) return ReadStatus{ReadError::kOpenFailed, ENOMEM};
+  const uint8_t* packed = packed_copy.get();
+  memcpy(packed_copy.get(), packed_, packed_length_);
+  const Section& packed_section = sections_[uint32_t(SectionType::kPacked)];
+  if (packed_section.checked && checksum(packed, packed_length_) != packed_section.checksum) {
+    return error(ReadError::kIndexChecksum, 0, 0, section_name(SectionType::kPacked));
+  }
   for (uint64_t r = 0; r < region_count_; r++) {
     const RegionRecord& rec = regions_[r];
-    uint64_t counts[5] = {};
+    uint64_t counts[6] = {};
     const PageEntry* e = entries_ + rec.entry_first;
     for (uint64_t i = 0; i < rec.entry_count; i++) {
       const uint64_t kind = e[i].offset_kind & kKindMask;
       const uint64_t off = entry_offset(e[i]);
       const uint32_t depth = entry_depth(e[i]);
-      if (kind == uint64_t(PageKind::kAbsent) || kind > uint64_t(PageKind::kParent) ||
-          (depth && kind != uint64_t(PageKind::kParent))) {
+      if (kind == uint64_t(PageKind::kAbsent) || kind > uint64_t(PageKind::kPacked) ||
+          (kind == uint64_t(PageKind::kPacked) && v1_) || (depth && kind != uint64_t(PageKind::kParent))) {
         return malformed("unknown page kind");
       }
-      if (kind == uint64_t(PageKind::kParent)) {
+      if (kind == uint64_t(PageKind::kPacked)) {
+        if (packed_offset(e[i]) != packed_at) return malformed("a packed page is not where the previous one ended");
+        const uint64_t used = unpack_page(packed + packed_at, packed_length_ - packed_at, ps, unpacked.get());
+        if (!used) return malformed("a packed page is malformed");
+        packed_at += used;
+      } else if (kind == uint64_t(PageKind::kParent)) {
         if (depth == 0 || depth > ancestor_count_) return malformed("a parent page names no ancestor");
         const AncestorRecord& a = ancestors_[depth - 1];
         if (off < a.data_offset || !fits(off - a.data_offset, ps, a.data_length)) {
@@ -535,11 +559,12 @@ ReadStatus SnapshotReader::validate_index() {
       counts[kind]++;
     }
     if (counts[1] != rec.zero_pages || counts[2] != rec.data_pages || counts[3] != rec.duplicate_pages ||
-        counts[4] != rec.parent_pages) {
+        counts[4] != rec.parent_pages || counts[5] != rec.packed_pages) {
       return malformed("region page counts disagree with its index");
     }
   }
   if (data_entries != blocks) return malformed("the data area has a block no data entry refers to");
+  if (packed_at != packed_length_) return malformed("the packed section has bytes no packed page holds");
   return ReadStatus{};
 }
 
@@ -646,12 +671,27 @@ PageRef SnapshotReader::page(uint64_t region, uint64_t page) const {
   const PageEntry& e = entries_[i];
   const PageKind kind = entry_kind(e);
   if (kind == PageKind::kZero) return PageRef{kind, nullptr, 0, 0, 0};
+  if (kind == PageKind::kPacked) return PageRef{kind, nullptr, e.checksum, packed_offset(e), 0};
   return PageRef{kind, block(e), e.checksum, entry_offset(e), entry_depth(e)};
+}
+
+bool SnapshotReader::unpack(const PageEntry& e, uint8_t* page) const {
+  if (entry_kind(e) != PageKind::kPacked) return false;
+  const uint64_t at = packed_offset(e);
+  // Read from the file mapping, bounds checked: a file changed since it was opened can make this
+  // fail, or unpack other bytes, which the page's checksum then tells.
+  return at < packed_length_ && unpack_page(packed_ + at, packed_length_ - at, header_.page_size, page) != 0;
 }
 
 bool SnapshotReader::verify_page(uint64_t region, uint64_t page_no) const {
   const PageRef p = page(region, page_no);
   if (p.kind == PageKind::kAbsent || p.kind == PageKind::kZero) return true;
+  if (p.kind == PageKind::kPacked) {
+    Scratch page_copy(header_.page_size);
+    const int64_t i = find(region, page_no);
+    return page_copy.ok() && unpack(entries_[i], page_copy.get()) &&
+           checksum(page_copy.get(), header_.page_size) == p.checksum;
+  }
   return p.data && checksum(p.data, header_.page_size) == p.checksum;
 }
 
@@ -664,6 +704,7 @@ VerifyReport SnapshotReader::verify_all() const {
   // point at one block. Without memory for the hashes, duplicates are hashed one by one.
   Scratch hashes_mem(data_length_ / ps * sizeof(uint64_t));
   uint64_t* hashes = hashes_mem.ok() ? reinterpret_cast<uint64_t*>(hashes_mem.get()) : nullptr;
+  Scratch unpacked(ps);
   const bool ancestors = ancestors_open();
   for (uint64_t r = 0; r < region_count_; r++) {
     const RegionRecord& rec = regions_[r];
@@ -682,7 +723,9 @@ VerifyReport SnapshotReader::verify_all() const {
         const uint64_t off = entry_offset(e);
         const uint64_t block_no = (off - data_offset_) / ps;
         uint64_t actual;
-        if (kind == PageKind::kParent) {
+        if (kind == PageKind::kPacked) {
+          actual = unpacked.ok() && unpack(e, unpacked.get()) ? checksum(unpacked.get(), ps) : ~e.checksum;
+        } else if (kind == PageKind::kParent) {
           actual = checksum(block(e), ps);
         } else if (kind == PageKind::kData || !hashes) {
           actual = checksum(base_ + off, ps);

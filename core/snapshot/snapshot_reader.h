@@ -28,7 +28,8 @@ namespace uffdlazy::snap {
 
 struct PageRef {
   PageKind kind = PageKind::kAbsent;
-  const uint8_t* data = nullptr;  // page_size bytes in a mapping (data, duplicate, parent once open)
+  const uint8_t* data = nullptr;  // page_size bytes in a mapping (data, duplicate, parent once open;
+                                  // never packed: SnapshotReader::unpack)
   uint64_t checksum = 0;          // expected XXH3-64 of data
   uint64_t offset = 0;            // of the block in its file
   uint32_t depth = 0;             // that file: 0 this one, d the ancestor at depth d (kParent)
@@ -128,6 +129,12 @@ class SnapshotReader {
   const PageEntry& entry_at(uint64_t index) const { return entries_[index]; }
   // Where a data, duplicate or parent entry's block is mapped (nullptr: its ancestor is not open).
   const uint8_t* block(const PageEntry& e) const;
+  // A packed entry's page (format 2.1), unpacked into page_size bytes at `page`; false for an
+  // entry of another kind, or when the block no longer unpacks. Packed pages have no block: page()
+  // gives their kind and checksum only. Read from the file like page data: check the result
+  // against the entry's checksum (verify_page does) before trusting it.
+  bool unpack(const PageEntry& e, uint8_t* page) const;
+  uint64_t packed_length() const { return packed_length_; }
   // The first stored page of region `region` at or after `from`, or page_count when none.
   uint64_t next_stored(uint64_t region, uint64_t from) const;
   // True for absent and zero pages, and for data whose XXH3-64 matches the index (a parent page:
@@ -204,6 +211,8 @@ class SnapshotReader {
   uint64_t entry_count_ = 0;
   const AncestorRecord* ancestors_ = nullptr;
   uint32_t ancestor_count_ = 0;
+  const uint8_t* packed_ = nullptr;  // the packed section, in the file mapping (2.1)
+  uint64_t packed_length_ = 0;
   // Once open_ancestors() succeeded: each ancestor's file mapping, and where it was found.
   const uint8_t* ancestor_base_[kMaxAncestors] = {};
   uint64_t ancestor_size_[kMaxAncestors] = {};

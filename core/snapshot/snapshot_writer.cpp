@@ -90,6 +90,7 @@ void SnapshotWriter::release_memory() {
   modules_.release();
   strings_.release();
   ancestors_.release();
+  packed_.release();
 }
 
 WriteStatus SnapshotWriter::open(const char* final_path, const WriterOptions& options) {
@@ -253,7 +254,7 @@ long SnapshotWriter::find_or_add_module(const ModuleIdentity& m) {
   return long(count);
 }
 
-int SnapshotWriter::store(const void* p, PageEntry* entry) {
+int SnapshotWriter::store(const void* p, bool pack, PageEntry* entry) {
   if (is_zero_page(p, page_size_)) {
     *entry = make_entry(PageKind::kZero, 0, 0);
     return 0;
@@ -262,6 +263,18 @@ int SnapshotWriter::store(const void* p, PageEntry* entry) {
   uint64_t off = find_duplicate(hash, p);
   if (off) {
     *entry = make_entry(PageKind::kDuplicate, off, hash);
+    return 0;
+  }
+  // Packed when that saves at least a sixteenth of a page, until the packed pages take
+  // max_packed_bytes (the writer keeps them in memory until commit, the reader too). The scratch
+  // page is free here: find_duplicate is done with it.
+  const uint64_t room = options_.max_packed_bytes > packed_.size() ? options_.max_packed_bytes - packed_.size() : 0;
+  const uint64_t limit = page_size_ - page_size_ / 16 < room ? page_size_ - page_size_ / 16 : room;
+  const uint64_t packed = pack && limit ? pack_page(p, page_size_, scratch_, limit) : 0;
+  if (packed) {
+    const uint64_t at = packed_.size();
+    if (packed_.append(scratch_, packed)) return ENOMEM;
+    *entry = make_packed_entry(at, hash);
     return 0;
   }
   int err = append_block(p, &off);
@@ -339,13 +352,14 @@ WriteStatus SnapshotWriter::add_region(const RegionInfo& info, PageProvider& pag
       const void* p = pages.page(i);
       if (pages.failed_errno()) return fail(WriteError::kSourceFailed, pages.failed_errno());
       if (!p) continue;  // absent: in no run
-      int err = store(p, &e);
-      if (err) return fail(WriteError::kWrite, err);
+      int err = store(p, info.pack, &e);
+      if (err) return fail(err == ENOMEM ? WriteError::kNoMemory : WriteError::kWrite, err);
     }
     switch (entry_kind(e)) {
       case PageKind::kZero: rec.zero_pages++; break;
       case PageKind::kData: rec.data_pages++; break;
       case PageKind::kDuplicate: rec.duplicate_pages++; break;
+      case PageKind::kPacked: rec.packed_pages++; break;
       default: rec.parent_pages++; break;
     }
     if (!run.pages || i != run.first_page + run.pages || run.pages == 0xffffffffu) {
@@ -366,6 +380,8 @@ WriteStatus SnapshotWriter::add_region(const RegionInfo& info, PageProvider& pag
   stats_.zero_pages += rec.zero_pages;
   stats_.duplicate_pages += rec.duplicate_pages;
   stats_.parent_pages += rec.parent_pages;
+  stats_.packed_pages += rec.packed_pages;
+  stats_.packed_bytes = packed_.size();
   stats_.absent_pages += rec.absent_pages;
   return status_;
 }
@@ -393,8 +409,8 @@ WriteStatus SnapshotWriter::commit() {
   if (err) return fail(WriteError::kWrite, err);
 
   // Metadata follows the data, so the data could be streamed before its index was known.
-  SectionEntry table[7 + kMaxExtraSections];
-  const size_t base_sections = ancestors_.size() ? 7 : 6;
+  SectionEntry table[8 + kMaxExtraSections];
+  const size_t base_sections = 6 + (ancestors_.size() ? 1 : 0) + (packed_.size() ? 1 : 0);
   const size_t sections = base_sections + extra_count_;
   uint64_t pos = data_end_;
   table[0] = SectionEntry{uint32_t(SectionType::kData), kSectionRequired | kSectionNoChecksum, data_offset_,
@@ -406,7 +422,9 @@ WriteStatus SnapshotWriter::commit() {
       (err = write_section(SectionType::kPageEntries, req, entries_.data(), entries_.size(), &pos, &table[4])) ||
       (err = write_section(SectionType::kPageRuns, req, runs_.data(), runs_.size(), &pos, &table[5])) ||
       (ancestors_.size() &&
-       (err = write_section(SectionType::kAncestors, req, ancestors_.data(), ancestors_.size(), &pos, &table[6])))) {
+       (err = write_section(SectionType::kAncestors, req, ancestors_.data(), ancestors_.size(), &pos, &table[6]))) ||
+      (packed_.size() && (err = write_section(SectionType::kPacked, req, packed_.data(), packed_.size(), &pos,
+                                              &table[ancestors_.size() ? 7 : 6])))) {
     return fail(WriteError::kWrite, err);
   }
   for (size_t i = 0; i < extra_count_; i++) {
@@ -456,6 +474,7 @@ WriteStatus SnapshotWriter::commit() {
   digest.add(entries_.data(), entries_.size());
   digest.add(runs_.data(), runs_.size());
   digest.add(ancestors_.data(), ancestors_.size());
+  digest.add(packed_.data(), packed_.size());
   for (size_t i = 0; i < extra_count_; i++) digest.add(extra_[i].data, extra_[i].length);
   digest.finish(h->index_digest);
   h->header_checksum = checksum(header_block_, header_size_);

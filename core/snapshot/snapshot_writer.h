@@ -92,12 +92,17 @@ struct RegionInfo {
   uint32_t prot = 0;
   uint32_t map_flags = 0;
   CallSite site;
+  // Store mostly zero pages packed (format 2.1, PageKind::kPacked): only their non-zero spans, in
+  // the packed section. For regions a reader puts in place itself (a process image's eager
+  // regions), never for pages served lazily from the file mapping (which needs whole blocks).
+  bool pack = false;
 };
 
 struct WriterOptions {
   uint32_t page_size = 0;            // 0: this machine's page size
   uint32_t dedup_slots = 1u << 16;   // a power of two; 0 disables dedup. 16 bytes per slot
   uint32_t buffer_pages = 64;        // data pages gathered per write(2)
+  uint64_t max_packed_bytes = 64ull << 20;  // beyond this, pages of packing regions are stored whole
   bool sync = true;                  // fsync the file before the rename, the directory after
   uint64_t created_ns = 0;           // 0: now
   uint32_t file_mode = 0644;         // 0600 for a process image: it holds all of the memory
@@ -110,6 +115,8 @@ struct WriterStats {
   uint64_t zero_pages = 0;
   uint64_t duplicate_pages = 0;  // pages stored as a reference to an earlier block
   uint64_t parent_pages = 0;     // pages left in an ancestor image
+  uint64_t packed_pages = 0;     // mostly zero pages stored as their non-zero spans
+  uint64_t packed_bytes = 0;     // the packed section's size
   uint64_t absent_pages = 0;
   uint64_t runs = 0;
   uint64_t dedup_dropped = 0;    // unique blocks the full dedup table could not remember
@@ -159,7 +166,7 @@ class SnapshotWriter {
   void remember(uint64_t hash, uint64_t offset);
   int append_block(const void* page, uint64_t* offset);
   // The entry of a page with this content (zero, data or duplicate), its block written if new.
-  int store(const void* page, PageEntry* entry);
+  int store(const void* page, bool pack, PageEntry* entry);
   long find_or_add_module(const ModuleIdentity& m);
   int write_section(SectionType type, uint32_t flags, const void* data, size_t len, uint64_t* pos,
                     SectionEntry* entry);
@@ -196,6 +203,7 @@ class SnapshotWriter {
   GrowBuffer modules_;    // ModuleRecord[]
   GrowBuffer strings_;    // module and ancestor paths
   GrowBuffer ancestors_;  // AncestorRecord[]
+  GrowBuffer packed_;     // packed pages' blocks (format 2.1)
 
   static constexpr size_t kMaxExtraSections = 8;
   struct ExtraSection {

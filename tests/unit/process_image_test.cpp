@@ -58,6 +58,7 @@ struct Fixture {
   std::vector<uint8_t> object_data;
   uint64_t base = 0x7f0000000000;
   std::vector<uint8_t> page = std::vector<uint8_t>(4096, 0x5a);
+  bool pack = false;  // regions written with RegionInfo::pack
 
   Fixture() {
     ProcessRecord& p = process.add<ProcessRecord>();
@@ -120,6 +121,7 @@ struct Fixture {
       RegionInfo info;
       info.start = start;
       info.length = pages * 4096;
+      info.pack = pack;
       EXPECT_TRUE(w.add_region_with(info, [&](uint64_t) -> const void* { return page.data(); }).ok());
     }
     std::vector<uint8_t> sections[6] = {process.bytes(), threads.bytes(), mappings.bytes(),
@@ -238,6 +240,32 @@ TEST_F(ProcessImageTest, MalformedImagesAreRefusedByName) {
     ReadStatus st = f.write_and_open(file("bad.img"), regions, &image, &reader);
     EXPECT_EQ(st.error, ReadError::kMalformed);
     EXPECT_STREQ(st.what ? st.what : "", c.what);
+  }
+}
+
+TEST_F(ProcessImageTest, PackedPagesOnlyInRegionsTheRestorerPutsInPlace) {
+  // The monitor serves a lazy region's pages whole from the file mapping: a packed page there
+  // could not be served, so the image is refused; in an eager region (the restorer unpacks it),
+  // the same page reads back.
+  for (bool lazy : {false, true}) {
+    SCOPED_TRACE(lazy ? "lazy" : "eager");
+    Fixture f;
+    f.pack = true;
+    f.page.assign(4096, 0);
+    f.page[100] = 1;
+    SnapshotReader reader;
+    ProcessImage image;
+    ReadStatus st = f.write_and_open(file("packed.img"), {{f.base + (lazy ? 0x4000 : 0x1000), 1}}, &image, &reader);
+    if (lazy) {
+      EXPECT_EQ(st.error, ReadError::kMalformed);
+      EXPECT_STREQ(st.what ? st.what : "", "a lazy region has packed pages");
+      continue;
+    }
+    ASSERT_TRUE(st.ok()) << (st.what ? st.what : "");
+    EXPECT_EQ(reader.region(0).packed_pages, 1u);
+    std::vector<uint8_t> back(4096);
+    ASSERT_TRUE(reader.unpack(reader.entry(0, 0), back.data()));
+    EXPECT_EQ(back, f.page);
   }
 }
 

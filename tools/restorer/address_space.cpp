@@ -387,6 +387,21 @@ void fill_eager_pages(bool lazy) {
           i++;
           continue;
         }
+        if (kind == uint64_t(snap::PageKind::kPacked)) {
+          // Its non-zero spans; every other byte zero (over a file's content too).
+          const uint64_t at = snap::packed_offset(e[i]);
+          if (at >= g_image.packed_length ||
+              !snap::unpack_page(g_image.packed + at, g_image.packed_length - at, ps, dst) ||
+              (g_options.verify && XXH3_64bits(dst, ps) != e[i].checksum)) {
+            Line l;
+            resume_line(l).s("page ").u(page).s(" of region ").u(r).s(" (address ").x(rec.start + page * ps)
+                .s(") failed its checksum; the image is damaged");
+            die(kBroken, l);
+          }
+          g_eager_pages++;
+          i++;
+          continue;
+        }
         if (kind == uint64_t(snap::PageKind::kParent)) {
           // Checked by `uffdlazy resume` (ProcessImage): only lazy regions leave pages in an ancestor.
           Line l;

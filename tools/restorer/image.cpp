@@ -92,6 +92,10 @@ void map_image() {
       case uint32_t(snap::SectionType::kPageEntries):
         g_image.entries = reinterpret_cast<const snap::PageEntry*>(p);
         break;
+      case uint32_t(snap::SectionType::kPacked):
+        g_image.packed = p;
+        g_image.packed_length = e.length;
+        break;
       case uint32_t(snap::ProcessSection::kProcess): {
         const uint8_t* rec;
         uint32_t count, stride;

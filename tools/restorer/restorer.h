@@ -91,6 +91,8 @@ struct Image {
   uint64_t region_count = 0;
   const snap::RunRecord* runs = nullptr;
   const snap::PageEntry* entries = nullptr;
+  const uint8_t* packed = nullptr;  // packed pages' blocks (format 2.1), packed_length bytes
+  uint64_t packed_length = 0;
   const snap::ProcessRecord* process = nullptr;
   const char* process_strings = nullptr;
   const uint8_t* threads = nullptr;
