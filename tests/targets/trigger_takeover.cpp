@@ -9,6 +9,7 @@
 // forks; the parent exits at once, the child prints once its parent is gone.
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <pthread.h>
 #include <semaphore.h>
@@ -28,16 +29,18 @@ void* blocked_thread(void*) {
 }
 
 pid_t g_main_tid;
-// Sends SIGUSR2 to the process once the main thread sleeps (in sigwait).
+// Sends SIGUSR2 to the process once the main thread waits in sigwait: in that system call, not
+// merely asleep (it may sleep on its way there, in a page fault the shim serves; a signal sent
+// then finds it blocked everywhere and not waited for, which the checkpoint takes for itself).
 void* send_when_main_sleeps(void*) {
   char path[64];
-  snprintf(path, sizeof path, "/proc/self/task/%d/stat", int(g_main_tid));
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", int(g_main_tid));
   for (;;) {
-    char buf[512] = {};
+    char buf[256] = {};
     FILE* f = fopen(path, "r");
-    if (f && fgets(buf, sizeof buf, f)) {
-      const char* p = strrchr(buf, ')');
-      if (p && p[1] == ' ' && p[2] == 'S') break;
+    if (f && fgets(buf, sizeof buf, f) && atol(buf) == SYS_rt_sigtimedwait) {
+      fclose(f);
+      break;
     }
     if (f) fclose(f);
     usleep(1000);
