@@ -9,6 +9,8 @@
 #include "core/snapshot/snapshot_reader.h"
 #include "tools/commands.h"
 #include "tools/launch_options.h"
+#include "tools/part_paths.h"
+#include "tools/remote/location.h"
 
 namespace uffdlazy::cli {
 
@@ -76,14 +78,32 @@ int restore(int argc, char** argv) {
   if (const int rc = parse_args(restore_verb, argc, argv, &args); rc != kParsed) return rc;
   const std::string& snapshot = args.operands[0];
   Launch launch = launch_of(args);
-  launch.env["UFFDLAZY_SNAPSHOT"] = absolute_path(snapshot);
+  if (remote::is_remote(snapshot)) {
+    // A remote snapshot: the shim starts uffdlazy-fetch (docs/remote.md); a malformed location
+    // is refused here.
+    remote::Location loc;
+    std::string err;
+    if (!remote::parse_location(snapshot, &loc, &err)) {
+      std::fprintf(stderr, "uffdlazy: %s: %s\n", snapshot.c_str(), err.c_str());
+      return 2;
+    }
+    const PartPath fetcher = find_fetcher();
+    if (fetcher.path.empty()) {
+      std::fprintf(stderr, "uffdlazy restore: %s\n", fetcher.problem.c_str());
+      return 2;
+    }
+    launch.env["UFFDLAZY_FETCHER"] = fetcher.path;
+    launch.env["UFFDLAZY_SNAPSHOT"] = snapshot;
+  } else {
+    launch.env["UFFDLAZY_SNAPSHOT"] = absolute_path(snapshot);
+  }
   RunOutcome run;
   if (const int rc = spawn_under_shim(launch, "restore", &run)) return rc;
   const int program = pass_on_status(run.wait_status);
   if (!run.restored && WIFEXITED(run.wait_status) && WEXITSTATUS(run.wait_status) != 2) {
     // Status 2 is the shim refusing the snapshot before the program ran; it said why.
     snap::SnapshotReader reader;
-    const bool readable = reader.open(snapshot.c_str(), false).ok();
+    const bool readable = !remote::is_remote(snapshot) && reader.open(snapshot.c_str(), false).ok();
     std::fprintf(stderr, "uffdlazy restore: %s: no program of this run is the one it was recorded from%s%s%s\n",
                  snapshot.c_str(), readable ? " (" : "", readable ? reader.exe_path() : "", readable ? ")" : "");
     return 2;

@@ -308,6 +308,12 @@ BackgroundFill::Chunk BackgroundFill::sweep_chunk(FillHost& host, uintptr_t* cur
     const uint64_t avail = (reg.end - addr) / ps;
     const uint32_t max = uint32_t(avail < budget ? avail : budget);
     RunResult r = s_.policy->install_run(reg, addr, max, false, on_corrupt, false);
+    if (r.pending && on_corrupt) {
+      // Everything must be in place (a fork, memory the program claims): wait for the block,
+      // then install it. The background sweep (no handler) skips it until it lands.
+      if (!s_.source->wait_landed(reg.source, owed)) return Chunk::kExiting;
+      continue;
+    }
     switch (r.fill.status) {
       case FillStatus::kDone:
       case FillStatus::kPartial:
