@@ -240,8 +240,9 @@ FaultAnswer FaultPolicy::answer(uintptr_t address, bool write, CorruptHandler on
     const uint32_t now = window < kSyncPages ? window : kSyncPages;
     RunResult run = install_run(a.region, page, now, write, on_corrupt, true);
     if (run.pending) {
-      // Ask for the whole window: a scan gets its next blocks in one request.
-      s_.source->want(a.region.source, a.source_page, window > kSyncPages ? window : kSyncPages);
+      // Ask for the whole readahead window: a scan gets its next blocks in one request (the window
+      // grows while faults continue where it ended); a random fault asks for its own page.
+      s_.source->want(a.region.source, a.source_page, window);
       if (stream < ReadaheadWindow::kStreams) readahead_.stop(stream, page);
       a.parked = true;
       a.fill = run.fill;

@@ -231,7 +231,7 @@ void bring(Fetcher& f, ObjectClient& client, uint64_t first, uint64_t n, std::ve
 }
 
 // The next job: urgent first, else a sweep chunk. Marks its blocks in flight. False: none now.
-bool next_job(Fetcher& f, uint64_t* first, uint64_t* n) {
+bool next_job(Fetcher& f, uint64_t* first, uint64_t* n, bool sweep) {
   auto claim_run = [&](uint64_t a, uint64_t end) -> bool {
     // The first run of blocks in [a, end) neither landed nor in flight.
     uint64_t b = a;
@@ -256,7 +256,7 @@ bool next_job(Fetcher& f, uint64_t* first, uint64_t* n) {
     }
     f.urgent.pop_front();
   }
-  if (!f.prefetch_all) return false;
+  if (!f.prefetch_all || !sweep) return false;
   while (f.sweep_cursor < f.blocks) {
     const uint64_t end = std::min(f.sweep_cursor + kSweepBlocks, f.blocks);
     if (claim_run(f.sweep_cursor, end)) {
@@ -268,14 +268,15 @@ bool next_job(Fetcher& f, uint64_t* first, uint64_t* n) {
   return false;
 }
 
-void worker(Fetcher& f, const ObjectClient& proto) {
+// Worker 0 takes only what faults wait for: a fault never queues behind a 4 MiB sweep chunk.
+void worker(Fetcher& f, const ObjectClient& proto, int index) {
   ObjectClient client(proto);
   std::vector<uint8_t> buf;
   for (;;) {
     uint64_t first, n;
     {
       std::unique_lock<std::mutex> g(f.lock);
-      while (!next_job(f, &first, &n)) {
+      while (!next_job(f, &first, &n, index != 0)) {
         if (f.landed_count.load() >= f.blocks) return;
         f.work.wait(g);
       }
@@ -435,7 +436,7 @@ int main(int argc, char** argv) {
   if (!f.blocks) return 0;
 
   std::vector<std::thread> workers;
-  for (int i = 0; i < kWorkers; i++) workers.emplace_back(worker, std::ref(f), std::cref(client));
+  for (int i = 0; i < kWorkers; i++) workers.emplace_back(worker, std::ref(f), std::cref(client), i);
   // The ring: what waiting threads need, ahead of everything else.
   uint32_t seen = __atomic_load_n(&h->ring_futex, __ATOMIC_ACQUIRE);
   for (;;) {
