@@ -154,13 +154,23 @@ TEST(RemoteRestore, BadSourcesAreOneLineAndStatusTwoBeforeTheProgramRuns) {
   expect_refused(restore(pinned, {}, program, opt), pinned, "index digest mismatch");
 }
 
-TEST(RemoteRestore, LibraryNeverLinksLibcurl) {
-  ProcessResult r = run_process({"/usr/bin/readelf", "-d", shim_path()});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("NEEDED"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("curl"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("libcrypto"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("libssl"), std::string::npos) << r.out;
+TEST(RemoteRestore, WorkingSetFromAUrlIsReplayedFirst) {
+  Shared& s = shared();
+  TempDir dir;
+  const std::string ws = dir.file("all.ws");
+  ProcessResult rec = restore(s.file, {"--ws-record", ws}, {rules(), "check", "all"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  ProcessResult local = restore(s.file, {"--ws", ws, "--prefetch", "ws"}, {rules(), "check", "all"});
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  const std::string ws_url = s3_url("all.ws");
+  ASSERT_EQ(cli({"push", ws, ws_url}).exit_code, 0);
+  ProcessResult res = restore(s.s3, {"--ws", ws_url, "--prefetch", "ws"}, {rules(), "check", "all"},
+                              restore_options(dir));
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  EXPECT_EQ(res.out, local.out) << res.err;
+  // A working set that is not there: one line naming it, before the program runs.
+  const std::string missing = s3_url("missing.ws");
+  expect_refused(restore(s.s3, {"--ws", missing}, {rules(), "check", "all"}, restore_options(dir)), missing, "404");
 }
 
 TEST(RemoteRestore, SecondRestoreFetchesNothingAndConcurrentRestoresFetchEachBlockOnce) {

@@ -1,5 +1,7 @@
 #include "tests/remote/remote_servers.h"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -67,7 +69,9 @@ std::string http_url_of(const std::string& local_file, const std::string& name) 
   auto root = servers().find("UFFDLAZY_TEST_HTTP_ROOT");
   auto url = servers().find("UFFDLAZY_TEST_HTTP");
   if (root == servers().end() || url == servers().end()) return "http://127.0.0.1:1/missing";
-  const std::string file = test_prefix() + "-" + name;
+  // A parameterized test's name holds a '/': one file in the root, not a directory that is not there.
+  std::string file = test_prefix() + "-" + name;
+  std::replace(file.begin(), file.end(), '/', '_');
   std::ifstream in(local_file, std::ios::binary);
   std::ofstream out(root->second + "/" + file, std::ios::binary);
   out << in.rdbuf();
