@@ -91,34 +91,52 @@ bool start_fetcher(const char* location, const char* fetcher, char* const* envp,
   sigset_t all, old;
   sigfillset(&all);
   sys::sigprocmask(SIG_SETMASK, &all, &old);
-  int pidfd = -1;
-  // A bare clone (as for a capture): no exit signal, so the program never gets SIGCHLD for it and
-  // wait(2) without __WALL never reaps it. The child only execs.
-  const long pid = sys::call6(SYS_clone, CLONE_PIDFD, 0, reinterpret_cast<long>(&pidfd), 0, 0);
-  if (pid == 0) {
-    for (int fd : {out->view_fd, out->control_fd, out->bell_fd}) sys::call6(SYS_fcntl, fd, F_SETFD, 0);
-    sys::call6(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
-    sigset_t none;
-    sigemptyset(&none);
-    sys::sigprocmask(SIG_SETMASK, &none, nullptr);
-    const long e = sys::call6(SYS_execve, reinterpret_cast<long>(fetcher), reinterpret_cast<long>(argv),
-                              reinterpret_cast<long>(env));
-    LineWriter w;
-    w.str("cannot start the fetcher ").str(fetcher).str(": ").errno_text(int(-e));
-    const size_t n = w.size() < sizeof h->message - 1 ? w.size() : sizeof h->message - 1;
-    __builtin_memcpy(h->message, w.data(), n);
-    h->message[n] = 0;
-    __atomic_store_n(&h->state, uint32_t(kRefused), __ATOMIC_RELEASE);
-    for (;;) sys::exit_group(127);
+  // Two bare clones (no exit signal, as for a capture): the first child starts the fetcher and
+  // ends at once, so the fetcher belongs to the nearest subreaper (or init), never to the
+  // program. One clone and an execve would not do: execve gives the child back the exit signal
+  // SIGCHLD (the kernel's de_thread), after which the program's wait(2) could reap it and would
+  // be told when it ends. The fetcher follows the program by a pidfd of it (fetch_main.cpp).
+  const long middle = sys::call6(SYS_clone, 0, 0, 0, 0, 0);
+  if (middle == 0) {
+    const long pid = sys::call6(SYS_clone, 0, 0, 0, 0, 0);
+    if (pid == 0) {
+      for (int fd : {out->view_fd, out->control_fd, out->bell_fd}) sys::call6(SYS_fcntl, fd, F_SETFD, 0);
+      sigset_t none;
+      sigemptyset(&none);
+      sys::sigprocmask(SIG_SETMASK, &none, nullptr);
+      const long e = sys::call6(SYS_execve, reinterpret_cast<long>(fetcher), reinterpret_cast<long>(argv),
+                                reinterpret_cast<long>(env));
+      LineWriter w;
+      w.str("cannot start the fetcher ").str(fetcher).str(": ").errno_text(int(-e));
+      const size_t n = w.size() < sizeof h->message - 1 ? w.size() : sizeof h->message - 1;
+      __builtin_memcpy(h->message, w.data(), n);
+      h->message[n] = 0;
+      __atomic_store_n(&h->state, uint32_t(kRefused), __ATOMIC_RELEASE);
+      for (;;) sys::exit_group(127);
+    }
+    __atomic_store_n(&h->fetcher_pid, uint32_t(pid > 0 ? pid : 0), __ATOMIC_RELEASE);
+    for (;;) sys::exit_group(pid > 0 ? 0 : 1);
   }
   sys::sigprocmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) {
-    err->str("cannot start the fetcher: ").errno_text(int(-pid));
+  if (middle < 0) {
+    err->str("cannot start the fetcher: ").errno_text(int(-middle));
+    close_all(out);
+    return false;
+  }
+  int middle_status = 0;
+  long w;
+  do {
+    w = sys::call6(SYS_wait4, middle, reinterpret_cast<long>(&middle_status), __WALL, 0);
+  } while (w == -EINTR);
+  const long pid = long(__atomic_load_n(&h->fetcher_pid, __ATOMIC_ACQUIRE));
+  if (pid <= 0) {
+    err->str("cannot start the fetcher: clone failed");
     close_all(out);
     return false;
   }
   out->fetcher_pid = pid;
-  out->pidfd = pidfd >= 0 ? move_fd_high(pidfd) : -1;
+  const long pidfd = sys::call6(SYS_pidfd_open, pid, 0);
+  out->pidfd = pidfd >= 0 ? move_fd_high(int(pidfd)) : -1;
   // Wait for the object to open: the doorbell rings, or the fetcher ends.
   for (;;) {
     const uint32_t st = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
@@ -158,11 +176,8 @@ bool start_fetcher(const char* location, const char* fetcher, char* const* envp,
 }
 
 void stop_fetcher(RemoteOpen* ro) {
-  if (ro->fetcher_pid > 0) {
-    sys::kill(ro->fetcher_pid, SIGKILL);
-    int status;
-    sys::call6(SYS_wait4, ro->fetcher_pid, reinterpret_cast<long>(&status), __WALL, 0);
-  }
+  // Not our child (see start_fetcher): nothing to reap.
+  if (ro->fetcher_pid > 0) sys::kill(ro->fetcher_pid, SIGKILL);
   ro->fetcher_pid = -1;
   close_all(ro);
 }

@@ -132,6 +132,10 @@ TEST(RemoteRestore, EnvironmentRouteUnderPlainPreloadRestoresLikeTheCommand) {
   ProcessResult res = run_process({rules(), "check", "all"}, opt);
   EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
   EXPECT_EQ(res.out, local.out) << res.err;
+  // The fetcher it started is nothing the program can reap (no exit signal, a clone child).
+  ProcessResult children = run_process({rules(), "check", "children"}, opt);
+  EXPECT_EQ(children.exit_code, 0) << children.out << children.err;
+  EXPECT_NE(children.out.find("children: waitpid=-1 ECHILD\n"), std::string::npos) << children.out << children.err;
 }
 
 TEST(RemoteRestore, BadSourcesAreOneLineAndStatusTwoBeforeTheProgramRuns) {

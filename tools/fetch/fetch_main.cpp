@@ -11,7 +11,7 @@
 // rings the doorbell. A request that keeps failing until UFFDLAZY_FETCH_TIMEOUT, or an object
 // replaced meanwhile (412 to If-Match), is written to the control block (kBroken) and the
 // doorbell rung: the monitor stops the program if it still owes pages. It ends when every block
-// has landed, or with the program (PR_SET_PDEATHSIG, and a pidfd it polls).
+// has landed, or with the program (a pidfd of it, polled every 200 ms at most).
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -341,9 +341,10 @@ int main(int argc, char** argv) {
     fprintf(stderr, "uffdlazy-fetch: must not run under libuffdlazy.so\n");
     return 2;
   }
-  // With the program: it may already be gone.
-  if (getppid() != parent) return 0;
+  // The fetcher follows the program (it is not the program's child: see fetcher_launch.cpp): a
+  // pidfd of it, polled between requests. Gone already: nothing to do.
   const int parent_fd = int(syscall(SYS_pidfd_open, parent, 0));
+  if (parent_fd < 0) return 0;
   void* m = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, control, 0);
   if (m == MAP_FAILED) return 2;
   ChannelHeader* h = static_cast<ChannelHeader*>(m);
@@ -451,10 +452,8 @@ int main(int argc, char** argv) {
     }
     if (any) f.work.notify_all();
     if (count_landed(f) >= f.blocks) break;
-    if (parent_fd >= 0) {
-      pollfd p = {parent_fd, POLLIN, 0};
-      if (poll(&p, 1, 0) > 0) _exit(0);  // the program ended
-    }
+    pollfd p = {parent_fd, POLLIN, 0};
+    if (poll(&p, 1, 0) > 0) _exit(0);  // the program ended
     const timespec ts = {0, 200 * 1000 * 1000};
     syscall(SYS_futex, &h->ring_futex, FUTEX_WAIT, seen, &ts, nullptr, 0);
     seen = __atomic_load_n(&h->ring_futex, __ATOMIC_ACQUIRE);
