@@ -131,9 +131,9 @@ TEST(RemoteCli, EveryBadRemoteSourceIsOneLineNamingIt) {
   EXPECT_EQ(verify.exit_code, 1) << verify.err;
   EXPECT_NE(verify.err.find("index digest mismatch"), std::string::npos) << verify.err;
   expect_one_line(cli({"inspect", "s3://bucket-only"}), 2, "s3://bucket-only", "needs a bucket and a key");
-  // Not built yet (docs/remote.md, slice 6): said in one line, before anything runs. (A restore
-  // from a URL: remote_restore_test.cpp.)
-  expect_one_line(cli({"resume", url}), 2, "resume " + url, "not built yet");
+  // A snapshot is not a process image: said in one line, before anything runs. (Restore and
+  // resume from a URL: remote_restore_test.cpp.)
+  expect_one_line(cli({"resume", url}), 2, "resume " + url, "not a process image");
 }
 
 TEST(RemoteCli, PullContinuesWhereAnInterruptedPullOfTheSameObjectStopped) {

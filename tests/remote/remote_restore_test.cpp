@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tests/e2e/process_runner.h"
+#include "tests/e2e/resume_test_util.h"
 #include "tests/e2e/snapshot_test_util.h"
 #include "tests/remote/remote_servers.h"
 
@@ -208,6 +209,33 @@ TEST(RemoteRestore, SecondRestoreFetchesNothingAndConcurrentRestoresFetchEachBlo
   RemoteLine l1 = remote_line(r1.err), l2 = remote_line(r2.err);
   ASSERT_TRUE(l1.found && l2.found) << r1.err << r2.err;
   EXPECT_EQ(l1.fetched + l2.fetched, s.data_pages) << r1.err << r2.err;
+}
+
+TEST(RemoteRestore, ResumeFromS3ContinuesLikeTheLocalImage) {
+  ResumeCase c("remote");
+  c.args = {"--mb", "16", "--steps", "8", "--pause-at", "3"};
+  c.checkpoint_extra = {"--signal-at", "3"};
+  c.input = "y";
+  c.reference();
+  ASSERT_EQ(c.expected.exit_code, 0) << c.expected.err;
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.out << c.checkpoint.err;
+  const std::string url = s3_url("process.img");
+  ASSERT_EQ(cli({"push", c.image, url}).exit_code, 0);
+  c.image = url;
+  c.resume_env = s3_options().env;
+  c.resume();
+  EXPECT_EQ(c.resumed.exit_code, 0) << c.resumed.err;
+  EXPECT_EQ(c.resumed.signal, 0) << c.resumed.err;
+  EXPECT_EQ(c.checkpoint.out + c.resumed.out, c.expected.out) << c.resumed.err;
+  EXPECT_EQ(read_file(c.dir + "/log"), read_file(c.dir + "/ref-log"));
+  EXPECT_EQ(read_file(c.dir + "/data"), read_file(c.dir + "/ref-data"));
+  // A missing image: one line naming it, nothing resumed.
+  const std::string missing = s3_url("missing.img");
+  ProcessResult r = cli({"resume", missing});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("uffdlazy: resume " + missing + ": ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find("404"), std::string::npos) << r.err;
 }
 
 int s3_port() {
