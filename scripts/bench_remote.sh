@@ -9,6 +9,7 @@
 #     remote-demand  uffdlazy restore URL --prefetch none (every fault waits for its block)
 #     remote-all     uffdlazy restore URL (the fetcher fetches the rest behind the faults)
 #     remote-warm    remote-demand again, the host cache now holding what the first run fetched
+#   and 100% sequential touches: pull+restore against restore URL (the whole run).
 #   Time to ready: the program's whole run (fork to exit, bench/targets/wall_time): it exits as
 #   soon as its touches are done. Bytes fetched: the remote line of --stats (the object's size
 #   for pull).
@@ -76,6 +77,11 @@ run demand "$bin/uffdlazy" restore "$url" --stats --prefetch none -- "$scan" "${
 run warm "$bin/uffdlazy" restore "$url" --stats --prefetch none -- "$scan" "${touch_args[@]}"
 rm -rf "$work/cache"
 run all "$bin/uffdlazy" restore "$url" --stats -- "$scan" "${touch_args[@]}"
+# 100% sequential: the whole run, against the pulled file's restore (the pull timed above).
+seq_args=(touch --mib "$mib" --order seq --percent 100)
+run seq_pulled "$bin/uffdlazy" restore "$work/pulled.snap" --stats -- "$scan" "${seq_args[@]}"
+rm -rf "$work/cache"
+run seq_remote "$bin/uffdlazy" restore "$url" --stats -- "$scan" "${seq_args[@]}"
 
 pull_ms=$(wall_ms pull)
 pulled_ms=$(wall_ms pulled)
@@ -105,6 +111,10 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", (b > 0 ? 100 * a / b :
     f=$(fetched $c)
     echo "| $label | $(wall_ms $c) | $(ratio "$(wall_ms $c)" "$base_ms") | ${f:-?} | $(pct "${f:-0}" "$size") | $(requests $c) | $(bad $c) |"
   done
+  seq_base=$((pull_ms + $(wall_ms seq_pulled)))
+  f=$(fetched seq_remote)
+  echo "| 100% sequential: pull, then restore the file | $seq_base (pull $pull_ms + restore $(wall_ms seq_pulled)) | 1.00 | $size | 100% | | $(bad seq_pulled) |"
+  echo "| 100% sequential: restore URL (cold cache) | $(wall_ms seq_remote) | $(ratio "$(wall_ms seq_remote)" "$seq_base") | ${f:-?} | $(pct "${f:-0}" "$size") | $(requests seq_remote) | $(bad seq_remote) |"
   echo
   echo "Bytes fetched by a remote restore include its open: the header and a 4 MiB suffix of the"
   echo "object (the metadata), fetched whatever the host cache holds."
@@ -116,7 +126,6 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", (b > 0 ? 100 * a / b :
   echo "the fetcher's 4 MiB chunks compete with the faults for the two vCPUs radosgw also runs on. A"
   echo "warm host cache brings the restore within about 1.3x of a local file."
   echo
-  echo "Not measured yet (issue 16): added round-trip time (netem), the working set, 100% sequential"
-  echo "and 100% random."
+  echo "Not measured yet (issue 16): added round-trip time (netem), the working set, 100% random."
 } >"$out"
 cat "$out"

@@ -12,6 +12,10 @@
 
 namespace uffdlazy::remote {
 
+namespace {
+constexpr uint32_t kWaitAhead = 256;  // pages asked for by a thread that waits for one
+}  // namespace
+
 void RemotePageSource::init(snap::SnapshotPageSource* inner, void* control, int bell, const char* location) {
   inner_ = inner;
   reader_ = inner->reader();
@@ -84,7 +88,9 @@ bool RemotePageSource::wait(int32_t source, uint64_t page, bool ask) {
   if (b == UINT64_MAX) return true;
   while (!ch_.landed(b)) {
     if (ch_.state() == kBroken) stop_process();
-    if (ask && !ch_.requested(b)) want(source, page, 1);
+    // Whoever waits (a fork's fill, memory the program claims) goes on to the pages after this
+    // one: ask for them in one request rather than one round trip each.
+    if (ask && !ch_.requested(b)) want(source, page, kWaitAhead);
     if (!ask) {
       // Not the monitor: its doorbell is not ours to read.
       const timespec ts = {0, 10 * 1000 * 1000};
