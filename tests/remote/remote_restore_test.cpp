@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <filesystem>
 #include <regex>
 #include <string>
 #include <thread>
@@ -236,6 +237,30 @@ TEST(RemoteRestore, ResumeFromS3ContinuesLikeTheLocalImage) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_EQ(r.err.rfind("uffdlazy: resume " + missing + ": ", 0), 0u) << r.err;
   EXPECT_NE(r.err.find("404"), std::string::npos) << r.err;
+}
+
+TEST(RemoteRestore, DamagedCacheBlocksAreFetchedAgainNeverServed) {
+  Shared& s = shared();
+  TempDir cache;
+  const std::vector<std::string> program = {rules(), "check", "all"};
+  ProcessResult first = restore(s.s3, {"--stats"}, program, restore_options(cache));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  // Every cached block overwritten (a disk that lied, a writer killed mid-block): the ready bytes
+  // still say ready, the bytes are wrong.
+  std::string data_file;
+  for (const auto& e : std::filesystem::directory_iterator(cache.file("cache"))) {
+    if (e.path().extension() == ".data") data_file = e.path();
+  }
+  ASSERT_FALSE(data_file.empty());
+  const auto size = std::filesystem::file_size(data_file);
+  write_file(data_file, std::string(size, '\x5a'));
+  ProcessResult second = restore(s.s3, {"--stats"}, program, restore_options(cache));
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(second.out, first.out);
+  RemoteLine l = remote_line(second.err);
+  ASSERT_TRUE(l.found) << second.err;
+  EXPECT_EQ(l.cached, 0) << second.err;
+  EXPECT_EQ(l.fetched, s.data_pages) << second.err;
 }
 
 int s3_port() {
