@@ -1,14 +1,25 @@
 // `uffdlazy restore FILE [options] -- program args...`: runs a program whose matching anonymous
 // regions come back from the snapshot lazily, page by page on first touch. The same as
 // LD_PRELOAD=libuffdlazy.so UFFDLAZY_SNAPSHOT=FILE program args...
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
+
+#include <unistd.h>
 
 #include <sys/wait.h>
 
 #include "core/snapshot/snapshot_reader.h"
 #include "tools/commands.h"
 #include "tools/launch_options.h"
+#include "tools/part_paths.h"
+#include "tools/remote/http_client.h"
+#include "tools/remote/location.h"
+#include "tools/remote/remote_snapshot.h"
 
 namespace uffdlazy::cli {
 
@@ -71,19 +82,81 @@ const OptionSpec kOptions[] = {
      .variable = "UFFDLAZY_STATS"},
 };
 
+// The object at `url` in a new temporary file (*path). False with *err.
+bool fetch_to_temporary(const std::string& url, std::string* path, std::string* err) {
+  remote::Location loc;
+  remote::ObjectClient client;
+  if (!remote::parse_location(url, &loc, err) || !client.init(loc, err)) return false;
+  remote::FetchedObject obj;
+  if (!remote::fetch_whole_object(client, &obj, err, nullptr)) return false;
+  const char* tmp = getenv("TMPDIR");
+  std::string name = std::string(tmp && *tmp ? tmp : "/tmp") + "/uffdlazy-ws.XXXXXX";
+  const int fd = mkstemp(name.data());
+  if (fd < 0) {
+    *err = std::string("cannot make a temporary file: ") + std::strerror(errno);
+    return false;
+  }
+  std::vector<char> buf(1 << 20);
+  bool ok = true;
+  for (uint64_t at = 0; ok && at < obj.size;) {
+    const ssize_t n = pread(obj.fd, buf.data(), std::min<uint64_t>(buf.size(), obj.size - at), off_t(at));
+    ok = n > 0 && write(fd, buf.data(), size_t(n)) == n;
+    at += n > 0 ? uint64_t(n) : 0;
+  }
+  close(fd);
+  if (!ok) {
+    unlink(name.c_str());
+    *err = "cannot write the working set to a temporary file";
+    return false;
+  }
+  *path = name;
+  return true;
+}
+
 int restore(int argc, char** argv) {
   ParsedArgs args;
   if (const int rc = parse_args(restore_verb, argc, argv, &args); rc != kParsed) return rc;
   const std::string& snapshot = args.operands[0];
   Launch launch = launch_of(args);
-  launch.env["UFFDLAZY_SNAPSHOT"] = absolute_path(snapshot);
+  if (remote::is_remote(snapshot)) {
+    // A remote snapshot: the shim starts uffdlazy-fetch (docs/remote.md); a malformed location
+    // is refused here.
+    remote::Location loc;
+    std::string err;
+    if (!remote::parse_location(snapshot, &loc, &err)) {
+      std::fprintf(stderr, "uffdlazy: %s: %s\n", snapshot.c_str(), err.c_str());
+      return 2;
+    }
+    const PartPath fetcher = find_fetcher();
+    if (fetcher.path.empty()) {
+      std::fprintf(stderr, "uffdlazy restore: %s\n", fetcher.problem.c_str());
+      return 2;
+    }
+    launch.env["UFFDLAZY_FETCHER"] = fetcher.path;
+    launch.env["UFFDLAZY_SNAPSHOT"] = snapshot;
+  } else {
+    launch.env["UFFDLAZY_SNAPSHOT"] = absolute_path(snapshot);
+  }
+  // A working set at a URL is small: it is fetched whole into a temporary file first, which the
+  // shim reads at start (and which goes when the program has ended).
+  std::string ws_copy;
+  if (auto ws = launch.env.find("UFFDLAZY_WS"); ws != launch.env.end() && remote::is_remote(ws->second)) {
+    std::string err;
+    if (!fetch_to_temporary(ws->second, &ws_copy, &err)) {
+      std::fprintf(stderr, "uffdlazy: %s: %s\n", ws->second.c_str(), err.c_str());
+      return 2;
+    }
+    ws->second = ws_copy;
+  }
   RunOutcome run;
-  if (const int rc = spawn_under_shim(launch, "restore", &run)) return rc;
+  const int spawned = spawn_under_shim(launch, "restore", &run);
+  if (!ws_copy.empty()) unlink(ws_copy.c_str());
+  if (spawned) return spawned;
   const int program = pass_on_status(run.wait_status);
   if (!run.restored && WIFEXITED(run.wait_status) && WEXITSTATUS(run.wait_status) != 2) {
     // Status 2 is the shim refusing the snapshot before the program ran; it said why.
     snap::SnapshotReader reader;
-    const bool readable = reader.open(snapshot.c_str(), false).ok();
+    const bool readable = !remote::is_remote(snapshot) && reader.open(snapshot.c_str(), false).ok();
     std::fprintf(stderr, "uffdlazy restore: %s: no program of this run is the one it was recorded from%s%s%s\n",
                  snapshot.c_str(), readable ? " (" : "", readable ? reader.exe_path() : "", readable ? ")" : "");
     return 2;

@@ -24,7 +24,9 @@
 #include "tools/launcher.h"
 #include "tools/option_parser.h"
 #include "tools/part_paths.h"
+#include "tools/remote/http_client.h"
 #include "tools/remote/location.h"
+#include "tools/remote/remote_snapshot.h"
 
 namespace uffdlazy::cli {
 
@@ -132,17 +134,30 @@ int resume(int argc, char** argv) {
     if (opt->variable) paging.push_back(std::string(opt->variable) + "=" + value);
   }
   const char* path = given.operands[0].c_str();
-  if (remote::is_remote(path)) {
-    std::fprintf(stderr, "uffdlazy: resume %s: resuming from a URL is not built yet; pull the image first "
-                 "(uffdlazy pull URL FILE)\n", path);
-    return 2;
-  }
   uint32_t prefetch = ckpt::kResumePrefetchAll, readahead = 1024;
   if (!paging_settings(paging, &prefetch, &readahead)) return 2;
-  const std::string image = absolute_path(path);
+  // An image at a URL is fetched whole into memory first (every part in parallel, pinned to one
+  // ETag, the index digest checked) and resumed from there, pages still installed lazily: a
+  // lazily fetched resume (docs/remote.md, slice 6) is not built.
+  remote::FetchedObject fetched;
+  std::string image = remote::is_remote(path) ? std::string(path) : absolute_path(path);
+  std::string readable = image;  // what the reader opens: the file, or the fetched copy
+  if (remote::is_remote(path)) {
+    remote::Location loc;
+    remote::ObjectClient client;
+    std::string err;
+    if (!remote::parse_location(path, &loc, &err) || !client.init(loc, &err) ||
+        !remote::fetch_whole_object(client, &fetched, &err, nullptr) ||
+        !remote::check_index_digest(fetched, loc.digest, &err)) {
+      std::fprintf(stderr, "uffdlazy: resume %s: %s\n", path, err.c_str());
+      return 2;
+    }
+    image = loc.text;
+    readable = "/proc/self/fd/" + std::to_string(fetched.fd);
+  }
   // Everything but the page data is checked here, before the restorer takes over.
   snap::SnapshotReader reader;
-  snap::ReadStatus st = reader.open(image.c_str());
+  snap::ReadStatus st = reader.open(readable.c_str());
   snap::ProcessImage process;
   if (st.ok() && !snap::ProcessImage::is_process_image(reader)) {
     std::fprintf(stderr, "uffdlazy: resume %s: not a process image (a snapshot for `uffdlazy restore`?)\n",
@@ -161,7 +176,12 @@ int resume(int argc, char** argv) {
   if (st.ok()) st = process.open(reader);
   // An incremental image's unchanged pages are in the images it builds on: each must be there
   // and be the file it was written against, before anything starts.
-  if (st.ok()) st = reader.open_ancestors(image.c_str());
+  if (st.ok() && fetched.fd >= 0 && reader.ancestor_count() > 0) {
+    std::fprintf(stderr, "uffdlazy: resume %s: an incremental image (it takes pages from the images it builds on): "
+                 "only a whole image can be resumed from a URL\n", image.c_str());
+    return 2;
+  }
+  if (st.ok()) st = reader.open_ancestors(readable.c_str());
   if (!st.ok()) {
     LineWriter w;
     snap::describe(st, w);
@@ -196,7 +216,8 @@ int resume(int argc, char** argv) {
   }
   const std::string& restorer = found.path;
   reader.close();
-  int fd = open(image.c_str(), O_RDONLY);
+  // The restorer's copy of the image's descriptor (inherited: no close-on-exec).
+  int fd = fetched.fd >= 0 ? dup(fetched.fd) : open(image.c_str(), O_RDONLY);
   if (fd < 0) {
     std::fprintf(stderr, "uffdlazy: resume %s: %s\n", image.c_str(), std::strerror(errno));
     return 2;

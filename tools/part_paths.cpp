@@ -51,4 +51,16 @@ PartPath find_restorer() {
                    X_OK);
 }
 
+PartPath find_fetcher() {
+  if (const char* set = getenv("UFFDLAZY_FETCHER"); set && *set) {
+    if (access(set, X_OK) == 0) return {set, ""};
+    return {"", std::string("UFFDLAZY_FETCHER=") + set + " names no executable file"};
+  }
+  const PartPath restorer = find_restorer();
+  if (restorer.path.empty()) return restorer;
+  const std::string path = restorer.path.substr(0, restorer.path.rfind('/')) + "/uffdlazy-fetch";
+  if (access(path.c_str(), X_OK) == 0) return {path, ""};
+  return {"", "cannot find uffdlazy-fetch (looked at " + path + "); set UFFDLAZY_FETCHER to its path"};
+}
+
 }  // namespace uffdlazy::cli

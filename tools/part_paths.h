@@ -16,6 +16,8 @@ struct PartPath {
 
 PartPath find_shim();
 PartPath find_restorer();
+// uffdlazy-fetch, a remote restore's fetcher: UFFDLAZY_FETCHER, else where the restorer is.
+PartPath find_fetcher();
 
 // The variables that name the parts: the command's own, never passed on to the shim.
 extern const char* const kPartVariables[2];

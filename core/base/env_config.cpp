@@ -1,5 +1,6 @@
 #include "core/base/env_config.h"
 
+
 #include <cstring>
 
 namespace uffdlazy {
@@ -105,7 +106,6 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       if (!parse_size(v, &cfg->trace_capacity) || cfg->trace_capacity == 0 || cfg->trace_capacity > (1ull << 28))
         return bad("a number of faults from 1 to 268435456, e.g. 1M");
     } else if (is("SNAPSHOT")) {
-      if (is_url(v)) return bad("a local file path: restoring from a URL is not built yet (uffdlazy pull URL FILE first)");
       if (!copy_path(v, cfg->snapshot, sizeof cfg->snapshot)) return bad("a file path (1 to 1023 bytes)");
     } else if (is("RECORD")) {
       if (!copy_path(v, cfg->record, sizeof cfg->record)) return bad("a file path (1 to 1023 bytes)");
@@ -170,10 +170,13 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
     } else if (is("CACHE_DIR")) {
       if (!copy_path(v, cfg->cache_dir, sizeof cfg->cache_dir)) return bad("a directory path (1 to 1023 bytes)");
     } else if (is("CACHE_MAX")) {
-      if (!parse_size(v, &cfg->cache_max) || cfg->cache_max < (1u << 20))
-        return bad("a byte count of at least 1M with an optional K, M or G suffix, e.g. 4G");
+      if (!parse_size(v, &cfg->cache_max) || (cfg->cache_max != 0 && cfg->cache_max < (1u << 20)))
+        return bad("a byte count of at least 1M with an optional K, M or G suffix, e.g. 4G (0: no cache)");
     } else if (is("TEST_ALTER_LIBC")) {
       if (!copy_path(v, cfg->test_alter_libc, sizeof cfg->test_alter_libc)) return bad("a libc function name");
+    } else if (is("FETCHER")) {
+      // The uffdlazy-fetch a restore from a URL starts (read where it is started: pager_startup).
+      if (!*v) return bad("a file path");
     } else if (is("LIBRARY") || is("RESTORER")) {
       // Where the uffdlazy command finds its parts (tools/part_paths.h); nothing for the shim to do.
     } else if (is("RUN")) {
@@ -182,7 +185,7 @@ bool parse_config(char** envp, Config* cfg, LineWriter* err) {
       err->str("unknown variable UFFDLAZY_").str(name, name_len)
           .str(" (known: DISABLE, STRICT, STATS, MIN_SIZE, FAULT_AROUND, MONITOR_CPU, SPIN_US, USER_MODE_ONLY, SNAPSHOT, RECORD, RECORD_AT, "
                "NO_ASLR, REPORT, TRACE, TRACE_LIMIT, VERIFY, READAHEAD, COPY_THREADS, PREFETCH, WS, WS_RECORD, CHECKPOINT, CHECKPOINT_AT, "
-                 "CHECKPOINT_THEN, CHECKPOINT_INCREMENTAL, PROGRAM_PID, INTERCEPT, FETCH_TIMEOUT, CACHE_DIR, CACHE_MAX)");
+                 "CHECKPOINT_THEN, CHECKPOINT_INCREMENTAL, PROGRAM_PID, INTERCEPT, FETCH_TIMEOUT, CACHE_DIR, CACHE_MAX, FETCHER)");
       return false;
     }
   }

@@ -7,8 +7,8 @@
 
 namespace uffdlazy {
 
-// unshare(CLONE_FILES), then closes every descriptor but keep_a and keep_b (-1: none). False if
+// unshare(CLONE_FILES), then closes every descriptor but keep_a, keep_b and keep_c (-1: none). False if
 // the kernel refused the unshare: the thread then stays on the shared table.
-bool take_private_descriptor_table(int keep_a, int keep_b);
+bool take_private_descriptor_table(int keep_a, int keep_b, int keep_c = -1);
 
 }  // namespace uffdlazy

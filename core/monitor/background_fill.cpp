@@ -246,6 +246,14 @@ BackgroundFill::Chunk BackgroundFill::working_set_chunk(FillHost& host) {
     const uint32_t max = uint32_t(avail < budget ? avail : budget);
     const uintptr_t addr = reg.start + (page - reg.source_page) * ps;
     RunResult r = s_.policy->install_run(reg, addr, max, false, nullptr, false, s_.working_set_pages);
+    if (r.pending) {
+      // A remote block not landed yet: asked for in the set's first-touch order, installed by a
+      // later pass (the fill starts over when blocks land).
+      s_.source->want(source, page, uint32_t(record_end - page));
+      ws_offset_ = record_end - run.first_page;
+      budget--;
+      continue;
+    }
     switch (r.fill.status) {
       case FillStatus::kDone:
       case FillStatus::kPartial:
@@ -308,6 +316,12 @@ BackgroundFill::Chunk BackgroundFill::sweep_chunk(FillHost& host, uintptr_t* cur
     const uint64_t avail = (reg.end - addr) / ps;
     const uint32_t max = uint32_t(avail < budget ? avail : budget);
     RunResult r = s_.policy->install_run(reg, addr, max, false, on_corrupt, false);
+    if (r.pending && on_corrupt) {
+      // Everything must be in place (a fork, memory the program claims): wait for the block,
+      // then install it. The background sweep (no handler) skips it until it lands.
+      if (!s_.source->wait_landed(reg.source, owed)) return Chunk::kExiting;
+      continue;
+    }
     switch (r.fill.status) {
       case FillStatus::kDone:
       case FillStatus::kPartial:

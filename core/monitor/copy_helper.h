@@ -60,7 +60,6 @@ class CopyHelper {
   // On the new thread before start() returns (see Monitor::own_descriptor_table).
   static void own_descriptor_table(void* self);
   void run();
-  void own_descriptor_table();
 
   HiddenThread thread_;
   Userfaultfd* uffd_ = nullptr;

@@ -117,6 +117,11 @@ RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max
     return out;
   }
   out.owed = true;
+  if (first.pending) {
+    out.pending = true;
+    out.fill = FillResult{FillStatus::kNoEntry, 0, 0};
+    return out;
+  }
   const bool data = first.kind != PageKind::kZero;
   out.resolution = first.kind == PageKind::kData ? kResSnapshot : first.kind == PageKind::kDuplicate ? kResDuplicate
                                                                                                       : kResZero;
@@ -134,6 +139,7 @@ RunResult FaultPolicy::install_run(const Region& r, uintptr_t page, uint32_t max
       out.end_of_owed = true;
       break;
     }
+    if (loc.pending) break;  // not landed yet: the run ends before it
     if (data ? (loc.kind == PageKind::kZero || loc.where != first.where + uint64_t(n) * ps) : loc.kind != PageKind::kZero)
       break;
     n++;
@@ -233,6 +239,15 @@ FaultAnswer FaultPolicy::answer(uintptr_t address, bool write, CorruptHandler on
     if (readahead_.max_pages() > 1) stream = readahead_.on_fault(page, a.region.end, &window);
     const uint32_t now = window < kSyncPages ? window : kSyncPages;
     RunResult run = install_run(a.region, page, now, write, on_corrupt, true);
+    if (run.pending) {
+      // Ask for the whole readahead window: a scan gets its next blocks in one request (the window
+      // grows while faults continue where it ended); a random fault asks for its own page.
+      s_.source->want(a.region.source, a.source_page, window);
+      if (stream < ReadaheadWindow::kStreams) readahead_.stop(stream, page);
+      a.parked = true;
+      a.fill = run.fill;
+      return a;
+    }
     a.fill = run.fill;
     a.resolution = run.resolution;
     a.pages = run.pages;

@@ -84,6 +84,8 @@ struct RunResult {
                                // without a corrupt handler; read_error then holds the errno)
   int read_error = 0;
   bool end_of_owed = false;    // the run stopped at a page the source no longer owes
+  bool pending = false;        // the first page's block has not landed (a remote source): nothing
+                               // installed, fill.status kNoEntry
 };
 
 struct FaultAnswer {
@@ -96,6 +98,8 @@ struct FaultAnswer {
   bool owed = false;        // the source owed the faulting page
   Region region{};          // valid when region_id != 0
   uint64_t source_page = 0;
+  bool parked = false;      // the page's block has not landed (a remote source): asked for, nothing
+                            // installed; answer the fault again once it lands
 };
 
 class FaultPolicy {

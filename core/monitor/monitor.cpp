@@ -243,10 +243,20 @@ void Monitor::release_waiters() {
 }
 
 void Monitor::own_descriptor_table(void* self) {
-  // The userfaultfd, and the file the page source reads, if any (see private_fd_table.h).
+  // The userfaultfd, and the file the page source reads and its doorbell, if any (see
+  // private_fd_table.h).
   const Setup& s = static_cast<Monitor*>(self)->s_;
   const int source_fd = s.source ? s.source->descriptor() : -1;
-  take_private_descriptor_table(s.uffd->fd(), source_fd != s.uffd->fd() ? source_fd : -1);
+  const int bell = s.source ? s.source->doorbell() : -1;
+  take_private_descriptor_table(s.uffd->fd(), source_fd != s.uffd->fd() ? source_fd : -1, bell);
+}
+
+void Monitor::doorbell_rang() {
+  // One non-blocking read of the eventfd; it stops the process if fetching failed with pages owed.
+  if (!s_.source->on_doorbell()) return;
+  // Parked faults are retried by the next serve_queue(); a fill that found blocks missing sweeps
+  // again over what has landed since.
+  if (!fill_.has_work()) fill_.restart();
 }
 
 void Monitor::run() {
@@ -256,7 +266,10 @@ void Monitor::run() {
     mask[s_.cpu / 64] |= uint64_t(1) << (s_.cpu % 64);
     sys::call6(SYS_sched_setaffinity, 0, sizeof mask, reinterpret_cast<long>(mask));
   }
-  pollfd fd = {s_.uffd->fd(), POLLIN, 0};
+  // A remote source's doorbell sits beside the userfaultfd: blocks landed (or fetching failed).
+  const int bell = s_.source ? s_.source->doorbell() : -1;
+  pollfd fds[2] = {{s_.uffd->fd(), POLLIN, 0}, {bell, POLLIN, 0}};
+  pollfd& fd = fds[0];
   // A stop is a request like the others: the loop ends only once it has read the doorbell the
   // stopping thread rang (that thread waits in madvise until then).
   bool spun = false;  // a message arrived while spinning: look again without sleeping
@@ -268,7 +281,12 @@ void Monitor::run() {
       // (see region_restored): one of the two sides always sees the other.
       awake_.store(false, std::memory_order_seq_cst);
       if (restored_.load(std::memory_order_seq_cst) == restored_seen_) {
-        long r = sys::call6(SYS_ppoll, reinterpret_cast<long>(&fd), 1, 0, 0, 8);
+        // Faults parked on a remote source look again now and then even without the doorbell: a
+        // forked child's monitor shares the eventfd and may have read the ring meant for us.
+        const timespec parked_wait = {0, 20 * 1000 * 1000};
+        const bool parked = bell >= 0 && !queue_.empty();
+        long r = sys::call6(SYS_ppoll, reinterpret_cast<long>(fds), bell >= 0 ? 2 : 1,
+                            parked ? reinterpret_cast<long>(&parked_wait) : 0, 0, 8);
         if (r == -EINTR) continue;
         if (r < 0) fatal("poll on the userfaultfd failed", int(-r));
         if (fd.revents & (POLLERR | POLLNVAL)) fatal("the userfaultfd reported an error", EBADF);
@@ -276,6 +294,7 @@ void Monitor::run() {
       awake_.store(true, std::memory_order_seq_cst);
     }
     spun = false;
+    if (bell >= 0) doorbell_rang();
     if (!pump() || !answer_requests()) break;
     if (stopping_) break;
     if (fill_.has_work()) {
@@ -452,9 +471,19 @@ void Monitor::wait_briefly() {
 }
 
 bool Monitor::serve_queue() {
+  size_t parked = 0;  // faults parked in a row: once every queued fault is, stop until the doorbell
   while (!queue_.empty()) {
     Served s = serve(queue_.front());
     if (s == Served::kExiting) return false;
+    if (s == Served::kParked) {
+      // To the back of the queue: the faults behind it are served meanwhile.
+      const PendingFault f = queue_.front();
+      queue_.pop();
+      queue_.add(f);
+      if (++parked >= queue_.size()) break;
+      continue;
+    }
+    parked = 0;
     if (s == Served::kRetry) {
       // An event is unread (or just read and not yet acknowledged): take events in, then retry.
       // Reading never stops for lack of room (see FaultQueue), so the event is always reached.
@@ -469,7 +498,7 @@ bool Monitor::serve_queue() {
     queue_.pop();
   }
   set_fills_stalled(false);
-  if (overflowed_) {
+  if (overflowed_ && queue_.empty()) {
     overflowed_ = false;
     wake_everyone();
   }
@@ -481,6 +510,7 @@ Monitor::Served Monitor::serve(const PendingFault& f) {
   const uintptr_t page = f.address & ~(ps - 1);
   const bool write = f.flags & UFFD_PAGEFAULT_FLAG_WRITE;
   FaultAnswer a = policy_.answer(f.address, write, &Monitor::fatal_corrupt);
+  if (a.parked) return Served::kParked;
   int resolution = a.resolution;
   switch (a.fill.status) {
     case FillStatus::kDone:

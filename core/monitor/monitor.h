@@ -160,7 +160,8 @@ class Monitor final : private FillHost {
   [[noreturn]] void retire();
 
  private:
-  enum class Served { kOk, kRetry, kExiting };
+  // kParked: the page's block has not landed (a remote source); the fault stays queued.
+  enum class Served { kOk, kRetry, kExiting, kParked };
 
   bool pump();
   // FillHost: what the background fill calls between chunks.
@@ -171,6 +172,8 @@ class Monitor final : private FillHost {
   void handle_event(const uffd_msg& m);
   Served serve(const PendingFault& f);
   bool serve_queue();
+  // A remote source's doorbell rang (blocks landed): parked faults and the fill try again.
+  void doorbell_rang();
   int spin_for_more();  // 1: something arrived and was answered, 0: nothing came, -1: exiting
   size_t read_batch();  // messages read (0: none waiting)
   // Stops the process if the region table, full, lost a piece of a restored region that still

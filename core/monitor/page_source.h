@@ -27,6 +27,7 @@ struct PageLocation {
   PageKind kind;   // kZero: a stored zero page (when owed); kData / kDuplicate: a block
   bool owed;       // false: the source owes nothing here (the rest is meaningless)
   uint64_t where;  // the block's position (a file offset, or an address), for kData / kDuplicate
+  bool pending = false;  // a remote source's block that has not landed yet: not readable now
 };
 
 // The result of reading pages' content into a buffer.
@@ -93,6 +94,18 @@ class PageSource {
   // A descriptor the source reads from on the monitor thread (kept in the monitor's own
   // descriptor table), or -1.
   virtual int descriptor() const { return -1; }
+
+  // A remote source (core/remote/remote_page_source.h): blocks arrive from a fetcher process.
+  // locate() says `pending` for a block not landed yet; want() asks the fetcher for the blocks of
+  // owed pages [page, page + count) that have not landed (monitor thread; no allocation);
+  // wait_landed() blocks until page `page`'s block has landed (false: it never will, the process
+  // is being stopped); doorbell() is the descriptor that becomes readable when blocks land,
+  // on_doorbell() reads it (true: something landed) and stops the process if fetching failed while
+  // pages are still owed.
+  virtual void want(int32_t source, uint64_t page, uint32_t count) { (void)source; (void)page; (void)count; }
+  virtual bool wait_landed(int32_t source, uint64_t page) { (void)source; (void)page; return true; }
+  virtual int doorbell() const { return -1; }
+  virtual bool on_doorbell() { return false; }
 
  protected:
   ~PageSource() = default;

@@ -1,8 +1,12 @@
 // Reading the configuration, bringing up the userfaultfd and the monitor, and failing open.
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/auxv.h>
+#include <unistd.h>
+
+#include <initializer_list>
 
 #include "core/base/line_writer.h"
 #include "core/base/mono_clock.h"
@@ -10,6 +14,7 @@
 #include "core/pager/lazy_pager.h"
 #include "core/pager/pager_state.h"
 #include "core/pager/restore_prefetch.h"
+#include "core/remote/remote_channel.h"
 
 extern char** environ;
 
@@ -74,12 +79,39 @@ bool argv_names(char** argv, const char* path) {
   return false;
 }
 
+// The uffdlazy-fetch executable a remote restore starts: UFFDLAZY_FETCHER, else beside the shim
+// in the build tree (lib/ -> bin/), else the installed layout (lib/uffdlazy/ ->
+// libexec/uffdlazy/).
+const char* fetcher_path() {
+  static constinit char path[1024] = {};
+  const char* set = nullptr;
+  for (char** e = environ; e && *e; e++) {
+    if (strncmp(*e, "UFFDLAZY_FETCHER=", 17) == 0) set = *e + 17;
+  }
+  if (set && *set) return set;
+  Dl_info info = {};
+  if (!dladdr(reinterpret_cast<void*>(&fetcher_path), &info) || !info.dli_fname) return "uffdlazy-fetch";
+  const char* slash = strrchr(info.dli_fname, '/');
+  const size_t dir = slash ? size_t(slash - info.dli_fname) : 0;
+  for (const char* tail : {"/../bin/uffdlazy-fetch", "/../../libexec/uffdlazy/uffdlazy-fetch"}) {
+    if (dir + strlen(tail) + 1 > sizeof path) break;
+    memcpy(path, info.dli_fname, dir);
+    memcpy(path + dir, tail, strlen(tail) + 1);
+    if (sys::call6(SYS_faccessat, AT_FDCWD, reinterpret_cast<long>(path), X_OK, 0) == 0) return path;
+  }
+  return "uffdlazy-fetch";
+}
+
 // Opens the snapshot (bad input stops the program). Returns true when this process restores it;
 // false when it belongs to another program of the run, which this one presumably starts.
 bool open_snapshot(char** argv) {
   LineWriter problem;
   SnapshotRestore* restore = g_restore.construct();
-  if (!restore->open(g.cfg.snapshot, strcmp(g.cfg.verify, "none") != 0, &problem)) {
+  const bool verify = strcmp(g.cfg.verify, "none") != 0;
+  const bool opened = remote::is_remote_location(g.cfg.snapshot)
+                          ? restore->open_remote(g.cfg.snapshot, fetcher_path(), environ, verify, &problem)
+                          : restore->open(g.cfg.snapshot, verify, &problem);
+  if (!opened) {
     LineWriter w;
     w.str(g.cfg.snapshot).str(": ").str(problem.data(), problem.size());
     refuse(w, 2);
@@ -92,6 +124,7 @@ bool open_snapshot(char** argv) {
       w.str(g.cfg.snapshot).str(": ").str(problem.data(), problem.size());
       refuse(w, 2);
     }
+    restore->abandon();
     return false;
   }
   restore->activate();

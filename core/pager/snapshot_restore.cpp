@@ -45,6 +45,40 @@ bool SnapshotRestore::open(const char* path, bool verify_pages, LineWriter* err)
   return true;
 }
 
+bool SnapshotRestore::open_remote(const char* location, const char* fetcher, char* const* envp, bool verify_pages,
+                                  LineWriter* err) {
+  remote::RemoteOpen* ro = remote_open_.construct();
+  if (!remote::start_fetcher(location, fetcher, envp, ro, err)) return false;
+  snap::SnapshotReader* reader = reader_.construct();
+  char self[40] = "/proc/self/fd/";
+  self[14 + format_u64(self + 14, uint64_t(ro->view_fd))] = 0;
+  snap::ReadStatus st = reader->open(self);
+  if (!st.ok()) {
+    remote::stop_fetcher(ro);
+    snap::describe(st, *err);
+    return false;
+  }
+  if (reader->ancestor_count() > 0) {
+    remote::stop_fetcher(ro);
+    err->str("an incremental image (it takes pages from ancestors): only a full snapshot can be restored from a URL");
+    return false;
+  }
+  if (source_.construct()->init(reader, verify_pages, ro->view_fd) < 0 ||
+      matcher_.construct()->init(reader, snap::RegionMatcher::mode_for(*reader)) < 0) {
+    remote::stop_fetcher(ro);
+    err->str("cannot map memory for the restore");
+    return false;
+  }
+  remote_source_.construct()->init(source_.get(), ro->control, ro->bell_fd, location);
+  remote_ = true;
+  return true;
+}
+
+void SnapshotRestore::abandon() {
+  if (remote_ && remote_open_) remote::stop_fetcher(remote_open_.get());
+  remote_ = false;
+}
+
 bool SnapshotRestore::recorded_from_this_program(LineWriter* err) {
   snap::ModuleIdentity* self = &scratch_;
   int r = snap::read_executable_identity(self);
@@ -62,7 +96,11 @@ bool SnapshotRestore::recorded_from_this_program(LineWriter* err) {
 
 const char* SnapshotRestore::recorded_executable() const { return reader_ ? reader_->exe_path() : ""; }
 
-PageSource* SnapshotRestore::source() const { return ready_ ? source_.get() : nullptr; }
+PageSource* SnapshotRestore::source() const {
+  if (!ready_) return nullptr;
+  if (remote_) return remote_source_.get();
+  return source_.get();
+}
 
 uint32_t SnapshotRestore::snapshot_module(int32_t module, const CallSiteTable& sites) {
   if (module < 0 || uint32_t(module) >= CallSiteTable::kMaxModules) return snap::kNoModule;
@@ -106,6 +144,16 @@ void SnapshotRestore::write_account(const char* path, int fd) const {
       .u64(rep.pages_never_touched).str(", dropped=").u64(rep.pages_dropped);
   if (rep.corrupt_pages) w.str(", corrupt=").u64(rep.corrupt_pages);
   w.emit(fd);
+  if (remote_) {
+    // What came over the network for this restore, and what the host cache had.
+    const remote::ChannelHeader* h = remote_source_->channel().header();
+    LineWriter r;
+    r.str("uffdlazy: remote ").str(path).str(": blocks fetched=").u64(__atomic_load_n(&h->blocks_fetched, __ATOMIC_RELAXED))
+        .str(", from the host cache=").u64(__atomic_load_n(&h->blocks_cached, __ATOMIC_RELAXED))
+        .str(", requests=").u64(__atomic_load_n(&h->requests, __ATOMIC_RELAXED))
+        .str(", bytes fetched=").u64(__atomic_load_n(&h->bytes_fetched, __ATOMIC_RELAXED));
+    r.emit(fd);
+  }
 }
 
 const void* SnapshotRestore::owed_content(int32_t region, uint64_t page, bool* owed) const {
@@ -113,6 +161,8 @@ const void* SnapshotRestore::owed_content(int32_t region, uint64_t page, bool* o
   if (!ready_ || region < 0) return nullptr;
   if (!source_->is_owed(region, page)) return nullptr;
   *owed = true;
+  // A remote block is read only once it has landed in the view.
+  if (remote_) remote_source_->wait_landed_quietly(region, page);
   snap::PageRef ref = reader_->page(uint64_t(region), page);
   return ref.kind == snap::PageKind::kData || ref.kind == snap::PageKind::kDuplicate ? ref.data : nullptr;
 }

@@ -9,6 +9,8 @@
 #include "core/base/spin_lock.h"
 #include "core/monitor/page_source.h"
 #include "core/pager/call_site_table.h"
+#include "core/remote/fetcher_launch.h"
+#include "core/remote/remote_page_source.h"
 #include "core/snapshot/executable_identity.h"
 #include "core/snapshot/region_matcher.h"
 #include "core/snapshot/snapshot_page_source.h"
@@ -21,6 +23,12 @@ class SnapshotRestore {
   // Opens and validates the file. On failure appends the problem (without the file name) to err
   // and returns false.
   bool open(const char* path, bool verify_pages, LineWriter* err);
+  // The same for a remote object (s3://, http(s)://): starts `fetcher` (uffdlazy-fetch), which
+  // brings header and metadata into a view memfd that the reader opens; pages come later.
+  bool open_remote(const char* location, const char* fetcher, char* const* envp, bool verify_pages, LineWriter* err);
+  // This process does not restore the snapshot after all: a remote one's fetcher is stopped.
+  void abandon();
+  bool remote() const { return remote_; }
   // Whether the snapshot was recorded from the running executable; if not, appends why to err.
   bool recorded_from_this_program(LineWriter* err);
   // The executable the snapshot was recorded from (a path; NUL-terminated).
@@ -47,6 +55,9 @@ class SnapshotRestore {
   uint32_t snapshot_module(int32_t module, const CallSiteTable& sites);
 
   bool ready_ = false;
+  bool remote_ = false;
+  Immortal<remote::RemoteOpen> remote_open_;
+  Immortal<remote::RemotePageSource> remote_source_;
   Immortal<snap::SnapshotReader> reader_;
   Immortal<snap::SnapshotPageSource> source_;
   Immortal<snap::RegionMatcher> matcher_;

@@ -1,5 +1,7 @@
 #include "tests/remote/remote_servers.h"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -67,7 +69,9 @@ std::string http_url_of(const std::string& local_file, const std::string& name) 
   auto root = servers().find("UFFDLAZY_TEST_HTTP_ROOT");
   auto url = servers().find("UFFDLAZY_TEST_HTTP");
   if (root == servers().end() || url == servers().end()) return "http://127.0.0.1:1/missing";
-  const std::string file = test_prefix() + "-" + name;
+  // A parameterized test's name holds a '/': one file in the root, not a directory that is not there.
+  std::string file = test_prefix() + "-" + name;
+  std::replace(file.begin(), file.end(), '/', '_');
   std::ifstream in(local_file, std::ios::binary);
   std::ofstream out(root->second + "/" + file, std::ios::binary);
   out << in.rdbuf();
@@ -96,19 +100,27 @@ BreakingProxy::BreakingProxy(int upstream_port, int bad_connections, size_t good
 BreakingProxy::~BreakingProxy() {
   stop_ = true;
   thread_.join();
+  for (std::thread& t : relays_) t.join();
   close(listen_fd_);
 }
 
 void BreakingProxy::serve() {
-  // One connection at a time is all a sequential client needs.
+  // Each connection relayed by a thread of its own: a client may hold several at once (the
+  // fetcher's keep-alive connections), and one that is kept open must not hold up the next.
   while (!stop_) {
     pollfd p{listen_fd_, POLLIN, 0};
     if (poll(&p, 1, 100) <= 0) continue;
     const int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) continue;
     const int n = accepted_.fetch_add(1);
-    const bool breaks = n < bad_;
     if (before_forwarding_) before_forwarding_(n);
+    relays_.emplace_back([this, client, n] { relay(client, n); });
+  }
+}
+
+void BreakingProxy::relay(int client, int n) {
+  const bool breaks = n < bad_;
+  {
     const int up = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -117,7 +129,7 @@ void BreakingProxy::serve() {
     if (connect(up, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
       close(up);
       close(client);
-      continue;
+      return;
     }
     size_t relayed = 0;
     char buf[65536];

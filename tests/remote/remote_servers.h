@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/e2e/process_runner.h"
 
@@ -41,6 +42,7 @@ class BreakingProxy {
 
  private:
   void serve();
+  void relay(int client, int n);
   int listen_fd_ = -1;
   int port_ = 0;
   int upstream_;
@@ -50,6 +52,7 @@ class BreakingProxy {
   std::atomic<int> accepted_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  std::vector<std::thread> relays_;  // the serving thread's only
 };
 
 }  // namespace uffdlazy::test

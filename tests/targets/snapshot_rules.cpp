@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <errno.h>
 #include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -511,7 +512,7 @@ int main(int argc, char** argv) {
   if (mode == "fill") return fill(argc > 2 ? std::atoi(argv[2]) : 0);
   if (mode != "check" || argc < 3) {
     std::fprintf(stderr, "usage: snapshot_rules fill [STATUS] | check all|dontneed|munmap_remap|mremap|fork|"
-                         "threads|twice|partial|claim_lock|claim_uffd | check fork_via _Fork|clone|vfork|posix_spawn|"
+                         "threads|twice|partial|children|claim_lock|claim_uffd | check fork_via _Fork|clone|vfork|posix_spawn|"
                          "system|fork_without_uffd | check core DIR\n");
     return 2;
   }
@@ -537,6 +538,10 @@ int main(int argc, char** argv) {
     scenario_core(argv[3]);
   } else if (s == "twice") {
     scenario_twice();
+  } else if (s == "children") {
+    // Nothing the shim started (a remote restore's fetcher) is a child wait(2) can reap.
+    const int reaped = waitpid(-1, nullptr, WNOHANG);
+    std::printf("children: waitpid=%d%s\n", reaped, reaped < 0 && errno == ECHILD ? " ECHILD" : "");
   } else if (s == "partial") {
     scenario_partial();
     std::printf("check partial: failures=%d\n", failures);

@@ -44,7 +44,8 @@ bool write_at(int fd, const void* p, size_t n, uint64_t at) {
 }
 
 bool make_memfd(FetchedObject* out, uint64_t size, std::string* err) {
-  out->fd = memfd_create("uffdlazy-remote", MFD_CLOEXEC);
+  // A descriptor given by the caller (the fetcher's view) is used as it is.
+  if (out->fd < 0) out->fd = memfd_create("uffdlazy-remote", MFD_CLOEXEC);
   if (out->fd < 0 || ftruncate(out->fd, off_t(size)) != 0) {
     *err = std::string("cannot make room for the object in memory: ") + std::strerror(errno);
     return false;
