@@ -394,6 +394,13 @@ TEST(ResumeObjects, UnixSocketsWithTheirQueues) {
   objects_resume("unix", "stream,seqpacket,dgram,listen,closed-peer", {0, 3});
 }
 
+// A named datagram socket that others connected to is established with no peer of its own: it
+// stays unconnected, so new sockets connect to it after the resume (zdtm sockets_dgram,
+// socket_dgram_data, socket_close_data01 got EPERM).
+TEST(ResumeObjects, ADatagramSocketOthersConnectToTakesNewConnections) {
+  objects_resume("dgram-server", "dgram-server,dgram", {0, 3});
+}
+
 TEST(ResumeObjects, TcpListenerAndUdpSocketKeepTheirAddresses) { objects_resume("ip", "tcp,udp", {1}); }
 
 TEST(ResumeObjects, SignalfdTimerfdInotifyAndPosixTimers) {
