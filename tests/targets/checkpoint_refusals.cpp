@@ -152,6 +152,12 @@ int main(int argc, char** argv) {
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED) {
       return 3;
     }
+  } else if (m == "guard-page") {
+    // A guard page (Linux 6.13) in the middle of private anonymous memory: it faults on access.
+    char* p = static_cast<char*>(mmap(nullptr, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (p == MAP_FAILED) return 3;
+    memset(p, 1, 4 * 4096);
+    if (madvise(p + 4096, 4096, 102 /* MADV_GUARD_INSTALL */)) return 3;
   } else if (m == "close-all") {
     syscall(SYS_close_range, 3u, ~0u, 0u);
   } else {
