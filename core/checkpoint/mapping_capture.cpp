@@ -351,7 +351,14 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
       kind = snap::MappingKind::kAnonymous;
     } else if (name[0] == '/' && ends_with(name, name_len, " (deleted)")) {
       const MappedVma m = mapped(v, name, name_len - 10);
-      if (v.shared && (starts_with(name, name_len, "/SYSV") || starts_with(name, name_len, "/dev/zero (deleted)"))) {
+      const bool shmem = starts_with(name, name_len, "/SYSV") || starts_with(name, name_len, "/dev/zero (deleted)");
+      if (shmem && !v.shared) {
+        // Mapped privately (through /proc/self/map_files or a descriptor of it): its unchanged
+        // pages show the shared pages as they change, which a copy of its contents would not.
+        why->str("a private mapping of shared memory at ").hex(v.start);
+        return false;
+      }
+      if (shmem) {
         kind = snap::MappingKind::kShared;
         object = shared_memory_object(in.objects, m, why);
       } else {

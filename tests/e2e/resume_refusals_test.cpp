@@ -75,6 +75,22 @@ TEST(CheckpointRefusal, EachUnsupportedStateIsNamedAndNoImageIsWritten) {
   }
 }
 
+// zdtm shmemfd-priv: the private mapping was made again from a copy of the memory's contents, so
+// what was written through the shared mapping after the resume no longer showed in it.
+TEST(CheckpointRefusal, APrivateMappingOfSharedAnonymousMemory) {
+  if (geteuid() != 0) GTEST_SKIP() << "opening /proc/self/map_files needs CAP_CHECKPOINT_RESTORE";
+  TempDir tmp;
+  const std::string image = tmp.file("shared-private.img");
+  ProcessResult r = run_process({cli_path(), "checkpoint", "-o", image, "--", target_path("checkpoint_refusals"), "shared-private"},
+                                with_input("", true));
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("uffdlazy: checkpoint " + image + ": refused: a private mapping of shared memory at 0x"),
+            std::string::npos) << r.err;
+  EXPECT_EQ(count_of(r.err, "\n"), 1u) << r.err;
+  EXPECT_FALSE(file_exists(image));
+  EXPECT_EQ(tmp.list(), std::vector<std::string>{});
+}
+
 TEST(CheckpointRefusal, TheProgramRunsNormallyWithoutACheckpoint) {
   for (const char* mode : {"netlink", "child", "sysv-kept", "seccomp"}) {
     ProcessResult r = run_process({target_path("checkpoint_refusals"), mode, "--no-signal"}, with_input("x", false));
