@@ -226,6 +226,7 @@ class Objects {
       const std::string p = dir_ + "/ghost";
       ghost_ = open(p.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0640);
       if (ghost_ < 0) broken("open ghost");
+      fchmod(ghost_, 04640);  // set-user-ID, which a change of owner drops (zdtm file_attr)
       write_all(ghost_, std::string(5000, 'g'));
       pwrite(ghost_, "far", 3, 1 << 20);  // a hole before it
       ghost_map_ = static_cast<char*>(mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, ghost_, 0));
@@ -421,8 +422,8 @@ class Objects {
       pread(ghost_, back, 8, 100 + 8 * (s > 0 ? s - 1 : 0));
       struct stat st;
       fstat(ghost_, &st);
-      printf("ghost %s map %.8s size %lld links %d %s\n", back, ghost_map_ + 100 + 8 * s, static_cast<long long>(st.st_size),
-             int(st.st_nlink), fd_name(ghost_).c_str());
+      printf("ghost %s map %.8s size %lld links %d mode %o %s\n", back, ghost_map_ + 100 + 8 * s,
+             static_cast<long long>(st.st_size), int(st.st_nlink), unsigned(st.st_mode & 07777), fd_name(ghost_).c_str());
       ghost_map_[4096 + s] = char('A' + s);
     }
     if (want("memfd")) {
