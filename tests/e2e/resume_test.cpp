@@ -427,8 +427,10 @@ TEST(ResumeObjects, EveryKindTogetherEagerly) {
 // every byte it would have read, and the image resumes too.
 TEST(ResumeObjects, ContinueModeTakesNothingFromTheProgram) {
   ResumeCase c("objects-continue");
+  // Not inotify: a checkpoint that lands between a step's file event and its read is refused
+  // (events not read yet), and after=0.1 lands anywhere.
   c.args = {"--mb", "4", "--steps", "20", "--slow-ms", "10", "--objects",
-            "pipe,fifo,eventfd,epoll,stream,seqpacket,dgram,listen,closed-peer,tcp,udp,signalfd,timerfd,inotify,"
+            "pipe,fifo,eventfd,epoll,stream,seqpacket,dgram,listen,closed-peer,tcp,udp,signalfd,timerfd,"
             "posix-timer,ghost,memfd,mapped-only,shared-anon,sysv"};
   c.at = "after=0.1";
   c.then = "continue";
