@@ -130,7 +130,9 @@ int run_signal() {
     char* m = static_cast<char*>(mmap(nullptr, 128 << 10, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     if (m == MAP_FAILED) return fail("mmap");
     m[i % (128 << 10)] = char(i);
-    h += uint8_t(m[i % (128 << 10)]);
+    // Only the first 20000 count: the loop runs on until 100 signals were handled, a number of
+    // rounds that depends on the host's speed (the output must not).
+    if (i < 20000) h += uint8_t(m[i % (128 << 10)]);
     if (munmap(m, 128 << 10) != 0) return fail("munmap");
     if (i > 2000000) return fail("no signal arrived");
     pacer.progressed();
