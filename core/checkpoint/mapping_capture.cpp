@@ -8,6 +8,7 @@
 
 #include "core/base/aside_mmap.h"
 #include "core/base/blocked_section.h"
+#include "core/base/pagemap_scan.h"
 #include "core/base/raw_syscall.h"
 #include "core/checkpoint/proc_file.h"
 #include "core/checkpoint/shared_mapping_capture.h"
@@ -216,6 +217,29 @@ bool prepare_mapping_capture() {
 uint32_t planned_region_count() { return g_scratch ? g_scratch->plan_count : 0; }
 const PlannedRegion* planned_regions() { return g_scratch ? g_scratch->plan : nullptr; }
 
+// The first guard page (madvise MADV_GUARD_INSTALL, Linux 6.13) in [start, end), or 0. A guard
+// page is not in the mapping's flags, and pagemap shows it as swapped out (the writer read it and
+// died of SIGSEGV); PAGEMAP_SCAN reports it (PAGE_IS_GUARD, Linux 6.14). Where
+// the kernel does not know that category, it has no guard pages to report either (or cannot say:
+// then 0 too, as before).
+static uint64_t first_guard_page(uint64_t start, uint64_t end) {
+  constexpr uint64_t kGuard = 1u << 8;  // PAGE_IS_GUARD
+  const long fd = sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  pagemap::Range found[1];
+  pagemap::ScanArg arg = {};
+  arg.size = sizeof arg;
+  arg.start = start;
+  arg.end = end;
+  arg.vec = reinterpret_cast<uint64_t>(found);
+  arg.vec_len = 1;
+  arg.category_anyof_mask = kGuard;
+  arg.return_mask = kGuard;
+  const long n = sys::ioctl(int(fd), pagemap::kScanIoctl, &arg);
+  sys::close(int(fd));
+  return n > 0 ? found[0].start : 0;
+}
+
 bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::ProcessRecord* proc, LineWriter* why) {
   Scratch& sc = *g_scratch;
   sc.vma_count = sc.lazy_count = sc.plan_count = 0;
@@ -327,7 +351,14 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
       kind = snap::MappingKind::kAnonymous;
     } else if (name[0] == '/' && ends_with(name, name_len, " (deleted)")) {
       const MappedVma m = mapped(v, name, name_len - 10);
-      if (v.shared && (starts_with(name, name_len, "/SYSV") || starts_with(name, name_len, "/dev/zero (deleted)"))) {
+      const bool shmem = starts_with(name, name_len, "/SYSV") || starts_with(name, name_len, "/dev/zero (deleted)");
+      if (shmem && !v.shared) {
+        // Mapped privately (through /proc/self/map_files or a descriptor of it): its unchanged
+        // pages show the shared pages as they change, which a copy of its contents would not.
+        why->str("a private mapping of shared memory at ").hex(v.start);
+        return false;
+      }
+      if (shmem) {
         kind = snap::MappingKind::kShared;
         object = shared_memory_object(in.objects, m, why);
       } else {
@@ -362,6 +393,11 @@ bool capture_mappings(const MappingInput& in, TableBuilder* mappings, snap::Proc
     }
     if (v.vmflags & kVmHugetlb) {
       why->str("hugetlb memory at ").hex(v.start);
+      return false;
+    }
+    if (const uint64_t guard = first_guard_page(v.start, v.end)) {
+      // Read by the image writer, such a page kills it (SIGSEGV); a resume would not install it.
+      why->str("a guard page (MADV_GUARD_INSTALL) at ").hex(guard);
       return false;
     }
     if (v.vmflags & kVmDontCopy) flags |= snap::kMappingDontFork;

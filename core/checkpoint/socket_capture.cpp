@@ -294,8 +294,17 @@ long capture_unix(const OpenFile& f, snap::ObjectRecord* o, ObjectTable* objects
     s.state = uint32_t(snap::SocketConnection::kConnected);
     o->peer_path = address_of(f.fd, true, objects);
   } else {
-    s.state = u.state == kEstablished ? uint32_t(snap::SocketConnection::kConnected)  // its peer is gone
-                                      : uint32_t(snap::SocketConnection::kUnconnected);
+    // Established with no peer: its peer is gone (getpeername still finds the closed peer), or,
+    // for a datagram socket, others connected to it (Linux marks the socket connected to as
+    // established too; it has no peer of its own: ENOTCONN). Made again as a peer-gone
+    // connection, such a datagram socket would be given a peer, and the sockets that connect to
+    // it would be refused (EPERM).
+    alignas(8) char addr[sizeof(sockaddr_storage)];
+    socklen_t n = sizeof addr;
+    const bool has_peer = sys::call6(SYS_getpeername, f.fd, long(addr), long(&n)) == 0;
+    s.state = u.state == kEstablished && (s.type != SOCK_DGRAM || has_peer)
+                  ? uint32_t(snap::SocketConnection::kConnected)  // its peer is gone
+                  : uint32_t(snap::SocketConnection::kUnconnected);
   }
   // A stream or seqpacket socket has a queue only once connected (recvmsg says EINVAL before).
   const bool connection_type = s.type == SOCK_STREAM || s.type == SOCK_SEQPACKET;

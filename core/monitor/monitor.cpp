@@ -347,6 +347,15 @@ bool Monitor::answer_requests() {
     sys::futex(&sync_done_, FUTEX_WAKE_PRIVATE, 1 << 30);
   }
   if (void (*fn)(void*) = on_monitor_fn_.exchange(nullptr, std::memory_order_acq_rel)) {
+    // Taken before the caller's doorbell message may have been queued: read messages until the
+    // caller is out of its madvise (the kernel holds it there until the message is read), since
+    // fn may park this thread.
+    while (!on_monitor_rung_.load(std::memory_order_acquire)) {
+      if (!pump()) return false;
+      if (on_monitor_rung_.load(std::memory_order_acquire)) break;
+      const timespec ts = {0, 1000 * 1000};
+      sys::futex(&on_monitor_rung_, FUTEX_WAIT_PRIVATE, 0, &ts);
+    }
     if (!pump()) return false;
     fn(on_monitor_arg_);
   }
@@ -361,9 +370,20 @@ bool Monitor::take_in_events() {
 }
 
 void Monitor::run_on_monitor(void (*fn)(void*), void* arg) {
+  post_on_monitor(fn, arg);
+  ring();
+  doorbell_heard();
+}
+
+void Monitor::post_on_monitor(void (*fn)(void*), void* arg) {
+  on_monitor_rung_.store(0, std::memory_order_release);
   on_monitor_arg_ = arg;
   on_monitor_fn_.store(fn, std::memory_order_release);
-  ring();
+}
+
+void Monitor::doorbell_heard() {
+  on_monitor_rung_.store(1, std::memory_order_release);
+  sys::futex(&on_monitor_rung_, FUTEX_WAKE_PRIVATE, 1);
 }
 
 void Monitor::resumed(PageSource* source, PrefetchMode prefetch, uint32_t readahead_pages) {

@@ -146,7 +146,13 @@ class Monitor final : private FillHost {
 
   // Checkpoint hand-over (core/checkpoint/). Has fn(arg) run on the monitor thread at a quiet
   // point of its loop (every message read, every queued fault answered); returns at once.
+  // fn runs only once the doorbell this rings has been read: a monitor that took fn before the
+  // doorbell's message was queued, and parked in it, would leave the caller in madvise for ever.
   void run_on_monitor(void (*fn)(void*), void* arg);
+  // run_on_monitor in its three steps (tests reorder them): post fn, ring, say the ring is heard.
+  void post_on_monitor(void (*fn)(void*), void* arg);
+  void ring_doorbell() { ring(); }
+  void doorbell_heard();
   // On the monitor thread, in a resumed process: forget what was queued before the checkpoint
   // and serve from `source` (null: zeros) from now on, with the resume call's readahead cap and
   // prefetch mode (readahead_pages 0: keep the checkpoint-time settings). The background fill
@@ -237,6 +243,7 @@ class Monitor final : private FillHost {
   std::atomic<uint32_t> claim_requested_{0};
   std::atomic<uint32_t> claim_done_{0};
   std::atomic<void (*)(void*)> on_monitor_fn_{nullptr};
+  std::atomic<uint32_t> on_monitor_rung_{0};  // 1 once the ring of run_on_monitor has returned
   bool watch_resume_fill_ = false;  // resumed() started a full fill: note when it is done
   std::atomic<uint64_t> resume_filled_ns_{0};
   void* on_monitor_arg_ = nullptr;

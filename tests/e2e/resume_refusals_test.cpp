@@ -49,6 +49,9 @@ TEST(CheckpointRefusal, EachUnsupportedStateIsNamedAndNoImageIsWritten) {
       {"leader-exited", "the program's main thread has exited"},
       {"zone", "inside the range the restorer needs"},
       {"close-all", "the program closed the shim's userfaultfd"},
+      // zdtm maps12: the image writer read a guard page of a file mapping and died (SIGSEGV); one
+      // in anonymous memory was resumed as ordinary memory.
+      {"guard-page", "a guard page (MADV_GUARD_INSTALL) at 0x"},
   };
   TempDir tmp;
   for (const Refusal& c : cases) {
@@ -70,6 +73,22 @@ TEST(CheckpointRefusal, EachUnsupportedStateIsNamedAndNoImageIsWritten) {
   for (const auto& e : std::filesystem::directory_iterator("/tmp")) {
     if (e.path().filename().string().rfind("uffdlazy-refusal-linked-", 0) == 0) std::filesystem::remove_all(e.path());
   }
+}
+
+// zdtm shmemfd-priv: the private mapping was made again from a copy of the memory's contents, so
+// what was written through the shared mapping after the resume no longer showed in it.
+TEST(CheckpointRefusal, APrivateMappingOfSharedAnonymousMemory) {
+  ASSERT_EQ(geteuid(), 0u) << "opening /proc/self/map_files needs CAP_CHECKPOINT_RESTORE: the suite runs as root";
+  TempDir tmp;
+  const std::string image = tmp.file("shared-private.img");
+  ProcessResult r = run_process({cli_path(), "checkpoint", "-o", image, "--", target_path("checkpoint_refusals"), "shared-private"},
+                                with_input("", true));
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("uffdlazy: checkpoint " + image + ": refused: a private mapping of shared memory at 0x"),
+            std::string::npos) << r.err;
+  EXPECT_EQ(count_of(r.err, "\n"), 1u) << r.err;
+  EXPECT_FALSE(file_exists(image));
+  EXPECT_EQ(tmp.list(), std::vector<std::string>{});
 }
 
 TEST(CheckpointRefusal, TheProgramRunsNormallyWithoutACheckpoint) {

@@ -472,6 +472,13 @@ TEST(ResumeObjects, UnixSocketsWithTheirQueues) {
   objects_resume("unix", "stream,seqpacket,dgram,listen,closed-peer", {0, 3});
 }
 
+// A named datagram socket that others connected to is established with no peer of its own: it
+// stays unconnected, so new sockets connect to it after the resume (zdtm sockets_dgram,
+// socket_dgram_data, socket_close_data01 got EPERM).
+TEST(ResumeObjects, ADatagramSocketOthersConnectToTakesNewConnections) {
+  objects_resume("dgram-server", "dgram-server,dgram", {0, 3});
+}
+
 TEST(ResumeObjects, TcpListenerAndUdpSocketKeepTheirAddresses) { objects_resume("ip", "tcp,udp", {1}); }
 
 TEST(ResumeObjects, SignalfdTimerfdInotifyAndPosixTimers) {
@@ -498,8 +505,10 @@ TEST(ResumeObjects, EveryKindTogetherEagerly) {
 // every byte it would have read, and the image resumes too.
 TEST(ResumeObjects, ContinueModeTakesNothingFromTheProgram) {
   ResumeCase c("objects-continue");
+  // Not inotify: a checkpoint that lands between a step's file event and its read is refused
+  // (events not read yet), and after=0.1 lands anywhere.
   c.args = {"--mb", "4", "--steps", "20", "--slow-ms", "10", "--objects",
-            "pipe,fifo,eventfd,epoll,stream,seqpacket,dgram,listen,closed-peer,tcp,udp,signalfd,timerfd,inotify,"
+            "pipe,fifo,eventfd,epoll,stream,seqpacket,dgram,listen,closed-peer,tcp,udp,signalfd,timerfd,"
             "posix-timer,ghost,memfd,mapped-only,shared-anon,sysv"};
   c.at = "after=0.1";
   c.then = "continue";

@@ -152,6 +152,23 @@ int main(int argc, char** argv) {
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED) {
       return 3;
     }
+  } else if (m == "guard-page") {
+    // A guard page (Linux 6.13) in the middle of private anonymous memory: it faults on access.
+    char* p = static_cast<char*>(mmap(nullptr, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (p == MAP_FAILED) return 3;
+    memset(p, 1, 4 * 4096);
+    if (madvise(p + 4096, 4096, 102 /* MADV_GUARD_INSTALL */)) return 3;
+  } else if (m == "shared-private") {
+    // Shared anonymous memory mapped again privately through /proc/self/map_files (which needs
+    // CAP_CHECKPOINT_RESTORE): the private mapping's unchanged pages follow the shared ones.
+    char* shared = static_cast<char*>(mmap(nullptr, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    if (shared == MAP_FAILED) return 3;
+    char path[128];
+    snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", reinterpret_cast<unsigned long>(shared),
+             reinterpret_cast<unsigned long>(shared) + 4 * 4096);
+    const int fd = open(path, O_RDWR);
+    if (fd < 0 || mmap(nullptr, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) == MAP_FAILED) return 3;
+    close(fd);
   } else if (m == "close-all") {
     syscall(SYS_close_range, 3u, ~0u, 0u);
   } else {

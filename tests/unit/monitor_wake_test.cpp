@@ -195,3 +195,56 @@ TEST(MonitorServe, TheProgramClosingTheUserfaultfdRightAfterTheStartDoesNotReach
 
 }  // namespace
 }  // namespace uffdlazy
+
+namespace uffdlazy {
+namespace {
+
+// What the checkpoint has the monitor run (it parks there): here, a wait for the test's word.
+struct Parked {
+  std::atomic<int> started{0};
+  std::atomic<int> release{0};
+};
+
+void park_until_released(void* arg) {
+  auto* p = static_cast<Parked*>(arg);
+  p->started.store(1);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!p->release.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+}
+
+// The incremental checkpoint bench that hung: the monitor, awake for a fault, took the request
+// to park before the checkpoint thread's doorbell message was queued, and parked; the checkpoint
+// thread then waited in madvise for that message to be read, for ever. The monitor now reads
+// messages until the ring has returned before it runs what was asked.
+TEST(MonitorPark, ARequestTakenBeforeItsDoorbellRangWaitsForTheRing) {
+  Harness h;
+  h.set_up();
+  char* r = h.region(4);
+  Parked parked;
+  h.monitor.post_on_monitor(park_until_released, &parked);
+  // A fault is waiting when the monitor starts: it wakes for it and finds the request posted,
+  // before anyone rang.
+  std::atomic<Outcome> outcome{Outcome::kPending};
+  std::atomic<int> reader_tid{0};
+  std::thread reader(blocked_reader, r + h.page, &outcome, &reader_tid);
+  ASSERT_TRUE(test::wait_until_blocked_in(reader_tid, "handle_userfault"));
+  ASSERT_TRUE(h.monitor.start());
+  reader.join();
+  ASSERT_EQ(outcome.load(), Outcome::kRead);
+  std::atomic<int> rang{0};
+  std::thread ringer([&] {
+    h.monitor.ring_doorbell();
+    h.monitor.doorbell_heard();
+    rang.store(1);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!rang.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(rang.load(), 1) << "the doorbell's madvise never returned: the monitor parked without reading it";
+  while (!parked.started.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(parked.started.load(), 1);
+  parked.release.store(1);
+  ringer.join();
+}
+
+}  // namespace
+}  // namespace uffdlazy

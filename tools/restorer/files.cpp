@@ -143,6 +143,8 @@ void deleted_file_object(uint32_t i, const snap::ObjectRecord& o) {
   const int fd = stage(make_unnamed(path, o.file.mode, "a deleted file"), "a deleted file");
   if ((o.file.mode & 0170000) == 0100000) fill_file(fd, o);
   give_owner(fd, o);
+  // The mode again: a change of owner (even to the same one) drops set-user-ID (zdtm file_attr).
+  if ((o.file.mode & 0170000) == 0100000) sys::call6(SYS_fchmod, fd, o.file.mode & 07777);
   g_made[i].fd = fd;
 }
 
@@ -150,8 +152,8 @@ void memfd_object(uint32_t i, const snap::ObjectRecord& o) {
   const char* name = g_image.object_string(o.path);
   const int fd = stage(sys::call6(SYS_memfd_create, long(name), MFD_CLOEXEC | MFD_ALLOW_SEALING), "a memfd");
   fill_file(fd, o);
-  sys::call6(SYS_fchmod, fd, o.file.mode & 07777);
   give_owner(fd, o);
+  sys::call6(SYS_fchmod, fd, o.file.mode & 07777);  // after the owner, which drops set-user-ID
   g_made[i].fd = fd;
 }
 

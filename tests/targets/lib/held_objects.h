@@ -6,6 +6,7 @@
 //
 // Kinds: pipe fifo stream dgram seqpacket listen tcp udp eventfd epoll signalfd timerfd inotify
 // ghost memfd posix-timer shared-anon sysv dontfork deleted-cwd closed-peer mapped-only advice proc-self
+// dgram-server
 #pragma once
 
 #include <arpa/inet.h>
@@ -110,6 +111,23 @@ class Objects {
     if (want("dgram")) {
       if (socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram_)) broken("socketpair");
     }
+    if (want("dgram-server")) {
+      // A named datagram socket others connect to (Linux marks it established, with no peer of
+      // its own): new sockets connect to it at every step, before and after a resume. One client
+      // stays connected; another sent a message and was closed.
+      sockaddr_un a = unix_address("dgram-server");
+      unlink(a.sun_path);
+      dgram_server_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+      if (bind(dgram_server_, reinterpret_cast<sockaddr*>(&a), sizeof a)) broken("bind dgram-server");
+      dgram_client_ = socket(AF_UNIX, SOCK_DGRAM, 0);
+      const int gone = socket(AF_UNIX, SOCK_DGRAM, 0);
+      if (connect(dgram_client_, reinterpret_cast<sockaddr*>(&a), sizeof a) ||
+          connect(gone, reinterpret_cast<sockaddr*>(&a), sizeof a)) {
+        broken("connect dgram-server");
+      }
+      write_all(gone, record('k', -1));
+      close(gone);
+    }
     if (want("closed-peer")) {
       // A stream whose peer is gone with bytes still queued: they are read, then the end.
       int sv[2];
@@ -208,6 +226,7 @@ class Objects {
       const std::string p = dir_ + "/ghost";
       ghost_ = open(p.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0640);
       if (ghost_ < 0) broken("open ghost");
+      fchmod(ghost_, 04640);  // set-user-ID, which a change of owner drops (zdtm file_attr)
       write_all(ghost_, std::string(5000, 'g'));
       pwrite(ghost_, "far", 3, 1 << 20);  // a hole before it
       ghost_map_ = static_cast<char*>(mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, ghost_, 0));
@@ -315,6 +334,23 @@ class Objects {
       const ssize_t n = recv(dgram_[1], buf, sizeof buf, MSG_DONTWAIT);
       printf("dgram %.*s\n", int(n > 0 ? n : 0), buf);
     }
+    if (want("dgram-server")) {
+      sockaddr_un a = unix_address("dgram-server");
+      const int c = socket(AF_UNIX, SOCK_DGRAM, 0);
+      const int r = connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      const std::string how = r ? strerrorname_np(errno) : "ok";
+      if (!r) write_all(c, record('n', s));
+      close(c);
+      write_all(dgram_client_, record('k', s));
+      // Two in, two out: the message of the socket closed at the start stays one ahead.
+      std::string got;
+      for (int k = 0; k < 2; k++) {
+        char buf[64];
+        const ssize_t n = recv(dgram_server_, buf, sizeof buf, MSG_DONTWAIT);
+        got += " " + (n > 0 ? std::string(buf, size_t(n)) : std::string("<") + strerrorname_np(errno) + ">");
+      }
+      printf("dgram-server connect %s got%s\n", how.c_str(), got.c_str());
+    }
     if (want("closed-peer")) printf("closed-peer %s\n", read_exact(closed_peer_, 8).c_str());
     if (want("listen")) {
       write_all(client_, record('l', s));
@@ -386,8 +422,8 @@ class Objects {
       pread(ghost_, back, 8, 100 + 8 * (s > 0 ? s - 1 : 0));
       struct stat st;
       fstat(ghost_, &st);
-      printf("ghost %s map %.8s size %lld links %d %s\n", back, ghost_map_ + 100 + 8 * s, static_cast<long long>(st.st_size),
-             int(st.st_nlink), fd_name(ghost_).c_str());
+      printf("ghost %s map %.8s size %lld links %d mode %o %s\n", back, ghost_map_ + 100 + 8 * s,
+             static_cast<long long>(st.st_size), int(st.st_nlink), unsigned(st.st_mode & 07777), fd_name(ghost_).c_str());
       ghost_map_[4096 + s] = char('A' + s);
     }
     if (want("memfd")) {
@@ -480,6 +516,11 @@ class Objects {
       while ((n = read(closed_peer_, buf, sizeof buf)) > 0) rest += n;
       printf("closed-peer rest %zd then %zd\n", rest, n);
     }
+    if (want("dgram-server")) {
+      char buf[64];
+      const ssize_t n = recv(dgram_server_, buf, sizeof buf, MSG_DONTWAIT);
+      printf("dgram-server left %.*s\n", int(n > 0 ? n : 0), buf);
+    }
     if (want("dgram")) {
       char buf[256];
       int n = 0;
@@ -561,6 +602,7 @@ class Objects {
   int stream_[2] = {-1, -1}, seqpacket_[2] = {-1, -1}, dgram_[2] = {-1, -1}, closed_peer_ = -1;
   int listener_ = -1, client_ = -1, accepted_ = -1, waiting_ = -1;
   int tcp_ = -1, udp_ = -1;
+  int dgram_server_ = -1, dgram_client_ = -1;
   sockaddr_in tcp_address_ = {}, udp_address_ = {};
   int eventfd_ = -1, eventfd_dup_ = -1, epoll_ = -1, signalfd_ = -1, long_timer_ = -1, fired_timer_ = -1;
   int inotify_ = -1, watch_ = -1;
