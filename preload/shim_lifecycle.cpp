@@ -22,6 +22,7 @@ namespace uffdlazy::preload {
 void process_interposers_init();
 void signal_interposers_init();
 void io_interposers_init();
+void child_pid_interposers_init();
 }
 
 namespace {
@@ -75,6 +76,7 @@ __attribute__((constructor(101))) void uffdlazy_start(int argc, char** argv, cha
   uffdlazy::preload::process_interposers_init();
   uffdlazy::preload::signal_interposers_init();
   uffdlazy::preload::io_interposers_init();
+  uffdlazy::preload::child_pid_interposers_init();
   const uffdlazy::Config& cfg = uffdlazy::pager::configure(envp);
   if (cfg.disabled) return;
   count_shim_threads_out();

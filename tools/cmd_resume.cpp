@@ -5,6 +5,9 @@
 // restorer (tools/restorer/), which becomes the process.
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,6 +116,44 @@ bool paging_settings(const std::vector<std::string>& given, uint32_t* prefetch, 
   return true;
 }
 
+// A child that ends as the one the program had: with its exit status, or killed by its signal
+// (never with a core dump: the checkpoint refused those).
+[[noreturn]] void end_like(const snap::ZombieState& z) {
+  if (z.code == CLD_KILLED) {
+    prctl(PR_SET_DUMPABLE, 0);  // no core file, whatever the signal's default
+    signal(z.status, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, z.status);
+    sigprocmask(SIG_UNBLOCK, &one, nullptr);
+    kill(getpid(), z.status);
+  }
+  _exit(z.code == CLD_EXITED ? z.status : 127);
+}
+
+// Makes the image's zombie children again and lists them as OLD:NEW,... for the restorer; false
+// (with a line) when one could not be made.
+bool make_zombies(const snap::ProcessImage& process, const std::string& image, std::string* list) {
+  for (uint32_t i = 0; i < process.object_count(); i++) {
+    const snap::ObjectRecord& o = process.object(i);
+    if (o.kind != uint32_t(snap::ObjectKind::kZombieChild)) continue;
+    const pid_t pid = fork();
+    if (pid < 0) {
+      std::fprintf(stderr, "uffdlazy: resume %s: cannot make child process %d again: %s\n", image.c_str(),
+                   o.zombie.pid, std::strerror(errno));
+      return false;
+    }
+    if (pid == 0) end_like(o.zombie);
+    // Ended before the program runs (a waitpid with WNOHANG finds it at once), and left a zombie.
+    siginfo_t si = {};
+    while (waitid(P_PID, id_t(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+    if (!list->empty()) *list += ",";
+    *list += std::to_string(o.zombie.pid) + ":" + std::to_string(pid);
+  }
+  return true;
+}
+
 int resume(int argc, char** argv) {
   const uint64_t launch = now_ns();
   ParsedArgs given;
@@ -195,6 +236,10 @@ int resume(int argc, char** argv) {
     return 2;
   }
   const std::string& restorer = found.path;
+  // The zombie children, made again last (nothing can be refused after them): each a child of
+  // this process, which becomes the resumed one, ended the same way and not waited for.
+  std::string children;
+  if (!make_zombies(process, image, &children)) return 2;
   reader.close();
   int fd = open(image.c_str(), O_RDONLY);
   if (fd < 0) {
@@ -209,6 +254,7 @@ int resume(int argc, char** argv) {
   if (!report.empty()) args.push_back("report=" + report);
   if (!checkpoint_to.empty()) args.push_back("checkpoint=" + checkpoint_to);
   if (incremental) args.push_back("incremental=1");
+  if (!children.empty()) args.push_back("children=" + children);
   if (const char* t = getenv("UFFDLAZY_RESTORER_TRACE"); t && *t == '1') args.push_back("trace=1");
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());

@@ -52,6 +52,7 @@ const char* object_kind(uint32_t kind) {
     case snap::ObjectKind::kSharedMemory: return "shared memory";
     case snap::ObjectKind::kPosixTimer: return "posix timer";
     case snap::ObjectKind::kDeletedCwd: return "deleted cwd";
+    case snap::ObjectKind::kZombieChild: return "zombie child";
   }
   return "?";
 }

@@ -41,7 +41,7 @@ TEST(CheckpointRefusal, EachUnsupportedStateIsNamedAndNoImageIsWritten) {
       {"scm-rights", "descriptor 3 (a socket) has descriptors in flight (SCM_RIGHTS)"},
       {"inotify-queued", "descriptor 3 (inotify) has 32 bytes of events not read yet"},
       {"deleted-linked", "was deleted under this name but is still linked under another"},
-      {"child", "the process has child processes"},
+      {"child", "the process has child processes still running ("},
       {"sysv-kept", "is not removed (IPC_RMID): a resume could not give it its key and id back"},
       {"thread-timer", "that starts a thread (SIGEV_THREAD): glibc's helper thread for it cannot be stopped"},
       {"seccomp", "the process runs under seccomp"},

@@ -371,6 +371,30 @@ TEST(Resume, ReportFileIsJsonWithTheFaults) {
 namespace uffdlazy::test {
 namespace {
 
+// Zombie children: a parent forks children that end (one killed by a signal) and reaps them one by
+// one, at steps and at the end. Checkpointed with all of them zombies, with some reaped, and with
+// one left, the resumed parent's waitpid and wait return each child's status, and the pid fork
+// returned, exactly as an uninterrupted run; kill(pid, 0) still finds the zombie.
+TEST(ResumeTrees, ZombieChildrenAreWaitedForAfterTheResume) {
+  for (int at : {0, 2, 4}) {
+    for (bool lazy : {true, false}) {
+      if (!lazy && at != 2) continue;
+      SCOPED_TRACE("checkpoint at step " + std::to_string(at) + (lazy ? ", lazy" : ", eager"));
+      ResumeCase c("zombies" + std::to_string(at) + (lazy ? "l" : "e"));
+      c.args = {"--mb", "8", "--steps", "5", "--pause-at", std::to_string(at), "--zombies", "4"};
+      c.checkpoint_extra = {"--signal-at", std::to_string(at)};
+      c.input = "y";
+      c.lazy = lazy;
+      c.run_and_compare();
+      EXPECT_NE(c.expected.out.find("child 0 exited "), std::string::npos) << c.expected.out;
+      EXPECT_NE(c.expected.out.find("child 2 killed 15 same-pid 1\n"), std::string::npos) << c.expected.out;
+      EXPECT_NE(c.expected.out.find("kill 0; child 3 exited "), std::string::npos) << c.expected.out;
+      EXPECT_NE(c.expected.out.find("wait again -1 ECHILD\n"), std::string::npos) << c.expected.out;
+      EXPECT_EQ(c.expected.out.find("same-pid 0"), std::string::npos) << c.expected.out;
+    }
+  }
+}
+
 // The kernel objects a program holds (tests/targets/lib/held_objects.h), each with data in flight
 // at the checkpoint: checkpointed at several steps and resumed, the program prints and writes
 // exactly what an uninterrupted run does.
