@@ -1,6 +1,7 @@
 #include "tools/inspect_process.h"
 
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <sys/mman.h>
 
 #include <cinttypes>
@@ -65,6 +66,10 @@ std::string object_name(const snap::ProcessImage& image, const snap::ObjectRecor
     return p[2] ? std::string(p + 2) : "@" + std::string(p + 3, o.path.length - 3);
   }
   if (o.kind == uint32_t(snap::ObjectKind::kInetSocket)) return o.path.length ? "(bound)" : "";
+  if (o.kind == uint32_t(snap::ObjectKind::kZombieChild)) {
+    return "pid " + std::to_string(o.zombie.pid) +
+           (o.zombie.code == CLD_KILLED ? " killed by signal " : " exited with status ") + std::to_string(o.zombie.status);
+  }
   return p;
 }
 

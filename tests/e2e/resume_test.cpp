@@ -395,6 +395,36 @@ TEST(ResumeTrees, ZombieChildrenAreWaitedForAfterTheResume) {
   }
 }
 
+// A resumed process with a zombie child is checkpointed again: the second image records the child
+// under the pid the program knows (the first one), and the third generation's wait still returns it.
+TEST(ResumeTrees, AZombieKeepsThePidTheProgramKnowsAcrossGenerations) {
+  ResumeCase c("zombie-chain");
+  c.args = {"--mb", "8", "--steps", "5", "--pause-at", "0", "--pause-at", "3", "--zombies", "4"};
+  c.checkpoint_extra = {"--signal-at", "0", "--signal-at", "3"};
+  c.input = "yz";
+  c.reference();
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  const std::string second = c.dir + "/img2";
+  ProcessResult g2 = run_process({cli_path(), "resume", c.image, "--checkpoint-to", second},
+                                 with_input("y", /*keep_open=*/true));
+  ASSERT_EQ(g2.exit_code, 0) << g2.err;
+  EXPECT_NE(g2.err.find("checkpoint " + second + " written"), std::string::npos) << g2.err;
+  ProcessResult first = run_process({cli_path(), "inspect", c.image});
+  ProcessResult again = run_process({cli_path(), "inspect", second});
+  const size_t at = first.out.find("zombie child");
+  ASSERT_NE(at, std::string::npos) << first.out;
+  // The last child, the one still a zombie at the second checkpoint.
+  const size_t last = first.out.rfind("pid ");
+  const std::string line = first.out.substr(last, first.out.find('\n', last) - last);
+  EXPECT_EQ(count_of(again.out, "zombie child"), 1u) << again.out;
+  EXPECT_NE(again.out.find(line), std::string::npos) << line << "\n" << again.out;
+  ProcessResult g3 = run_process({cli_path(), "resume", second}, with_input("z", false));
+  EXPECT_EQ(g3.exit_code, 0) << g3.err;
+  EXPECT_EQ(c.checkpoint.out + g2.out + g3.out, c.expected.out);
+  EXPECT_NE(c.expected.out.find("kill 0; child 3 exited "), std::string::npos) << c.expected.out;
+}
+
 // The kernel objects a program holds (tests/targets/lib/held_objects.h), each with data in flight
 // at the checkpoint: checkpointed at several steps and resumed, the program prints and writes
 // exactly what an uninterrupted run does.
