@@ -14,6 +14,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -131,22 +133,135 @@ bool paging_settings(const std::vector<std::string>& given, uint32_t* prefetch, 
   _exit(z.code == CLD_EXITED ? z.status : 127);
 }
 
-// Makes the image's zombie children again and lists them as OLD:NEW,... for the restorer; false
-// (with a line) when one could not be made.
-bool make_zombies(const snap::ProcessImage& process, const std::string& image, std::string* list) {
+// One process image of a resume: the one given, or a child's (IMAGE.PID) in a process tree.
+struct Member {
+  std::string image;
+  std::unique_ptr<snap::SnapshotReader> reader = std::make_unique<snap::SnapshotReader>();
+  std::unique_ptr<snap::ProcessImage> process = std::make_unique<snap::ProcessImage>();
+};
+
+// Opens and checks `m->image` (`shown` names it in messages); false after one line saying why.
+bool check_image(Member* m, const std::string& shown) {
+  snap::SnapshotReader& reader = *m->reader;
+  snap::ReadStatus st = reader.open(m->image.c_str());
+  if (st.ok() && !snap::ProcessImage::is_process_image(reader)) {
+    std::fprintf(stderr, "uffdlazy: resume %s: not a process image (a snapshot for `uffdlazy restore`?)\n",
+                 shown.c_str());
+    return false;
+  }
+  // 1.x snapshots are still read (restore, inspect); a 1.x process image is not resumed (the
+  // restorer reads 2.0's index only).
+  if (st.ok() && reader.header().version_major < snap::kVersionMajor) {
+    std::fprintf(stderr,
+                 "uffdlazy: resume %s: a process image of format %u.%u, written by an older uffdlazy: checkpoint the "
+                 "program again\n",
+                 shown.c_str(), reader.header().version_major, reader.header().version_minor);
+    return false;
+  }
+  if (st.ok()) st = m->process->open(reader);
+  // An incremental image's unchanged pages are in the images it builds on: each must be there
+  // and be the file it was written against, before anything starts.
+  if (st.ok()) st = reader.open_ancestors(m->image.c_str());
+  if (!st.ok()) {
+    LineWriter w;
+    snap::describe(st, w);
+    std::fprintf(stderr, "uffdlazy: resume %s: %.*s\n", shown.c_str(), int(w.size()), w.data());
+    return false;
+  }
+  // The same user (the restorer checks this too, with the rest, before it changes anything).
+  if (m->process->process().uid != getuid() || m->process->process().euid != geteuid()) {
+    std::fprintf(stderr, "uffdlazy: resume %s: the process ran as uid %u, and this is uid %u\n", shown.c_str(),
+                 m->process->process().uid, unsigned(getuid()));
+    return false;
+  }
+  return true;
+}
+
+// The images of the running children checkpointed with `process` (IMAGE.PID beside the root's
+// image), and theirs, all checked; false after one line.
+bool open_members(const snap::ProcessImage& process, const std::string& root_image,
+                  std::map<int32_t, std::unique_ptr<Member>>* out) {
   for (uint32_t i = 0; i < process.object_count(); i++) {
     const snap::ObjectRecord& o = process.object(i);
-    if (o.kind != uint32_t(snap::ObjectKind::kZombieChild)) continue;
+    if (o.kind != uint32_t(snap::ObjectKind::kChild)) continue;
+    if (out->count(o.zombie.pid) || out->size() >= ckpt::kMaxChildPids) {
+      std::fprintf(stderr, "uffdlazy: resume %s: the process tree names child process %d twice\n", root_image.c_str(),
+                   o.zombie.pid);
+      return false;
+    }
+    auto m = std::make_unique<Member>();
+    m->image = root_image + "." + std::to_string(o.zombie.pid);
+    if (access(m->image.c_str(), F_OK) != 0) {
+      std::fprintf(stderr, "uffdlazy: resume %s: the image of child process %d (%s) is missing: %s\n",
+                   root_image.c_str(), o.zombie.pid, m->image.c_str(), std::strerror(errno));
+      return false;
+    }
+    if (!check_image(m.get(), m->image)) return false;
+    const snap::ProcessImage& child = *m->process;
+    (*out)[o.zombie.pid] = std::move(m);
+    if (!open_members(child, root_image, out)) return false;
+  }
+  return true;
+}
+
+struct Launch {
+  std::string restorer;
+  std::vector<std::string> base;       // for every process of the tree
+  std::vector<std::string> root_only;  // --report, --checkpoint-to: the root's
+  std::map<int32_t, std::unique_ptr<Member>>* members = nullptr;
+};
+
+// Becomes the process of `image` (execs the restorer); returns only if that failed (with a line).
+void exec_restorer(const Launch& plan, const std::string& image, const std::string& children, bool root) {
+  const int fd = open(image.c_str(), O_RDONLY);
+  if (fd < 0) {
+    std::fprintf(stderr, "uffdlazy: resume %s: %s\n", image.c_str(), std::strerror(errno));
+    return;
+  }
+  std::vector<std::string> args = {"uffdlazy-restorer", "fd=" + std::to_string(fd)};
+  args.insert(args.end(), plan.base.begin(), plan.base.end());
+  if (root) args.insert(args.end(), plan.root_only.begin(), plan.root_only.end());
+  if (!children.empty()) args.push_back("children=" + children);
+  args.push_back("image=" + image);
+  std::vector<char*> argp;
+  for (auto& a : args) argp.push_back(a.data());
+  argp.push_back(nullptr);
+  char* no_env[] = {nullptr};
+  execve(plan.restorer.c_str(), argp.data(), no_env);
+  std::fprintf(stderr, "uffdlazy resume: cannot run %s: %s\n", plan.restorer.c_str(), std::strerror(errno));
+}
+
+// Makes the children of `process` again, in the order the kernel had them: a zombie ends at once
+// the way it did; a running child makes its own children, then becomes its process. Lists them as
+// OLD:NEW,... for the restorer; false (with a line) when one could not be made.
+bool make_children(const Launch& plan, const snap::ProcessImage& process, const std::string& image,
+                   std::string* list) {
+  for (uint32_t i = 0; i < process.object_count(); i++) {
+    const snap::ObjectRecord& o = process.object(i);
+    const bool zombie = o.kind == uint32_t(snap::ObjectKind::kZombieChild);
+    if (!zombie && o.kind != uint32_t(snap::ObjectKind::kChild)) continue;
+    std::fflush(stderr);
     const pid_t pid = fork();
     if (pid < 0) {
       std::fprintf(stderr, "uffdlazy: resume %s: cannot make child process %d again: %s\n", image.c_str(),
                    o.zombie.pid, std::strerror(errno));
       return false;
     }
-    if (pid == 0) end_like(o.zombie);
-    // Ended before the program runs (a waitpid with WNOHANG finds it at once), and left a zombie.
-    siginfo_t si = {};
-    while (waitid(P_PID, id_t(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    if (pid == 0 && zombie) end_like(o.zombie);
+    if (pid == 0) {
+      const Member& m = *plan.members->at(o.zombie.pid);
+      std::string own;
+      if (make_children(plan, *m.process, m.image, &own)) {
+        m.reader->close();
+        exec_restorer(plan, m.image, own, false);
+      }
+      _exit(2);
+    }
+    if (zombie) {
+      // Ended before the program runs (a waitpid with WNOHANG finds it at once), and left a zombie.
+      siginfo_t si = {};
+      while (waitid(P_PID, id_t(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+      }
     }
     if (!list->empty()) *list += ",";
     *list += std::to_string(o.zombie.pid) + ":" + std::to_string(pid);
@@ -181,40 +296,13 @@ int resume(int argc, char** argv) {
   uint32_t prefetch = ckpt::kResumePrefetchAll, readahead = 1024;
   if (!paging_settings(paging, &prefetch, &readahead)) return 2;
   const std::string image = absolute_path(path);
-  // Everything but the page data is checked here, before the restorer takes over.
-  snap::SnapshotReader reader;
-  snap::ReadStatus st = reader.open(image.c_str());
-  snap::ProcessImage process;
-  if (st.ok() && !snap::ProcessImage::is_process_image(reader)) {
-    std::fprintf(stderr, "uffdlazy: resume %s: not a process image (a snapshot for `uffdlazy restore`?)\n",
-                 image.c_str());
-    return 2;
-  }
-  // 1.x snapshots are still read (restore, inspect); a 1.x process image is not resumed (the
-  // restorer reads 2.0's index only).
-  if (st.ok() && reader.header().version_major < snap::kVersionMajor) {
-    std::fprintf(stderr,
-                 "uffdlazy: resume %s: a process image of format %u.%u, written by an older uffdlazy: checkpoint the "
-                 "program again\n",
-                 image.c_str(), reader.header().version_major, reader.header().version_minor);
-    return 2;
-  }
-  if (st.ok()) st = process.open(reader);
-  // An incremental image's unchanged pages are in the images it builds on: each must be there
-  // and be the file it was written against, before anything starts.
-  if (st.ok()) st = reader.open_ancestors(image.c_str());
-  if (!st.ok()) {
-    LineWriter w;
-    snap::describe(st, w);
-    std::fprintf(stderr, "uffdlazy: resume %s: %.*s\n", image.c_str(), int(w.size()), w.data());
-    return 2;
-  }
-  // The same user (the restorer checks this too, with the rest, before it changes anything).
-  if (process.process().uid != getuid() || process.process().euid != geteuid()) {
-    std::fprintf(stderr, "uffdlazy: resume %s: the process ran as uid %u, and this is uid %u\n", image.c_str(),
-                 process.process().uid, unsigned(getuid()));
-    return 2;
-  }
+  // Everything but the page data is checked here, before the restorer takes over: the image, and
+  // the images of the children that were checkpointed with it (a process tree).
+  Member root;
+  root.image = image;
+  if (!check_image(&root, image)) return 2;
+  std::map<int32_t, std::unique_ptr<Member>> members;
+  if (!open_members(*root.process, image, &members)) return 2;
   bool lazy = !eager;
   if (lazy) {
     Userfaultfd probe;
@@ -235,33 +323,24 @@ int resume(int argc, char** argv) {
     std::fprintf(stderr, "uffdlazy resume: %s\n", found.problem.c_str());
     return 2;
   }
-  const std::string& restorer = found.path;
-  // The zombie children, made again last (nothing can be refused after them): each a child of
-  // this process, which becomes the resumed one, ended the same way and not waited for.
+  Launch plan;
+  plan.restorer = found.path;
+  plan.base = {"launch=" + std::to_string(launch), std::string("lazy=") + (lazy ? "1" : "0"),
+               std::string("strict=") + (strict ? "1" : "0"), std::string("stats=") + (stats ? "1" : "0"),
+               std::string("verify=") + (verify ? "1" : "0"), "prefetch=" + std::to_string(prefetch),
+               "readahead=" + std::to_string(readahead)};
+  if (incremental) plan.base.push_back("incremental=1");
+  if (const char* t = getenv("UFFDLAZY_RESTORER_TRACE"); t && *t == '1') plan.base.push_back("trace=1");
+  if (!report.empty()) plan.root_only.push_back("report=" + report);
+  if (!checkpoint_to.empty()) plan.root_only.push_back("checkpoint=" + checkpoint_to);
+  plan.members = &members;
+  // The children, made again last (nothing can be refused after them): each a child of this
+  // process, which becomes the resumed one; zombies ended the same way and not waited for, the
+  // others resumed from their own images by processes of their own.
   std::string children;
-  if (!make_zombies(process, image, &children)) return 2;
-  reader.close();
-  int fd = open(image.c_str(), O_RDONLY);
-  if (fd < 0) {
-    std::fprintf(stderr, "uffdlazy: resume %s: %s\n", image.c_str(), std::strerror(errno));
-    return 2;
-  }
-  std::vector<std::string> args = {"uffdlazy-restorer", "fd=" + std::to_string(fd), "launch=" + std::to_string(launch),
-                                    std::string("lazy=") + (lazy ? "1" : "0"), std::string("strict=") + (strict ? "1" : "0"),
-                                    std::string("stats=") + (stats ? "1" : "0"), std::string("verify=") + (verify ? "1" : "0"),
-                                    "prefetch=" + std::to_string(prefetch), "readahead=" + std::to_string(readahead),
-                                    "image=" + image};
-  if (!report.empty()) args.push_back("report=" + report);
-  if (!checkpoint_to.empty()) args.push_back("checkpoint=" + checkpoint_to);
-  if (incremental) args.push_back("incremental=1");
-  if (!children.empty()) args.push_back("children=" + children);
-  if (const char* t = getenv("UFFDLAZY_RESTORER_TRACE"); t && *t == '1') args.push_back("trace=1");
-  std::vector<char*> argp;
-  for (auto& a : args) argp.push_back(a.data());
-  argp.push_back(nullptr);
-  char* no_env[] = {nullptr};
-  execve(restorer.c_str(), argp.data(), no_env);
-  std::fprintf(stderr, "uffdlazy resume: cannot run %s: %s\n", restorer.c_str(), std::strerror(errno));
+  if (!make_children(plan, *root.process, image, &children)) return 2;
+  root.reader->close();
+  exec_restorer(plan, image, children, true);
   return 2;
 }
 

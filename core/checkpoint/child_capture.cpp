@@ -9,6 +9,7 @@
 #include "core/checkpoint/child_pids.h"
 #include "core/checkpoint/proc_file.h"
 #include "core/checkpoint/resume_protocol.h"
+#include "core/checkpoint/tree.h"
 
 namespace uffdlazy::ckpt {
 
@@ -120,7 +121,7 @@ bool capture_children(ObjectTable* objects, LineWriter* why) {
   LineWriter live;
   for (uint32_t i = 0; i < n; i++) {
     if (!read_child(pids[i], &kids[i])) kids[i] = Child{pids[i], '?', 0, 0};
-    if (kids[i].state != 'Z') {
+    if (kids[i].state != 'Z' && !is_tree_member(pids[i])) {
       if (live.size()) live.str(" ");
       live.i64(known_child_pid(pids[i]));
     }
@@ -134,6 +135,16 @@ bool capture_children(ObjectTable* objects, LineWriter* why) {
   for (uint32_t i = 0; i < n; i++) {
     const Child& c = kids[i];
     const int32_t known = known_child_pid(c.pid);
+    if (c.state != 'Z') {
+      // A member of the tree, stopped with this process: it writes its own image.
+      snap::ObjectRecord* o = objects->add(snap::ObjectKind::kChild, 0);
+      if (!o) {
+        why->str("too many objects");
+        return false;
+      }
+      o->zombie.pid = c.pid;
+      continue;
+    }
     if (c.exit_signal != SIGCHLD) {
       why->str("child process ").i64(known).str(" has exited and reports its end with signal ").i64(c.exit_signal)
           .str(", not SIGCHLD (clone): it cannot be made again");

@@ -1,7 +1,7 @@
 // The process's children at a checkpoint. Children that have exited and were not waited for yet
 // (zombies) are objects of the image, made again at resume as zombies of the resumed process with
-// the same exit status. A child still running is refused: a checkpoint takes one process (process
-// trees: docs/checkpoint-resume.md, "Process trees").
+// the same exit status. A child still running is a kChild object when it is a member of the tree
+// (tree.h: stopped with this process, it writes its own image); any other is refused.
 #pragma once
 
 #include "core/base/line_writer.h"

@@ -252,6 +252,8 @@ enum class ObjectKind : uint32_t {
   kPosixTimer = 11,    // timer_create
   kDeletedCwd = 12,    // the working directory was deleted (path: its old name)
   kZombieChild = 13,   // a child that has exited and was not waited for yet (ZombieState)
+  kChild = 14,         // a child still running, checkpointed with it: its image is IMG.PID
+                       // (ZombieState: pid only)
 };
 
 // SocketState::state

@@ -395,6 +395,28 @@ TEST(ResumeTrees, ZombieChildrenAreWaitedForAfterTheResume) {
   }
 }
 
+// A process tree: a parent with forked workers, each with 4 MiB of its own memory, waiting for a
+// signal, and zombies beside them. The checkpoint stops every process at one instant and writes an
+// image per process (IMG and IMG.PID); the resume makes the tree again (each worker's memory
+// served by its own monitor, from its own image), and the parent's kill and waitpid reach each worker by the pid fork returned.
+TEST(ResumeTrees, ForkedWorkersAreCheckpointedWithTheirParent) {
+  for (int at : {0, 2, 4}) {
+    for (bool lazy : {true, false}) {
+      if (!lazy && at != 2) continue;
+      SCOPED_TRACE("checkpoint at step " + std::to_string(at) + (lazy ? ", lazy" : ", eager"));
+      ResumeCase c("workers" + std::to_string(at) + (lazy ? "l" : "e"));
+      c.args = {"--mb", "8", "--steps", "5", "--pause-at", std::to_string(at), "--workers", "3", "--zombies", "4"};
+      c.checkpoint_extra = {"--signal-at", std::to_string(at)};
+      c.input = "y";
+      c.lazy = lazy;
+      c.run_and_compare();
+      EXPECT_NE(c.expected.out.find("worker 2 kill 0 exited "), std::string::npos) << c.expected.out;
+      EXPECT_EQ(c.expected.out.find("same-pid 0"), std::string::npos) << c.expected.out;
+      EXPECT_EQ(count_of(c.checkpoint.err, " written: "), 4u) << c.checkpoint.err;
+    }
+  }
+}
+
 // A resumed process with a zombie child is checkpointed again: the second image records the child
 // under the pid the program knows (the first one), and the third generation's wait still returns it.
 TEST(ResumeTrees, AZombieKeepsThePidTheProgramKnowsAcrossGenerations) {

@@ -6,6 +6,7 @@
 //                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--nap-ms N] [--list-fds]
 //                 [--exit N] [--fork] [--mapped FILE] [--pending] [--drop-at K] [--resident-wait-ms N]
 //                 [--sum-all] [--objects LIST] [--churn-at K] [--zombies N]
+//                 [--workers N]
 //
 // Memory: a large mmap'd array (registered by the shim: lazily served after a resume), malloc'd
 // buffers (the brk heap and glibc's own mappings), a deep recursion (the stack), thread stacks and
@@ -41,6 +42,11 @@
 // ended without reaping it; at step K (after its pause) reap child K with waitpid(its pid), the
 // last one at the end with wait() after kill(its pid, 0), then wait() once more (ECHILD). Each
 // reaped child prints its status and whether wait returned the pid fork did.
+//
+// --workers N: before the first step, fork N children that each fill 4 MiB of their own, then
+// wait for SIGUSR1 (sigwaitinfo) and exit with a status made from that memory and the signal's
+// sender. At the end the parent sends each SIGUSR1 (kill with the pid fork returned) and reaps it
+// (waitpid), printing its status.
 //
 // --churn-at K: at step K (after its pause, before --drop-at) the program changes its memory in
 // every way a later image must get right: two chunks of the array swap places (mremap through a
@@ -278,7 +284,7 @@ int main(int argc, char** argv) {
   int drop_at = -1, resident_wait_ms = 0, churn_at = -1;
   bool sum_all = false;
   const char* objects_list = nullptr;
-  int zombies = 0;
+  int zombies = 0, workers = 0;
   for (int i = 1; i < argc; i++) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : "0";
@@ -302,6 +308,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--objects")) objects_list = v, i++;
     else if (!strcmp(a, "--churn-at")) churn_at = atoi(v), i++;
     else if (!strcmp(a, "--zombies")) zombies = atoi(v), i++;
+    else if (!strcmp(a, "--workers")) workers = atoi(v), i++;
     else {
       fprintf(stderr, "resume_target: unknown option %s\n", a);
       return 2;
@@ -393,6 +400,33 @@ int main(int argc, char** argv) {
     if (WIFEXITED(status)) printf("child %d exited %d same-pid %d\n", k, WEXITSTATUS(status), int(got == kids[k]));
     else printf("child %d killed %d same-pid %d\n", k, WIFSIGNALED(status) ? WTERMSIG(status) : -1, int(got == kids[k]));
   };
+  if (workers < 0 || workers > 16) return 2;
+  pid_t worker_pids[16];
+  {
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &old);
+    fflush(stdout);
+    for (int k = 0; k < workers; k++) {
+      worker_pids[k] = fork();
+      if (worker_pids[k] < 0) return 7;
+      if (worker_pids[k] == 0) {
+        const size_t n = (4u << 20) / sizeof(uint64_t);
+        void* own = mmap(nullptr, n * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (own == MAP_FAILED) _exit(120);
+        uint64_t* w = static_cast<uint64_t*>(own);
+        for (size_t i = 0; i < n; i += 64) w[i] = mix(i + size_t(k) * 977);
+        siginfo_t si;
+        while (sigwaitinfo(&usr1, &si) < 0) {
+        }
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n; i += 64) sum = mix(sum + w[i]);
+        _exit(int(sum % 100) + (si.si_pid == getppid() ? 100 : 0) + k);
+      }
+    }
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+  }
   pthread_barrier_init(&g_barrier, nullptr, unsigned(g_threads) + 1);
   pthread_t tids[64];
   for (long t = 0; t < g_threads; t++) pthread_create(&tids[t], nullptr, worker, reinterpret_cast<void*>(t));
@@ -459,6 +493,13 @@ int main(int argc, char** argv) {
   pthread_barrier_wait(&g_barrier);
   for (int t = 0; t < g_threads; t++) pthread_join(tids[t], nullptr);
   objects.finish();
+  for (int k = 0; k < workers; k++) {
+    const int sent = kill(worker_pids[k], SIGUSR1);
+    int status = 0;
+    const pid_t got = waitpid(worker_pids[k], &status, 0);
+    printf("worker %d kill %d exited %d same-pid %d\n", k, sent, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+           int(got == worker_pids[k]));
+  }
   if (zombies > 0) {
     for (int k = steps; k < zombies - 1; k++) {
       int status = 0;
