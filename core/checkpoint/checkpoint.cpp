@@ -625,6 +625,8 @@ void checkpoint_now() {
     }
     g.member_recording = true;
   } else if (tree_page()) {
+    // A fork under way when the threads stopped: its child registers (or never will).
+    settle_member_slots(g.stop_timeout_ns);
     g.tree_live = list_live_members(g.tree_pids);
     if (g.tree_live && !g.then_stop) {
       g.tree_live = 0;

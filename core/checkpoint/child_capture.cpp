@@ -127,8 +127,9 @@ bool capture_children(ObjectTable* objects, LineWriter* why) {
     }
   }
   if (live.size()) {
-    why->str("the process has child processes still running (").str(live.data(), live.size())
-        .str("); a checkpoint takes one process, and its children only once they have exited");
+    why->str("the process has child processes the checkpoint cannot take (").str(live.data(), live.size())
+        .str("): only children forked under the shim are checkpointed with it, not those made by posix_spawn, vfork "
+             "or clone");
     return false;
   }
   const long own_group = sys::call6(SYS_getpgid, 0);

@@ -17,6 +17,7 @@ constinit bool g_member = false;
 constinit HiddenThread g_thread;
 using CheckpointFn = void (*)();
 constinit CheckpointFn g_checkpoint = nullptr;
+constinit int32_t g_reserved = -1;  // the slot reserved by the fork under way (process-local)
 
 void* member_thread(void*) {
   name_this_thread("uffdlazy-member");
@@ -59,11 +60,48 @@ void tree_range(uint64_t* start, uint64_t* end) {
 
 void forget_tree() { g_page = nullptr; }
 
+void reserve_member_slot() {
+  g_reserved = -1;
+  if (!g_page) return;
+  const uint32_t slot = __atomic_fetch_add(&g_page->count, 1, __ATOMIC_ACQ_REL);
+  if (slot >= kMaxMembers) return;
+  __atomic_store_n(&g_page->members[slot], kSlotForking, __ATOMIC_RELEASE);
+  g_reserved = int32_t(slot);
+}
+
+void member_slot_forked() {
+  if (!g_page || g_reserved < 0) return;
+  int32_t expected = kSlotForking;
+  __atomic_compare_exchange_n(&g_page->members[g_reserved], &expected, kSlotForked, false, __ATOMIC_ACQ_REL,
+                              __ATOMIC_ACQUIRE);
+  g_reserved = -1;
+}
+
+void settle_member_slots(uint64_t timeout_ns) {
+  if (!g_page) return;
+  const uint64_t end = mono_now_ns() + timeout_ns;
+  const uint32_t n = __atomic_load_n(&g_page->count, __ATOMIC_ACQUIRE);
+  for (uint32_t i = 0; i < n && i < kMaxMembers; i++) {
+    for (;;) {
+      const int32_t v = __atomic_load_n(&g_page->members[i], __ATOMIC_ACQUIRE);
+      if (v != kSlotForking && v != kSlotForked) break;
+      if (mono_now_ns() >= end) {
+        int32_t expected = v;
+        __atomic_compare_exchange_n(&g_page->members[i], &expected, 0, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        break;
+      }
+      timespec nap = {0, 1000000};  // a child between its clone and its first handler
+      sys::call6(SYS_nanosleep, long(&nap), 0);
+    }
+  }
+}
+
 bool become_member(void (*checkpoint)()) {
   if (!g_page) return false;
   g_thread.forget();
-  const uint32_t slot = __atomic_fetch_add(&g_page->count, 1, __ATOMIC_ACQ_REL);
-  if (slot >= kMaxMembers) return false;
+  const int32_t slot = g_reserved;
+  g_reserved = -1;
+  if (slot < 0) return false;
   __atomic_store_n(&g_page->members[slot], int32_t(sys::getpid()), __ATOMIC_RELEASE);
   g_member = true;
   g_checkpoint = checkpoint;

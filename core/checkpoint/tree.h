@@ -31,10 +31,22 @@ TreePage* tree_page();
 void tree_range(uint64_t* start, uint64_t* end);
 // Forgets the page (a resumed process has none).
 void forget_tree();
-// In a forked child of a tree: registers the calling process and starts its member thread, which
-// calls `checkpoint` whenever the root asks. False (the child is then no member) when the tree is
-// full or the thread cannot start.
+// Slot values besides a pid: a fork under way (reserved before it, the child not yet registered).
+inline constexpr int32_t kSlotForking = -1;
+inline constexpr int32_t kSlotForked = -2;  // fork returned in the parent; the child registers
+// Before a fork (its prepare handler) in the root or a member: reserves the child's slot, so that
+// a checkpoint never finds a child of the tree it does not know of (it waits for the slot).
+void reserve_member_slot();
+// After the fork, in the parent.
+void member_slot_forked();
+// In a forked child of a tree: registers the calling process in the slot reserved for it and
+// starts its member thread, which calls `checkpoint` whenever the root asks. False (the child is
+// then no member) when the tree is full or the thread cannot start.
 bool become_member(void (*checkpoint)());
+// The root, every thread of its own stopped: waits (up to timeout_ns) until no slot is a fork
+// under way; a slot still unresolved then (a fork that failed, or a thread stopped before its
+// clone) is given up.
+void settle_member_slots(uint64_t timeout_ns);
 // Whether this process is a member (not the root).
 bool is_member();
 // Whether `pid` is a registered member.

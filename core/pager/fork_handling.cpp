@@ -16,6 +16,16 @@
 
 namespace uffdlazy::pager {
 
+void reserve_tree_slot() {
+  if (!mine()) return;
+  if ((g.cfg.checkpoint[0] || ckpt::is_member()) && ckpt::tree_page()) ckpt::reserve_member_slot();
+}
+
+void tree_slot_forked() {
+  if (!mine()) return;
+  ckpt::member_slot_forked();
+}
+
 void before_fork() {
   if (!mine()) return;
   // Counted first: a region matched from here on fills itself, the fill below takes the rest.

@@ -41,7 +41,7 @@ TEST(CheckpointRefusal, EachUnsupportedStateIsNamedAndNoImageIsWritten) {
       {"scm-rights", "descriptor 3 (a socket) has descriptors in flight (SCM_RIGHTS)"},
       {"inotify-queued", "descriptor 3 (inotify) has 32 bytes of events not read yet"},
       {"deleted-linked", "was deleted under this name but is still linked under another"},
-      {"child", "the process has child processes still running ("},
+      {"child", "the process has child processes the checkpoint cannot take ("},
       {"zombie-group", "has exited in a process group of its own"},
       {"zombie-clone", "has exited and reports its end with signal 23, not SIGCHLD (clone)"},
       {"sysv-kept", "is not removed (IPC_RMID): a resume could not give it its key and id back"},

@@ -417,6 +417,25 @@ TEST(ResumeTrees, ForkedWorkersAreCheckpointedWithTheirParent) {
   }
 }
 
+// --then continue with running children is not built yet: refused with one line, the program
+// runs on to the same end, and no image (nor any member's) is left.
+TEST(ResumeTrees, ContinueModeWithRunningChildrenIsRefused) {
+  ResumeCase c("workers-continue");
+  c.args = {"--mb", "4", "--steps", "3", "--workers", "2"};
+  c.checkpoint_extra = {"--signal-at", "1"};
+  c.then = "continue";
+  c.reference();
+  c.take_checkpoint();
+  EXPECT_EQ(c.checkpoint.exit_code, 2) << c.checkpoint.err;
+  EXPECT_NE(c.checkpoint.err.find("uffdlazy: checkpoint " + c.image +
+                                  ": refused: the process has child processes still running; a checkpoint of a "
+                                  "process tree is taken with --then stop only\n"),
+            std::string::npos)
+      << c.checkpoint.err;
+  EXPECT_EQ(c.checkpoint.out, c.expected.out);
+  for (const std::string& f : c.tmp->list()) EXPECT_EQ(f.find(".img"), std::string::npos) << f;
+}
+
 // A resumed process with a zombie child is checkpointed again: the second image records the child
 // under the pid the program knows (the first one), and the third generation's wait still returns it.
 TEST(ResumeTrees, AZombieKeepsThePidTheProgramKnowsAcrossGenerations) {

@@ -5,7 +5,7 @@
 // Modes: netlink (a netlink socket), pipe-outside (a pipe whose write end the caller holds),
 // tcp-connection (an established TCP connection), scm-rights (a descriptor in flight on a unix
 // socket), inotify-queued (inotify events not read yet), deleted-linked (a deleted file still
-// linked under another name), child (a child still running), zombie-group (a zombie child in a
+// linked under another name), child (a child made by posix_spawn, still running), zombie-group (a zombie child in a
 // process group of its own), zombie-clone (a zombie child made by clone with SIGURG as its exit
 // signal), sysv-kept (a SysV segment not removed with IPC_RMID),
 // thread-timer (a SIGEV_THREAD POSIX timer), seccomp, blocked-signal (a thread blocks the stop
@@ -15,6 +15,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/shm.h>
@@ -119,13 +120,15 @@ int main(int argc, char** argv) {
     const int fd = open(first.c_str(), O_RDWR | O_CREAT, 0600);
     if (fd != 3 || link(first.c_str(), second.c_str()) || unlink(first.c_str())) return 3;
   } else if (m == "child") {
-    pid_t pid = fork();
-    if (pid == 0) {
-      // Not holding the test's pipes open after the parent is gone.
-      for (int fd = 0; fd < 3; fd++) close(fd);
-      sleep(3);
-      _exit(0);
-    }
+    // Made by posix_spawn (vfork-like: not a member of the checkpoint's tree), not holding the
+    // test's pipes open after the parent is gone.
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    for (int fd = 0; fd < 3; fd++) posix_spawn_file_actions_addclose(&fa, fd);
+    pid_t pid;
+    char sleep_path[] = "/bin/sleep", three[] = "3";
+    char* args[] = {sleep_path, three, nullptr};
+    if (posix_spawn(&pid, sleep_path, &fa, nullptr, args, environ)) return 3;
   } else if (m == "zombie-group") {
     pid_t pid = fork();
     if (pid == 0) {
