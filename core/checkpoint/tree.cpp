@@ -18,10 +18,13 @@ constinit HiddenThread g_thread;
 using CheckpointFn = void (*)();
 constinit CheckpointFn g_checkpoint = nullptr;
 constinit int32_t g_reserved = -1;  // the slot reserved by the fork under way (process-local)
+// The epoch when that fork began: a checkpoint asked after it (even before the member thread
+// runs) is one the new member must answer.
+constinit uint32_t g_fork_epoch = 0;
 
 void* member_thread(void*) {
   name_this_thread("uffdlazy-member");
-  uint32_t seen = __atomic_load_n(&g_page->epoch, __ATOMIC_ACQUIRE);
+  uint32_t seen = g_fork_epoch;
   for (;;) {
     TreePage* page = g_page;
     if (!page) {
@@ -65,6 +68,7 @@ void reserve_member_slot() {
   if (!g_page) return;
   const uint32_t slot = __atomic_fetch_add(&g_page->count, 1, __ATOMIC_ACQ_REL);
   if (slot >= kMaxMembers) return;
+  g_fork_epoch = __atomic_load_n(&g_page->epoch, __ATOMIC_ACQUIRE);
   __atomic_store_n(&g_page->members[slot], kSlotForking, __ATOMIC_RELEASE);
   g_reserved = int32_t(slot);
 }
