@@ -22,12 +22,21 @@ namespace uffdlazy::preload {
 void process_interposers_init();
 void signal_interposers_init();
 void io_interposers_init();
+void child_pid_interposers_init();
 }
 
 namespace {
 
-void prepare() { uffdlazy::pager::before_fork(); }
-void parent() { uffdlazy::pager::after_fork_parent(); }
+// fork() alone (not _Fork or clone, whose children run no handler) makes members of a checkpoint's
+// process tree: the slot is reserved before the copy, the child takes it in after_fork_child.
+void prepare() {
+  uffdlazy::pager::reserve_tree_slot();
+  uffdlazy::pager::before_fork();
+}
+void parent() {
+  uffdlazy::pager::after_fork_parent();
+  uffdlazy::pager::tree_slot_forked();
+}
 void child() { uffdlazy::pager::after_fork_child(); }
 
 // glibc's count of its threads (see set_libc_thread_count): a GLIBC_PRIVATE variable, which
@@ -75,6 +84,7 @@ __attribute__((constructor(101))) void uffdlazy_start(int argc, char** argv, cha
   uffdlazy::preload::process_interposers_init();
   uffdlazy::preload::signal_interposers_init();
   uffdlazy::preload::io_interposers_init();
+  uffdlazy::preload::child_pid_interposers_init();
   const uffdlazy::Config& cfg = uffdlazy::pager::configure(envp);
   if (cfg.disabled) return;
   count_shim_threads_out();

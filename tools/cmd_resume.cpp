@@ -5,12 +5,17 @@
 // restorer (tools/restorer/), which becomes the process.
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -115,6 +120,167 @@ bool paging_settings(const std::vector<std::string>& given, uint32_t* prefetch, 
   return true;
 }
 
+// A child that ends as the one the program had: with its exit status, or killed by its signal
+// (never with a core dump: the checkpoint refused those).
+[[noreturn]] void end_like(const snap::ZombieState& z) {
+  if (z.code == CLD_KILLED) {
+    prctl(PR_SET_DUMPABLE, 0);  // no core file, whatever the signal's default
+    signal(z.status, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, z.status);
+    sigprocmask(SIG_UNBLOCK, &one, nullptr);
+    kill(getpid(), z.status);
+  }
+  _exit(z.code == CLD_EXITED ? z.status : 127);
+}
+
+// One process image of a resume: the one given, or a child's (IMAGE.PID) in a process tree.
+struct Member {
+  std::string image;     // as given (a path, or the URL of an image fetched whole)
+  std::string readable;  // what is opened: the file, or the fetched copy (/proc/self/fd/N)
+  bool fetched = false;
+  std::unique_ptr<snap::SnapshotReader> reader = std::make_unique<snap::SnapshotReader>();
+  std::unique_ptr<snap::ProcessImage> process = std::make_unique<snap::ProcessImage>();
+};
+
+// Opens and checks `m->image` (`shown` names it in messages); false after one line saying why.
+bool check_image(Member* m, const std::string& shown) {
+  snap::SnapshotReader& reader = *m->reader;
+  if (m->readable.empty()) m->readable = m->image;
+  snap::ReadStatus st = reader.open(m->readable.c_str());
+  if (st.ok() && !snap::ProcessImage::is_process_image(reader)) {
+    std::fprintf(stderr, "uffdlazy: resume %s: not a process image (a snapshot for `uffdlazy restore`?)\n",
+                 shown.c_str());
+    return false;
+  }
+  // 1.x snapshots are still read (restore, inspect); a 1.x process image is not resumed (the
+  // restorer reads 2.0's index only).
+  if (st.ok() && reader.header().version_major < snap::kVersionMajor) {
+    std::fprintf(stderr,
+                 "uffdlazy: resume %s: a process image of format %u.%u, written by an older uffdlazy: checkpoint the "
+                 "program again\n",
+                 shown.c_str(), reader.header().version_major, reader.header().version_minor);
+    return false;
+  }
+  if (st.ok()) st = m->process->open(reader);
+  if (st.ok() && m->fetched && reader.ancestor_count() > 0) {
+    std::fprintf(stderr, "uffdlazy: resume %s: an incremental image (it takes pages from the images it builds on): "
+                 "only a whole image can be resumed from a URL\n", shown.c_str());
+    return false;
+  }
+  // An incremental image's unchanged pages are in the images it builds on: each must be there
+  // and be the file it was written against, before anything starts.
+  if (st.ok()) st = reader.open_ancestors(m->readable.c_str());
+  if (!st.ok()) {
+    LineWriter w;
+    snap::describe(st, w);
+    std::fprintf(stderr, "uffdlazy: resume %s: %.*s\n", shown.c_str(), int(w.size()), w.data());
+    return false;
+  }
+  // The same user (the restorer checks this too, with the rest, before it changes anything).
+  if (m->process->process().uid != getuid() || m->process->process().euid != geteuid()) {
+    std::fprintf(stderr, "uffdlazy: resume %s: the process ran as uid %u, and this is uid %u\n", shown.c_str(),
+                 m->process->process().uid, unsigned(getuid()));
+    return false;
+  }
+  return true;
+}
+
+// The images of the running children checkpointed with `process` (IMAGE.PID beside the root's
+// image), and theirs, all checked; false after one line.
+bool open_members(const snap::ProcessImage& process, const std::string& root_image,
+                  std::map<int32_t, std::unique_ptr<Member>>* out) {
+  for (uint32_t i = 0; i < process.object_count(); i++) {
+    const snap::ObjectRecord& o = process.object(i);
+    if (o.kind != uint32_t(snap::ObjectKind::kChild)) continue;
+    if (out->count(o.zombie.pid) || out->size() >= ckpt::kMaxChildPids) {
+      std::fprintf(stderr, "uffdlazy: resume %s: the process tree names child process %d twice\n", root_image.c_str(),
+                   o.zombie.pid);
+      return false;
+    }
+    auto m = std::make_unique<Member>();
+    m->image = root_image + "." + std::to_string(o.zombie.pid);
+    if (access(m->image.c_str(), F_OK) != 0) {
+      std::fprintf(stderr, "uffdlazy: resume %s: the image of child process %d (%s) is missing: %s\n",
+                   root_image.c_str(), o.zombie.pid, m->image.c_str(), std::strerror(errno));
+      return false;
+    }
+    if (!check_image(m.get(), m->image)) return false;
+    const snap::ProcessImage& child = *m->process;
+    (*out)[o.zombie.pid] = std::move(m);
+    if (!open_members(child, root_image, out)) return false;
+  }
+  return true;
+}
+
+struct Launch {
+  std::string restorer;
+  std::vector<std::string> base;       // for every process of the tree
+  std::vector<std::string> root_only;  // --report, --checkpoint-to: the root's
+  std::map<int32_t, std::unique_ptr<Member>>* members = nullptr;
+};
+
+// Becomes the process of `image` (execs the restorer); returns only if that failed (with a line).
+void exec_restorer(const Launch& plan, const Member& m, const std::string& children, bool root) {
+  const std::string& image = m.image;
+  // The restorer's own descriptor of the image (inherited: no close-on-exec).
+  const int fd = open(m.readable.c_str(), O_RDONLY);
+  if (fd < 0) {
+    std::fprintf(stderr, "uffdlazy: resume %s: %s\n", image.c_str(), std::strerror(errno));
+    return;
+  }
+  std::vector<std::string> args = {"uffdlazy-restorer", "fd=" + std::to_string(fd)};
+  args.insert(args.end(), plan.base.begin(), plan.base.end());
+  if (root) args.insert(args.end(), plan.root_only.begin(), plan.root_only.end());
+  if (!children.empty()) args.push_back("children=" + children);
+  args.push_back("image=" + image);
+  std::vector<char*> argp;
+  for (auto& a : args) argp.push_back(a.data());
+  argp.push_back(nullptr);
+  char* no_env[] = {nullptr};
+  execve(plan.restorer.c_str(), argp.data(), no_env);
+  std::fprintf(stderr, "uffdlazy resume: cannot run %s: %s\n", plan.restorer.c_str(), std::strerror(errno));
+}
+
+// Makes the children of `process` again, in the order the kernel had them: a zombie ends at once
+// the way it did; a running child makes its own children, then becomes its process. Lists them as
+// OLD:NEW,... for the restorer; false (with a line) when one could not be made.
+bool make_children(const Launch& plan, const snap::ProcessImage& process, const std::string& image,
+                   std::string* list) {
+  for (uint32_t i = 0; i < process.object_count(); i++) {
+    const snap::ObjectRecord& o = process.object(i);
+    const bool zombie = o.kind == uint32_t(snap::ObjectKind::kZombieChild);
+    if (!zombie && o.kind != uint32_t(snap::ObjectKind::kChild)) continue;
+    std::fflush(stderr);
+    const pid_t pid = fork();
+    if (pid < 0) {
+      std::fprintf(stderr, "uffdlazy: resume %s: cannot make child process %d again: %s\n", image.c_str(),
+                   o.zombie.pid, std::strerror(errno));
+      return false;
+    }
+    if (pid == 0 && zombie) end_like(o.zombie);
+    if (pid == 0) {
+      const Member& m = *plan.members->at(o.zombie.pid);
+      std::string own;
+      if (make_children(plan, *m.process, m.image, &own)) {
+        m.reader->close();
+        exec_restorer(plan, m, own, false);
+      }
+      _exit(2);
+    }
+    if (zombie) {
+      // Ended before the program runs (a waitpid with WNOHANG finds it at once), and left a zombie.
+      siginfo_t si = {};
+      while (waitid(P_PID, id_t(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+      }
+    }
+    if (!list->empty()) *list += ",";
+    *list += std::to_string(o.zombie.pid) + ":" + std::to_string(pid);
+  }
+  return true;
+}
+
 int resume(int argc, char** argv) {
   const uint64_t launch = now_ns();
   ParsedArgs given;
@@ -136,12 +302,12 @@ int resume(int argc, char** argv) {
   const char* path = given.operands[0].c_str();
   uint32_t prefetch = ckpt::kResumePrefetchAll, readahead = 1024;
   if (!paging_settings(paging, &prefetch, &readahead)) return 2;
+  Member root;
+  root.image = remote::is_remote(path) ? std::string(path) : absolute_path(path);
   // An image at a URL is fetched whole into memory first (every part in parallel, pinned to one
   // ETag, the index digest checked) and resumed from there, pages still installed lazily: a
   // lazily fetched resume (docs/remote.md, slice 6) is not built.
   remote::FetchedObject fetched;
-  std::string image = remote::is_remote(path) ? std::string(path) : absolute_path(path);
-  std::string readable = image;  // what the reader opens: the file, or the fetched copy
   if (remote::is_remote(path)) {
     remote::Location loc;
     remote::ObjectClient client;
@@ -152,48 +318,24 @@ int resume(int argc, char** argv) {
       std::fprintf(stderr, "uffdlazy: resume %s: %s\n", path, err.c_str());
       return 2;
     }
-    image = loc.text;
-    readable = "/proc/self/fd/" + std::to_string(fetched.fd);
+    root.image = loc.text;
+    root.readable = "/proc/self/fd/" + std::to_string(fetched.fd);
+    root.fetched = true;
   }
-  // Everything but the page data is checked here, before the restorer takes over.
-  snap::SnapshotReader reader;
-  snap::ReadStatus st = reader.open(readable.c_str());
-  snap::ProcessImage process;
-  if (st.ok() && !snap::ProcessImage::is_process_image(reader)) {
-    std::fprintf(stderr, "uffdlazy: resume %s: not a process image (a snapshot for `uffdlazy restore`?)\n",
-                 image.c_str());
-    return 2;
+  const std::string& image = root.image;
+  // Everything but the page data is checked here, before the restorer takes over: the image, and
+  // the images of the children that were checkpointed with it (a process tree).
+  if (!check_image(&root, image)) return 2;
+  std::map<int32_t, std::unique_ptr<Member>> members;
+  if (root.fetched) {
+    for (uint32_t i = 0; i < root.process->object_count(); i++) {
+      if (root.process->object(i).kind != uint32_t(snap::ObjectKind::kChild)) continue;
+      std::fprintf(stderr, "uffdlazy: resume %s: a process tree (its children's images are files beside it): "
+                   "resuming one from a URL is not built; pull the images first\n", image.c_str());
+      return 2;
+    }
   }
-  // 1.x snapshots are still read (restore, inspect); a 1.x process image is not resumed (the
-  // restorer reads 2.0's index only).
-  if (st.ok() && reader.header().version_major < snap::kVersionMajor) {
-    std::fprintf(stderr,
-                 "uffdlazy: resume %s: a process image of format %u.%u, written by an older uffdlazy: checkpoint the "
-                 "program again\n",
-                 image.c_str(), reader.header().version_major, reader.header().version_minor);
-    return 2;
-  }
-  if (st.ok()) st = process.open(reader);
-  // An incremental image's unchanged pages are in the images it builds on: each must be there
-  // and be the file it was written against, before anything starts.
-  if (st.ok() && fetched.fd >= 0 && reader.ancestor_count() > 0) {
-    std::fprintf(stderr, "uffdlazy: resume %s: an incremental image (it takes pages from the images it builds on): "
-                 "only a whole image can be resumed from a URL\n", image.c_str());
-    return 2;
-  }
-  if (st.ok()) st = reader.open_ancestors(readable.c_str());
-  if (!st.ok()) {
-    LineWriter w;
-    snap::describe(st, w);
-    std::fprintf(stderr, "uffdlazy: resume %s: %.*s\n", image.c_str(), int(w.size()), w.data());
-    return 2;
-  }
-  // The same user (the restorer checks this too, with the rest, before it changes anything).
-  if (process.process().uid != getuid() || process.process().euid != geteuid()) {
-    std::fprintf(stderr, "uffdlazy: resume %s: the process ran as uid %u, and this is uid %u\n", image.c_str(),
-                 process.process().uid, unsigned(getuid()));
-    return 2;
-  }
+  if (!open_members(*root.process, image, &members)) return 2;
   bool lazy = !eager;
   if (lazy) {
     Userfaultfd probe;
@@ -214,29 +356,24 @@ int resume(int argc, char** argv) {
     std::fprintf(stderr, "uffdlazy resume: %s\n", found.problem.c_str());
     return 2;
   }
-  const std::string& restorer = found.path;
-  reader.close();
-  // The restorer's copy of the image's descriptor (inherited: no close-on-exec).
-  int fd = fetched.fd >= 0 ? dup(fetched.fd) : open(image.c_str(), O_RDONLY);
-  if (fd < 0) {
-    std::fprintf(stderr, "uffdlazy: resume %s: %s\n", image.c_str(), std::strerror(errno));
-    return 2;
-  }
-  std::vector<std::string> args = {"uffdlazy-restorer", "fd=" + std::to_string(fd), "launch=" + std::to_string(launch),
-                                    std::string("lazy=") + (lazy ? "1" : "0"), std::string("strict=") + (strict ? "1" : "0"),
-                                    std::string("stats=") + (stats ? "1" : "0"), std::string("verify=") + (verify ? "1" : "0"),
-                                    "prefetch=" + std::to_string(prefetch), "readahead=" + std::to_string(readahead),
-                                    "image=" + image};
-  if (!report.empty()) args.push_back("report=" + report);
-  if (!checkpoint_to.empty()) args.push_back("checkpoint=" + checkpoint_to);
-  if (incremental) args.push_back("incremental=1");
-  if (const char* t = getenv("UFFDLAZY_RESTORER_TRACE"); t && *t == '1') args.push_back("trace=1");
-  std::vector<char*> argp;
-  for (auto& a : args) argp.push_back(a.data());
-  argp.push_back(nullptr);
-  char* no_env[] = {nullptr};
-  execve(restorer.c_str(), argp.data(), no_env);
-  std::fprintf(stderr, "uffdlazy resume: cannot run %s: %s\n", restorer.c_str(), std::strerror(errno));
+  Launch plan;
+  plan.restorer = found.path;
+  plan.base = {"launch=" + std::to_string(launch), std::string("lazy=") + (lazy ? "1" : "0"),
+               std::string("strict=") + (strict ? "1" : "0"), std::string("stats=") + (stats ? "1" : "0"),
+               std::string("verify=") + (verify ? "1" : "0"), "prefetch=" + std::to_string(prefetch),
+               "readahead=" + std::to_string(readahead)};
+  if (incremental) plan.base.push_back("incremental=1");
+  if (const char* t = getenv("UFFDLAZY_RESTORER_TRACE"); t && *t == '1') plan.base.push_back("trace=1");
+  if (!report.empty()) plan.root_only.push_back("report=" + report);
+  if (!checkpoint_to.empty()) plan.root_only.push_back("checkpoint=" + checkpoint_to);
+  plan.members = &members;
+  // The children, made again last (nothing can be refused after them): each a child of this
+  // process, which becomes the resumed one; zombies ended the same way and not waited for, the
+  // others resumed from their own images by processes of their own.
+  std::string children;
+  if (!make_children(plan, *root.process, image, &children)) return 2;
+  root.reader->close();
+  exec_restorer(plan, root, children, true);
   return 2;
 }
 

@@ -1,6 +1,7 @@
 #include "tools/inspect_process.h"
 
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <sys/mman.h>
 
 #include <cinttypes>
@@ -52,6 +53,8 @@ const char* object_kind(uint32_t kind) {
     case snap::ObjectKind::kSharedMemory: return "shared memory";
     case snap::ObjectKind::kPosixTimer: return "posix timer";
     case snap::ObjectKind::kDeletedCwd: return "deleted cwd";
+    case snap::ObjectKind::kZombieChild: return "zombie child";
+    case snap::ObjectKind::kChild: return "child";
   }
   return "?";
 }
@@ -64,6 +67,11 @@ std::string object_name(const snap::ProcessImage& image, const snap::ObjectRecor
     return p[2] ? std::string(p + 2) : "@" + std::string(p + 3, o.path.length - 3);
   }
   if (o.kind == uint32_t(snap::ObjectKind::kInetSocket)) return o.path.length ? "(bound)" : "";
+  if (o.kind == uint32_t(snap::ObjectKind::kChild)) return "pid " + std::to_string(o.zombie.pid) + " (its own image)";
+  if (o.kind == uint32_t(snap::ObjectKind::kZombieChild)) {
+    return "pid " + std::to_string(o.zombie.pid) +
+           (o.zombie.code == CLD_KILLED ? " killed by signal " : " exited with status ") + std::to_string(o.zombie.status);
+  }
   return p;
 }
 

@@ -30,6 +30,7 @@
 #include "core/checkpoint/resume_source.h"
 #include "core/checkpoint/table_builder.h"
 #include "core/checkpoint/thread_stop.h"
+#include "core/checkpoint/tree.h"
 #include "core/monitor/monitor.h"
 #include "core/snapshot/grow_buffer.h"
 #include "core/snapshot/snapshot_reader.h"
@@ -66,6 +67,10 @@ struct State {
   char out_path[1100] = {};     // where this checkpoint writes
   uint64_t started_ns = 0;
   snap::AncestorInfo ancestors[snap::kMaxAncestors] = {};
+  // A tree checkpoint (tree.h): the live members asked to stop (in the root), their pids.
+  uint32_t tree_live = 0;
+  int32_t tree_pids[kMaxMembers] = {};
+  bool member_recording = false;  // a member told to record and write: it must say when done
 };
 constinit State g;
 // The image a process that was not resumed (or was resumed eagerly) adopted as its base.
@@ -81,13 +86,143 @@ void say(const LineWriter& body, int fd) {
 
 // A checkpoint that cannot be taken: the threads are let go (or already were) and, in stop mode,
 // the process ends with status 2 rather than run on as if it had been saved.
+void abandon_tree();
+
+void member_done(bool ok);
+
 void refuse(const LineWriter& why) {
+  abandon_tree();
+  if (g.member_recording) {
+    g.member_recording = false;
+    member_done(false);
+  }
   LineWriter w;
   w.str("refused: ").str(why.data(), why.size());
   say(w, g.access.message_fd);
   if (g.then_stop) {
     for (;;) sys::exit_group(2);
   }
+}
+
+// IMG.PID: where the member `pid` writes its image.
+void member_path(char* out, size_t cap, int32_t pid) {
+  const size_t n = strnlen(g.path, sizeof g.path);
+  if (n + 24 > cap) {
+    out[0] = 0;
+    return;
+  }
+  memcpy(out, g.path, n);
+  out[n] = '.';
+  out[n + 1 + format_u64(out + n + 1, uint64_t(pid))] = 0;
+}
+
+// Whether `pid` runs (not a zombie, not gone).
+bool running(int32_t pid) {
+  char path[48] = "/proc/";
+  const size_t n = 6 + format_u64(path + 6, uint64_t(pid));
+  memcpy(path + n, "/stat", 6);
+  char text[512];
+  const long r = read_small_file(path, text, sizeof text - 1);
+  if (r <= 0) return false;
+  text[r] = 0;
+  const char* close = strrchr(text, ')');
+  return close && close[1] == ' ' && close[2] != 'Z' && close[2] != 'X';
+}
+
+uint32_t list_live_members(int32_t* out) {
+  TreePage* page = tree_page();
+  uint32_t live = 0;
+  if (!page) return 0;
+  const uint32_t n = __atomic_load_n(&page->count, __ATOMIC_ACQUIRE);
+  for (uint32_t i = 0; i < n && i < kMaxMembers; i++) {
+    const int32_t pid = __atomic_load_n(&page->members[i], __ATOMIC_ACQUIRE);
+    if (pid > 0 && running(pid)) out[live++] = pid;
+  }
+  return live;
+}
+
+// The root: asks every live member to stop, and waits until each has (all processes of the tree
+// are then stopped: one instant). False (with why; the members are let go) if one did not in time.
+bool stop_members(LineWriter* why) {
+  TreePage* page = tree_page();
+  __atomic_store_n(&page->go, 0, __ATOMIC_RELEASE);
+  __atomic_store_n(&page->stopped, 0, __ATOMIC_RELEASE);
+  __atomic_store_n(&page->done, 0, __ATOMIC_RELEASE);
+  __atomic_store_n(&page->failed, 0, __ATOMIC_RELEASE);
+  __atomic_fetch_add(&page->epoch, 1, __ATOMIC_ACQ_REL);
+  tree_wake(&page->epoch);
+  const uint64_t end = mono_now_ns() + g.stop_timeout_ns;
+  for (;;) {
+    const uint32_t now = __atomic_load_n(&page->stopped, __ATOMIC_ACQUIRE);
+    if (now >= g.tree_live) break;
+    const uint64_t t = mono_now_ns();
+    if (t >= end || !tree_wait(&page->stopped, now, end - t)) {
+      if (__atomic_load_n(&page->stopped, __ATOMIC_ACQUIRE) >= g.tree_live) break;
+      __atomic_store_n(&page->go, 2, __ATOMIC_RELEASE);
+      tree_wake(&page->go);
+      g.tree_live = 0;
+      why->str("a process of the tree did not stop within ").u64(g.stop_timeout_ns / 1000000)
+          .str(" ms (it runs another program, or blocks the stop signal)");
+      return false;
+    }
+  }
+  // A member that forked meanwhile made one the count did not ask.
+  int32_t again[kMaxMembers];
+  if (list_live_members(again) != g.tree_live) {
+    __atomic_store_n(&page->go, 2, __ATOMIC_RELEASE);
+    tree_wake(&page->go);
+    g.tree_live = 0;
+    why->str("a process of the tree made a child while it was being stopped");
+    return false;
+  }
+  __atomic_store_n(&page->go, 1, __ATOMIC_RELEASE);
+  tree_wake(&page->go);
+  return true;
+}
+
+// The root: waits until every member has written its image (or failed); true if all did.
+bool members_written() {
+  TreePage* page = tree_page();
+  for (;;) {
+    const uint32_t done = __atomic_load_n(&page->done, __ATOMIC_ACQUIRE);
+    if (done >= g.tree_live) break;
+    tree_wait(&page->done, done, 0);
+  }
+  return __atomic_load_n(&page->failed, __ATOMIC_ACQUIRE) == 0;
+}
+
+void remove_member_images() {
+  char path[1100];
+  for (uint32_t i = 0; i < g.tree_live; i++) {
+    member_path(path, sizeof path, g.tree_pids[i]);
+    if (path[0]) sys::call6(SYS_unlinkat, AT_FDCWD, long(path), 0);
+  }
+}
+
+// The root refuses after the members were told to go on: no member image may stay.
+void abandon_tree() {
+  if (!g.tree_live) return;
+  members_written();
+  remove_member_images();
+  g.tree_live = 0;
+}
+
+// A member: stopped; waits for the root's word. True: record and write; false: let go.
+bool member_stopped() {
+  TreePage* page = tree_page();
+  __atomic_fetch_add(&page->stopped, 1, __ATOMIC_ACQ_REL);
+  tree_wake(&page->stopped);
+  tree_wait(&page->go, 0, 0);
+  return __atomic_load_n(&page->go, __ATOMIC_ACQUIRE) == 1;
+}
+
+// A member is done (its image written, or not).
+void member_done(bool ok) {
+  TreePage* page = tree_page();
+  if (!page) return;
+  if (!ok) __atomic_fetch_add(&page->failed, 1, __ATOMIC_ACQ_REL);
+  __atomic_fetch_add(&page->done, 1, __ATOMIC_ACQ_REL);
+  tree_wake(&page->done);
 }
 
 const char* executable_path() {
@@ -235,6 +370,9 @@ void finish_resume() {
   // Before any program thread runs again: it may end at once, and its exit status depends on this.
   g.written = false;
   g.resumed = true;
+  g.tree_live = 0;
+  g.member_recording = false;
+  forget_tree();
   // A new generation: it builds on the image it was resumed from when writes are tracked against
   // it (lazily served, pages installed write-protected); whatever this process adopted before
   // came back without its mappings (left out of the image) and is forgotten.
@@ -403,7 +541,7 @@ bool arm_checkpoint(const Settings& settings, const Hooks& hooks) {
   if (settings.trigger_signal > 0) g.never_raised |= uint64_t(1) << (settings.trigger_signal - 1);
   set_monitor_resumed_hook(monitor_resumed);
   // The process table's strings hold the supplementary groups (up to 65536 of 4 bytes).
-  return prepare_thread_stop() && prepare_mapping_capture() && prepare_settings_capture() && prepare_image_writer() &&
+  return prepare_tree() && prepare_thread_stop() && prepare_mapping_capture() && prepare_settings_capture() && prepare_image_writer() &&
          g.process.reserve(sizeof(snap::ProcessRecord), 1, 64 * 1024 + 4 * 65536 + 8) &&
          g.threads.reserve(sizeof(snap::ThreadRecord), kMaxThreads + 8, 4096) &&
          g.mappings.reserve(sizeof(snap::MappingRecord), 1u << 18, 16u << 20) &&
@@ -476,6 +614,34 @@ void checkpoint_now() {
     refuse(why);
     return;
   }
+  // A tree (tree.h): every process of it stops before any records itself.
+  g.tree_live = 0;
+  g.member_recording = false;
+  if (is_member()) {
+    if (!tree_page() || !member_stopped()) {
+      // The root gave up: this process goes on as if nothing had happened.
+      release_threads();
+      return;
+    }
+    g.member_recording = true;
+  } else if (tree_page()) {
+    // A fork under way when the threads stopped: its child registers (or never will).
+    settle_member_slots(g.stop_timeout_ns);
+    g.tree_live = list_live_members(g.tree_pids);
+    if (g.tree_live && !g.then_stop) {
+      g.tree_live = 0;
+      release_threads();
+      why.str("the process has child processes still running; a checkpoint of a process tree is taken with --then stop "
+              "only");
+      refuse(why);
+      return;
+    }
+    if (g.tree_live && !stop_members(&why)) {
+      release_threads();
+      refuse(why);
+      return;
+    }
+  }
   // Every other thread is stopped: what follows sees the process as it will be saved. The
   // image writer (a forked child) and the image need the region table, whose pool is otherwise
   // wiped in forked children (and would read as the program's MADV_WIPEONFORK memory).
@@ -498,6 +664,10 @@ void checkpoint_now() {
   uint32_t skips = resume_source_ranges(skip, snap::SnapshotReader::kMaxMappings);
   if (g.base && g.base == g_adopted.get()) {
     skips += g_adopted->mappings(skip + 2 * skips, 2 * snap::SnapshotReader::kMaxMappings - skips);
+  }
+  if (tree_page() && skips < 2 * snap::SnapshotReader::kMaxMappings) {
+    tree_range(&skip[2 * skips], &skip[2 * skips + 1]);
+    skips++;
   }
   mi.skip = skip;
   mi.skip_pairs = skips;
@@ -580,6 +750,13 @@ void checkpoint_now() {
     say(w, a.message_fd);
   }
   choose_path(tracking);
+  if (g.member_recording) member_path(g.out_path, sizeof g.out_path, int32_t(sys::getpid()));
+  // The root writes its image once every member has written its own: none is left without the others.
+  if (g.tree_live && !members_written()) {
+    remove_member_images();
+    g.tree_live = 0;
+    for (;;) sys::exit_group(2);
+  }
   const PlannedRegion* plan = planned_regions();
   const uint32_t plan_count = planned_region_count();
   bool incremental_now = tracking && g.base;
@@ -648,6 +825,14 @@ void checkpoint_now() {
   if (!g.then_stop) g_image_being_written.store(1, std::memory_order_release);
   if (!g.then_stop && !shared) release_threads();
   const int status = wait_image_writer(pid, in);
+  if (g.member_recording) {
+    g.member_recording = false;
+    member_done(status == 0);
+  }
+  if (status != 0 && g.tree_live) {
+    remove_member_images();
+    g.tree_live = 0;
+  }
   if (status == 0) {
     g.written = true;
     g.taken++;

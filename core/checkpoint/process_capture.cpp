@@ -11,6 +11,7 @@
 #include <sys/utsname.h>
 
 #include "core/base/raw_syscall.h"
+#include "core/checkpoint/child_capture.h"
 #include "core/checkpoint/proc_file.h"
 
 namespace uffdlazy::ckpt {
@@ -134,6 +135,7 @@ snap::ProcessRecord* capture_process(TableBuilder* table, ObjectTable* objects, 
   sys::call6(SYS_umask, mask);
   p->umask = uint32_t(mask);
   p->personality = uint32_t(sys::call6(SYS_personality, 0xffffffff));
+  p->flags |= snap::kProcessChildMap;
 
   if (read_small_file("/proc/self/status", g_text, kText) <= 0) {
     why->str("cannot read /proc/self/status");
@@ -151,11 +153,7 @@ snap::ProcessRecord* capture_process(TableBuilder* table, ObjectTable* objects, 
     why->str("the process uses a shadow stack");
     return nullptr;
   }
-  LineWriter kids;
-  if (list_child_processes(&kids)) {
-    why->str("the process has child processes (").str(kids.data(), kids.size()).str("); a checkpoint takes one process only");
-    return nullptr;
-  }
+  if (!capture_children(objects, why)) return nullptr;
 
   if (!read_mm_fields(&p->mm)) {
     why->str("cannot read /proc/self/stat");

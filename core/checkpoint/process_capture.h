@@ -1,6 +1,6 @@
 // The process-wide kernel state of a checkpoint (everything in ProcessRecord but the mappings and
-// the shim's hand-over fields), and the refusals that follow from it: seccomp, child processes, a
-// shadow stack. A deleted working directory is an object (made again unnamed at resume).
+// the shim's hand-over fields), and the refusals that follow from it: seccomp, running child processes
+// (zombies are objects: child_capture.h), a shadow stack. A deleted working directory is an object (made again unnamed at resume).
 #pragma once
 
 #include "core/base/line_writer.h"

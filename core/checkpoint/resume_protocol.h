@@ -49,6 +49,14 @@ inline constexpr uint32_t resume_readahead(uint32_t flags) {
 static_assert(resume_readahead(resume_paging_flags(2, 4096)) == 4096);
 static_assert(resume_prefetch(resume_paging_flags(2, 4096)) == 2);
 
+// A zombie child made again at resume: the pid the program knows (old_pid) and the one it has
+// now. The shim's wait and kill interposers translate through it (core/checkpoint/child_pids.h).
+struct ChildPid {
+  int32_t old_pid;  // 0: a free slot (the child was waited for)
+  int32_t new_pid;
+};
+inline constexpr uint32_t kMaxChildPids = 64;
+
 struct ResumeBlock {
   uint64_t magic;       // kResumeMagic once the restorer has filled the block in
   uint32_t flags;       // kResume*, and the paging settings (resume_paging_flags)
@@ -69,6 +77,10 @@ struct ResumeBlock {
   char image[1024];          // the image's path, for messages
   char checkpoint[1024];     // where a later checkpoint of the resumed process goes (empty: where
                              // the first one went)
+  // Appended (an image says it has them with kProcessChildMap): the children made again.
+  uint32_t child_count;      // slots in use at the start of `children`
+  uint32_t reserved;
+  ChildPid children[kMaxChildPids];
 };
 
 }  // namespace uffdlazy::ckpt

@@ -9,10 +9,22 @@
 #include <csignal>
 
 #include "core/base/mono_clock.h"
+#include "core/checkpoint/checkpoint.h"
+#include "core/checkpoint/tree.h"
 #include "core/pager/lazy_pager.h"
 #include "core/pager/pager_state.h"
 
 namespace uffdlazy::pager {
+
+void reserve_tree_slot() {
+  if (!mine()) return;
+  if ((g.cfg.checkpoint[0] || ckpt::is_member()) && ckpt::tree_page()) ckpt::reserve_member_slot();
+}
+
+void tree_slot_forked() {
+  if (!mine()) return;
+  ckpt::member_slot_forked();
+}
 
 void before_fork() {
   if (!mine()) return;
@@ -66,6 +78,9 @@ void after_fork_child() {
   // The snapshot, report and trace files are the parent's: a child must not overwrite them, nor
   // report the parent's restore as its own. A capture signal is the parent's business too.
   g.cfg.record[0] = 0;
+  // A checkpoint's child joins its tree (core/checkpoint/tree.h): the root's checkpoint stops and
+  // writes it too. It never takes a checkpoint of its own.
+  const bool member = (g.cfg.checkpoint[0] || ckpt::is_member()) && ckpt::tree_page();
   g.cfg.checkpoint[0] = 0;
   g.cfg.report[0] = 0;
   g.cfg.trace[0] = 0;
@@ -85,6 +100,7 @@ void after_fork_child() {
   }
   g.owner_pid = sys::getpid();
   bring_up();
+  if (member) ckpt::become_member(ckpt::checkpoint_now);
 }
 
 }  // namespace uffdlazy::pager

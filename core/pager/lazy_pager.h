@@ -84,6 +84,10 @@ void future_locking(bool on);
 // registered: the kernel's answer stands.
 bool making_present(uintptr_t start, uintptr_t end);
 
+// fork()'s own handlers only: a checkpoint's process tree (core/checkpoint/tree.h) reserves the
+// child's slot before the copy, and notes in the parent that the copy was made.
+void reserve_tree_slot();
+void tree_slot_forked();
 void before_fork();
 void after_fork_parent();
 void after_fork_child();

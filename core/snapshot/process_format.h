@@ -81,6 +81,8 @@ namespace uffdlazy::snap {
 
 // ProcessRecord::flags
 inline constexpr uint32_t kProcessIncremental = 1u << 0;  // later checkpoints store changes only
+// The shim's ResumeBlock has the child pid map (resume_protocol.h): the restorer fills it in.
+inline constexpr uint32_t kProcessChildMap = 1u << 1;
 
 struct ProcessRecord {
   uint32_t old_pid;
@@ -249,6 +251,9 @@ enum class ObjectKind : uint32_t {
   kSharedMemory = 10,  // shared anonymous memory or a SysV segment; its pages are in the regions
   kPosixTimer = 11,    // timer_create
   kDeletedCwd = 12,    // the working directory was deleted (path: its old name)
+  kZombieChild = 13,   // a child that has exited and was not waited for yet (ZombieState)
+  kChild = 14,         // a child still running, checkpointed with it: its image is IMG.PID
+                       // (ZombieState: pid only)
 };
 
 // SocketState::state
@@ -326,6 +331,14 @@ struct PosixTimerState {
   int64_t interval_sec, interval_nsec;
 };
 
+// A zombie child, made again at resume by a child of the resumer that ends the same way.
+struct ZombieState {
+  int32_t pid;     // the pid the program knows it by (the first image's, across generations)
+  int32_t code;    // CLD_EXITED or CLD_KILLED (waitid's si_code)
+  int32_t status;  // the exit status, or the signal
+  int32_t reserved;
+};
+
 struct ObjectRecord {
   uint32_t kind;   // ObjectKind
   uint32_t flags;  // kObject*
@@ -343,6 +356,7 @@ struct ObjectRecord {
     FileState file;
     SharedMemoryState shm;
     PosixTimerState timer;
+    ZombieState zombie;
     uint8_t room[96];
   };
 };

@@ -79,7 +79,7 @@ ReadStatus ProcessImage::check_objects(const SnapshotReader& reader, bool check_
   }
   for (uint32_t i = 0; i < objects_.count; i++) {
     const ObjectRecord& o = object(i);
-    if (o.kind > uint32_t(ObjectKind::kDeletedCwd)) return malformed("unknown object kind");
+    if (o.kind > uint32_t(ObjectKind::kChild)) return malformed("unknown object kind");
     if (o.data_offset > object_data_.length || o.data_length > object_data_.length - o.data_offset) {
       return malformed("object data out of its section");
     }

@@ -41,7 +41,9 @@ TEST(CheckpointRefusal, EachUnsupportedStateIsNamedAndNoImageIsWritten) {
       {"scm-rights", "descriptor 3 (a socket) has descriptors in flight (SCM_RIGHTS)"},
       {"inotify-queued", "descriptor 3 (inotify) has 32 bytes of events not read yet"},
       {"deleted-linked", "was deleted under this name but is still linked under another"},
-      {"child", "the process has child processes"},
+      {"child", "the process has child processes the checkpoint cannot take ("},
+      {"zombie-group", "has exited in a process group of its own"},
+      {"zombie-clone", "has exited and reports its end with signal 23, not SIGCHLD (clone)"},
       {"sysv-kept", "is not removed (IPC_RMID): a resume could not give it its key and id back"},
       {"thread-timer", "that starts a thread (SIGEV_THREAD): glibc's helper thread for it cannot be stopped"},
       {"seccomp", "the process runs under seccomp"},
@@ -92,7 +94,7 @@ TEST(CheckpointRefusal, APrivateMappingOfSharedAnonymousMemory) {
 }
 
 TEST(CheckpointRefusal, TheProgramRunsNormallyWithoutACheckpoint) {
-  for (const char* mode : {"netlink", "child", "sysv-kept", "seccomp"}) {
+  for (const char* mode : {"netlink", "child", "zombie-group", "zombie-clone", "sysv-kept", "seccomp"}) {
     ProcessResult r = run_process({target_path("checkpoint_refusals"), mode, "--no-signal"}, with_input("x", false));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, std::string("ran ") + mode + "\n");

@@ -449,6 +449,101 @@ TEST(Resume, ReportFileIsJsonWithTheFaults) {
 namespace uffdlazy::test {
 namespace {
 
+// Zombie children: a parent forks children that end (one killed by a signal) and reaps them one by
+// one, at steps and at the end. Checkpointed with all of them zombies, with some reaped, and with
+// one left, the resumed parent's waitpid and wait return each child's status, and the pid fork
+// returned, exactly as an uninterrupted run; kill(pid, 0) still finds the zombie.
+TEST(ResumeTrees, ZombieChildrenAreWaitedForAfterTheResume) {
+  for (int at : {0, 2, 4}) {
+    for (bool lazy : {true, false}) {
+      if (!lazy && at != 2) continue;
+      SCOPED_TRACE("checkpoint at step " + std::to_string(at) + (lazy ? ", lazy" : ", eager"));
+      ResumeCase c("zombies" + std::to_string(at) + (lazy ? "l" : "e"));
+      c.args = {"--mb", "8", "--steps", "5", "--pause-at", std::to_string(at), "--zombies", "4"};
+      c.checkpoint_extra = {"--signal-at", std::to_string(at)};
+      c.input = "y";
+      c.lazy = lazy;
+      c.run_and_compare();
+      EXPECT_NE(c.expected.out.find("child 0 exited "), std::string::npos) << c.expected.out;
+      EXPECT_NE(c.expected.out.find("child 2 killed 15 same-pid 1\n"), std::string::npos) << c.expected.out;
+      EXPECT_NE(c.expected.out.find("kill 0; child 3 exited "), std::string::npos) << c.expected.out;
+      EXPECT_NE(c.expected.out.find("wait again -1 ECHILD\n"), std::string::npos) << c.expected.out;
+      EXPECT_EQ(c.expected.out.find("same-pid 0"), std::string::npos) << c.expected.out;
+    }
+  }
+}
+
+// A process tree: a parent with forked workers, each with 4 MiB of its own memory, waiting for a
+// signal, and zombies beside them. The checkpoint stops every process at one instant and writes an
+// image per process (IMG and IMG.PID); the resume makes the tree again (each worker's memory
+// served by its own monitor, from its own image), and the parent's kill and waitpid reach each worker by the pid fork returned.
+TEST(ResumeTrees, ForkedWorkersAreCheckpointedWithTheirParent) {
+  for (int at : {0, 2, 4}) {
+    for (bool lazy : {true, false}) {
+      if (!lazy && at != 2) continue;
+      SCOPED_TRACE("checkpoint at step " + std::to_string(at) + (lazy ? ", lazy" : ", eager"));
+      ResumeCase c("workers" + std::to_string(at) + (lazy ? "l" : "e"));
+      c.args = {"--mb", "8", "--steps", "5", "--pause-at", std::to_string(at), "--workers", "3", "--zombies", "4"};
+      c.checkpoint_extra = {"--signal-at", std::to_string(at)};
+      c.input = "y";
+      c.lazy = lazy;
+      c.run_and_compare();
+      EXPECT_NE(c.expected.out.find("worker 2 kill 0 exited "), std::string::npos) << c.expected.out;
+      EXPECT_EQ(c.expected.out.find("same-pid 0"), std::string::npos) << c.expected.out;
+      EXPECT_EQ(count_of(c.checkpoint.err, " written: "), 4u) << c.checkpoint.err;
+    }
+  }
+}
+
+// --then continue with running children is not built yet: refused with one line, the program
+// runs on to the same end, and no image (nor any member's) is left.
+TEST(ResumeTrees, ContinueModeWithRunningChildrenIsRefused) {
+  ResumeCase c("workers-continue");
+  c.args = {"--mb", "4", "--steps", "3", "--workers", "2"};
+  c.checkpoint_extra = {"--signal-at", "1"};
+  c.then = "continue";
+  c.reference();
+  c.take_checkpoint();
+  EXPECT_EQ(c.checkpoint.exit_code, 2) << c.checkpoint.err;
+  EXPECT_NE(c.checkpoint.err.find("uffdlazy: checkpoint " + c.image +
+                                  ": refused: the process has child processes still running; a checkpoint of a "
+                                  "process tree is taken with --then stop only\n"),
+            std::string::npos)
+      << c.checkpoint.err;
+  EXPECT_EQ(c.checkpoint.out, c.expected.out);
+  for (const std::string& f : c.tmp->list()) EXPECT_EQ(f.find(".img"), std::string::npos) << f;
+}
+
+// A resumed process with a zombie child is checkpointed again: the second image records the child
+// under the pid the program knows (the first one), and the third generation's wait still returns it.
+TEST(ResumeTrees, AZombieKeepsThePidTheProgramKnowsAcrossGenerations) {
+  ResumeCase c("zombie-chain");
+  c.args = {"--mb", "8", "--steps", "5", "--pause-at", "0", "--pause-at", "3", "--zombies", "4"};
+  c.checkpoint_extra = {"--signal-at", "0", "--signal-at", "3"};
+  c.input = "yz";
+  c.reference();
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  const std::string second = c.dir + "/img2";
+  ProcessResult g2 = run_process({cli_path(), "resume", c.image, "--checkpoint-to", second},
+                                 with_input("y", /*keep_open=*/true));
+  ASSERT_EQ(g2.exit_code, 0) << g2.err;
+  EXPECT_NE(g2.err.find("checkpoint " + second + " written"), std::string::npos) << g2.err;
+  ProcessResult first = run_process({cli_path(), "inspect", c.image});
+  ProcessResult again = run_process({cli_path(), "inspect", second});
+  const size_t at = first.out.find("zombie child");
+  ASSERT_NE(at, std::string::npos) << first.out;
+  // The last child, the one still a zombie at the second checkpoint.
+  const size_t last = first.out.rfind("pid ");
+  const std::string line = first.out.substr(last, first.out.find('\n', last) - last);
+  EXPECT_EQ(count_of(again.out, "zombie child"), 1u) << again.out;
+  EXPECT_NE(again.out.find(line), std::string::npos) << line << "\n" << again.out;
+  ProcessResult g3 = run_process({cli_path(), "resume", second}, with_input("z", false));
+  EXPECT_EQ(g3.exit_code, 0) << g3.err;
+  EXPECT_EQ(c.checkpoint.out + g2.out + g3.out, c.expected.out);
+  EXPECT_NE(c.expected.out.find("kill 0; child 3 exited "), std::string::npos) << c.expected.out;
+}
+
 // The kernel objects a program holds (tests/targets/lib/held_objects.h), each with data in flight
 // at the checkpoint: checkpointed at several steps and resumed, the program prints and writes
 // exactly what an uninterrupted run does.

@@ -5,7 +5,9 @@
 // Modes: netlink (a netlink socket), pipe-outside (a pipe whose write end the caller holds),
 // tcp-connection (an established TCP connection), scm-rights (a descriptor in flight on a unix
 // socket), inotify-queued (inotify events not read yet), deleted-linked (a deleted file still
-// linked under another name), child, sysv-kept (a SysV segment not removed with IPC_RMID),
+// linked under another name), child (a child made by posix_spawn, still running), zombie-group (a zombie child in a
+// process group of its own), zombie-clone (a zombie child made by clone with SIGURG as its exit
+// signal), sysv-kept (a SysV segment not removed with IPC_RMID),
 // thread-timer (a SIGEV_THREAD POSIX timer), seccomp, blocked-signal (a thread blocks the stop
 // signal with a raw system call), leader-exited (the main thread has called pthread_exit), zone
 // (memory where the restorer runs), close-all (every descriptor above 2 closed, the shim's too).
@@ -13,6 +15,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/shm.h>
@@ -117,13 +120,29 @@ int main(int argc, char** argv) {
     const int fd = open(first.c_str(), O_RDWR | O_CREAT, 0600);
     if (fd != 3 || link(first.c_str(), second.c_str()) || unlink(first.c_str())) return 3;
   } else if (m == "child") {
+    // Made by posix_spawn (vfork-like: not a member of the checkpoint's tree), not holding the
+    // test's pipes open after the parent is gone.
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    for (int fd = 0; fd < 3; fd++) posix_spawn_file_actions_addclose(&fa, fd);
+    pid_t pid;
+    char sleep_path[] = "/bin/sleep", three[] = "3";
+    char* args[] = {sleep_path, three, nullptr};
+    if (posix_spawn(&pid, sleep_path, &fa, nullptr, args, environ)) return 3;
+  } else if (m == "zombie-group") {
     pid_t pid = fork();
     if (pid == 0) {
-      // Not holding the test's pipes open after the parent is gone.
-      for (int fd = 0; fd < 3; fd++) close(fd);
-      sleep(3);
-      _exit(0);
+      setpgid(0, 0);
+      _exit(3);
     }
+    siginfo_t si;
+    if (pid < 0 || waitid(P_PID, id_t(pid), &si, WEXITED | WNOWAIT)) return 3;
+  } else if (m == "zombie-clone") {
+    // The raw system call: no fork handlers, the child only exits.
+    const long pid = syscall(SYS_clone, long(SIGURG), 0L, 0L, 0L, 0L);
+    if (pid == 0) syscall(SYS_exit, 4);
+    siginfo_t si;
+    if (pid < 0 || waitid(P_PID, id_t(pid), &si, WEXITED | WNOWAIT | __WALL)) return 3;
   } else if (m == "sysv-kept") {
     // Not removed (IPC_RMID): reachable by its id by any process; removed once the test is over.
     int id = shmget(IPC_PRIVATE, 1 << 16, IPC_CREAT | 0600);

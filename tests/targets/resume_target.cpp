@@ -5,7 +5,8 @@
 //   resume_target [--mb N] [--steps N] [--threads N] [--log FILE] [--data FILE]
 //                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--nap-ms N] [--list-fds]
 //                 [--exit N] [--fork] [--mapped FILE] [--pending] [--drop-at K] [--resident-wait-ms N]
-//                 [--sum-all] [--objects LIST] [--churn-at K]
+//                 [--sum-all] [--objects LIST] [--churn-at K] [--zombies N]
+//                 [--workers N]
 //
 // Memory: a large mmap'd array (registered by the shim: lazily served after a resume), malloc'd
 // buffers (the brk heap and glibc's own mappings), a deep recursion (the stack), thread stacks and
@@ -35,6 +36,17 @@
 // --objects LIST: also hold the kernel objects of LIST (comma-separated; tests/targets/lib/
 // held_objects.h), made next to the --data file, each used at every step (after the step's line)
 // so that a checkpoint finds data in flight in them, and finished after the last step.
+//
+// --zombies N: before the first step, fork N children that each sum memory of their own and exit
+// with a status made from it (the third is killed by SIGTERM instead), and wait until each has
+// ended without reaping it; at step K (after its pause) reap child K with waitpid(its pid), the
+// last one at the end with wait() after kill(its pid, 0), then wait() once more (ECHILD). Each
+// reaped child prints its status and whether wait returned the pid fork did.
+//
+// --workers N: before the first step, fork N children that each fill 4 MiB of their own, then
+// wait for SIGUSR1 (sigwaitinfo) and exit with a status made from that memory and the signal's
+// sender. At the end the parent sends each SIGUSR1 (kill with the pid fork returned) and reaps it
+// (waitpid), printing its status.
 //
 // --churn-at K: at step K (after its pause, before --drop-at) the program changes its memory in
 // every way a later image must get right: two chunks of the array swap places (mremap through a
@@ -272,6 +284,7 @@ int main(int argc, char** argv) {
   int drop_at = -1, resident_wait_ms = 0, churn_at = -1;
   bool sum_all = false;
   const char* objects_list = nullptr;
+  int zombies = 0, workers = 0;
   for (int i = 1; i < argc; i++) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : "0";
@@ -294,6 +307,8 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--sum-all")) sum_all = true;
     else if (!strcmp(a, "--objects")) objects_list = v, i++;
     else if (!strcmp(a, "--churn-at")) churn_at = atoi(v), i++;
+    else if (!strcmp(a, "--zombies")) zombies = atoi(v), i++;
+    else if (!strcmp(a, "--workers")) workers = atoi(v), i++;
     else {
       fprintf(stderr, "resume_target: unknown option %s\n", a);
       return 2;
@@ -365,6 +380,58 @@ int main(int argc, char** argv) {
   objects_dir = objects_dir.substr(0, objects_dir.rfind('/') == std::string::npos ? 0 : objects_dir.rfind('/'));
   held::Objects objects(objects_list ? objects_list : "", objects_dir.empty() ? "." : objects_dir);
   objects.setup();
+  if (zombies < 0 || zombies > 32) return 2;
+  pid_t kids[32];
+  fflush(stdout);
+  for (int k = 0; k < zombies; k++) {
+    kids[k] = fork();
+    if (kids[k] < 0) return 7;
+    if (kids[k] == 0) {
+      // Memory of its own, written after the fork.
+      const size_t n = (size_t(k) + 1) << 17;
+      uint64_t* own = static_cast<uint64_t*>(malloc(n * sizeof(uint64_t)));
+      uint64_t sum = 0;
+      for (size_t i = 0; i < n; i++) own[i] = mix(i + size_t(k) * 31);
+      for (size_t i = 0; i < n; i += 7) sum = mix(sum + own[i]);
+      if (k == 2) raise(SIGTERM);
+      _exit(int(sum % 200) + k);
+    }
+  }
+  for (int k = 0; k < zombies; k++) {
+    siginfo_t si;
+    if (waitid(P_PID, id_t(kids[k]), &si, WEXITED | WNOWAIT) != 0) return 7;
+  }
+  auto say_reaped = [&](int k, pid_t got, int status) {
+    if (WIFEXITED(status)) printf("child %d exited %d same-pid %d\n", k, WEXITSTATUS(status), int(got == kids[k]));
+    else printf("child %d killed %d same-pid %d\n", k, WIFSIGNALED(status) ? WTERMSIG(status) : -1, int(got == kids[k]));
+  };
+  if (workers < 0 || workers > 16) return 2;
+  pid_t worker_pids[16];
+  {
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &old);
+    fflush(stdout);
+    for (int k = 0; k < workers; k++) {
+      worker_pids[k] = fork();
+      if (worker_pids[k] < 0) return 7;
+      if (worker_pids[k] == 0) {
+        const size_t n = (4u << 20) / sizeof(uint64_t);
+        void* own = mmap(nullptr, n * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (own == MAP_FAILED) _exit(120);
+        uint64_t* w = static_cast<uint64_t*>(own);
+        for (size_t i = 0; i < n; i += 64) w[i] = mix(i + size_t(k) * 977);
+        siginfo_t si;
+        while (sigwaitinfo(&usr1, &si) < 0) {
+        }
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n; i += 64) sum = mix(sum + w[i]);
+        _exit(int(sum % 100) + (si.si_pid == getppid() ? 100 : 0) + k);
+      }
+    }
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+  }
   pthread_barrier_init(&g_barrier, nullptr, unsigned(g_threads) + 1);
   pthread_t tids[64];
   for (long t = 0; t < g_threads; t++) pthread_create(&tids[t], nullptr, worker, reinterpret_cast<void*>(t));
@@ -407,6 +474,11 @@ int main(int argc, char** argv) {
         printf("usr1 after the read %d\n", int(g_usr1));
       }
     }
+    if (s < zombies - 1) {
+      int status = 0;
+      const pid_t got = waitpid(kids[s], &status, 0);
+      say_reaped(s, got, status);
+    }
     if (s == churn_at) churn();
     if (s == drop_at) drop_and_wait(true, resident_wait_ms);
     else if (resident_wait_ms && pause_at[s & 1023]) drop_and_wait(false, resident_wait_ms);
@@ -426,6 +498,28 @@ int main(int argc, char** argv) {
   pthread_barrier_wait(&g_barrier);
   for (int t = 0; t < g_threads; t++) pthread_join(tids[t], nullptr);
   objects.finish();
+  for (int k = 0; k < workers; k++) {
+    const int sent = kill(worker_pids[k], SIGUSR1);
+    int status = 0;
+    const pid_t got = waitpid(worker_pids[k], &status, 0);
+    printf("worker %d kill %d exited %d same-pid %d\n", k, sent, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+           int(got == worker_pids[k]));
+  }
+  if (zombies > 0) {
+    for (int k = steps; k < zombies - 1; k++) {
+      int status = 0;
+      const pid_t got = waitpid(kids[k], &status, 0);
+      say_reaped(k, got, status);
+    }
+    const int alive = kill(kids[zombies - 1], 0);
+    int status = 0;
+    const pid_t got = wait(&status);
+    printf("kill %d; ", alive);
+    say_reaped(zombies - 1, got, status);
+    errno = 0;
+    const pid_t none = wait(&status);
+    printf("wait again %d %s\n", int(none), none < 0 && errno == ECHILD ? "ECHILD" : "?");
+  }
 
   if (sum_all) {
     uint64_t sum = 0;

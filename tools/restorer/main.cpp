@@ -30,8 +30,23 @@ bool starts(const char* s, const char* prefix, const char** value) {
   return true;
 }
 
+// children=OLD:NEW,OLD:NEW,...: the zombie children made again (the pids the program knows them
+// by, and the pids they have now).
+void parse_children(const char* v) {
+  while (*v && g_options.child_count < ckpt::kMaxChildPids) {
+    ckpt::ChildPid& c = g_options.children[g_options.child_count++];
+    c.old_pid = int32_t(number(v));
+    while (*v && *v != ':') v++;
+    if (*v) v++;
+    c.new_pid = int32_t(number(v));
+    while (*v && *v != ',') v++;
+    if (*v) v++;
+  }
+}
+
 // uffdlazy-restorer fd=N launch=NS [lazy=0|1] [strict=1] [stats=1] [verify=0] [trace=1] [incremental=1]
-//                   [prefetch=0|1|2] [readahead=PAGES] [report=PATH] [checkpoint=PATH] image=PATH
+//                   [prefetch=0|1|2] [readahead=PAGES] [report=PATH] [checkpoint=PATH]
+//                   [children=OLD:NEW,...] image=PATH
 void parse(long* sp) {
   const long argc = sp[0];
   char** argv = reinterpret_cast<char**>(sp + 1);
@@ -50,6 +65,7 @@ void parse(long* sp) {
     else if (starts(argv[i], "report=", &v)) copy(g_options.report, sizeof g_options.report, v);
     else if (starts(argv[i], "image=", &v)) copy(g_options.image, sizeof g_options.image, v);
     else if (starts(argv[i], "checkpoint=", &v)) copy(g_options.checkpoint, sizeof g_options.checkpoint, v);
+    else if (starts(argv[i], "children=", &v)) parse_children(v);
   }
   if (g_options.image_fd < 0) {
     Line l;

@@ -78,6 +78,9 @@ struct Options {
   char report[1024] = {};
   char image[1024] = {};
   char checkpoint[1024] = {};
+  // The zombie children `uffdlazy resume` made again: the pids the program knows, and their new ones.
+  ckpt::ChildPid children[ckpt::kMaxChildPids] = {};
+  uint32_t child_count = 0;
 };
 extern Options g_options;
 void trace(const char* step);

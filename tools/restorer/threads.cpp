@@ -185,6 +185,10 @@ void release_and_become_leader() {
   memcpy(b.report, g_options.report, sizeof b.report);
   memcpy(b.image, g_options.image, sizeof b.image);
   memcpy(b.checkpoint, g_options.checkpoint, sizeof b.checkpoint);
+  if (p.flags & snap::kProcessChildMap) {
+    memcpy(b.children, g_options.children, sizeof b.children);
+    b.child_count = g_options.child_count;
+  }
   b.magic = ckpt::kResumeMagic;
   restore_rlimits();
   restore_itimers();
