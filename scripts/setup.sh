@@ -3,6 +3,7 @@
 # that are missing, so a second run changes nothing and needs no network.
 #
 #   scripts/setup.sh build   what building needs (the demo: scripts/demo.sh)
+#   scripts/setup.sh remote  that, and the local S3 store (the remote demo: scripts/demo_remote.sh)
 #   scripts/setup.sh         that, and what the whole test suite needs (scripts/test.sh)
 set -euo pipefail
 
@@ -20,10 +21,14 @@ build=(g++ cmake make libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev l
 tests=(sqlite3 nodejs gawk xz-utils perl man-db zsh clang-14 libclang-rt-14-dev
        curl iproute2 ceph-mon ceph-osd radosgw ceph-common nginx)
 
+# The local S3 store alone (scripts/s3_server.sh): Ceph's monitor, OSD and gateway, and curl.
+remote=(curl ceph-mon ceph-osd radosgw ceph-common)
+
 case ${1:-all} in
   build) packages=("${build[@]}") ;;
+  remote) packages=("${build[@]}" "${remote[@]}") ;;
   all) packages=("${build[@]}" "${tests[@]}") ;;
-  *) echo "usage: scripts/setup.sh [build]" >&2; exit 2 ;;
+  *) echo "usage: scripts/setup.sh [build|remote]" >&2; exit 2 ;;
 esac
 
 missing=()
