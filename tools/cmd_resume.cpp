@@ -6,7 +6,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -219,7 +222,16 @@ struct Launch {
   std::vector<std::string> base;       // for every process of the tree
   std::vector<std::string> root_only;  // --report, --checkpoint-to: the root's
   std::map<int32_t, std::unique_ptr<Member>>* members = nullptr;
+  ckpt::ResumeBarrier* barrier = nullptr;  // a tree's (shared with every restorer), or null
 };
+
+// A process of the tree could not become its process: the others, waiting at the barrier, end too.
+void refuse_barrier(const Launch& plan) {
+  if (!plan.barrier) return;
+  __atomic_store_n(&plan.barrier->failed, 1, __ATOMIC_SEQ_CST);
+  __atomic_fetch_add(&plan.barrier->arrived, 1, __ATOMIC_SEQ_CST);
+  syscall(SYS_futex, &plan.barrier->arrived, FUTEX_WAKE, 1 << 30, nullptr, nullptr, 0);
+}
 
 // Becomes the process of `image` (execs the restorer); returns only if that failed (with a line).
 void exec_restorer(const Launch& plan, const Member& m, const std::string& children, bool root) {
@@ -267,6 +279,7 @@ bool make_children(const Launch& plan, const snap::ProcessImage& process, const 
         m.reader->close();
         exec_restorer(plan, m, own, false);
       }
+      refuse_barrier(plan);
       _exit(2);
     }
     if (zombie) {
@@ -367,13 +380,32 @@ int resume(int argc, char** argv) {
   if (!report.empty()) plan.root_only.push_back("report=" + report);
   if (!checkpoint_to.empty()) plan.root_only.push_back("checkpoint=" + checkpoint_to);
   plan.members = &members;
+  // A tree resumes whole or not at all: every process's restorer waits at one barrier before its
+  // point of no return (ckpt::ResumeBarrier).
+  if (!members.empty()) {
+    const int fd = int(syscall(SYS_memfd_create, "uffdlazy-resume-barrier", 0));
+    void* page = fd >= 0 && ftruncate(fd, 4096) == 0 ? mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                                                      : MAP_FAILED;
+    if (page == MAP_FAILED) {
+      std::fprintf(stderr, "uffdlazy: resume %s: cannot make the process tree's resume barrier: %s\n", image.c_str(),
+                   std::strerror(errno));
+      return 2;
+    }
+    plan.barrier = static_cast<ckpt::ResumeBarrier*>(page);
+    plan.barrier->expected = int32_t(1 + members.size());
+    plan.base.push_back("barrier=" + std::to_string(fd));
+  }
   // The children, made again last (nothing can be refused after them): each a child of this
   // process, which becomes the resumed one; zombies ended the same way and not waited for, the
   // others resumed from their own images by processes of their own.
   std::string children;
-  if (!make_children(plan, *root.process, image, &children)) return 2;
+  if (!make_children(plan, *root.process, image, &children)) {
+    refuse_barrier(plan);
+    return 2;
+  }
   root.reader->close();
   exec_restorer(plan, root, children, true);
+  refuse_barrier(plan);
   return 2;
 }
 

@@ -57,6 +57,19 @@ struct ChildPid {
 };
 inline constexpr uint32_t kMaxChildPids = 64;
 
+// The resume of a process tree is all or nothing: `uffdlazy resume` passes every process's
+// restorer (the root's and each member's) one shared page holding this (a memfd: barrier=FD).
+// Each restorer, once everything that can refuse is behind it and before its point of no return,
+// counts itself in and waits until all have (then the tree runs) or one has refused (then every
+// process of the tree ends with status 2; the one that refused said why).
+struct ResumeBarrier {
+  int32_t expected;  // processes that run a restorer (zombies do not)
+  int32_t arrived;   // futex word
+  int32_t failed;    // set (and `arrived` woken) by a restorer that refuses
+};
+// How long a restorer waits for the rest of its tree (a member killed on its way never arrives).
+inline constexpr uint64_t kResumeBarrierTimeoutNs = 60ull * 1000 * 1000 * 1000;
+
 struct ResumeBlock {
   uint64_t magic;       // kResumeMagic once the restorer has filled the block in
   uint32_t flags;       // kResume*, and the paging settings (resume_paging_flags)

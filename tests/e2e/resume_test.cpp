@@ -2,6 +2,9 @@
 // exactly what an uninterrupted run prints, leave exactly the same files, and exit with the same
 // status, eagerly or lazily, with one or several threads, and across generations.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -493,6 +496,50 @@ TEST(ResumeTrees, ForkedWorkersAreCheckpointedWithTheirParent) {
       EXPECT_EQ(count_of(c.checkpoint.err, " written: "), 4u) << c.checkpoint.err;
     }
   }
+}
+
+// A tree resumes whole or not at all. Here each worker maps a file the parent does not, and the
+// file changes after the checkpoint: the workers' restorers refuse (a line naming the file), and
+// the parent, whose own image is fine, never runs an instruction of the program either:
+// no output, status 2, no process of the tree left. Without the barrier the parent ran on and
+// reaped workers that had ended with status 2.
+TEST(ResumeTrees, AMemberThatRefusesStopsTheWholeTree) {
+  ResumeCase c("workers-refused");
+  const std::string shared_file = c.dir + "/worker-map";
+  write_file(shared_file, std::string(4096, 'w'));
+  c.args = {"--mb", "4", "--steps", "3", "--pause-at", "1", "--workers", "2", "--worker-maps", shared_file};
+  c.checkpoint_extra = {"--signal-at", "1"};
+  c.input = "y";
+  c.reference();
+  c.take_checkpoint();
+  ASSERT_EQ(c.checkpoint.exit_code, 0) << c.checkpoint.err;
+  ASSERT_EQ(count_of(c.checkpoint.err, " written: "), 3u) << c.checkpoint.err;
+  // Another file under the name (the old one kept, so its inode number cannot come back).
+  ASSERT_EQ(rename(shared_file.c_str(), (shared_file + ".old").c_str()), 0);
+  write_file(shared_file, std::string(4096, 'v'));
+  c.resume();
+  EXPECT_EQ(c.resumed.exit_code, 2) << c.resumed.err;
+  EXPECT_EQ(c.resumed.out, "");
+  // One line from each worker that got as far as its check before the tree ended (the first
+  // refusal ends the others, wherever they are): at least one, and nothing else.
+  const size_t lines = count_of(c.resumed.err, "\n");
+  EXPECT_GE(lines, 1u);
+  EXPECT_EQ(count_of(c.resumed.err, "the mapped file " + shared_file + " changed since the checkpoint\n"), lines)
+      << c.resumed.err;
+  // Every process of the tree ends: none is left running the restorer or the program.
+  bool left = true;
+  for (int i = 0; i < 2000 && left; i++) {
+    left = false;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+      const std::string name = e.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream in(e.path().string() + "/cmdline");  // gone meanwhile: empty
+      const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (cmdline.find(c.image) != std::string::npos) left = true;
+    }
+    if (left) usleep(10000);
+  }
+  EXPECT_FALSE(left) << "a process of the refused tree is still there";
 }
 
 // --then continue with running children is not built yet: refused with one line, the program

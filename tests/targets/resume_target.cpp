@@ -6,7 +6,7 @@
 //                 [--pause-at K]... [--signal-at K]... [--slow-ms N] [--nap-ms N] [--list-fds]
 //                 [--exit N] [--fork] [--mapped FILE] [--pending] [--drop-at K] [--resident-wait-ms N]
 //                 [--sum-all] [--objects LIST] [--churn-at K] [--zombies N]
-//                 [--workers N]
+//                 [--workers N] [--worker-maps FILE]
 //
 // Memory: a large mmap'd array (registered by the shim: lazily served after a resume), malloc'd
 // buffers (the brk heap and glibc's own mappings), a deep recursion (the stack), thread stacks and
@@ -46,7 +46,8 @@
 // --workers N: before the first step, fork N children that each fill 4 MiB of their own, then
 // wait for SIGUSR1 (sigwaitinfo) and exit with a status made from that memory and the signal's
 // sender. At the end the parent sends each SIGUSR1 (kill with the pid fork returned) and reaps it
-// (waitpid), printing its status.
+// (waitpid), printing its status. --worker-maps FILE: each worker also maps FILE (the parent does
+// not), and adds its first byte to its status.
 //
 // --churn-at K: at step K (after its pause, before --drop-at) the program changes its memory in
 // every way a later image must get right: two chunks of the array swap places (mremap through a
@@ -285,6 +286,7 @@ int main(int argc, char** argv) {
   bool sum_all = false;
   const char* objects_list = nullptr;
   int zombies = 0, workers = 0;
+  const char* worker_maps = nullptr;
   for (int i = 1; i < argc; i++) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : "0";
@@ -309,6 +311,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--churn-at")) churn_at = atoi(v), i++;
     else if (!strcmp(a, "--zombies")) zombies = atoi(v), i++;
     else if (!strcmp(a, "--workers")) workers = atoi(v), i++;
+    else if (!strcmp(a, "--worker-maps")) worker_maps = v, i++;
     else {
       fprintf(stderr, "resume_target: unknown option %s\n", a);
       return 2;
@@ -413,6 +416,10 @@ int main(int argc, char** argv) {
     sigaddset(&usr1, SIGUSR1);
     sigprocmask(SIG_BLOCK, &usr1, &old);
     fflush(stdout);
+    // With --worker-maps the parent waits until every worker has mapped the file (a pipe, gone
+    // again before the first step: a checkpoint finds the file mapped in each worker).
+    int mapped_pipe[2] = {-1, -1};
+    if (worker_maps && pipe(mapped_pipe) != 0) return 7;
     for (int k = 0; k < workers; k++) {
       worker_pids[k] = fork();
       if (worker_pids[k] < 0) return 7;
@@ -422,13 +429,32 @@ int main(int argc, char** argv) {
         if (own == MAP_FAILED) _exit(120);
         uint64_t* w = static_cast<uint64_t*>(own);
         for (size_t i = 0; i < n; i += 64) w[i] = mix(i + size_t(k) * 977);
+        const char* mapped = nullptr;
+        if (worker_maps) {
+          const int fd = open(worker_maps, O_RDONLY);
+          void* m = fd >= 0 ? mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+          if (m == MAP_FAILED) _exit(121);
+          close(fd);
+          mapped = static_cast<const char*>(m);
+          close(mapped_pipe[0]);
+          if (write(mapped_pipe[1], "m", 1) != 1) _exit(122);
+          close(mapped_pipe[1]);
+        }
         siginfo_t si;
         while (sigwaitinfo(&usr1, &si) < 0) {
         }
         uint64_t sum = 0;
         for (size_t i = 0; i < n; i += 64) sum = mix(sum + w[i]);
-        _exit(int(sum % 100) + (si.si_pid == getppid() ? 100 : 0) + k);
+        _exit(int(sum % 100) + (si.si_pid == getppid() ? 100 : 0) + k + (mapped ? mapped[0] % 8 : 0));
       }
+    }
+    if (worker_maps) {
+      close(mapped_pipe[1]);
+      char c;
+      for (int k = 0; k < workers; k++) {
+        if (read(mapped_pipe[0], &c, 1) != 1) return 7;
+      }
+      close(mapped_pipe[0]);
     }
     sigprocmask(SIG_SETMASK, &old, nullptr);
   }

@@ -1,5 +1,8 @@
 // The order of a resume. Everything that can refuse comes before the point of no return (leaving
 // the restorer's own address space); after it, a failure ends the process with a message.
+#include <linux/futex.h>
+#include <sys/mman.h>
+
 #include <csignal>
 #include <sys/resource.h>
 
@@ -46,7 +49,7 @@ void parse_children(const char* v) {
 
 // uffdlazy-restorer fd=N launch=NS [lazy=0|1] [strict=1] [stats=1] [verify=0] [trace=1] [incremental=1]
 //                   [prefetch=0|1|2] [readahead=PAGES] [report=PATH] [checkpoint=PATH]
-//                   [children=OLD:NEW,...] image=PATH
+//                   [children=OLD:NEW,...] [barrier=FD] image=PATH
 void parse(long* sp) {
   const long argc = sp[0];
   char** argv = reinterpret_cast<char**>(sp + 1);
@@ -66,6 +69,7 @@ void parse(long* sp) {
     else if (starts(argv[i], "image=", &v)) copy(g_options.image, sizeof g_options.image, v);
     else if (starts(argv[i], "checkpoint=", &v)) copy(g_options.checkpoint, sizeof g_options.checkpoint, v);
     else if (starts(argv[i], "children=", &v)) parse_children(v);
+    else if (starts(argv[i], "barrier=", &v)) g_options.barrier_fd = int(number(v));
   }
   if (g_options.image_fd < 0) {
     Line l;
@@ -76,7 +80,58 @@ void parse(long* sp) {
   if (g_options.readahead < 1 || g_options.readahead > 4096) g_options.readahead = 1024;
 }
 
+ckpt::ResumeBarrier* g_barrier = nullptr;
+
 }  // namespace
+
+void open_resume_barrier() {
+  if (g_options.barrier_fd < 0) return;
+  const long m = sys::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, g_options.barrier_fd, 0);
+  sys::close(g_options.barrier_fd);  // never the program's
+  g_options.barrier_fd = -1;
+  if (m < 0 && m > -4096) {
+    Line l;
+    resume_line(l).s("cannot map the process tree's resume barrier: ").err(m);
+    die(kRefused, l);
+  }
+  g_barrier = reinterpret_cast<ckpt::ResumeBarrier*>(m);
+}
+
+void refuse_resume_barrier() {
+  if (!g_barrier) return;
+  __atomic_store_n(&g_barrier->failed, 1, __ATOMIC_SEQ_CST);
+  __atomic_fetch_add(&g_barrier->arrived, 1, __ATOMIC_SEQ_CST);  // a change the waiters see
+  sys::futex(&g_barrier->arrived, FUTEX_WAKE, 1 << 30);
+}
+
+void pass_resume_barrier() {
+  if (!g_barrier) return;
+  int32_t seen = __atomic_add_fetch(&g_barrier->arrived, 1, __ATOMIC_SEQ_CST);
+  sys::futex(&g_barrier->arrived, FUTEX_WAKE, 1 << 30);
+  const uint64_t deadline = now_ns() + ckpt::kResumeBarrierTimeoutNs;
+  for (;;) {
+    if (__atomic_load_n(&g_barrier->failed, __ATOMIC_SEQ_CST)) {
+      // Another process of the tree refused and said why: this one ends too, before the program
+      // runs a single instruction.
+      g_barrier = nullptr;
+      for (;;) sys::exit_group(kRefused);
+    }
+    if (seen >= __atomic_load_n(&g_barrier->expected, __ATOMIC_SEQ_CST)) break;
+    const uint64_t now = now_ns();
+    if (now >= deadline) {
+      Line l;
+      resume_line(l).s("a process of the tree did not reach its resume within ")
+          .u(ckpt::kResumeBarrierTimeoutNs / 1000000000ull).s(" s; none of the tree is resumed");
+      die(kRefused, l);
+    }
+    const uint64_t left = deadline - now;
+    const timespec wait = {long(left / 1000000000ull), long(left % 1000000000ull)};
+    sys::futex(&g_barrier->arrived, FUTEX_WAIT, seen, &wait);
+    seen = __atomic_load_n(&g_barrier->arrived, __ATOMIC_SEQ_CST);
+  }
+  sys::munmap(g_barrier, 4096);
+  g_barrier = nullptr;
+}
 
 }  // namespace restorer
 
@@ -85,6 +140,7 @@ extern "C" [[noreturn]] void restorer_main(long* sp) {
   uint64_t all = ~0ull;
   sys::sigprocmask(SIG_SETMASK, &all, nullptr);
   parse(sp);
+  open_resume_barrier();
   trace("started");
   map_image();
   check_compatible();
@@ -121,6 +177,9 @@ extern "C" [[noreturn]] void restorer_main(long* sp) {
   // Objects can still be refused: nothing of the process runs yet.
   create_objects(staging);
   trace("objects made");
+  // The whole tree has come this far, or none of it goes on.
+  pass_resume_barrier();
+  trace("tree ready");
   // The point of no return.
   leave_own_address_space();
   map_everything();

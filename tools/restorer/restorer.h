@@ -57,6 +57,13 @@ class Line {
 };
 
 [[noreturn]] void die(int status, Line& line);
+// A process tree's resume barrier (ckpt::ResumeBarrier; main.cpp): mapped right after the options
+// are read; die() before the point of no return tells the rest of the tree, which then ends too.
+void open_resume_barrier();
+void refuse_resume_barrier();
+// Counts this process in and waits for the rest of the tree; ends the process (status 2, no line
+// of its own) if another refused.
+void pass_resume_barrier();
 // "uffdlazy: resume IMAGE: " at the start of a line.
 Line& resume_line(Line& l);
 uint64_t now_ns();
@@ -66,6 +73,7 @@ bool same(const char* a, const char* b);
 // Options from `uffdlazy resume`.
 struct Options {
   int image_fd = -1;
+  int barrier_fd = -1;  // a process tree's resume barrier (ckpt::ResumeBarrier), or -1
   bool lazy = true;
   bool strict = false;
   bool stats = false;

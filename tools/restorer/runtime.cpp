@@ -159,6 +159,7 @@ Line& resume_line(Line& l) { return l.s("uffdlazy: resume ").s(g_options.image).
 
 void die(int status, Line& line) {
   line.emit();
+  refuse_resume_barrier();
   for (;;) sys::exit_group(status);
 }
 
