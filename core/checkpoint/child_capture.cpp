@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 
+#include "core/base/decimal.h"
 #include "core/base/raw_syscall.h"
 #include "core/checkpoint/child_pids.h"
 #include "core/checkpoint/proc_file.h"
@@ -25,21 +26,12 @@ struct Child {
   int64_t exit_signal;
 };
 
-void append_digits(char* path, size_t* len, uint64_t v) {
-  char d[24];
-  size_t k = 0;
-  do {
-    d[k++] = char('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (k) path[(*len)++] = d[--k];
-}
 
 // /proc/PID/stat: the state (field 3), the process group (5) and the exit signal (38).
 bool read_child(int32_t pid, Child* c) {
   char path[64] = "/proc/";
   size_t len = 6;
-  append_digits(path, &len, uint64_t(pid));
+  len += format_u64(path + len, uint64_t(pid));
   memcpy(path + len, "/stat", 6);
   static char text[2048];
   const long n = read_small_file(path, text, sizeof text);
@@ -69,50 +61,12 @@ bool read_child(int32_t pid, Child* c) {
   return index == 38;
 }
 
-// The children of every thread, in /proc's order (the order wait finds them in).
-uint32_t list_children(int32_t* out, uint32_t cap, bool* overflow) {
-  uint32_t count = 0;
-  const long dir = sys::openat(AT_FDCWD, "/proc/self/task", O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return 0;
-  alignas(8) char buf[4096];
-  for (;;) {
-    const long n = sys::call6(SYS_getdents64, dir, long(buf), sizeof buf);
-    if (n <= 0) break;
-    for (long off = 0; off < n;) {
-      uint16_t reclen;
-      memcpy(&reclen, buf + off + 16, 2);
-      const char* name = buf + off + 19;
-      off += reclen;
-      if (*name < '0' || *name > '9') continue;
-      char path[64] = "/proc/self/task/";
-      size_t len = strlen(path);
-      for (const char* q = name; *q && len < 40; q++) path[len++] = *q;
-      memcpy(path + len, "/children", 10);
-      static char kids[4096];
-      const long r = read_small_file(path, kids, sizeof kids);
-      for (const char* p = kids; r > 0 && p < kids + r;) {
-        while (p < kids + r && *p == ' ') p++;
-        if (p >= kids + r) break;
-        const int32_t pid = int32_t(parse_number(&p, kids + r));
-        if (count < cap) {
-          out[count++] = pid;
-        } else {
-          *overflow = true;
-        }
-        while (p < kids + r && *p != ' ') p++;
-      }
-    }
-  }
-  sys::close(int(dir));
-  return count;
-}
-
 }  // namespace
 
 bool capture_children(ObjectTable* objects, LineWriter* why) {
   int32_t pids[kMaxChildren];
   bool overflow = false;
-  const uint32_t n = list_children(pids, kMaxChildren, &overflow);
+  const uint32_t n = list_child_pids(pids, kMaxChildren, &overflow);
   if (overflow) {
     why->str("the process has more than ").u64(kMaxChildren).str(" child processes");
     return false;

@@ -14,6 +14,9 @@ namespace uffdlazy::ckpt {
 long read_small_file(const char* path, char* buf, size_t cap);
 // readlink into buf, NUL-terminated; returns the length or -errno.
 long read_link(const char* path, char* buf, size_t cap);
+// The pids of the calling process's children (every thread's, /proc/self/task/*/children), in
+// /proc's order (the order wait finds them in); at most cap, *overflow set if there were more.
+uint32_t list_child_pids(int32_t* out, uint32_t cap, bool* overflow);
 
 // Calls visit(line, length) for each line of a file of any size (lines longer than the buffer
 // are cut). False if the file could not be opened.

@@ -84,37 +84,19 @@ const char* status_field(const char* key) {
 
 }  // namespace
 
+// A message names this many at the most.
+constexpr uint32_t kMaxListedChildren = 64;
+
 bool list_child_processes(LineWriter* pids) {
-  // Every thread's children.
-  bool found = false;
-  long dir = sys::openat(AT_FDCWD, "/proc/self/task", 0x10000 /* O_DIRECTORY */ | 02000000);
-  if (dir < 0) return false;
-  alignas(8) char buf[4096];
-  for (;;) {
-    long n = sys::call6(SYS_getdents64, dir, long(buf), sizeof buf);
-    if (n <= 0) break;
-    for (long off = 0; off < n;) {
-      uint16_t reclen;
-      memcpy(&reclen, buf + off + 16, 2);
-      const char* name = buf + off + 19;
-      off += reclen;
-      if (*name < '0' || *name > '9') continue;
-      char path[64] = "/proc/self/task/";
-      size_t len = strlen(path);
-      for (const char* q = name; *q && len < 40; q++) path[len++] = *q;
-      memcpy(path + len, "/children", 10);
-      char kids[512];
-      long r = read_small_file(path, kids, sizeof kids);
-      if (r > 0) {
-        if (found) pids->str(" ");
-        found = true;
-        while (r > 0 && kids[r - 1] == ' ') kids[--r] = 0;
-        pids->str(kids);
-      }
-    }
+  int32_t kids[kMaxListedChildren];
+  bool more = false;
+  const uint32_t n = list_child_pids(kids, kMaxListedChildren, &more);
+  for (uint32_t i = 0; i < n; i++) {
+    if (i) pids->str(" ");
+    pids->i64(kids[i]);
   }
-  sys::close(int(dir));
-  return found;
+  if (more) pids->str(" ...");
+  return n > 0;
 }
 
 snap::ProcessRecord* capture_process(TableBuilder* table, ObjectTable* objects, LineWriter* why) {
