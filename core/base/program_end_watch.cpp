@@ -104,15 +104,22 @@ bool ProgramEndWatch::start(Ended ended, int keep_fd) {
   ended_ = ended;
   keep_fd_ = keep_fd;
   __atomic_store_n(&stop_, 0, __ATOMIC_RELEASE);
+  __atomic_store_n(&left_, 0, __ATOMIC_RELEASE);
   return thread_.start(thread_main, this, kStackSize);
 }
 
 void ProgramEndWatch::stop() {
   if (!thread_.started()) return;
-  __atomic_store_n(&stop_, 1, __ATOMIC_RELEASE);
-  // Anyone else waiting on the word (a pthread_join of the main thread) wakes, finds the main
-  // thread still running and waits again.
-  sys::futex(leader_tid_word_, FUTEX_WAKE, INT_MAX);
+  __atomic_store_n(&stop_, 1, __ATOMIC_SEQ_CST);
+  // The watch may have looked at stop_ just before it was set and not be asleep on the word yet:
+  // a single wake would then be lost and it would sleep for ever (and this join with it). So wake
+  // until it says it has left. Anyone else waiting on the word (a pthread_join of the main thread)
+  // wakes, finds the main thread still running and waits again.
+  const timespec a_moment = {0, 1000 * 1000};
+  while (!__atomic_load_n(&left_, __ATOMIC_ACQUIRE)) {
+    sys::futex(leader_tid_word_, FUTEX_WAKE, INT_MAX);
+    sys::futex(&left_, FUTEX_WAIT_PRIVATE, 0, &a_moment);
+  }
   thread_.join();
 }
 
@@ -160,7 +167,11 @@ void ProgramEndWatch::run() {
   // once another thread has joined it). A running thread's id is positive.
   for (;;) {
     const int tid = __atomic_load_n(leader_tid_word_, __ATOMIC_ACQUIRE);
-    if (__atomic_load_n(&stop_, __ATOMIC_ACQUIRE)) return;
+    if (__atomic_load_n(&stop_, __ATOMIC_SEQ_CST)) {
+      __atomic_store_n(&left_, 1, __ATOMIC_RELEASE);
+      sys::futex(&left_, FUTEX_WAKE_PRIVATE, 1);
+      return;
+    }
     if (tid <= 0) break;
     sys::futex(leader_tid_word_, FUTEX_WAIT, tid);  // shared, as the kernel's wake at exit
   }

@@ -56,6 +56,7 @@ class ProgramEndWatch {
   Ended ended_ = nullptr;
   int keep_fd_ = -1;
   int stop_ = 0;
+  int left_ = 0;  // futex word: the thread saw stop_ and no longer waits on the main thread's word
 };
 
 }  // namespace uffdlazy
