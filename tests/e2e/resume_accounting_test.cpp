@@ -29,8 +29,11 @@ TEST(ResumeAccounting, ASingleThreadedProgramIsCheckpointedAsOneThread) {
 
 TEST(ResumeAccounting, AResumedProcessCountsTheRegionsItIsServedFrom) {
   ResumeCase c("regions");
-  c.args = {"--mb", "64", "--steps", "3"};
+  // Checkpointed while it waits for input at step 1 (raise() only asks for the checkpoint: without
+  // the wait, a loaded host let the program finish first, with no image).
+  c.args = {"--mb", "64", "--steps", "3", "--pause-at", "1"};
   c.checkpoint_extra = {"--signal-at", "1"};
+  c.input = "y";
   c.run_and_compare();  // resumed with --stats
   // The 64 MiB array at least is served lazily, beside the pages brought in from it.
   EXPECT_GT(c.resumed_field("prefetched") + c.resumed_field("faults"), 0) << c.resumed.err;

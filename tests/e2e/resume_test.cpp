@@ -546,7 +546,9 @@ TEST(ResumeTrees, AMemberThatRefusesStopsTheWholeTree) {
 // runs on to the same end, and no image (nor any member's) is left.
 TEST(ResumeTrees, ContinueModeWithRunningChildrenIsRefused) {
   ResumeCase c("workers-continue");
-  c.args = {"--mb", "4", "--steps", "3", "--workers", "2"};
+  // Slow steps after the signal: the refusal comes from the checkpoint thread, which the program
+  // must not outrun to its end (continue mode cannot wait for input here).
+  c.args = {"--mb", "4", "--steps", "3", "--workers", "2", "--slow-ms", "500"};
   c.checkpoint_extra = {"--signal-at", "1"};
   c.then = "continue";
   c.reference();
