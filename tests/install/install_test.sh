@@ -79,15 +79,20 @@ grep -q 'restored start' restore.out || fail "restore did not restore: $(cat res
 grep -q 'uffdlazy: restore .*regions matched=[1-9]' restore.err || fail "restore account: $(cat restore.err)"
 
 step "checkpoint, inspect, resume"
-target=("$tmp/programs/resume_target" --mb 8 --steps 5 --log run.log --data run.data)
-"${target[@]}" >reference.out 2>reference.err </dev/null || fail "the reference run: $(cat reference.err)"
+# At step 2 the program asks for the checkpoint and waits for a byte of input: the checkpoint
+# finds it there (raise() only asks; without the wait a loaded host let the program end first).
+target=("$tmp/programs/resume_target" --mb 8 --steps 5 --pause-at 2 --log run.log --data run.data)
+printf y | "${target[@]}" >reference.out 2>reference.err || fail "the reference run: $(cat reference.err)"
 mv run.log reference.log && mv run.data reference.data
-uffdlazy checkpoint -o target.img -- "${target[@]}" --signal-at 2 >checkpoint.out 2>checkpoint.err </dev/null ||
+mkfifo input
+exec 3<>input  # open, and never written: the program's read waits
+uffdlazy checkpoint -o target.img -- "${target[@]}" --signal-at 2 >checkpoint.out 2>checkpoint.err <input ||
   { cat checkpoint.err; fail "checkpoint"; }
+exec 3>&-
 grep -q 'checkpoint .* written' checkpoint.err || fail "checkpoint: $(cat checkpoint.err)"
 uffdlazy inspect target.img >inspect.out 2>inspect.err || { cat inspect.err; fail "inspect of the image"; }
 grep -q '^threads' inspect.out || fail "inspect of the image shows no threads: $(head -20 inspect.out)"
-uffdlazy resume target.img --stats >resumed.out 2>resumed.err </dev/null || { cat resumed.err; fail "resume"; }
+printf y | uffdlazy resume target.img --stats >resumed.out 2>resumed.err || { cat resumed.err; fail "resume"; }
 cat checkpoint.out resumed.out | cmp -s - reference.out || fail "checkpoint + resume printed something else than the uninterrupted run:
 $(diff <(cat checkpoint.out resumed.out) reference.out)"
 cmp -s run.log reference.log && cmp -s run.data reference.data || fail "checkpoint + resume wrote other files"
