@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 
+#include "core/base/dir_entries.h"
 #include "core/base/private_fd_table.h"
 #include "core/base/raw_syscall.h"
 
@@ -51,26 +52,13 @@ int program_threads(long* tids, int cap) {
   if (dir < 0) return -1;
   const long leader = sys::getpid();
   int count = 0;
-  alignas(8) char buf[4096];
-  for (;;) {
-    const long n = sys::call6(SYS_getdents64, dir, reinterpret_cast<long>(buf), sizeof buf);
-    if (n < 0) {
-      count = -1;
-      break;
-    }
-    if (n == 0) break;
-    for (long off = 0; off < n;) {
-      // struct linux_dirent64: inode (8), offset (8), record length (2), type (1), name.
-      unsigned short reclen;
-      __builtin_memcpy(&reclen, buf + off + 16, sizeof reclen);
-      const char* name = buf + off + 19;
-      const long tid = parse_decimal(name, name + __builtin_strlen(name));
-      off += reclen;
-      if (tid <= 0 || tid == leader || is_hidden_thread(tid)) continue;
-      if (count < cap) tids[count] = tid;
-      count++;
-    }
-  }
+  const bool whole = for_each_dir_entry(int(dir), [&](const char* name) {
+    const long tid = parse_decimal(name, name + __builtin_strlen(name));
+    if (tid <= 0 || tid == leader || is_hidden_thread(tid)) return;
+    if (count < cap) tids[count] = tid;
+    count++;
+  });
+  if (!whole) count = -1;
   sys::close(int(dir));
   return count;
 }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "core/base/decimal.h"
+#include "core/base/dir_entries.h"
 #include "core/base/raw_syscall.h"
 #include "core/checkpoint/object_capture.h"
 #include "core/checkpoint/proc_file.h"
@@ -42,22 +43,13 @@ long list_descriptors(int skip) {
   long dir = sys::openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0) return -1;
   long count = 0;
-  alignas(8) char buf[4096];
-  for (;;) {
-    long n = sys::call6(SYS_getdents64, dir, long(buf), sizeof buf);
-    if (n <= 0) break;
-    for (long off = 0; off < n;) {
-      uint16_t reclen;
-      memcpy(&reclen, buf + off + 16, 2);
-      const char* name = buf + off + 19;
-      off += reclen;
-      if (*name < '0' || *name > '9') continue;
-      const char* q = name;
-      const int fd = int(parse_number(&q, name + 16));
-      if (fd == int(dir) || fd == skip || count == long(kMaxDescriptors)) continue;
-      g.fds[count++] = fd;
-    }
-  }
+  for_each_dir_entry(int(dir), [&](const char* name) {
+    if (*name < '0' || *name > '9') return;
+    const char* q = name;
+    const int fd = int(parse_number(&q, name + 16));
+    if (fd == int(dir) || fd == skip || count == long(kMaxDescriptors)) return;
+    g.fds[count++] = fd;
+  });
   sys::close(int(dir));
   // Insertion sort: the kernel lists them in order already.
   for (long i = 1; i < count; i++) {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fcntl.h>
 
+#include "core/base/dir_entries.h"
 #include "core/base/raw_syscall.h"
 
 namespace uffdlazy::ckpt {
@@ -110,35 +111,26 @@ uint32_t list_child_pids(int32_t* out, uint32_t cap, bool* overflow) {
   uint32_t count = 0;
   const long dir = sys::openat(AT_FDCWD, "/proc/self/task", O_DIRECTORY | O_CLOEXEC);
   if (dir < 0) return 0;
-  alignas(8) char buf[4096];
-  for (;;) {
-    const long n = sys::call6(SYS_getdents64, dir, long(buf), sizeof buf);
-    if (n <= 0) break;
-    for (long off = 0; off < n;) {
-      uint16_t reclen;
-      memcpy(&reclen, buf + off + 16, 2);
-      const char* name = buf + off + 19;
-      off += reclen;
-      if (*name < '0' || *name > '9') continue;
-      char path[64] = "/proc/self/task/";
-      size_t len = strlen(path);
-      for (const char* q = name; *q && len < 40; q++) path[len++] = *q;
-      memcpy(path + len, "/children", 10);
-      static char kids[4096];
-      const long r = read_small_file(path, kids, sizeof kids);
-      for (const char* p = kids; r > 0 && p < kids + r;) {
-        while (p < kids + r && *p == ' ') p++;
-        if (p >= kids + r) break;
-        const int32_t pid = int32_t(parse_number(&p, kids + r));
-        if (count < cap) {
-          out[count++] = pid;
-        } else {
-          *overflow = true;
-        }
-        while (p < kids + r && *p != ' ') p++;
+  for_each_dir_entry(int(dir), [&](const char* name) {
+    if (*name < '0' || *name > '9') return;
+    char path[64] = "/proc/self/task/";
+    size_t len = strlen(path);
+    for (const char* q = name; *q && len < 40; q++) path[len++] = *q;
+    memcpy(path + len, "/children", 10);
+    static char kids[4096];
+    const long r = read_small_file(path, kids, sizeof kids);
+    for (const char* p = kids; r > 0 && p < kids + r;) {
+      while (p < kids + r && *p == ' ') p++;
+      if (p >= kids + r) break;
+      const int32_t pid = int32_t(parse_number(&p, kids + r));
+      if (count < cap) {
+        out[count++] = pid;
+      } else {
+        *overflow = true;
       }
+      while (p < kids + r && *p != ' ') p++;
     }
-  }
+  });
   sys::close(int(dir));
   return count;
 }

@@ -11,6 +11,7 @@
 #include "core/base/aside_mmap.h"
 #include "core/base/hidden_thread.h"
 #include "core/base/mono_clock.h"
+#include "core/base/dir_entries.h"
 #include "core/base/raw_syscall.h"
 #include "core/base/shim_signals.h"
 #include "core/checkpoint/jump_context.h"
@@ -101,21 +102,11 @@ template <class Fn>
 bool for_each_task(Fn&& fn) {
   long dir = sys::openat(AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0) return false;
-  alignas(8) char buf[4096];
-  for (;;) {
-    long n = sys::call6(SYS_getdents64, dir, long(buf), sizeof buf);
-    if (n <= 0) break;
-    for (long off = 0; off < n;) {
-      const char* d = buf + off;
-      uint16_t reclen;
-      __builtin_memcpy(&reclen, d + 16, 2);
-      const char* name = d + 19;
-      long tid = 0;
-      for (const char* p = name; *p >= '0' && *p <= '9'; p++) tid = tid * 10 + (*p - '0');
-      if (tid > 0) fn(tid);
-      off += reclen;
-    }
-  }
+  for_each_dir_entry(int(dir), [&](const char* name) {
+    long tid = 0;
+    for (const char* p = name; *p >= '0' && *p <= '9'; p++) tid = tid * 10 + (*p - '0');
+    if (tid > 0) fn(tid);
+  });
   sys::close(int(dir));
   return true;
 }
